@@ -1,0 +1,1 @@
+"""Avatar library: versioned avatar folders with their authorization (license) records."""

@@ -1,0 +1,231 @@
+"""Load `config/*.yaml` into frozen dataclasses.
+
+Why typed objects: stages take exactly the options they need, a typo in a YAML key fails loudly at
+load time instead of silently using a default, and tests can build settings without touching files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+CONFIG_DIR = Path(__file__).resolve().parent
+
+
+class ConfigError(ValueError):
+    """A configuration file is missing, malformed or names an unknown key."""
+
+
+@dataclass(frozen=True)
+class PathSettings:
+    home: Path = Path("~/.local/share/dhf")
+
+    @property
+    def models(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def cache(self) -> Path:
+        return self.home / "cache"
+
+    @property
+    def avatars(self) -> Path:
+        return self.home / "avatars"
+
+    @property
+    def nltk_data(self) -> Path:
+        return self.home / "nltk_data"
+
+
+@dataclass(frozen=True)
+class VideoSettings:
+    width: int = 1920
+    height: int = 1080
+    fps: int = 25
+    crf: int = 20
+    preset: str = "veryfast"
+    audio_bitrate: str = "128k"
+    encoder_threads: int = 0
+
+
+@dataclass(frozen=True)
+class TextSettings:
+    max_chars: int = 2000
+    min_chars: int = 1
+
+
+@dataclass(frozen=True)
+class MotionSettings:
+    seed: int = 7
+    anticipation_s: float = 0.04
+    min_shape_s: float = 0.06
+    closure_lead_s: float = 0.05
+    pause_rest_s: float = 0.22
+    smoothing_frames: float = 0.8
+    blink_interval_s: tuple[float, float] = (2.2, 5.5)
+    blink_duration_s: float = 0.22
+    head_yaw_deg: float = 2.0
+    head_pitch_deg: float = 1.2
+    head_roll_deg: float = 0.8
+
+
+@dataclass(frozen=True)
+class FaceSettings:
+    detector_min_score: float = 0.55
+    min_face_px: int = 96
+    max_work_px: int = 640
+
+
+@dataclass(frozen=True)
+class PostSettings:
+    portrait_height_ratio: float = 1.0
+    background: str = "blur"
+    background_color: tuple[int, int, int] = (38, 42, 48)
+    sharpen_amount: float = 0.35
+    color_match_strength: float = 1.0
+    smoother_min_cutoff_hz: float = 2.5
+    smoother_beta: float = 0.05
+
+
+@dataclass(frozen=True)
+class LabelSettings:
+    text: str = "AI生成 / AI-generated"
+    fonts: tuple[str, ...] = ()
+    height_ratio: float = 0.036
+    margin_ratio: float = 0.025
+    opacity: float = 0.85
+
+
+@dataclass(frozen=True)
+class ProvenanceSettings:
+    provider: str = "Digital Human Factory"
+    software: str = "dhf"
+
+
+@dataclass(frozen=True)
+class Settings:
+    paths: PathSettings = field(default_factory=PathSettings)
+    video: VideoSettings = field(default_factory=VideoSettings)
+    text: TextSettings = field(default_factory=TextSettings)
+    motion: MotionSettings = field(default_factory=MotionSettings)
+    face: FaceSettings = field(default_factory=FaceSettings)
+    post: PostSettings = field(default_factory=PostSettings)
+    label: LabelSettings = field(default_factory=LabelSettings)
+    provenance: ProvenanceSettings = field(default_factory=ProvenanceSettings)
+
+
+@dataclass(frozen=True)
+class VoiceTemplate:
+    """One speaking voice: which espeak-ng voice, how fast, which phoneme path drives the lips."""
+
+    name: str
+    language: str
+    espeak_voice: str
+    rate: int = 160
+    pitch: int = 50
+    g2p: str = "espeak"
+
+
+T = TypeVar("T")
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file not found: {path}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return data
+
+
+def _build(cls: type[T], values: dict[str, Any], where: str) -> T:
+    """Build dataclass `cls` from a YAML mapping, refusing unknown keys (typos)."""
+    known = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown key(s) {unknown} in section '{where}'; known: {sorted(known)}")
+    converted: dict[str, Any] = {}
+    for name, raw in values.items():
+        default = getattr(cls(), name) if _has_defaults(cls) else None
+        if isinstance(default, Path):
+            converted[name] = Path(os.path.expanduser(str(raw)))
+        elif isinstance(default, tuple):
+            converted[name] = tuple(raw)
+        else:
+            converted[name] = raw
+    return cls(**converted)
+
+
+def _has_defaults(cls: type) -> bool:
+    return all(
+        f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+        for f in dataclasses.fields(cls)
+    )
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_settings(override_file: Path | None = None, home: Path | None = None) -> Settings:
+    """Defaults from `config/default.yaml`, then `override_file`, then DHF_HOME / `home`."""
+    data = _read_yaml(CONFIG_DIR / "default.yaml")
+    if override_file is not None:
+        data = _deep_merge(data, _read_yaml(Path(override_file)))
+    sections = {f.name: f.type for f in dataclasses.fields(Settings)}
+    unknown = sorted(set(data) - set(sections))
+    if unknown:
+        raise ConfigError(f"unknown section(s) {unknown}; known: {sorted(sections)}")
+    classes = {
+        "paths": PathSettings,
+        "video": VideoSettings,
+        "text": TextSettings,
+        "motion": MotionSettings,
+        "face": FaceSettings,
+        "post": PostSettings,
+        "label": LabelSettings,
+        "provenance": ProvenanceSettings,
+    }
+    built = {name: _build(cls, data.get(name) or {}, name) for name, cls in classes.items()}
+    env_home = os.environ.get("DHF_HOME")
+    chosen_home = home or (Path(env_home) if env_home else None)
+    if chosen_home is not None:
+        built["paths"] = PathSettings(home=Path(os.path.expanduser(str(chosen_home))))
+    else:
+        built["paths"] = PathSettings(home=Path(os.path.expanduser(str(built["paths"].home))))
+    return Settings(**built)
+
+
+def load_voices(path: Path | None = None) -> tuple[dict[str, VoiceTemplate], dict[str, str]]:
+    """Return (voice name → template, language → default voice name)."""
+    data = _read_yaml(path or CONFIG_DIR / "voices.yaml")
+    voices = {
+        name: _build(VoiceTemplate, {"name": name, **spec}, f"voices.{name}")
+        for name, spec in (data.get("voices") or {}).items()
+    }
+    defaults = dict(data.get("default_voice") or {})
+    for language, voice in defaults.items():
+        if voice not in voices:
+            raise ConfigError(f"default voice '{voice}' for language '{language}' is not defined")
+    return voices, defaults
+
+
+def load_visemes_table(path: Path | None = None) -> dict[str, Any]:
+    """The raw viseme table; `phoneme.visemes.VisemeTable` turns it into typed shapes."""
+    return _read_yaml(path or CONFIG_DIR / "visemes.yaml")

@@ -1,0 +1,42 @@
+"""Driver stage: viseme keyframes → motion track (NPZ), cached by a hash of its inputs."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from config import MotionSettings
+from config.files import atomic_path, content_hash
+from driver_synth.synthesize import synthesize_track
+from driver_synth.track import MotionTrack
+from phoneme.artifacts import VisemeTrack
+
+DRIVER_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class DriverArtifact:
+    key: str
+    track_path: Path
+    cache_hit: bool
+
+    def track(self) -> MotionTrack:
+        return MotionTrack.load(self.track_path)
+
+
+def driver_key(visemes: VisemeTrack, fps: int, motion: MotionSettings, speech_key: str) -> str:
+    return content_hash({"v": DRIVER_FORMAT_VERSION, "visemes": asdict(visemes), "fps": fps,
+                         "motion": asdict(motion), "speech": speech_key})
+
+
+def build_driver(visemes: VisemeTrack, fps: int, motion: MotionSettings, speech_key: str, cache_dir: Path) -> DriverArtifact:
+    """Synthesize (or reuse) the motion track; seeded by settings and speech so it is reproducible."""
+    key = driver_key(visemes, fps, motion, speech_key)
+    path = Path(cache_dir) / "driver" / f"{key}.npz"
+    if path.is_file():
+        return DriverArtifact(key, path, cache_hit=True)
+    seed = int(content_hash({"seed": motion.seed, "speech": speech_key}, 8), 16)
+    track = synthesize_track(visemes, fps, motion, seed)
+    with atomic_path(path) as temporary:
+        track.save(temporary)
+    return DriverArtifact(key, path, cache_hit=False)

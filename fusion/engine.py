@@ -1,0 +1,81 @@
+"""The fusion engine: an avatar's work image + a motion track → a stream of finished output frames.
+
+Chain (each a `Processor`): smoother → reenactor → color_matcher → upscaler → compositor → labeler.
+The labeler is always last and always present: there is no option that removes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from config import LabelSettings, PostSettings
+from driver_synth.track import MotionTrack
+from fusion import topology as topo
+from fusion.errors import FusionError
+from fusion.processors.base import FrameContext, Processor
+from fusion.processors.post import (
+    ColorMatcher,
+    Compositor,
+    CompositorOptions,
+    Labeler,
+    LabelOptions,
+    MotionSmoother,
+    Upscaler,
+    UpscalerOptions,
+    find_font,
+)
+from fusion.processors.reenactor import Reenactor, ReenactorOptions
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    width: int
+    height: int
+    fps: int
+    post: PostSettings
+    label: LabelSettings
+    reenactor: ReenactorOptions = ReenactorOptions()
+
+
+class FusionEngine:
+    def __init__(self, work_image: np.ndarray, work_landmarks: np.ndarray, options: EngineOptions) -> None:
+        font = find_font(options.label.fonts)
+        if font is None:
+            raise FusionError(f"no CJK font for the AI label (looked for {', '.join(options.label.fonts)}); "
+                              "run scripts/setup to install fonts-wqy-zenhei")
+        oval = work_landmarks[list(topo.FACE_OVAL), :2]
+        face_rect = tuple(int(v) for v in (*np.maximum(oval.min(0), 0), *np.minimum(oval.max(0), work_image.shape[1::-1])))
+        portrait = int(round(options.height * options.post.portrait_height_ratio))
+        self.reenactor = Reenactor(work_landmarks, options.reenactor)
+        self.chain: list[Processor] = [
+            MotionSmoother(options.fps, options.post.smoother_min_cutoff_hz, options.post.smoother_beta),
+            self.reenactor,
+            ColorMatcher(face_rect, options.post.color_match_strength),
+            Upscaler(UpscalerOptions(size=portrait, sharpen=options.post.sharpen_amount)),
+            Compositor(CompositorOptions(options.width, options.height, options.post.background,
+                                         tuple(options.post.background_color))),
+            Labeler(LabelOptions(options.label.text, Path(font), options.label.height_ratio,
+                                 options.label.margin_ratio, options.label.opacity)),
+        ]
+        base = work_image
+        for processor in self.chain:
+            base = processor.prepare(base)
+        self.work_image = work_image
+        self.still = base  # the finished frame with no motion applied (thumbnail, fallback)
+
+    @property
+    def processor_names(self) -> list[str]:
+        return [p.name for p in self.chain]
+
+    def frames(self, track: MotionTrack) -> Iterator[np.ndarray]:
+        """Yield finished frames; the yielded array is reused, so consume (write) it before the next."""
+        for index in range(track.frame_count):
+            context = FrameContext(index=index, motion=track.frame(index))
+            frame = self.work_image
+            for processor in self.chain:
+                frame = processor.process_frame(frame, context)
+            yield frame

@@ -1,0 +1,1 @@
+"""Frame processors: one contract (`Processor`), many implementations, chained by the engine."""

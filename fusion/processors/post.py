@@ -1,0 +1,272 @@
+"""Post-processing processors: color matcher, upscaler, compositor, labeler, motion smoother.
+
+Each works on the dirty rectangle only (what the reenactor changed), so a 1080p frame costs about
+as much as the face region, and memory stays one frame regardless of video length.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from driver_synth.track import CHANNELS
+from fusion.processors.base import FrameContext, Rect, scale_rect
+
+
+class MotionSmoother:
+    """One-euro filter on the motion channels: removes jitter (e.g. of a recorded driver) without lag on fast moves."""
+
+    name = "smoother"
+
+    def __init__(self, fps: int, min_cutoff: float = 2.5, beta: float = 0.05) -> None:
+        self.fps, self.min_cutoff, self.beta = fps, min_cutoff, beta
+        self.state: dict[str, tuple[float, float]] = {}
+
+    def requirements(self) -> list[str]:
+        return []
+
+    def prepare(self, base: np.ndarray) -> np.ndarray:
+        self.state = {}
+        return base
+
+    @staticmethod
+    def _alpha(cutoff: float, fps: int) -> float:
+        tau = 1.0 / (2 * np.pi * cutoff)
+        return 1.0 / (1.0 + tau * fps)
+
+    def process_frame(self, frame: np.ndarray, context: FrameContext) -> np.ndarray:
+        values = {}
+        for name in CHANNELS:
+            x = getattr(context.motion, name)
+            if name not in self.state:
+                self.state[name] = (x, 0.0)
+                values[name] = x
+                continue
+            previous, previous_d = self.state[name]
+            d = (x - previous) * self.fps
+            a_d = self._alpha(1.0, self.fps)
+            d_hat = a_d * d + (1 - a_d) * previous_d
+            cutoff = self.min_cutoff + self.beta * abs(d_hat)
+            a = self._alpha(cutoff, self.fps)
+            filtered = a * x + (1 - a) * previous
+            if name == "lip_closure" and x >= 0.99:
+                filtered = x  # a closure (P/B/M) must not be softened into a half-open mouth
+            self.state[name] = (filtered, d_hat)
+            values[name] = filtered
+        context.motion = replace(context.motion, **values)
+        return frame
+
+
+class ColorMatcher:
+    """Keeps skin tone locked to the avatar reference: per-channel Lab mean/std transfer of the face region."""
+
+    name = "color_matcher"
+
+    def __init__(self, face_rect: Rect, strength: float = 1.0) -> None:
+        self.face_rect, self.strength = face_rect, strength
+
+    def requirements(self) -> list[str]:
+        return []
+
+    def _stats(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x0, y0, x1, y1 = self.face_rect
+        lab = cv2.cvtColor(image[y0:y1:2, x0:x1:2], cv2.COLOR_BGR2LAB).reshape(-1, 3).astype(np.float32)
+        return lab.mean(0), lab.std(0) + 1e-3
+
+    def prepare(self, base: np.ndarray) -> np.ndarray:
+        self.reference = self._stats(base)
+        return base
+
+    def process_frame(self, frame: np.ndarray, context: FrameContext) -> np.ndarray:
+        if context.dirty is None or self.strength <= 0:
+            return frame
+        mean, std = self._stats(frame)
+        ref_mean, ref_std = self.reference
+        gain = 1 + self.strength * (np.clip(ref_std / std, 0.9, 1.1) - 1)
+        shift = self.strength * (ref_mean - mean)
+        context.stats["color_shift"] = float(np.abs(shift).max())
+        if np.abs(shift).max() < 0.5 and np.abs(gain - 1).max() < 0.005:
+            return frame  # nothing drifted: skip the work
+        x0, y0, x1, y1 = context.dirty
+        lut = np.empty((256, 1, 3), np.uint8)
+        levels = np.arange(256, dtype=np.float32)
+        for c in range(3):
+            lut[:, 0, c] = np.clip((levels - mean[c]) * gain[c] + mean[c] + shift[c], 0, 255).astype(np.uint8)
+        lab = cv2.cvtColor(frame[y0:y1, x0:x1], cv2.COLOR_BGR2LAB)
+        frame[y0:y1, x0:x1] = cv2.cvtColor(cv2.LUT(lab, lut), cv2.COLOR_LAB2BGR)
+        return frame
+
+
+@dataclass(frozen=True)
+class UpscalerOptions:
+    size: int
+    sharpen: float = 0.35
+
+
+class Upscaler:
+    """Lanczos upscale + light unsharp mask; the static base is upscaled once, frames only their dirty rect."""
+
+    name = "upscaler"
+
+    def __init__(self, options: UpscalerOptions) -> None:
+        self.options = options
+
+    def requirements(self) -> list[str]:
+        return []
+
+    def _sharpen(self, image: np.ndarray) -> np.ndarray:
+        if self.options.sharpen <= 0:
+            return image
+        blurred = cv2.GaussianBlur(image, (0, 0), 1.2)
+        return cv2.addWeighted(image, 1 + self.options.sharpen, blurred, -self.options.sharpen, 0)
+
+    def prepare(self, base: np.ndarray) -> np.ndarray:
+        self.scale = self.options.size / base.shape[1]
+        size = (self.options.size, self.options.size)
+        self.base = self._sharpen(cv2.resize(base, size, interpolation=cv2.INTER_LANCZOS4))
+        self.buffer = self.base.copy()
+        return self.base
+
+    def process_frame(self, frame: np.ndarray, context: FrameContext) -> np.ndarray:
+        if context.dirty is None:
+            return self.base
+        margin = 3
+        sx0, sy0, sx1, sy1 = context.dirty
+        src = (max(sx0 - margin, 0), max(sy0 - margin, 0), min(sx1 + margin, frame.shape[1]), min(sy1 + margin, frame.shape[0]))
+        patch = frame[src[1] : src[3], src[0] : src[2]]
+        dx0, dy0, dx1, dy1 = scale_rect(src, self.scale, (self.options.size, self.options.size))
+        up = cv2.resize(patch, (dx1 - dx0, dy1 - dy0), interpolation=cv2.INTER_LANCZOS4)
+        up = self._sharpen(up)
+        inner = scale_rect(context.dirty, self.scale, (self.options.size, self.options.size))
+        ix0, iy0, ix1, iy1 = inner
+        self.buffer[iy0:iy1, ix0:ix1] = up[iy0 - dy0 : iy1 - dy0, ix0 - dx0 : ix1 - dx0]
+        context.dirty = inner
+        return self.buffer
+
+
+@dataclass(frozen=True)
+class CompositorOptions:
+    width: int
+    height: int
+    background: str = "blur"
+    background_color: tuple[int, int, int] = (38, 42, 48)
+
+
+class Compositor:
+    """Places the square portrait in the centre of the output frame over a soft background."""
+
+    name = "compositor"
+
+    def __init__(self, options: CompositorOptions) -> None:
+        self.options = options
+
+    def requirements(self) -> list[str]:
+        return []
+
+    def prepare(self, base: np.ndarray) -> np.ndarray:
+        width, height = self.options.width, self.options.height
+        side = base.shape[0]
+        if self.options.background == "blur":
+            stretched = cv2.resize(base, (width, height), interpolation=cv2.INTER_AREA)
+            canvas = cv2.GaussianBlur(stretched, (0, 0), 40)
+            canvas = cv2.addWeighted(canvas, 0.55, np.full_like(canvas, self.options.background_color), 0.45, 0)
+        else:
+            canvas = np.full((height, width, 3), self.options.background_color, np.uint8)
+        self.left, self.top = (width - side) // 2, (height - side) // 2
+        canvas[self.top : self.top + side, self.left : self.left + side] = base
+        # Feather the portrait's left/right edges into the background.
+        feather = max(8, side // 40)
+        ramp = np.linspace(0, 1, feather, dtype=np.float32)[None, :, None]
+        left_band = slice(self.left, self.left + feather)
+        right_band = slice(self.left + side - feather, self.left + side)
+        blurred_bg = cv2.GaussianBlur(canvas, (0, 0), 20)
+        canvas[self.top : self.top + side, left_band] = (canvas[self.top : self.top + side, left_band] * ramp
+                                                          + blurred_bg[self.top : self.top + side, left_band] * (1 - ramp))
+        canvas[self.top : self.top + side, right_band] = (canvas[self.top : self.top + side, right_band] * ramp[:, ::-1]
+                                                           + blurred_bg[self.top : self.top + side, right_band] * (1 - ramp[:, ::-1]))
+        self.base = canvas
+        self.buffer = canvas.copy()
+        return canvas
+
+    def process_frame(self, frame: np.ndarray, context: FrameContext) -> np.ndarray:
+        if context.dirty is None:
+            return self.buffer
+        x0, y0, x1, y1 = context.dirty
+        self.buffer[self.top + y0 : self.top + y1, self.left + x0 : self.left + x1] = frame[y0:y1, x0:x1]
+        context.dirty = (self.left + x0, self.top + y0, self.left + x1, self.top + y1)
+        return self.buffer
+
+
+@dataclass(frozen=True)
+class LabelOptions:
+    text: str
+    font_path: Path
+    height_ratio: float = 0.036
+    margin_ratio: float = 0.025
+    opacity: float = 0.85
+
+
+def find_font(candidates: tuple[str, ...]) -> Path | None:
+    for candidate in candidates:
+        if Path(candidate).is_file():
+            return Path(candidate)
+    return None
+
+
+class Labeler:
+    """Burns the visible "AI生成 / AI-generated" label into every frame (top-right, on a dark plate)."""
+
+    name = "labeler"
+
+    def __init__(self, options: LabelOptions) -> None:
+        self.options = options
+
+    def requirements(self) -> list[str]:
+        return []
+
+    def render_label(self, frame_height: int) -> tuple[np.ndarray, np.ndarray]:
+        """BGR pixels and alpha of the label plate (rendered with a CJK-capable font)."""
+        size = max(12, int(frame_height * self.options.height_ratio))
+        font = ImageFont.truetype(str(self.options.font_path), size)
+        left, top, right, bottom = font.getbbox(self.options.text)
+        pad = size // 2
+        width, height = right - left + 2 * pad, bottom - top + 2 * pad
+        plate = Image.new("RGBA", (width, height), (0, 0, 0, 0))
+        draw = ImageDraw.Draw(plate)
+        draw.rounded_rectangle((0, 0, width - 1, height - 1), radius=pad, fill=(0, 0, 0, int(150 * self.options.opacity)))
+        draw.text((pad - left, pad - top), self.options.text, font=font, fill=(255, 255, 255, int(255 * self.options.opacity)))
+        rgba = np.asarray(plate).astype(np.float32)
+        return rgba[..., 2::-1].copy(), rgba[..., 3:] / 255.0
+
+    def prepare(self, base: np.ndarray) -> np.ndarray:
+        height, width = base.shape[:2]
+        pixels, alpha = self.render_label(height)
+        margin = int(height * self.options.margin_ratio)
+        h, w = alpha.shape[:2]
+        self.rect = (width - margin - w, margin, width - margin, margin + h)
+        self.pixels, self.alpha = pixels, alpha
+        self._labeled_buffer = -1
+        return self._apply(base.copy())
+
+    def _apply(self, frame: np.ndarray) -> np.ndarray:
+        x0, y0, x1, y1 = self.rect
+        region = frame[y0:y1, x0:x1].astype(np.float32)
+        frame[y0:y1, x0:x1] = (region * (1 - self.alpha) + self.pixels * self.alpha).astype(np.uint8)
+        return frame
+
+    def process_frame(self, frame: np.ndarray, context: FrameContext) -> np.ndarray:
+        # Upstream stages reuse one buffer and rewrite only their dirty rect: the label is re-blended
+        # when the buffer is new or the dirty rect touched it, never twice over itself.
+        fresh = id(frame) != self._labeled_buffer
+        if fresh or (context.dirty is not None and _overlaps(context.dirty, self.rect)):
+            self._labeled_buffer = id(frame)
+            return self._apply(frame)
+        return frame
+
+
+def _overlaps(a: Rect, b: Rect) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]

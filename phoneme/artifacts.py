@@ -1,0 +1,81 @@
+"""Typed artifacts the speech stage writes and later stages read (JSON on disk)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class TimedPhone:
+    """One phone with its time span in seconds; `symbol` is ARPAbet or an espeak-ng mnemonic."""
+
+    symbol: str
+    start: float
+    end: float
+    alphabet: str  # "arpabet" or "espeak"
+    word_index: int = -1
+
+
+@dataclass(frozen=True)
+class TimedWord:
+    text: str
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class SpeechTimings:
+    """What the TTS engine said and when: the basis for visemes and captions."""
+
+    text: str
+    spoken_text: str
+    language: str
+    voice: str
+    duration: float
+    sample_rate: int
+    words: list[TimedWord] = field(default_factory=list)
+    phones: list[TimedPhone] = field(default_factory=list)
+
+    def to_json(self, path: Path) -> None:
+        Path(path).write_text(json.dumps(asdict(self), ensure_ascii=False, indent=1), encoding="utf-8")
+
+    @classmethod
+    def from_json(cls, path: Path) -> SpeechTimings:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data["words"] = [TimedWord(**w) for w in data["words"]]
+        data["phones"] = [TimedPhone(**p) for p in data["phones"]]
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class VisemeKeyframe:
+    """A mouth target at time `time` (seconds): the viseme name and its mouth parameters."""
+
+    time: float
+    viseme: str
+    jaw_open: float
+    lip_width: float
+    lip_round: float
+    lip_closure: float
+    teeth: float
+
+
+@dataclass(frozen=True)
+class VisemeTrack:
+    duration: float
+    keyframes: list[VisemeKeyframe]
+    closures: list[tuple[float, float]]  # spans (s) where the lips must be shut (P/B/M)
+
+    def to_json(self, path: Path) -> None:
+        Path(path).write_text(json.dumps(asdict(self), indent=1), encoding="utf-8")
+
+    @classmethod
+    def from_json(cls, path: Path) -> VisemeTrack:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        return cls(
+            duration=data["duration"],
+            keyframes=[VisemeKeyframe(**k) for k in data["keyframes"]],
+            closures=[tuple(c) for c in data["closures"]],
+        )

@@ -1,0 +1,5 @@
+"""User-facing errors of the speech stage; each message names the problem and the fix."""
+
+
+class SpeechError(ValueError):
+    """Bad text, unknown language or voice, or a TTS failure."""

@@ -1,0 +1,118 @@
+"""Phones → viseme keyframes with coarticulation.
+
+Rules (all timing constants come from `MotionSettings`):
+- anticipation: each mouth target is reached slightly before its sound;
+- minimum shape duration: a phone shorter than `min_shape_s` gets no keyframe of its own (its
+  neighbours' shapes blend over it) unless it closes the lips;
+- closure before plosives: P/B/M keep the lips shut from `closure_lead_s` before the phone until
+  its end (the release), recorded as closure spans that the driver enforces after smoothing;
+- rest at pauses: a silence longer than `pause_rest_s` relaxes to the rest shape;
+- smooth transitions are made by the driver (interpolation + smoothing between keyframes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from config import MotionSettings
+from phoneme.align import PAUSE
+from phoneme.artifacts import SpeechTimings, TimedPhone, VisemeKeyframe, VisemeTrack
+
+PARAMETERS = ("jaw_open", "lip_width", "lip_round", "lip_closure", "teeth")
+
+
+@dataclass(frozen=True)
+class VisemeShape:
+    name: str
+    jaw_open: float
+    lip_width: float
+    lip_round: float
+    lip_closure: float
+    teeth: float
+
+
+class VisemeTable:
+    """The viseme set and the phone → viseme maps of `config/visemes.yaml`."""
+
+    def __init__(self, raw: dict[str, Any]) -> None:
+        self.shapes = {
+            key: VisemeShape(name=spec.get("name", key), **{p: float(spec[p]) for p in PARAMETERS})
+            for key, spec in raw["visemes"].items()
+        }
+        self.closure = raw["closure_viseme"]
+        self.rest = raw["rest_viseme"]
+        self.arpabet = dict(raw["arpabet"])
+        self.espeak_exact = dict(raw["espeak_exact"])
+        self.espeak_first = dict(raw["espeak_first_char"])
+        self.default = raw["default_viseme"]
+        for mapping in (self.arpabet, self.espeak_exact, self.espeak_first):
+            unknown = sorted(set(mapping.values()) - set(self.shapes))
+            if unknown:
+                raise ValueError(f"visemes.yaml maps phones to undefined visemes {unknown}")
+
+    def viseme_for(self, phone: TimedPhone) -> str:
+        if phone.symbol == PAUSE:
+            return self.rest
+        if phone.alphabet == "arpabet":
+            return self.arpabet.get(phone.symbol.rstrip("012"), self.default)
+        symbol = phone.symbol
+        if symbol in self.espeak_exact:
+            return self.espeak_exact[symbol]
+        return self.espeak_first.get(symbol[:1], self.default)
+
+    def keyframe(self, time: float, viseme: str) -> VisemeKeyframe:
+        shape = self.shapes[viseme]
+        return VisemeKeyframe(time=round(time, 4), viseme=viseme, **{p: getattr(shape, p) for p in PARAMETERS})
+
+
+def build_keyframes(timings: SpeechTimings, table: VisemeTable, motion: MotionSettings) -> VisemeTrack:
+    duration = timings.duration
+    keyframes: list[VisemeKeyframe] = [table.keyframe(0.0, table.rest)]
+    closures: list[tuple[float, float]] = []
+    lead = motion.anticipation_s
+    for phone in timings.phones:
+        viseme = table.viseme_for(phone)
+        length = phone.end - phone.start
+        if viseme == table.rest:
+            if length >= motion.pause_rest_s:
+                keyframes.append(table.keyframe(phone.start + 0.08, table.rest))
+                keyframes.append(table.keyframe(phone.end - 0.08, table.rest))
+            continue
+        if viseme == table.closure:
+            begin = max(0.0, phone.start - motion.closure_lead_s)
+            closures.append((round(begin, 4), round(phone.end, 4)))
+            keyframes.append(table.keyframe(begin, viseme))
+            keyframes.append(table.keyframe(max(begin, phone.end - 0.01), viseme))
+            continue
+        if length < motion.min_shape_s:
+            continue
+        peak = phone.start + min(0.5 * length, 0.05) - lead
+        keyframes.append(table.keyframe(max(0.0, peak), viseme))
+        if length > 0.2:
+            keyframes.append(table.keyframe(phone.end - lead - 0.03, viseme))
+    keyframes.append(table.keyframe(duration, table.rest))
+    keyframes.sort(key=lambda k: k.time)
+    return VisemeTrack(duration=duration, keyframes=_drop_crowded(keyframes), closures=_merge(closures))
+
+
+def _drop_crowded(keyframes: list[VisemeKeyframe], gap: float = 0.02) -> list[VisemeKeyframe]:
+    """Keep one keyframe per `gap` seconds, preferring closures: interpolation needs increasing times."""
+    kept: list[VisemeKeyframe] = []
+    for frame in keyframes:
+        if kept and frame.time - kept[-1].time < gap:
+            if frame.lip_closure >= kept[-1].lip_closure:
+                kept[-1] = frame
+            continue
+        kept.append(frame)
+    return kept
+
+
+def _merge(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    merged: list[tuple[float, float]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1] + 0.02:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
