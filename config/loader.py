@@ -77,7 +77,7 @@ class MotionSettings:
 @dataclass(frozen=True)
 class FaceSettings:
     detector_min_score: float = 0.55
-    min_face_px: int = 96
+    min_face_px: int = 80
     max_work_px: int = 640
 
 

@@ -41,14 +41,23 @@ class EngineOptions:
     reenactor: ReenactorOptions = ReenactorOptions()
 
 
+def skin_reference_rect(landmarks: np.ndarray, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """Cheeks and nose between the eyes and the upper lip: skin that the mouth and blinks never cover."""
+    x0 = landmarks[topo.RIGHT_EYE_OUTER, 0]
+    x1 = landmarks[topo.LEFT_EYE_OUTER, 0]
+    y0 = landmarks[list(topo.RIGHT_EYE_LOWER + topo.LEFT_EYE_LOWER), 1].max() + 2
+    y1 = landmarks[list(topo.LIPS_OUTER_UPPER), 1].min() - 2
+    height, width = shape[:2]
+    return (int(max(x0, 0)), int(max(y0, 0)), int(min(x1, width)), int(min(max(y1, y0 + 4), height)))
+
+
 class FusionEngine:
     def __init__(self, work_image: np.ndarray, work_landmarks: np.ndarray, options: EngineOptions) -> None:
         font = find_font(options.label.fonts)
         if font is None:
             raise FusionError(f"no CJK font for the AI label (looked for {', '.join(options.label.fonts)}); "
                               "run scripts/setup to install fonts-wqy-zenhei")
-        oval = work_landmarks[list(topo.FACE_OVAL), :2]
-        face_rect = tuple(int(v) for v in (*np.maximum(oval.min(0), 0), *np.minimum(oval.max(0), work_image.shape[1::-1])))
+        face_rect = skin_reference_rect(work_landmarks, work_image.shape)
         portrait = int(round(options.height * options.post.portrait_height_ratio))
         self.reenactor = Reenactor(work_landmarks, options.reenactor)
         self.chain: list[Processor] = [

@@ -1,0 +1,147 @@
+"""`dhf`: the command-line interface.
+
+Every user-facing failure ends as one line `dhf: error: <problem>; <fix>` and exit code 2; no
+partial output is left behind (stages write to temp files and rename on success).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from avatars.errors import AvatarError, LicenseError
+from config.loader import ConfigError, load_settings
+from fusion.errors import FusionError
+from phoneme.errors import SpeechError
+
+USER_ERRORS = (SpeechError, FusionError, AvatarError, LicenseError, ConfigError)
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dhf", description="Digital Human Factory: text → labeled talking-head MP4")
+    parser.add_argument("--config", type=Path, help="YAML file overriding config/default.yaml")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    render = sub.add_parser("render", help="render one video through the Prefect flow")
+    render.add_argument("text", help="what the avatar says (use @file.txt to read a file)")
+    render.add_argument("--avatar", required=True, help="avatar id (see `dhf avatar list`)")
+    render.add_argument("--lang", required=True, help="language code, e.g. en, zh, es")
+    render.add_argument("--voice", help="voice template from config/voices.yaml (default: the language's)")
+    render.add_argument("--channel", default="demo", help="publication channel, checked against the license")
+    render.add_argument("--purpose", default="demo", help="purpose, checked against the license")
+    render.add_argument("-o", "--output", type=Path, required=True, help="output .mp4 (captions and report beside it)")
+    render.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    models = sub.add_parser("models", help="provision or verify the pinned models")
+    models.add_argument("action", choices=["provision", "verify"])
+
+    avatar = sub.add_parser("avatar", help="avatar library")
+    avatar.add_argument("action", choices=["list", "show"])
+    avatar.add_argument("avatar_id", nargs="?")
+    return parser
+
+
+def _read_text(argument: str) -> str:
+    if argument.startswith("@"):
+        path = Path(argument[1:])
+        if not path.is_file():
+            raise SpeechError(f"text file not found: {path}")
+        return path.read_text(encoding="utf-8")
+    return argument
+
+
+def _render(args: argparse.Namespace, settings) -> int:
+    from tqdm import tqdm
+
+    from flows.stages import RenderRequest, validate_request
+
+    request = RenderRequest(text=_read_text(args.text), avatar_id=args.avatar, language=args.lang,
+                            output=args.output.resolve(), voice=args.voice, channel=args.channel,
+                            purpose=args.purpose)
+    validated = validate_request(request, settings)  # fails fast, before Prefect or any model starts
+    from flows.render_flow import render_flow
+
+    stages_bar = tqdm(total=6, desc="stages", unit="stage", disable=args.quiet, position=0, leave=True)
+    frames_bar = tqdm(total=0, desc="frames", unit="frame", disable=args.quiet, position=1, leave=True)
+
+    def on_stage(name: str) -> None:
+        if stages_bar.n < stages_bar.total and name != "speech":
+            stages_bar.update(1)
+        stages_bar.set_postfix_str(name)
+
+    def on_frame(done: int, total: int) -> None:
+        if frames_bar.total != total:
+            frames_bar.reset(total=total)
+        frames_bar.update(done - frames_bar.n)
+
+    started = time.perf_counter()
+    try:
+        result = render_flow(validated, settings, on_frame=on_frame, on_stage=on_stage)
+    finally:
+        stages_bar.update(stages_bar.total - stages_bar.n)
+        stages_bar.close()
+        frames_bar.close()
+    print(f"{result.video}  ({result.frames} frames, {time.perf_counter() - started:.1f} s)  "
+          f"captions: {result.srt}  report: {result.report}")
+    return 0
+
+
+def _models(args: argparse.Namespace, settings) -> int:
+    if args.action == "provision":
+        from fusion.provision import provision
+
+        provision(settings.paths.models)
+        return 0
+    from fusion.models import ModelRegistry
+
+    registry = ModelRegistry(settings.paths.models)
+    for name in registry.specs:
+        print(f"{name}: ok {registry.path(name)}")
+    return 0
+
+
+def _avatar(args: argparse.Namespace, settings) -> int:
+    from avatars.library import AvatarLibrary
+
+    library = AvatarLibrary.default(settings.paths.home)
+    if args.action == "list":
+        for avatar_id in library.ids():
+            avatar = library.get(avatar_id)
+            lic = avatar.license()
+            print(f"{avatar_id}\tv{avatar.version}\t{avatar.name}\tlicense {lic.license_id} until {lic.valid_until}")
+        return 0
+    if not args.avatar_id:
+        raise AvatarError("give the avatar id: dhf avatar show <id>")
+    avatar = library.get(args.avatar_id)
+    lic = avatar.license()
+    print(f"id: {avatar.avatar_id}\nversion: {avatar.version}\nname: {avatar.name}\nphoto: {avatar.photo}\n"
+          f"license: {lic.license_id} ({lic.holder}) valid {lic.valid_from}..{lic.valid_until} "
+          f"revoked={lic.revoked}\nscope: languages={list(lic.languages)} channels={list(lic.channels)} "
+          f"purposes={list(lic.purposes)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+        handler = {"render": _render, "models": _models, "avatar": _avatar}[args.command]
+        return handler(args, settings)
+    except USER_ERRORS as exc:
+        print(f"dhf: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("dhf: interrupted; nothing was published (re-run to resume from the cached stages)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except OSError as exc:
+        hint = "free disk space and re-run" if getattr(exc, "errno", None) == 28 else "check the path and permissions"
+        print(f"dhf: error: {exc.strerror or exc} ({getattr(exc, 'filename', '') or ''}); {hint}", file=sys.stderr)
+        return EXIT_USER_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())
