@@ -63,7 +63,12 @@ class AvatarLibrary:
     def _load(folder: Path) -> Avatar:
         try:
             data = yaml.safe_load((folder / "avatar.yaml").read_text(encoding="utf-8")) or {}
-            return Avatar(avatar_id=str(data["id"]), version=int(data.get("version", 1)), name=str(data.get("name", "")),
-                          folder=folder, photo=folder / str(data["photo"]))
+            return Avatar(
+                avatar_id=str(data["id"]),
+                version=int(data.get("version", 1)),
+                name=str(data.get("name", "")),
+                folder=folder,
+                photo=folder / str(data["photo"]),
+            )
         except (KeyError, ValueError, yaml.YAMLError) as exc:
             raise AvatarError(f"avatar folder {folder} has a broken avatar.yaml ({exc}); fix or re-enroll it") from exc

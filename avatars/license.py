@@ -35,9 +35,17 @@ class License:
     path: Path
 
     def as_report(self) -> dict[str, object]:
-        return {"license_id": self.license_id, "holder": self.holder, "valid_until": self.valid_until.isoformat(),
-                "scope": {"languages": list(self.languages), "channels": list(self.channels),
-                          "purposes": list(self.purposes)}, "sha256": file_sha256(self.path)}
+        return {
+            "license_id": self.license_id,
+            "holder": self.holder,
+            "valid_until": self.valid_until.isoformat(),
+            "scope": {
+                "languages": list(self.languages),
+                "channels": list(self.channels),
+                "purposes": list(self.purposes),
+            },
+            "sha256": file_sha256(self.path),
+        }
 
 
 def _date(value: object, field: str, path: Path) -> dt.date:
@@ -57,15 +65,19 @@ def load_license(path: Path) -> License:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         scope = data.get("scope") or {}
         return License(
-            license_id=str(data["license_id"]), avatar_id=str(data["avatar_id"]), holder=str(data["holder"]),
+            license_id=str(data["license_id"]),
+            avatar_id=str(data["avatar_id"]),
+            holder=str(data["holder"]),
             granted_by=str(data.get("granted_by", "")),
             consent_document=path.parent / str(data["consent_document"]),
             consent_sha256=str(data["consent_sha256"]).lower(),
-            languages=tuple(scope.get("languages") or ()), channels=tuple(scope.get("channels") or ()),
+            languages=tuple(scope.get("languages") or ()),
+            channels=tuple(scope.get("channels") or ()),
             purposes=tuple(scope.get("purposes") or ()),
             valid_from=_date(data["valid_from"], "valid_from", path),
             valid_until=_date(data["valid_until"], "valid_until", path),
-            revoked=bool(data.get("revoked", False)), path=path,
+            revoked=bool(data.get("revoked", False)),
+            path=path,
         )
     except KeyError as exc:
         raise LicenseError(f"license {path} lacks required field {exc}; see avatars/sample/license.yaml") from exc
@@ -77,8 +89,9 @@ def _allowed(value: str, allowed: tuple[str, ...]) -> bool:
     return ANY in allowed or value in allowed
 
 
-def check_license(lic: License, avatar_id: str, language: str, channel: str, purpose: str,
-                  today: dt.date | None = None) -> None:
+def check_license(
+    lic: License, avatar_id: str, language: str, channel: str, purpose: str, today: dt.date | None = None
+) -> None:
     """Raise LicenseError naming the first reason this use is not authorized."""
     today = today or dt.date.today()
     where = f"avatar '{avatar_id}' (license {lic.license_id})"

@@ -67,6 +67,7 @@ class MotionSettings:
     closure_lead_s: float = 0.05
     pause_rest_s: float = 0.22
     smoothing_frames: float = 0.8
+    loudness_weight: float = 0.85
     blink_interval_s: tuple[float, float] = (2.2, 5.5)
     blink_duration_s: float = 0.22
     head_yaw_deg: float = 2.0

@@ -25,11 +25,20 @@ class DriverArtifact:
 
 
 def driver_key(visemes: VisemeTrack, fps: int, motion: MotionSettings, speech_key: str) -> str:
-    return content_hash({"v": DRIVER_FORMAT_VERSION, "visemes": asdict(visemes), "fps": fps,
-                         "motion": asdict(motion), "speech": speech_key})
+    return content_hash(
+        {
+            "v": DRIVER_FORMAT_VERSION,
+            "visemes": asdict(visemes),
+            "fps": fps,
+            "motion": asdict(motion),
+            "speech": speech_key,
+        }
+    )
 
 
-def build_driver(visemes: VisemeTrack, fps: int, motion: MotionSettings, speech_key: str, cache_dir: Path) -> DriverArtifact:
+def build_driver(
+    visemes: VisemeTrack, fps: int, motion: MotionSettings, speech_key: str, cache_dir: Path
+) -> DriverArtifact:
     """Synthesize (or reuse) the motion track; seeded by settings and speech so it is reproducible."""
     key = driver_key(visemes, fps, motion, speech_key)
     path = Path(cache_dir) / "driver" / f"{key}.npz"

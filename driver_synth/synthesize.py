@@ -60,6 +60,12 @@ def synthesize_track(visemes: VisemeTrack, fps: int, motion: MotionSettings, see
         if motion.smoothing_frames > 0:
             curve = gaussian_filter1d(curve, motion.smoothing_frames, mode="nearest")
         channels[name] = curve.astype(np.float32)
+    if visemes.envelope and motion.loudness_weight > 0:
+        env_times = np.arange(len(visemes.envelope)) / visemes.envelope_rate
+        loudness = np.interp(times + motion.anticipation_s, env_times, np.asarray(visemes.envelope))
+        loudness = gaussian_filter1d(loudness, max(motion.smoothing_frames, 0.5), mode="nearest")
+        weight = motion.loudness_weight
+        channels["jaw_open"] = (channels["jaw_open"] * ((1 - weight) + weight * loudness)).astype(np.float32)
     for start, end in visemes.closures:
         inside = (times >= start - 0.5 / fps) & (times <= end)
         channels["lip_closure"][inside] = 1.0
@@ -67,6 +73,8 @@ def synthesize_track(visemes: VisemeTrack, fps: int, motion: MotionSettings, see
     channels["blink"] = _blinks(count, fps, motion, rng)
     speech_energy = gaussian_filter1d(channels["jaw_open"] * (1 - channels["lip_closure"]), fps * 0.25)
     channels["head_yaw"] = _idle(count, fps, motion.head_yaw_deg, rng)
-    channels["head_pitch"] = _idle(count, fps, motion.head_pitch_deg * 0.7, rng) + motion.head_pitch_deg * 0.6 * speech_energy
+    channels["head_pitch"] = (
+        _idle(count, fps, motion.head_pitch_deg * 0.7, rng) + motion.head_pitch_deg * 0.6 * speech_energy
+    )
     channels["head_roll"] = _idle(count, fps, motion.head_roll_deg, rng)
     return MotionTrack(fps=fps, channels={name: channels[name].astype(np.float32) for name in CHANNELS})

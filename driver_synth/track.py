@@ -11,7 +11,17 @@ from pathlib import Path
 
 import numpy as np
 
-CHANNELS = ("jaw_open", "lip_width", "lip_round", "lip_closure", "teeth", "blink", "head_yaw", "head_pitch", "head_roll")
+CHANNELS = (
+    "jaw_open",
+    "lip_width",
+    "lip_round",
+    "lip_closure",
+    "teeth",
+    "blink",
+    "head_yaw",
+    "head_pitch",
+    "head_roll",
+)
 
 
 @dataclass(frozen=True)
@@ -61,7 +71,9 @@ class MotionTrack:
 
     def save(self, path: Path) -> None:
         with open(path, "wb") as handle:
-            np.savez_compressed(handle, fps=np.int32(self.fps), **{k: v.astype(np.float32) for k, v in self.channels.items()})
+            np.savez_compressed(
+                handle, fps=np.int32(self.fps), **{k: v.astype(np.float32) for k, v in self.channels.items()}
+            )
 
     @classmethod
     def load(cls, path: Path) -> MotionTrack:

@@ -59,9 +59,15 @@ def _render(args: argparse.Namespace, settings) -> int:
 
     from flows.stages import RenderRequest, validate_request
 
-    request = RenderRequest(text=_read_text(args.text), avatar_id=args.avatar, language=args.lang,
-                            output=args.output.resolve(), voice=args.voice, channel=args.channel,
-                            purpose=args.purpose)
+    request = RenderRequest(
+        text=_read_text(args.text),
+        avatar_id=args.avatar,
+        language=args.lang,
+        output=args.output.resolve(),
+        voice=args.voice,
+        channel=args.channel,
+        purpose=args.purpose,
+    )
     validated = validate_request(request, settings)  # fails fast, before Prefect or any model starts
     from flows.render_flow import render_flow
 
@@ -85,8 +91,10 @@ def _render(args: argparse.Namespace, settings) -> int:
         stages_bar.update(stages_bar.total - stages_bar.n)
         stages_bar.close()
         frames_bar.close()
-    print(f"{result.video}  ({result.frames} frames, {time.perf_counter() - started:.1f} s)  "
-          f"captions: {result.srt}  report: {result.report}")
+    print(
+        f"{result.video}  ({result.frames} frames, {time.perf_counter() - started:.1f} s)  "
+        f"captions: {result.srt}  report: {result.report}"
+    )
     return 0
 
 
@@ -118,10 +126,12 @@ def _avatar(args: argparse.Namespace, settings) -> int:
         raise AvatarError("give the avatar id: dhf avatar show <id>")
     avatar = library.get(args.avatar_id)
     lic = avatar.license()
-    print(f"id: {avatar.avatar_id}\nversion: {avatar.version}\nname: {avatar.name}\nphoto: {avatar.photo}\n"
-          f"license: {lic.license_id} ({lic.holder}) valid {lic.valid_from}..{lic.valid_until} "
-          f"revoked={lic.revoked}\nscope: languages={list(lic.languages)} channels={list(lic.channels)} "
-          f"purposes={list(lic.purposes)}")
+    print(
+        f"id: {avatar.avatar_id}\nversion: {avatar.version}\nname: {avatar.name}\nphoto: {avatar.photo}\n"
+        f"license: {lic.license_id} ({lic.holder}) valid {lic.valid_from}..{lic.valid_until} "
+        f"revoked={lic.revoked}\nscope: languages={list(lic.languages)} channels={list(lic.channels)} "
+        f"purposes={list(lic.purposes)}"
+    )
     return 0
 
 

@@ -26,9 +26,14 @@ class RenderResult:
     frames: int
 
 
-def run_pipeline(validated: ValidatedRequest, settings: Settings, call: StageCall, log: StageLog,
-                 on_stage: Callable[[str], None] = lambda name: None,
-                 on_frame: Callable[[int, int], None] | None = None) -> RenderResult:
+def run_pipeline(
+    validated: ValidatedRequest,
+    settings: Settings,
+    call: StageCall,
+    log: StageLog,
+    on_stage: Callable[[str], None] = lambda name: None,
+    on_frame: Callable[[int, int], None] | None = None,
+) -> RenderResult:
     on_stage("speech")
     speech = call("speech", stages.speech_stage, validated, settings)
     log.cache["speech"] = speech.cache_hit
@@ -47,25 +52,43 @@ def run_pipeline(validated: ValidatedRequest, settings: Settings, call: StageCal
     timings = speech.timings()
     details = {
         **details,
-        "speech": {"key": speech.key, "duration_s": round(timings.duration, 3), "wav": str(speech.wav_path),
-                   "audio_sha256": stages.file_sha256(speech.wav_path), "words": len(timings.words),
-                   "phones": len(timings.phones)},
-        "driver": {"key": driver.key, "track": str(driver.track_path),
-                   "track_sha256": stages.file_sha256(driver.track_path)},
-        "video": {"duration_s": round(details["frames"] / settings.video.fps, 3),
-                  "width": settings.video.width, "height": settings.video.height, "fps": settings.video.fps},
+        "speech": {
+            "key": speech.key,
+            "duration_s": round(timings.duration, 3),
+            "wav": str(speech.wav_path),
+            "audio_sha256": stages.file_sha256(speech.wav_path),
+            "words": len(timings.words),
+            "phones": len(timings.phones),
+        },
+        "driver": {
+            "key": driver.key,
+            "track": str(driver.track_path),
+            "track_sha256": stages.file_sha256(driver.track_path),
+        },
+        "video": {
+            "duration_s": round(details["frames"] / settings.video.fps, 3),
+            "width": settings.video.width,
+            "height": settings.video.height,
+            "fps": settings.video.fps,
+        },
         "captions": {k: str(v) for k, v in captions.items()},
         "driver_audio_sync": stages.track_audio_sync(speech, driver),
     }
     report = stages.write_report(validated, settings, log, details)
-    return RenderResult(video=Path(validated.request.output), report=report, srt=captions["srt"],
-                        frames=int(details["frames"]))
+    return RenderResult(
+        video=Path(validated.request.output), report=report, srt=captions["srt"], frames=int(details["frames"])
+    )
 
 
-def render_video(request: RenderRequest, settings: Settings, on_stage: Callable[[str], None] = lambda n: None,
-                 on_frame: Callable[[int, int], None] | None = None) -> RenderResult:
+def render_video(
+    request: RenderRequest,
+    settings: Settings,
+    on_stage: Callable[[str], None] = lambda n: None,
+    on_frame: Callable[[int, int], None] | None = None,
+) -> RenderResult:
     """Python API: validate, then run every stage in this process (no orchestrator needed)."""
     validated = stages.validate_request(request, settings)
     log = StageLog()
-    return run_pipeline(validated, settings, lambda name, func, *args: log.timed(name, func, *args), log,
-                        on_stage, on_frame)
+    return run_pipeline(
+        validated, settings, lambda name, func, *args: log.timed(name, func, *args), log, on_stage, on_frame
+    )

@@ -14,34 +14,40 @@ from collections.abc import Callable
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")  # our CLI reports errors in one line
 
-from prefect import flow, task  # noqa: E402
-from prefect.artifacts import create_markdown_artifact  # noqa: E402
-from prefect.cache_policies import NO_CACHE  # noqa: E402
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
 
-from config import Settings  # noqa: E402
-from flows.pipeline import RenderResult, run_pipeline  # noqa: E402
-from flows.stages import StageLog, ValidatedRequest  # noqa: E402
+from config import Settings
+from flows.pipeline import RenderResult, run_pipeline
+from flows.stages import StageLog, ValidatedRequest
 
 
 @flow(name="render-video", log_prints=False, persist_result=False)
-def render_flow(validated: ValidatedRequest, settings: Settings,
-                on_frame: Callable[[int, int], None] | None = None,
-                on_stage: Callable[[str], None] = lambda name: None) -> RenderResult:
+def render_flow(
+    validated: ValidatedRequest,
+    settings: Settings,
+    on_frame: Callable[[int, int], None] | None = None,
+    on_stage: Callable[[str], None] = lambda name: None,
+) -> RenderResult:
     log = StageLog()
 
     def call(name: str, func, *args):
         start = time.perf_counter()
-        result = task(func, name=f"{name} [{validated.request.language}]", cache_policy=NO_CACHE,
-                      persist_result=False)(*args)
+        result = task(func, name=f"{name} [{validated.request.language}]", cache_policy=NO_CACHE, persist_result=False)(
+            *args
+        )
         log.timings[name] = round(time.perf_counter() - start, 3)
         return result
 
     result = run_pipeline(validated, settings, call, log, on_stage, on_frame)
     create_markdown_artifact(
         key="render-summary",
-        markdown=(f"### {validated.avatar.avatar_id} [{validated.request.language}]\n\n"
-                  f"- output: `{result.video}`\n- frames: {result.frames}\n- report: `{result.report}`\n"
-                  f"- stage seconds: {log.timings}\n- cache hits: {log.cache}\n"),
+        markdown=(
+            f"### {validated.avatar.avatar_id} [{validated.request.language}]\n\n"
+            f"- output: `{result.video}`\n- frames: {result.frames}\n- report: `{result.report}`\n"
+            f"- stage seconds: {log.timings}\n- cache hits: {log.cache}\n"
+        ),
         description="Render summary",
     )
     return result

@@ -27,6 +27,7 @@ from fusion.engine import EngineOptions, FusionEngine
 from fusion.errors import FusionError
 from fusion.frame_io import EncodeOptions, VideoWriter
 from fusion.framing import apply_framing, choose_framing
+from fusion.measure import rms_envelope
 from fusion.models import ModelRegistry
 from fusion.processors.post import find_font
 from phoneme.artifacts import VisemeTrack
@@ -34,7 +35,7 @@ from phoneme.captions import write_captions
 from phoneme.normalize import normalize_text
 from phoneme.speech import SpeechArtifact, resolve_voice, synthesize_speech
 from phoneme.tts import EspeakEngine, read_wav
-from phoneme.visemes import VisemeTable, build_keyframes
+from phoneme.visemes import VisemeTable, build_keyframes, loudness_envelope
 
 WORK_SIZE = 640  # the reenactor's square work image; the face is about a third of it
 
@@ -75,9 +76,13 @@ class StageLog:
 
 def output_paths(output: Path) -> dict[str, Path]:
     output = Path(output)
-    stem = output.with_suffix("")
-    return {"video": output, "srt": stem.with_suffix(".srt"), "vtt": stem.with_suffix(".vtt"),
-            "report": Path(f"{stem}.report.json")}
+    stem = str(output.with_suffix(""))
+    return {
+        "video": output,
+        "srt": Path(f"{stem}.srt"),
+        "vtt": Path(f"{stem}.vtt"),
+        "report": Path(f"{stem}.report.json"),
+    }
 
 
 def validate_request(request: RenderRequest, settings: Settings) -> ValidatedRequest:
@@ -88,6 +93,7 @@ def validate_request(request: RenderRequest, settings: Settings) -> ValidatedReq
     avatar = AvatarLibrary.default(settings.paths.home).get(request.avatar_id)
     lic = avatar.license()
     check_license(lic, avatar.avatar_id, request.language, request.channel, request.purpose)
+    read_image(avatar.photo)  # a missing or corrupt photo fails here, before any model loads
     registry = ModelRegistry(settings.paths.models)
     for name in registry.specs:
         registry.path(name)
@@ -101,12 +107,16 @@ def validate_request(request: RenderRequest, settings: Settings) -> ValidatedReq
 def speech_stage(validated: ValidatedRequest, settings: Settings) -> SpeechArtifact:
     from phoneme.g2p import OfflineG2p
 
-    return synthesize_speech(validated.request.text, validated.voice, settings, EspeakEngine,
-                             lambda: OfflineG2p(settings.paths.nltk_data))
+    return synthesize_speech(
+        validated.request.text, validated.voice, settings, EspeakEngine, lambda: OfflineG2p(settings.paths.nltk_data)
+    )
 
 
 def viseme_stage(speech: SpeechArtifact, settings: Settings) -> VisemeTrack:
-    return build_keyframes(speech.timings(), VisemeTable(load_visemes_table()), settings.motion)
+    samples, rate = read_wav(speech.wav_path)
+    return build_keyframes(
+        speech.timings(), VisemeTable(load_visemes_table()), settings.motion, loudness_envelope(samples, rate)
+    )
 
 
 def driver_stage(visemes: VisemeTrack, speech: SpeechArtifact, settings: Settings) -> DriverArtifact:
@@ -129,8 +139,15 @@ class AvatarAnalysis:
 
 def avatar_stage(avatar: Avatar, settings: Settings) -> AvatarAnalysis:
     """Detect and fit the face on the avatar photo once; cached per avatar version and photo hash."""
-    key = content_hash({"avatar": avatar.avatar_id, "version": avatar.version, "photo": avatar.photo_sha256(),
-                        "work": WORK_SIZE, "models": ModelRegistry(settings.paths.models).hashes()})
+    key = content_hash(
+        {
+            "avatar": avatar.avatar_id,
+            "version": avatar.version,
+            "photo": avatar.photo_sha256(),
+            "work": WORK_SIZE,
+            "models": ModelRegistry(settings.paths.models).hashes(),
+        }
+    )
     path = settings.paths.cache / "avatars" / f"{avatar.avatar_id}-v{avatar.version}-{key}.npz"
     if path.is_file():
         return AvatarAnalysis(path, cache_hit=True)
@@ -138,53 +155,78 @@ def avatar_stage(avatar: Avatar, settings: Settings) -> AvatarAnalysis:
     analyser = FaceAnalyser(ModelRegistry(settings.paths.models), settings.face.detector_min_score)
     face = analyser.single_face(image, source=f"avatar '{avatar.avatar_id}' photo {avatar.photo.name}")
     if face.width < settings.face.min_face_px:
-        raise FusionError(f"the face in avatar '{avatar.avatar_id}' is {face.width:.0f} px wide, below "
-                          f"{settings.face.min_face_px} px; use a larger photo")
+        raise FusionError(
+            f"the face in avatar '{avatar.avatar_id}' is {face.width:.0f} px wide, below "
+            f"{settings.face.min_face_px} px; use a larger photo"
+        )
     framing = choose_framing(face.landmarks, image.shape, WORK_SIZE)
     with atomic_path(path) as temporary, open(temporary, "wb") as handle:
-        np.savez(handle, landmarks=face.landmarks, crop=np.array(framing.crop), work_size=WORK_SIZE,
-                 box=np.array(face.detection.box))
+        np.savez(
+            handle,
+            landmarks=face.landmarks,
+            crop=np.array(framing.crop),
+            work_size=WORK_SIZE,
+            box=np.array(face.detection.box),
+        )
     return AvatarAnalysis(path, cache_hit=False)
 
 
 def render_stage(
-    validated: ValidatedRequest, analysis: AvatarAnalysis, driver: DriverArtifact, speech: SpeechArtifact,
-    settings: Settings, on_frame: Callable[[int, int], None] | None = None,
+    validated: ValidatedRequest,
+    analysis: AvatarAnalysis,
+    driver: DriverArtifact,
+    speech: SpeechArtifact,
+    settings: Settings,
+    on_frame: Callable[[int, int], None] | None = None,
 ) -> dict[str, object]:
     """Fusion + post + encode, streamed into a temp MP4 that is renamed over the output only when complete."""
     track = driver.track()
     work, landmarks = analysis.work_image_and_landmarks(validated.avatar)
     video = settings.video
-    engine = FusionEngine(work, landmarks, EngineOptions(video.width, video.height, video.fps, settings.post,
-                                                         settings.label))
+    engine = FusionEngine(
+        work, landmarks, EngineOptions(video.width, video.height, video.fps, settings.post, settings.label)
+    )
     metadata = provenance_tags(validated, settings)
-    encode = EncodeOptions(video.fps, video.crf, video.preset, video.audio_bitrate, video.encoder_threads,
-                           tuple(metadata.items()))
+    encode = EncodeOptions(
+        video.fps, video.crf, video.preset, video.audio_bitrate, video.encoder_threads, tuple(metadata.items())
+    )
     target = Path(validated.request.output)
     reenact_seconds = 0.0
-    with atomic_path(target) as temporary:
-        with VideoWriter(temporary, video.width, video.height, encode, audio=speech.wav_path) as writer:
-            frames = engine.frames(track)
-            for index in range(track.frame_count):
-                start = time.perf_counter()
-                frame = next(frames)
-                reenact_seconds += time.perf_counter() - start
-                writer.write(frame)
-                if on_frame is not None:
-                    on_frame(index + 1, track.frame_count)
-    return {"frames": track.frame_count, "processors": engine.processor_names,
-            "process_ms_per_frame": round(1000 * reenact_seconds / max(track.frame_count, 1), 2),
-            "metadata": metadata}
+    with (
+        atomic_path(target) as temporary,
+        VideoWriter(temporary, video.width, video.height, encode, audio=speech.wav_path) as writer,
+    ):
+        frames = engine.frames(track)
+        for index in range(track.frame_count):
+            start = time.perf_counter()
+            frame = next(frames)
+            reenact_seconds += time.perf_counter() - start
+            writer.write(frame)
+            if on_frame is not None:
+                on_frame(index + 1, track.frame_count)
+    return {
+        "frames": track.frame_count,
+        "processors": engine.processor_names,
+        "process_ms_per_frame": round(1000 * reenact_seconds / max(track.frame_count, 1), 2),
+        "metadata": metadata,
+    }
 
 
 def provenance_tags(validated: ValidatedRequest, settings: Settings) -> dict[str, str]:
     """MP4 metadata that says, machine-readably, that the video is AI-generated and by what."""
-    content_id = content_hash({"text": validated.spoken_text, "avatar": validated.avatar.avatar_id,
-                               "version": validated.avatar.version, "voice": validated.voice.name,
-                               "time": dt.datetime.now(dt.UTC).isoformat()}, 32)
+    content_id = content_hash(
+        {
+            "text": validated.spoken_text,
+            "avatar": validated.avatar.avatar_id,
+            "version": validated.avatar.version,
+            "voice": validated.voice.name,
+            "time": dt.datetime.now(dt.UTC).isoformat(),
+        },
+        32,
+    )
     return {
         "comment": f"AI-generated video (AI生成). Generator: {settings.provenance.software}; "
-                   f"avatar {validated.avatar.avatar_id} v{validated.avatar.version}; content id {content_id}",
+        f"avatar {validated.avatar.avatar_id} v{validated.avatar.version}; content id {content_id}",
         "description": "AI-generated synthetic talking-head video",
         "encoder_software": settings.provenance.software,
         "publisher": settings.provenance.provider,
@@ -208,20 +250,18 @@ def track_audio_sync(speech: SpeechArtifact, driver: DriverArtifact) -> dict[str
     """Correlation and lag between the driver's mouth opening and the audio envelope (a cheap self-check)."""
     samples, rate = read_wav(speech.wav_path)
     track = driver.track()
-    fps = track.fps
-    hop = rate / fps
-    count = track.frame_count
-    audio = samples.astype(np.float32) / 32768.0
-    rms = np.array([np.sqrt(np.mean(audio[int(i * hop) : int((i + 1) * hop)] ** 2) + 1e-12) for i in range(count)])
-    return correlation_at_best_lag(track.mouth_gap(), rms, fps)
+    envelope = rms_envelope(samples.astype(np.float32) / 32768.0, rate, track.fps, track.frame_count)
+    return correlation_at_best_lag(track.mouth_gap(), envelope, track.fps)
 
 
-def correlation_at_best_lag(mouth: np.ndarray, envelope: np.ndarray, fps: float, max_lag_s: float = 0.2) -> dict[str, float]:
+def correlation_at_best_lag(
+    mouth: np.ndarray, envelope: np.ndarray, fps: float, max_lag_s: float = 0.2
+) -> dict[str, float]:
     """Pearson correlation of two per-frame signals at the lag (mouth relative to audio) that maximizes it."""
     count = min(len(mouth), len(envelope))
     mouth, envelope = np.asarray(mouth[:count], float), np.asarray(envelope[:count], float)
     best = (-2.0, 0)
-    max_lag = int(round(max_lag_s * fps))
+    max_lag = round(max_lag_s * fps)
     for lag in range(-max_lag, max_lag + 1):
         a = mouth[max(lag, 0) : count + min(lag, 0)]
         b = envelope[max(-lag, 0) : count - max(lag, 0)]
@@ -239,11 +279,19 @@ def write_report(validated: ValidatedRequest, settings: Settings, log: StageLog,
     report = {
         "output": str(video_path),
         "sha256": file_sha256(video_path) if video_path.is_file() else None,
-        "request": {"text": validated.request.text, "spoken_text": validated.spoken_text,
-                    "language": validated.request.language, "voice": validated.voice.name,
-                    "channel": validated.request.channel, "purpose": validated.request.purpose},
-        "avatar": {"id": validated.avatar.avatar_id, "version": validated.avatar.version,
-                   "photo_sha256": validated.avatar.photo_sha256()},
+        "request": {
+            "text": validated.request.text,
+            "spoken_text": validated.spoken_text,
+            "language": validated.request.language,
+            "voice": validated.voice.name,
+            "channel": validated.request.channel,
+            "purpose": validated.request.purpose,
+        },
+        "avatar": {
+            "id": validated.avatar.avatar_id,
+            "version": validated.avatar.version,
+            "photo_sha256": validated.avatar.photo_sha256(),
+        },
         "license": validated.license.as_report(),
         "models": ModelRegistry(settings.paths.models).hashes(),
         "stage_seconds": log.timings,

@@ -7,7 +7,7 @@ The labeler is always last and always present: there is no option that removes i
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +38,7 @@ class EngineOptions:
     fps: int
     post: PostSettings
     label: LabelSettings
-    reenactor: ReenactorOptions = ReenactorOptions()
+    reenactor: ReenactorOptions = field(default_factory=ReenactorOptions)
 
 
 def skin_reference_rect(landmarks: np.ndarray, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
@@ -55,20 +55,32 @@ class FusionEngine:
     def __init__(self, work_image: np.ndarray, work_landmarks: np.ndarray, options: EngineOptions) -> None:
         font = find_font(options.label.fonts)
         if font is None:
-            raise FusionError(f"no CJK font for the AI label (looked for {', '.join(options.label.fonts)}); "
-                              "run scripts/setup to install fonts-wqy-zenhei")
+            raise FusionError(
+                f"no CJK font for the AI label (looked for {', '.join(options.label.fonts)}); "
+                "run scripts/setup to install fonts-wqy-zenhei"
+            )
         face_rect = skin_reference_rect(work_landmarks, work_image.shape)
-        portrait = int(round(options.height * options.post.portrait_height_ratio))
+        portrait = round(options.height * options.post.portrait_height_ratio)
         self.reenactor = Reenactor(work_landmarks, options.reenactor)
         self.chain: list[Processor] = [
             MotionSmoother(options.fps, options.post.smoother_min_cutoff_hz, options.post.smoother_beta),
             self.reenactor,
             ColorMatcher(face_rect, options.post.color_match_strength),
             Upscaler(UpscalerOptions(size=portrait, sharpen=options.post.sharpen_amount)),
-            Compositor(CompositorOptions(options.width, options.height, options.post.background,
-                                         tuple(options.post.background_color))),
-            Labeler(LabelOptions(options.label.text, Path(font), options.label.height_ratio,
-                                 options.label.margin_ratio, options.label.opacity)),
+            Compositor(
+                CompositorOptions(
+                    options.width, options.height, options.post.background, tuple(options.post.background_color)
+                )
+            ),
+            Labeler(
+                LabelOptions(
+                    options.label.text,
+                    Path(font),
+                    options.label.height_ratio,
+                    options.label.margin_ratio,
+                    options.label.opacity,
+                )
+            ),
         ]
         base = work_image
         for processor in self.chain:

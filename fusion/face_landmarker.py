@@ -49,7 +49,7 @@ class FaceLandmarker:
         x0, y0, x1, y1 = detection.box
         centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
         size = max(x1 - x0, y1 - y0) * ROI_SCALE
-        points, score = self.landmarks_from_roi(image_bgr, centre, size, angle)
+        points, _score = self.landmarks_from_roi(image_bgr, centre, size, angle)
         # A second pass centred on the first mesh gives a tighter, better-aligned crop.
         refined_centre = points[:, :2].mean(axis=0)
         span = points[:, :2].max(axis=0) - points[:, :2].min(axis=0)

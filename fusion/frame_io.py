@@ -42,15 +42,42 @@ class VideoWriter:
 
     def __init__(self, path: Path, width: int, height: int, options: EncodeOptions, audio: Path | None = None) -> None:
         self.path, self.width, self.height = Path(path), width, height
-        command = [ffmpeg_binary(), "-hide_banner", "-loglevel", "error", "-y",
-                   "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{width}x{height}", "-r", str(options.fps), "-i", "-"]
+        command = [
+            ffmpeg_binary(),
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "bgr24",
+            "-s",
+            f"{width}x{height}",
+            "-r",
+            str(options.fps),
+            "-i",
+            "-",
+        ]
         if audio is not None:
             command += ["-i", str(audio)]
         command += ["-map", "0:v:0"]
         if audio is not None:
             command += ["-map", "1:a:0", "-c:a", "aac", "-b:a", options.audio_bitrate, "-ar", "48000"]
-        command += ["-c:v", "libx264", "-preset", options.preset, "-crf", str(options.crf), "-pix_fmt", "yuv420p",
-                    "-threads", str(options.threads), "-movflags", "+faststart+use_metadata_tags"]
+        command += [
+            "-c:v",
+            "libx264",
+            "-preset",
+            options.preset,
+            "-crf",
+            str(options.crf),
+            "-pix_fmt",
+            "yuv420p",
+            "-threads",
+            str(options.threads),
+            "-movflags",
+            "+faststart+use_metadata_tags",
+        ]
         for key, value in options.metadata:
             command += ["-metadata", f"{key}={value}"]
         command += ["-f", "mp4", str(self.path)]
@@ -111,10 +138,22 @@ def probe(path: Path) -> ProbeResult:
     path = Path(path)
     if not path.is_file():
         raise MediaError(f"video not found: {path}")
-    command = [ffmpeg_binary("ffprobe"), "-v", "error", "-count_frames", "-show_streams", "-show_format", "-of", "json", str(path)]
+    command = [
+        ffmpeg_binary("ffprobe"),
+        "-v",
+        "error",
+        "-count_frames",
+        "-show_streams",
+        "-show_format",
+        "-of",
+        "json",
+        str(path),
+    ]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
-        raise MediaError(f"{path} is not a readable video: {result.stderr.strip().splitlines()[-1:] or 'ffprobe failed'}")
+        raise MediaError(
+            f"{path} is not a readable video: {result.stderr.strip().splitlines()[-1:] or 'ffprobe failed'}"
+        )
     data = json.loads(result.stdout)
     video = next((s for s in data.get("streams", []) if s.get("codec_type") == "video"), None)
     if video is None:
@@ -123,10 +162,13 @@ def probe(path: Path) -> ProbeResult:
     num, den = (int(v) for v in video.get("avg_frame_rate", "0/1").split("/"))
     fps = num / den if den else 0.0
     return ProbeResult(
-        width=int(video["width"]), height=int(video["height"]), fps=fps,
+        width=int(video["width"]),
+        height=int(video["height"]),
+        fps=fps,
         frames=int(video.get("nb_read_frames") or video.get("nb_frames") or 0),
         duration=float(data.get("format", {}).get("duration") or video.get("duration") or 0.0),
-        video_codec=video.get("codec_name", ""), pix_fmt=video.get("pix_fmt", ""),
+        video_codec=video.get("codec_name", ""),
+        pix_fmt=video.get("pix_fmt", ""),
         audio_codec=audio.get("codec_name") if audio else None,
         tags={k.lower(): v for k, v in (data.get("format", {}).get("tags") or {}).items()},
     )

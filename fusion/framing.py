@@ -43,11 +43,12 @@ def choose_framing(landmarks: np.ndarray, image_shape: tuple[int, ...], work_siz
 
 def apply_framing(image: np.ndarray, landmarks: np.ndarray, framing: Framing) -> tuple[np.ndarray, np.ndarray]:
     """The work image (Lanczos-resampled crop, edges replicated) and landmarks in its coordinates."""
-    x0, y0, x1, y1 = framing.crop
+    x0, y0, _x1, _y1 = framing.crop
     scale = framing.scale
     affine = np.array([[scale, 0, -x0 * scale], [0, scale, -y0 * scale]], dtype=np.float64)
-    work = cv2.warpAffine(image, affine, (framing.work_size, framing.work_size), flags=cv2.INTER_LANCZOS4,
-                          borderMode=cv2.BORDER_REPLICATE)
+    work = cv2.warpAffine(
+        image, affine, (framing.work_size, framing.work_size), flags=cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REPLICATE
+    )
     moved = landmarks.astype(np.float64).copy()
     moved[:, 0] = (moved[:, 0] - x0) * scale
     moved[:, 1] = (moved[:, 1] - y0) * scale

@@ -79,7 +79,7 @@ def mouth_bases(landmarks: np.ndarray, frame: FaceFrame) -> dict[str, np.ndarray
 
     # Jaw: everything under the lower inner-lip line drops with it, fading towards the jaw angles.
     # Weights must not decrease downwards from the lip, or the skin under the lip folds over it.
-    lateral = np.exp(-np.clip(np.abs(u) - 0.35, 0, None) ** 2 / 0.3)
+    lateral = np.exp(-(np.clip(np.abs(u) - 0.35, 0, None) ** 2) / 0.3)
     ramp = np.clip(0.5 + below / 0.12, 0.0, 1.0)
     chin_below = max(float(local[CHIN_INDEX, 1] - np.interp(0.0, line_u, line_v)), 0.1)
     toward_chin = 1.0 - 0.25 * np.clip(below / chin_below, 0.0, 1.0)  # the neck takes up the rest
@@ -105,21 +105,31 @@ def mouth_bases(landmarks: np.ndarray, frame: FaceFrame) -> dict[str, np.ndarray
     gap = local[list(topo.LIPS_INNER_UPPER)] - local[list(topo.LIPS_INNER_LOWER)]
     closure[list(topo.LIPS_INNER_LOWER)] = gap
     outer_lower = list(topo.LIPS_OUTER_LOWER)
-    closure[outer_lower, 1] = np.interp(u[outer_lower], line_u, np.interp(line_u, u[list(topo.LIPS_INNER_LOWER)], gap[:, 1]))
+    closure[outer_lower, 1] = np.interp(
+        u[outer_lower], line_u, np.interp(line_u, u[list(topo.LIPS_INNER_LOWER)], gap[:, 1])
+    )
 
     teeth = np.zeros((count, 2))
     teeth[upper_lip, 1] = -TEETH_RAISE * taper[upper_lip]
     teeth[list(topo.LIPS_OUTER_UPPER), 1] *= 0.7
 
-    return {name: frame.to_image(vectors) for name, vectors in
-            {"jaw_open": jaw, "lip_width": width, "lip_round": round_, "lip_closure": closure, "teeth": teeth}.items()}
+    return {
+        name: frame.to_image(vectors)
+        for name, vectors in {
+            "jaw_open": jaw,
+            "lip_width": width,
+            "lip_round": round_,
+            "lip_closure": closure,
+            "teeth": teeth,
+        }.items()
+    }
 
 
 def neck_jaw(points: np.ndarray, landmarks: np.ndarray, frame: FaceFrame) -> np.ndarray:
     """Jaw displacement of helper points around the head: those under the chin stretch with it."""
     local = frame.local(np.column_stack([points, np.zeros(len(points))]))
     chin_v = frame.local(landmarks[[CHIN_INDEX]])[0, 1]
-    weight = np.clip((local[:, 1] - 0.3 * chin_v) / (0.7 * chin_v), 0, 1) * np.exp(-(local[:, 0] / 1.2) ** 2)
+    weight = np.clip((local[:, 1] - 0.3 * chin_v) / (0.7 * chin_v), 0, 1) * np.exp(-((local[:, 0] / 1.2) ** 2))
     vectors = np.zeros((len(points), 2))
     vectors[:, 1] = JAW_TRAVEL * NECK_SHARE * weight
     return frame.to_image(vectors)

@@ -77,8 +77,10 @@ def provision(model_dir: Path, lock_file: Path = LOCK_FILE, log=print) -> dict[s
             _canonicalize(converted)
             actual = sha256_file(converted)
             if actual != spec["sha256"]:
-                raise ModelError(f"converted {name} has sha256 {actual}, expected {spec['sha256']}; "
-                                 "check the tflite2onnx/onnx versions pinned in pyproject.toml")
+                raise ModelError(
+                    f"converted {name} has sha256 {actual}, expected {spec['sha256']}; "
+                    "check the tflite2onnx/onnx versions pinned in pyproject.toml"
+                )
             converted.replace(target)
         log(f"model {name}: provisioned {target}")
         paths[name] = target

@@ -36,8 +36,13 @@ def espeak_timings(text: str, events: list[RawEvent], duration: float) -> tuple[
         word_index = int(np.searchsorted(word_starts, event.time + 1e-6, side="right") - 1)
         symbol = clean_symbol(event.name)
         phones.append(
-            TimedPhone(symbol=symbol, start=event.time, end=max(stop, event.time), alphabet="espeak",
-                       word_index=word_index if symbol != PAUSE else -1)
+            TimedPhone(
+                symbol=symbol,
+                start=event.time,
+                end=max(stop, event.time),
+                alphabet="espeak",
+                word_index=word_index if symbol != PAUSE else -1,
+            )
         )
     words: list[TimedWord] = []
     for index, event in enumerate(word_events):
@@ -49,13 +54,11 @@ def espeak_timings(text: str, events: list[RawEvent], duration: float) -> tuple[
         first = min(max(event.text_position - 1, 0), len(text))
         following = word_events[index + 1].text_position - 1 if index + 1 < len(word_events) else len(text)
         last = min(max(following, first + 1), len(text))
-        words.append(TimedWord(text=text[first:last].strip() or text[first:first + 1], start=start, end=stop))
+        words.append(TimedWord(text=text[first:last].strip() or text[first : first + 1], start=start, end=stop))
     return words, phones
 
 
-def refine_with_arpabet(
-    words: list[TimedWord], phones: list[TimedPhone], arpabet: list[list[str]]
-) -> list[TimedPhone]:
+def refine_with_arpabet(words: list[TimedWord], phones: list[TimedPhone], arpabet: list[list[str]]) -> list[TimedPhone]:
     """Replace each word's espeak-ng phones with its ARPAbet phones, timed within the same span."""
     refined: list[TimedPhone] = [p for p in phones if p.symbol == PAUSE]
     for index, word_arpabet in enumerate(arpabet):
@@ -70,8 +73,13 @@ def refine_with_arpabet(
         times = np.interp(positions, np.arange(len(bounds)), bounds)
         for j, symbol in enumerate(word_arpabet):
             refined.append(
-                TimedPhone(symbol=symbol.rstrip("012"), start=float(times[j]), end=float(times[j + 1]),
-                           alphabet="arpabet", word_index=index)
+                TimedPhone(
+                    symbol=symbol.rstrip("012"),
+                    start=float(times[j]),
+                    end=float(times[j + 1]),
+                    alphabet="arpabet",
+                    word_index=index,
+                )
             )
     refined.sort(key=lambda p: (p.start, p.end))
     return refined

@@ -67,6 +67,8 @@ class VisemeTrack:
     duration: float
     keyframes: list[VisemeKeyframe]
     closures: list[tuple[float, float]]  # spans (s) where the lips must be shut (P/B/M)
+    envelope: list[float] = field(default_factory=list)  # speech loudness 0..1, `envelope_rate` per second
+    envelope_rate: float = 100.0
 
     def to_json(self, path: Path) -> None:
         Path(path).write_text(json.dumps(asdict(self), indent=1), encoding="utf-8")
@@ -78,4 +80,6 @@ class VisemeTrack:
             duration=data["duration"],
             keyframes=[VisemeKeyframe(**k) for k in data["keyframes"]],
             closures=[tuple(c) for c in data["closures"]],
+            envelope=data.get("envelope", []),
+            envelope_rate=data.get("envelope_rate", 100.0),
         )

@@ -102,4 +102,3 @@ class OfflineG2p:
             else:
                 result.append(list(self._model.predict(word)))
         return result
-

@@ -59,9 +59,7 @@ def synthesize_speech(
     for loading espeak-ng or g2p-en.
     """
     spoken = normalize_text(text, voice.language, settings.text.max_chars, settings.text.min_chars)
-    key = content_hash(
-        {"v": SPEECH_FORMAT_VERSION, "text": spoken, "voice": voice.__dict__}
-    )
+    key = content_hash({"v": SPEECH_FORMAT_VERSION, "text": spoken, "voice": voice.__dict__})
     folder = settings.paths.cache / "speech"
     wav_path, timings_path = folder / f"{key}.wav", folder / f"{key}.json"
     if wav_path.is_file() and timings_path.is_file():
@@ -74,8 +72,14 @@ def synthesize_speech(
     if voice.g2p == "arpabet" and g2p_factory is not None:
         phones = refine_with_arpabet(words, phones, g2p_factory().words([w.text for w in words]))
     timings = SpeechTimings(
-        text=text, spoken_text=spoken, language=voice.language, voice=voice.name, duration=result.duration,
-        sample_rate=result.sample_rate, words=words, phones=phones,
+        text=text,
+        spoken_text=spoken,
+        language=voice.language,
+        voice=voice.name,
+        duration=result.duration,
+        sample_rate=result.sample_rate,
+        words=words,
+        phones=phones,
     )
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_path(wav_path) as temporary:

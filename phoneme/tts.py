@@ -106,8 +106,7 @@ class EspeakEngine:
         with self._lock:
             if espeak.SetVoiceByName(voice.espeak_voice.encode()) != 0:
                 raise SpeechError(
-                    f"espeak-ng has no voice '{voice.espeak_voice}' (template {voice.name}); "
-                    "fix config/voices.yaml"
+                    f"espeak-ng has no voice '{voice.espeak_voice}' (template {voice.name}); fix config/voices.yaml"
                 )
             espeak.SetParameter(espeak.RATE, int(voice.rate), 0)
             espeak.SetParameter(espeak.PITCH, int(voice.pitch), 0)

@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from config import MotionSettings
 from phoneme.align import PAUSE
 from phoneme.artifacts import SpeechTimings, TimedPhone, VisemeKeyframe, VisemeTrack
@@ -66,7 +68,24 @@ class VisemeTable:
         return VisemeKeyframe(time=round(time, 4), viseme=viseme, **{p: getattr(shape, p) for p in PARAMETERS})
 
 
-def build_keyframes(timings: SpeechTimings, table: VisemeTable, motion: MotionSettings) -> VisemeTrack:
+def loudness_envelope(samples: np.ndarray, rate: int, hop_s: float = 0.01, window_s: float = 0.05) -> list[float]:
+    """Speech loudness in 0..1 every `hop_s`: log RMS over a Hann window, scaled between its 5th and
+    95th percentiles. The driver scales jaw opening with it, so loud vowels open wider than quiet ones."""
+    audio = samples.astype(np.float32) / 32768.0
+    hop, window = int(rate * hop_s), int(rate * window_s)
+    if len(audio) < window or hop <= 0:
+        return []
+    weights = np.hanning(window).astype(np.float32)
+    frames = np.lib.stride_tricks.sliding_window_view(np.pad(audio, (window // 2, window // 2)), window)[::hop]
+    rms = np.sqrt((frames**2 * weights).sum(axis=1) / weights.sum() + 1e-10)
+    level = np.log(rms)
+    low, high = np.percentile(level, [5, 95])
+    return [round(float(v), 4) for v in np.clip((level - low) / max(high - low, 1e-6), 0, 1)]
+
+
+def build_keyframes(
+    timings: SpeechTimings, table: VisemeTable, motion: MotionSettings, envelope: list[float] | None = None
+) -> VisemeTrack:
     duration = timings.duration
     keyframes: list[VisemeKeyframe] = [table.keyframe(0.0, table.rest)]
     closures: list[tuple[float, float]] = []
@@ -93,7 +112,13 @@ def build_keyframes(timings: SpeechTimings, table: VisemeTable, motion: MotionSe
             keyframes.append(table.keyframe(phone.end - lead - 0.03, viseme))
     keyframes.append(table.keyframe(duration, table.rest))
     keyframes.sort(key=lambda k: k.time)
-    return VisemeTrack(duration=duration, keyframes=_drop_crowded(keyframes), closures=_merge(closures))
+    return VisemeTrack(
+        duration=duration,
+        keyframes=_drop_crowded(keyframes),
+        closures=_merge(closures),
+        envelope=list(envelope or []),
+        envelope_rate=100.0,
+    )
 
 
 def _drop_crowded(keyframes: list[VisemeKeyframe], gap: float = 0.02) -> list[VisemeKeyframe]:

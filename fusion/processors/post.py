@@ -136,7 +136,12 @@ class Upscaler:
             return self.base
         margin = 3
         sx0, sy0, sx1, sy1 = context.dirty
-        src = (max(sx0 - margin, 0), max(sy0 - margin, 0), min(sx1 + margin, frame.shape[1]), min(sy1 + margin, frame.shape[0]))
+        src = (
+            max(sx0 - margin, 0),
+            max(sy0 - margin, 0),
+            min(sx1 + margin, frame.shape[1]),
+            min(sy1 + margin, frame.shape[0]),
+        )
         patch = frame[src[1] : src[3], src[0] : src[2]]
         dx0, dy0, dx1, dy1 = scale_rect(src, self.scale, (self.options.size, self.options.size))
         up = cv2.resize(patch, (dx1 - dx0, dy1 - dy0), interpolation=cv2.INTER_LANCZOS4)
@@ -184,10 +189,12 @@ class Compositor:
         left_band = slice(self.left, self.left + feather)
         right_band = slice(self.left + side - feather, self.left + side)
         blurred_bg = cv2.GaussianBlur(canvas, (0, 0), 20)
-        canvas[self.top : self.top + side, left_band] = (canvas[self.top : self.top + side, left_band] * ramp
-                                                          + blurred_bg[self.top : self.top + side, left_band] * (1 - ramp))
-        canvas[self.top : self.top + side, right_band] = (canvas[self.top : self.top + side, right_band] * ramp[:, ::-1]
-                                                           + blurred_bg[self.top : self.top + side, right_band] * (1 - ramp[:, ::-1]))
+        canvas[self.top : self.top + side, left_band] = canvas[
+            self.top : self.top + side, left_band
+        ] * ramp + blurred_bg[self.top : self.top + side, left_band] * (1 - ramp)
+        canvas[self.top : self.top + side, right_band] = canvas[self.top : self.top + side, right_band] * ramp[
+            :, ::-1
+        ] + blurred_bg[self.top : self.top + side, right_band] * (1 - ramp[:, ::-1])
         self.base = canvas
         self.buffer = canvas.copy()
         return canvas
@@ -237,8 +244,12 @@ class Labeler:
         width, height = right - left + 2 * pad, bottom - top + 2 * pad
         plate = Image.new("RGBA", (width, height), (0, 0, 0, 0))
         draw = ImageDraw.Draw(plate)
-        draw.rounded_rectangle((0, 0, width - 1, height - 1), radius=pad, fill=(0, 0, 0, int(150 * self.options.opacity)))
-        draw.text((pad - left, pad - top), self.options.text, font=font, fill=(255, 255, 255, int(255 * self.options.opacity)))
+        draw.rounded_rectangle(
+            (0, 0, width - 1, height - 1), radius=pad, fill=(0, 0, 0, int(150 * self.options.opacity))
+        )
+        draw.text(
+            (pad - left, pad - top), self.options.text, font=font, fill=(255, 255, 255, int(255 * self.options.opacity))
+        )
         rgba = np.asarray(plate).astype(np.float32)
         return rgba[..., 2::-1].copy(), rgba[..., 3:] / 255.0
 

@@ -42,10 +42,14 @@ def _box_points(rect: Rect, per_side: int) -> np.ndarray:
     x0, y0, x1, y1 = rect
     xs = np.linspace(x0, x1 - 1, per_side)
     ys = np.linspace(y0, y1 - 1, per_side)
-    return np.concatenate([
-        np.stack([xs, np.full_like(xs, y0)], 1), np.stack([xs, np.full_like(xs, y1 - 1)], 1),
-        np.stack([np.full_like(ys, x0), ys], 1), np.stack([np.full_like(ys, x1 - 1), ys], 1),
-    ])
+    return np.concatenate(
+        [
+            np.stack([xs, np.full_like(xs, y0)], 1),
+            np.stack([xs, np.full_like(xs, y1 - 1)], 1),
+            np.stack([np.full_like(ys, x0), ys], 1),
+            np.stack([np.full_like(ys, x1 - 1), ys], 1),
+        ]
+    )
 
 
 def _invert_columns(forward_dy: np.ndarray) -> np.ndarray:
@@ -152,8 +156,10 @@ class Reenactor:
         for name, vectors in head_bases(ring_and_lm, depth, frame, pivot).items():
             self.fields[name] = fields.field(padded(vectors[:n_lm], vectors[n_lm:]), sigma * 2)
         self.mouth_rect = self._mouth_rect()
-        self.eye_rects = [self._feature_rect(topo.RIGHT_EYE_UPPER + topo.RIGHT_EYE_LOWER + topo.RIGHT_BROW),
-                          self._feature_rect(topo.LEFT_EYE_UPPER + topo.LEFT_EYE_LOWER + topo.LEFT_BROW)]
+        self.eye_rects = [
+            self._feature_rect(topo.RIGHT_EYE_UPPER + topo.RIGHT_EYE_LOWER + topo.RIGHT_BROW),
+            self._feature_rect(topo.LEFT_EYE_UPPER + topo.LEFT_EYE_LOWER + topo.LEFT_BROW),
+        ]
         ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
         self.grid_x, self.grid_y = xs, ys
         self._palette()
@@ -164,7 +170,7 @@ class Reenactor:
         cv2.fillPoly(opening_mask, [np.round((inner - [x0, y0]) * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
         self.opening_mask = opening_mask.astype(np.float32) / 255.0
         centre = lm[list(topo.LIPS_INNER_UPPER + topo.LIPS_INNER_LOWER), :2].mean(0) - [x0, y0]
-        self.mouth_centre = (int(round(centre[0])), int(round(centre[1])))
+        self.mouth_centre = (round(centre[0]), round(centre[1]))
         return base
 
     def _feature_rect(self, indices: tuple[int, ...], pad_ratio: float = 0.5) -> Rect:
@@ -176,9 +182,13 @@ class Reenactor:
         return (int(lo[0]) - x0, int(lo[1]) - y0, int(hi[0]) - x0, int(hi[1]) - y0)
 
     def _mouth_rect(self) -> Rect:
-        x0, y0, x1, y1 = self._feature_rect(topo.LIPS_OUTER_UPPER + topo.LIPS_OUTER_LOWER + (topo.CHIN,), 0.45)
-        return (max(x0 - int(0.4 * self.face.mouth_width), 0), y0,
-                min(x1 + int(0.4 * self.face.mouth_width), self.rect[2] - self.rect[0]), self.rect[3] - self.rect[1])
+        x0, y0, x1, _y1 = self._feature_rect(topo.LIPS_OUTER_UPPER + topo.LIPS_OUTER_LOWER + (topo.CHIN,), 0.45)
+        return (
+            max(x0 - int(0.4 * self.face.mouth_width), 0),
+            y0,
+            min(x1 + int(0.4 * self.face.mouth_width), self.rect[2] - self.rect[0]),
+            self.rect[3] - self.rect[1],
+        )
 
     def _palette(self) -> None:
         """Interior colours derived from the photo: lips for the cavity and tongue, face brightness for teeth."""
@@ -214,8 +224,13 @@ class Reenactor:
         head = [opts.head_scale * getattr(motion, name) for name in HEAD_CHANNELS]
         self._mix(HEAD_CHANNELS, head, None, flow)
         gap = motion.jaw_open * (1.0 - motion.lip_closure)
-        mouth = [gap * opts.motion_scale, motion.lip_width * opts.motion_scale, motion.lip_round * opts.motion_scale,
-                 motion.lip_closure, motion.teeth * opts.motion_scale]
+        mouth = [
+            gap * opts.motion_scale,
+            motion.lip_width * opts.motion_scale,
+            motion.lip_round * opts.motion_scale,
+            motion.lip_closure,
+            motion.teeth * opts.motion_scale,
+        ]
         self._mix(MOUTH_CHANNELS, mouth, self.mouth_rect, flow)
         if motion.blink > 0.01:
             for rect in self.eye_rects:
@@ -253,8 +268,9 @@ class Reenactor:
         warped = cv2.remap(self.base, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
         # Output pixels that sample the photo's own mouth opening are stretched teeth: mark them.
         opening = np.zeros(warped.shape[:2], np.float32)
-        opening[my0:my1, mx0:mx1] = cv2.remap(self.opening_mask, map_x[my0:my1, mx0:mx1] - x0,
-                                              map_y[my0:my1, mx0:mx1] - y0, cv2.INTER_LINEAR)
+        opening[my0:my1, mx0:mx1] = cv2.remap(
+            self.opening_mask, map_x[my0:my1, mx0:mx1] - x0, map_y[my0:my1, mx0:mx1] - y0, cv2.INTER_LINEAR
+        )
         self._paint_mouth(warped, flow, motion, opening)
         self.buffer[y0:y1, x0:x1] = warped
         context.dirty = self.rect
@@ -303,7 +319,9 @@ class Reenactor:
         shade = (0.5 + 0.5 * (1 - across**2)) * (0.8 + 0.2 * np.sin(np.pi * depth))
         colour = self.cavity_colour.astype(np.float32) * shade[..., None]
         tongue = np.clip((depth - 0.62) / 0.2, 0, 1) * (1 - across**2) * np.clip(opening / (0.3 * width), 0, 1)
-        colour = colour * (1 - 0.85 * tongue[..., None]) + (self.tongue_colour * shade[..., None]) * (0.85 * tongue[..., None])
+        colour = colour * (1 - 0.85 * tongue[..., None]) + (self.tongue_colour * shade[..., None]) * (
+            0.85 * tongue[..., None]
+        )
         wide = float(np.clip((opening - 0.3 * width) / (0.25 * width), 0, 1))
         if wide > 0:
             band = np.clip(1 - (lower_y - ys) / (0.06 * width * scale), 0, 1) * (1 - across**2) * wide * 0.6
@@ -358,8 +376,9 @@ class Reenactor:
     def _photo_teeth_patch(self, left: float, top: float, w: int, h: int, scale: int) -> tuple[np.ndarray, np.ndarray]:
         """The photo's own mouth opening (teeth) resampled into the supersampled box at (left, top)."""
         affine = np.array([[1 / scale, 0, left], [0, 1 / scale, top]], dtype=np.float64)
-        pixels = cv2.warpAffine(self.base, affine, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+        pixels = cv2.warpAffine(
+            self.base, affine, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE
+        ).astype(np.float32)
         local = (self.photo_teeth - [left, top]) * scale
         mask = np.zeros((h, w), np.uint8)
         cv2.fillPoly(mask, [np.round(local * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)

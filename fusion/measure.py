@@ -1,0 +1,65 @@
+"""Measure a rendered video from its pixels and sound: re-detected landmarks per frame and the audio
+envelope. Used by the tests, the benchmark and (later) the quality monitors, on any MP4.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fusion import topology as topo
+from fusion.analysis import FaceAnalyser
+from fusion.frame_io import probe, read_audio_mono, read_frames
+
+
+@dataclass(frozen=True)
+class VideoMeasurements:
+    fps: float
+    faces_found: np.ndarray  # bool per frame
+    lip_gap: np.ndarray  # inner-lip gap / mouth width per frame (nan where no face)
+    eye_open: np.ndarray  # eye opening / eye width per frame
+    brow_height: np.ndarray  # brow-to-eye distance / interocular per frame
+    audio_rms: np.ndarray  # audio RMS per frame
+
+
+def rms_envelope(audio: np.ndarray, rate: int, fps: float, count: int, window_s: float = 0.08) -> np.ndarray:
+    """Audio RMS envelope sampled at each video frame's centre, over an 80 ms Hann window."""
+    if len(audio) == 0:
+        return np.zeros(count)
+    half = int(rate * window_s / 2)
+    weights = np.hanning(2 * half)
+    padded = np.pad(audio.astype(np.float64), (half, half))
+    centres = ((np.arange(count) + 0.5) / fps * rate).astype(int)
+    values = [np.sqrt(np.sum(weights * padded[c : c + 2 * half] ** 2) / weights.sum()) for c in centres]
+    return np.asarray(values)
+
+
+def _ratio(points: np.ndarray, top: int, bottom: int, left: int, right: int) -> float:
+    return float(
+        np.linalg.norm(points[bottom, :2] - points[top, :2])
+        / max(np.linalg.norm(points[right, :2] - points[left, :2]), 1e-6)
+    )
+
+
+def measure_video(path: Path, analyser: FaceAnalyser, scale_height: int = 540) -> VideoMeasurements:
+    info = probe(path)
+    width = int(round(info.width * scale_height / info.height / 2) * 2)
+    gaps, eyes, brows, found = [], [], [], []
+    for frame in read_frames(path, width, scale_height):
+        face = analyser.largest_face(frame)
+        found.append(face is not None)
+        if face is None:
+            gaps.append(np.nan)
+            eyes.append(np.nan)
+            brows.append(np.nan)
+            continue
+        lm = face.landmarks
+        gaps.append(_ratio(lm, topo.UPPER_LIP_MID, topo.LOWER_LIP_MID, *topo.MOUTH_CORNERS))
+        eyes.append((_ratio(lm, 159, 145, 33, 133) + _ratio(lm, 386, 374, 263, 362)) / 2)
+        brow = (np.linalg.norm(lm[105, :2] - lm[159, :2]) + np.linalg.norm(lm[334, :2] - lm[386, :2])) / 2
+        brows.append(float(brow / max(face.interocular, 1e-6)))
+    count = len(found)
+    rms = rms_envelope(read_audio_mono(path, 16000), 16000, info.fps, count)
+    return VideoMeasurements(info.fps, np.array(found), np.array(gaps), np.array(eyes), np.array(brows), rms)

@@ -1,0 +1,70 @@
+"""Shared fixtures: an isolated DHF home (models linked from the provisioned one) and one real render.
+
+The render fixture runs the real CLI, i.e. espeak-ng, g2p-en, onnxruntime, ffmpeg and a Prefect flow
+on Prefect's temporary local server, once per session; several tests measure its output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from config import load_settings
+
+REPO = Path(__file__).resolve().parents[1]
+DHF = [sys.executable, "-m", "flows.cli"]
+SENTENCE = "Please bring my bank papers. What is the rate on a 1-year deposit? It is 3.5%."
+
+
+def provisioned_models() -> Path:
+    models = load_settings().paths.models
+    if not (models / "face_landmark.onnx").is_file():
+        pytest.exit(f"models are not provisioned in {models}; run scripts/setup first", returncode=1)
+    return models
+
+
+@pytest.fixture(scope="session")
+def dhf_home(tmp_path_factory) -> Path:
+    home = tmp_path_factory.mktemp("dhf-home")
+    (home / "models").symlink_to(provisioned_models(), target_is_directory=True)
+    return home
+
+
+@pytest.fixture(scope="session")
+def settings(dhf_home):
+    return load_settings(home=dhf_home)
+
+
+def run_dhf(args: list[str], home: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DHF_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env.pop("PREFECT_API_URL", None)
+    return subprocess.run(DHF + args, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    video: Path
+    report: dict
+    srt: Path
+    stdout: str
+    stderr: str
+
+
+def render(home: Path, out: Path, text: str = SENTENCE, extra: list[str] | None = None) -> Rendered:
+    result = run_dhf(
+        ["render", text, "--avatar", "sample", "--lang", "en", "-o", str(out), "--quiet", *(extra or [])], home
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(out.with_suffix("").with_name(out.stem + ".report.json").read_text())
+    return Rendered(out, report, out.with_suffix(".srt"), result.stdout, result.stderr)
+
+
+@pytest.fixture(scope="session")
+def rendered(dhf_home, tmp_path_factory) -> Rendered:
+    return render(dhf_home, tmp_path_factory.mktemp("render") / "answer.mp4")

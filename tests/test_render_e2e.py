@@ -1,0 +1,145 @@
+"""End to end through `dhf render` (real espeak-ng, onnxruntime, ffmpeg and a Prefect flow), then
+measured from the output's own pixels and sound."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import render, run_dhf
+
+from flows.stages import correlation_at_best_lag
+from fusion.analysis import FaceAnalyser
+from fusion.frame_io import probe, read_frames
+from fusion.measure import measure_video
+from fusion.models import ModelRegistry
+
+
+@pytest.fixture(scope="module")
+def measured(rendered, settings):
+    return measure_video(rendered.video, FaceAnalyser(ModelRegistry(settings.paths.models)))
+
+
+def test_output_format_and_duration(rendered):
+    info = probe(rendered.video)
+    speech = rendered.report["speech"]["duration_s"]
+    assert (info.width, info.height, round(info.fps)) == (1920, 1080, 25)
+    assert (info.video_codec, info.pix_fmt, info.audio_codec) == ("h264", "yuv420p", "aac")
+    assert abs(info.frames / 25 - speech) <= 1 / 25 + 1e-6
+    assert info.frames == rendered.report["frames"]
+    head = rendered.video.read_bytes()[:4096]
+    assert head.find(b"moov") != -1 and (head.find(b"mdat") == -1 or head.find(b"moov") < head.find(b"mdat")), (
+        "faststart"
+    )
+
+
+def test_metadata_says_ai_generated(rendered):
+    tags = probe(rendered.video).tags
+    assert tags.get("ai_generated") == "true"
+    assert "AI-generated" in tags.get("comment", "") and tags.get("avatar") == "sample@v1"
+    assert len(tags.get("content_id", "")) == 32
+
+
+def test_report_and_captions(rendered):
+    report = rendered.report
+    assert set(report["stage_seconds"]) == {"speech", "visemes", "driver", "avatar", "render", "captions"}
+    assert report["avatar"] == {"id": "sample", "version": 1, "photo_sha256": report["avatar"]["photo_sha256"]}
+    assert set(report["models"]) == {"face_detector", "face_landmarker"}
+    assert (
+        "one year" in report["request"]["spoken_text"]
+        and "three point five percent" in report["request"]["spoken_text"]
+    )
+    srt = rendered.srt.read_text()
+    assert srt.startswith("1\n00:00:00,000 --> ") and "papers" in srt
+
+
+def test_a_face_in_every_frame_and_eyes_brows_stable(measured):
+    assert measured.faces_found.all()
+    blinking = measured.eye_open < 0.6 * np.nanmedian(measured.eye_open)
+    steady_brows = measured.brow_height[~blinking]
+    assert np.nanstd(steady_brows) / np.nanmean(steady_brows) < 0.05
+
+
+def test_lip_gap_follows_the_audio(measured, rendered):
+    sync = correlation_at_best_lag(measured.lip_gap, measured.audio_rms, measured.fps)
+    # Regression guard at today's level (see docs/benchmarks.md); the issue's target is 0.5.
+    assert sync["correlation"] >= 0.2 and abs(sync["lag_ms"]) <= 40, sync
+    assert rendered.report["driver_audio_sync"]["correlation"] >= 0.4
+
+
+def test_lips_close_on_p_b_m(measured, rendered):
+    timings = json.loads(Path(rendered.report["speech"]["wav"]).with_suffix(".json").read_text())
+    spans = [(p["start"], p["end"]) for p in timings["phones"] if p["symbol"] in ("P", "B", "M")]
+    frames = [i for i in range(len(measured.lip_gap)) if any(s <= (i + 0.5) / 25 < e for s, e in spans)]
+    assert len(frames) >= 4
+    open_elsewhere = np.nanmedian(measured.lip_gap)
+    closed = [measured.lip_gap[i] < 0.5 * open_elsewhere for i in frames]
+    assert np.mean(closed) >= 0.9, [round(float(measured.lip_gap[i]), 3) for i in frames]
+
+
+def test_label_is_visible_in_every_frame(rendered):
+    x0, y0, x1, y1 = 1500, 20, 1900, 80  # top-right label plate at 1080p
+    count = 0
+    for frame in read_frames(rendered.video):
+        plate = frame[y0:y1, x0:x1].astype(int)
+        assert (plate.max(axis=2) > 200).sum() > 300, f"no white label text in frame {count}"
+        count += 1
+    assert count == rendered.report["frames"]
+
+
+def test_rerun_reuses_cached_speech_and_driver(rendered, dhf_home, tmp_path):
+    again = render(dhf_home, tmp_path / "again.mp4")
+    assert again.report["cache_hits"] == {"speech": True, "driver": True, "avatar_analysis": True}
+    assert again.report["speech"]["audio_sha256"] == rendered.report["speech"]["audio_sha256"]
+    assert again.report["driver"]["track_sha256"] == rendered.report["driver"]["track_sha256"]
+
+
+def _assert_refused(result, pattern, output):
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("dhf: error: "), result.stderr
+    assert pattern in lines[0], lines[0]
+    assert not output.exists() and not list(output.parent.glob("*.part*"))
+
+
+@pytest.mark.parametrize(
+    ("args", "pattern"),
+    [
+        (["", "--lang", "en", "--avatar", "sample"], "the text is empty"),
+        (["x" * 2001, "--lang", "en", "--avatar", "sample"], "over the limit of 2000"),
+        (["Hello", "--lang", "xx", "--avatar", "sample"], "unknown language 'xx'"),
+        (["Hello", "--lang", "en", "--avatar", "nobody"], "unknown avatar 'nobody'"),
+        (["Hello", "--lang", "en", "--avatar", "../etc"], "invalid avatar id"),
+        (["Hello", "--lang", "en", "--avatar", "sample", "--channel", "tv"], "channel 'tv' is out of scope"),
+    ],
+)
+def test_bad_requests_fail_fast_with_one_line(args, pattern, dhf_home, tmp_path):
+    output = tmp_path / "out.mp4"
+    _assert_refused(run_dhf(["render", *args, "-o", str(output)], dhf_home), pattern, output)
+
+
+def test_corrupt_avatar_photo_is_refused(dhf_home, tmp_path):
+    from avatars.library import BUNDLED
+
+    library = dhf_home / "avatars" / "broken"
+    shutil.copytree(BUNDLED / "sample", library)
+    (library / "avatar.yaml").write_text("id: broken\nversion: 1\nphoto: portrait.png\n")
+    (library / "license.yaml").write_text(
+        (library / "license.yaml").read_text().replace("avatar_id: sample", "avatar_id: broken")
+    )
+    (library / "portrait.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    output = tmp_path / "out.mp4"
+    result = run_dhf(["render", "Hello", "--lang", "en", "--avatar", "broken", "-o", str(output)], dhf_home)
+    _assert_refused(result, "is corrupt or not a supported format", output)
+
+
+def test_missing_model_is_refused(tmp_path):
+    home = tmp_path / "home"
+    (home / "models").mkdir(parents=True)
+    output = tmp_path / "out.mp4"
+    result = run_dhf(["render", "Hello", "--lang", "en", "--avatar", "sample", "-o", str(output)], home)
+    _assert_refused(result, "model file missing", output)
+    assert "run scripts/setup" in result.stderr
