@@ -53,7 +53,7 @@ def test_report_and_captions(rendered):
         and "three point five percent" in report["request"]["spoken_text"]
     )
     srt = rendered.srt.read_text()
-    assert srt.startswith("1\n00:00:00,000 --> ") and "papers" in srt
+    assert srt.startswith("1\n00:00:00,") and "Please bring my bank papers." in srt
 
 
 def test_a_face_in_every_frame_and_eyes_brows_stable(measured):

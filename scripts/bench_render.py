@@ -1,0 +1,105 @@
+"""Render benchmark: every stage timed, compared with an ffmpeg-only 1080p encode of the same duration.
+
+Ratios, not absolute seconds, are the figures to compare across machines: both sides are measured
+in the same run on the same (noisy, shared) machine. Usage:
+    .venv/bin/python scripts/bench_render.py [--count 10] [--out bench-out]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from config import load_settings
+from flows.pipeline import render_video
+from flows.stages import RenderRequest
+
+SENTENCES = [
+    "Welcome to our bank. Today I will explain how a one-year fixed deposit works, what rate you get, and when you can withdraw your money.",
+    "Your deposit earns 3.5% per year. Interest is calculated daily and paid at maturity, together with the amount you put in.",
+    "If you need the money early, you can close the deposit at any time, but the interest will then be paid at the lower demand rate.",
+    "To open a deposit, bring a valid passport or identity card, and your bank card. The whole process takes about ten minutes at the branch.",
+    "You can also open a deposit in our mobile app. Choose the term, enter the amount, confirm with your password, and you are done.",
+    "Deposits are protected by the national deposit insurance scheme up to five hundred thousand per person and per bank.",
+    "At maturity, the deposit can renew automatically for the same term at the rate that applies on that day, unless you tell us otherwise.",
+    "Please keep your contact details up to date, so that we can remind you before your deposit matures and explain your options.",
+    "For amounts above one million, please book an appointment with a relationship manager, who can offer you a tailored rate.",
+    "Thank you for watching. If you have more questions, ask our assistant in the app, or call the number shown on your bank card.",
+]
+
+
+def ffmpeg_reference(duration: float, width: int, height: int, fps: int, out: Path) -> float:
+    command = [
+        "ffmpeg",
+        "-v",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        f"testsrc2=size={width}x{height}:rate={fps}",
+        "-t",
+        f"{duration:.3f}",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-pix_fmt",
+        "yuv420p",
+        str(out),
+    ]
+    start = time.perf_counter()
+    subprocess.run(command, check=True)
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--count", type=int, default=10)
+    parser.add_argument("--out", type=Path, default=Path("bench-out"))
+    args = parser.parse_args()
+    settings = load_settings()
+    args.out.mkdir(exist_ok=True)
+    rows = []
+    for index, text in enumerate(SENTENCES[: args.count]):
+        target = args.out / f"s{index}.mp4"
+        start = time.perf_counter()
+        result = render_video(RenderRequest(text=text, avatar_id="sample", language="en", output=target), settings)
+        wall = time.perf_counter() - start
+        report = json.loads(result.report.read_text())
+        duration = report["video"]["duration_s"]
+        reference = ffmpeg_reference(
+            duration, settings.video.width, settings.video.height, settings.video.fps, args.out / "reference.mp4"
+        )
+        rows.append(
+            {
+                "sentence": index,
+                "duration_s": duration,
+                "render_s": round(wall, 2),
+                "ffmpeg_ref_s": round(reference, 2),
+                "ratio_vs_ffmpeg": round(wall / reference, 2),
+                "realtime_factor": round(wall / duration, 2),
+                "process_ms_per_frame": report["process_ms_per_frame"],
+                "stages": report["stage_seconds"],
+            }
+        )
+        print(json.dumps(rows[-1]), flush=True)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    total = {k: round(sum(r[k] for r in rows), 2) for k in ("duration_s", "render_s", "ffmpeg_ref_s")}
+    summary = {
+        **total,
+        "ratio_vs_ffmpeg": round(total["render_s"] / total["ffmpeg_ref_s"], 2),
+        "realtime_factor": round(total["render_s"] / total["duration_s"], 2),
+        "peak_rss_mb": round(peak_mb),
+    }
+    print(json.dumps({"summary": summary}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
