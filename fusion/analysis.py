@@ -44,12 +44,12 @@ def read_image(path: Path) -> np.ndarray:
     if not path.is_file():
         raise MediaError(f"image not found: {path}; check the path")
     data = np.fromfile(str(path), dtype=np.uint8)
-    previous = cv2.getLogLevel()
-    cv2.setLogLevel(0)  # OpenCV would print its own decoder complaints; we report one clear line instead
+    previous = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # OpenCV would print its own decoder complaints; we report one clear line instead
     try:
         image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     finally:
-        cv2.setLogLevel(previous)
+        cv2.utils.logging.setLogLevel(previous)
     if image is None:
         raise MediaError(f"image {path} is corrupt or not a supported format; use a valid JPEG or PNG")
     return image
