@@ -55,7 +55,7 @@ def render_frame(frame: MotionFrame) -> np.ndarray:
     if frame.mouth_gap > 0.02 or frame.teeth > 0.2:
         cv2.fillPoly(layer, [inner.astype(np.int32)], CAVITY, cv2.LINE_AA)
         top = inner[:21]
-        teeth = np.concatenate([top, [*top[::-1], 0, 6 + 4 * frame.teeth]])
+        teeth = np.concatenate([top, top[::-1] + np.array([0.0, 6 + 4 * frame.teeth])])
         mask = np.zeros(image.shape[:2], np.uint8)
         cv2.fillPoly(mask, [inner.astype(np.int32)], 255)
         teeth_layer = layer.copy()

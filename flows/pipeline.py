@@ -62,6 +62,7 @@ def run_pipeline(
         },
         "driver": {
             "key": driver.key,
+            "video": str(driver.track_path.with_suffix(".mp4")),
             "track": str(driver.track_path),
             "track_sha256": stages.file_sha256(driver.track_path),
         },

@@ -21,6 +21,7 @@ from avatars.library import Avatar, AvatarLibrary
 from avatars.license import License, check_license
 from config import Settings, VoiceTemplate, load_visemes_table, load_voices
 from config.files import atomic_path, content_hash, file_sha256, write_text_atomic
+from driver_synth.canonical_face import SIZE, driver_frames
 from driver_synth.driver import DriverArtifact, build_driver
 from fusion.analysis import FaceAnalyser, read_image
 from fusion.engine import EngineOptions, FusionEngine
@@ -120,7 +121,18 @@ def viseme_stage(speech: SpeechArtifact, settings: Settings) -> VisemeTrack:
 
 
 def driver_stage(visemes: VisemeTrack, speech: SpeechArtifact, settings: Settings) -> DriverArtifact:
-    return build_driver(visemes, settings.video.fps, settings.motion, speech.key, settings.paths.cache)
+    """Motion track plus its viewable driver video (canonical face, with the speech), both cached by key."""
+    driver = build_driver(visemes, settings.video.fps, settings.motion, speech.key, settings.paths.cache)
+    video_path = driver.track_path.with_suffix(".mp4")
+    if not video_path.is_file():
+        track = driver.track()
+        options = EncodeOptions(
+            fps=track.fps, crf=26, preset="veryfast", metadata=(("comment", "dhf standard driver"),)
+        )
+        with atomic_path(video_path) as temporary, VideoWriter(temporary, SIZE, SIZE, options, speech.wav_path) as out:
+            for frame in driver_frames(track):
+                out.write(frame)
+    return driver
 
 
 @dataclass(frozen=True)

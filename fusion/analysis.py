@@ -45,7 +45,9 @@ def read_image(path: Path) -> np.ndarray:
         raise MediaError(f"image not found: {path}; check the path")
     data = np.fromfile(str(path), dtype=np.uint8)
     previous = cv2.utils.logging.getLogLevel()
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # OpenCV would print its own decoder complaints; we report one clear line instead
+    cv2.utils.logging.setLogLevel(
+        cv2.utils.logging.LOG_LEVEL_SILENT
+    )  # OpenCV would print its own decoder complaints; we report one clear line instead
     try:
         image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     finally:

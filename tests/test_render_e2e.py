@@ -56,6 +56,12 @@ def test_report_and_captions(rendered):
     assert srt.startswith("1\n00:00:00,") and "Please bring my bank papers." in srt
 
 
+def test_driver_video_is_viewable_and_frame_exact(rendered):
+    driver = probe(Path(rendered.report["driver"]["video"]))
+    assert (driver.width, driver.height, driver.video_codec) == (320, 320, "h264")
+    assert driver.frames == rendered.report["frames"]
+
+
 def test_a_face_in_every_frame_and_eyes_brows_stable(measured):
     assert measured.faces_found.all()
     blinking = measured.eye_open < 0.6 * np.nanmedian(measured.eye_open)
