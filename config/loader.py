@@ -64,9 +64,9 @@ class MotionSettings:
     seed: int = 7
     anticipation_s: float = 0.04
     min_shape_s: float = 0.06
-    closure_lead_s: float = 0.05
+    closure_lead_s: float = 0.02
     pause_rest_s: float = 0.22
-    smoothing_frames: float = 0.8
+    smoothing_frames: float = 0.6
     loudness_weight: float = 0.85
     blink_interval_s: tuple[float, float] = (2.2, 5.5)
     blink_duration_s: float = 0.22

@@ -62,10 +62,15 @@ def synthesize_track(visemes: VisemeTrack, fps: int, motion: MotionSettings, see
         channels[name] = curve.astype(np.float32)
     if visemes.envelope and motion.loudness_weight > 0:
         env_times = np.arange(len(visemes.envelope)) / visemes.envelope_rate
-        loudness = np.interp(times + motion.anticipation_s, env_times, np.asarray(visemes.envelope))
+        # Sampled at the frame centre, leading the sound a little less than the visemes do: the jaw
+        # starts to open just before the voice gets loud.
+        centre = times + 0.5 / fps + 0.5 * motion.anticipation_s
+        loudness = np.interp(centre, env_times, np.asarray(visemes.envelope))
         loudness = gaussian_filter1d(loudness, max(motion.smoothing_frames, 0.5), mode="nearest")
         weight = motion.loudness_weight
-        channels["jaw_open"] = (channels["jaw_open"] * ((1 - weight) + weight * loudness)).astype(np.float32)
+        # Additive: the viseme keeps its own share of the opening (an AA is wider than an IY at the same
+        # loudness), the rest follows the amplitude, which is what makes the jaw move with the voice.
+        channels["jaw_open"] = ((1 - weight) * channels["jaw_open"] + weight * loudness).astype(np.float32)
     for start, end in visemes.closures:
         inside = (times >= start - 0.5 / fps) & (times <= end)
         channels["lip_closure"][inside] = 1.0

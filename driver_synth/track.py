@@ -44,16 +44,25 @@ class MotionFrame:
         return self.jaw_open * (1.0 - self.lip_closure)
 
 
+SOURCES = ("synthetic", "recorded")
+
+
 @dataclass(frozen=True)
 class MotionTrack:
+    """Per-frame motion. `source` says where it came from: a synthetic track is smooth by
+    construction; one read from a recorded face carries landmark jitter and gets filtered."""
+
     fps: int
     channels: dict[str, np.ndarray]
+    source: str = "synthetic"
 
     def __post_init__(self) -> None:
         lengths = {len(v) for v in self.channels.values()}
         missing = set(CHANNELS) - set(self.channels)
         if missing or len(lengths) != 1:
             raise ValueError(f"motion track needs channels {CHANNELS} of equal length (missing {sorted(missing)})")
+        if self.source not in SOURCES:
+            raise ValueError(f"motion track source must be one of {SOURCES}, not {self.source!r}")
 
     @property
     def frame_count(self) -> int:
@@ -72,10 +81,18 @@ class MotionTrack:
     def save(self, path: Path) -> None:
         with open(path, "wb") as handle:
             np.savez_compressed(
-                handle, fps=np.int32(self.fps), **{k: v.astype(np.float32) for k, v in self.channels.items()}
+                handle,
+                fps=np.int32(self.fps),
+                source=np.array(self.source),
+                **{k: v.astype(np.float32) for k, v in self.channels.items()},
             )
 
     @classmethod
     def load(cls, path: Path) -> MotionTrack:
         with np.load(path) as data:
-            return cls(fps=int(data["fps"]), channels={name: data[name].astype(np.float32) for name in CHANNELS})
+            source = str(data["source"]) if "source" in data.files else "synthetic"
+            return cls(
+                fps=int(data["fps"]),
+                channels={name: data[name].astype(np.float32) for name in CHANNELS},
+                source=source,
+            )

@@ -196,7 +196,16 @@ def render_stage(
     work, landmarks = analysis.work_image_and_landmarks(validated.avatar)
     video = settings.video
     engine = FusionEngine(
-        work, landmarks, EngineOptions(video.width, video.height, video.fps, settings.post, settings.label)
+        work,
+        landmarks,
+        EngineOptions(
+            video.width,
+            video.height,
+            video.fps,
+            settings.post,
+            settings.label,
+            smooth_motion=track.source == "recorded",
+        ),
     )
     metadata = provenance_tags(validated, settings)
     encode = EncodeOptions(

@@ -1,7 +1,9 @@
 """The fusion engine: an avatar's work image + a motion track → a stream of finished output frames.
 
-Chain (each a `Processor`): smoother → reenactor → color_matcher → upscaler → compositor → labeler.
-The labeler is always last and always present: there is no option that removes it.
+Chain (each a `Processor`): [smoother] → reenactor → color_matcher → upscaler → compositor → labeler.
+The smoother runs for recorded drivers only: a synthetic track is already smooth, and filtering it
+again would blunt closure releases and peaks (the lips would lag the sound). The labeler is always
+last and always present: there is no option that removes it.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class EngineOptions:
     post: PostSettings
     label: LabelSettings
     reenactor: ReenactorOptions = field(default_factory=ReenactorOptions)
+    smooth_motion: bool = False  # one-euro filter on the motion (for recorded, jittery drivers)
 
 
 def skin_reference_rect(landmarks: np.ndarray, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
@@ -62,8 +65,13 @@ class FusionEngine:
         face_rect = skin_reference_rect(work_landmarks, work_image.shape)
         portrait = round(options.height * options.post.portrait_height_ratio)
         self.reenactor = Reenactor(work_landmarks, options.reenactor)
+        smoother: list[Processor] = (
+            [MotionSmoother(options.fps, options.post.smoother_min_cutoff_hz, options.post.smoother_beta)]
+            if options.smooth_motion
+            else []
+        )
         self.chain: list[Processor] = [
-            MotionSmoother(options.fps, options.post.smoother_min_cutoff_hz, options.post.smoother_beta),
+            *smoother,
             self.reenactor,
             ColorMatcher(face_rect, options.post.color_match_strength),
             Upscaler(UpscalerOptions(size=portrait, sharpen=options.post.sharpen_amount)),

@@ -68,19 +68,22 @@ class VisemeTable:
         return VisemeKeyframe(time=round(time, 4), viseme=viseme, **{p: getattr(shape, p) for p in PARAMETERS})
 
 
-def loudness_envelope(samples: np.ndarray, rate: int, hop_s: float = 0.01, window_s: float = 0.05) -> list[float]:
-    """Speech loudness in 0..1 every `hop_s`: log RMS over a Hann window, scaled between its 5th and
-    95th percentiles. The driver scales jaw opening with it, so loud vowels open wider than quiet ones."""
+def loudness_envelope(samples: np.ndarray, rate: int, hop_s: float = 0.01, window_s: float = 0.06) -> list[float]:
+    """Speech loudness in 0..1 every `hop_s`: RMS amplitude over a Hann window, divided by its 95th
+    percentile. Linear amplitude, not decibels: jaw opening in speech grows roughly with the sound's
+    amplitude (open vowels are loud, consonants quiet), and a log scale would lift quiet consonants
+    and pauses to half-open mouths. The driver builds most of the jaw opening from this curve."""
     audio = samples.astype(np.float32) / 32768.0
     hop, window = int(rate * hop_s), int(rate * window_s)
     if len(audio) < window or hop <= 0:
         return []
     weights = np.hanning(window).astype(np.float32)
     frames = np.lib.stride_tricks.sliding_window_view(np.pad(audio, (window // 2, window // 2)), window)[::hop]
-    rms = np.sqrt((frames**2 * weights).sum(axis=1) / weights.sum() + 1e-10)
-    level = np.log(rms)
-    low, high = np.percentile(level, [5, 95])
-    return [round(float(v), 4) for v in np.clip((level - low) / max(high - low, 1e-6), 0, 1)]
+    rms = np.sqrt((frames**2 * weights).sum(axis=1) / weights.sum())
+    reference = float(np.percentile(rms, 95))
+    if reference <= 1e-6:
+        return [0.0] * len(rms)
+    return [round(float(v), 4) for v in np.clip(rms / reference, 0, 1)]
 
 
 def build_keyframes(

@@ -71,9 +71,10 @@ def test_a_face_in_every_frame_and_eyes_brows_stable(measured):
 
 def test_lip_gap_follows_the_audio(measured, rendered):
     sync = correlation_at_best_lag(measured.lip_gap, measured.audio_rms, measured.fps)
-    # Regression guard at today's level (see docs/benchmarks.md); the issue's target is 0.5.
-    assert sync["correlation"] >= 0.2 and abs(sync["lag_ms"]) <= 40, sync
-    assert rendered.report["driver_audio_sync"]["correlation"] >= 0.4
+    # Issue 3's acceptance: Pearson >= 0.5 at the best lag, |lag| <= 40 ms, measured on re-detected
+    # landmarks of the encoded video (this sentence measures ~0.7; see docs/benchmarks.md).
+    assert sync["correlation"] >= 0.5 and abs(sync["lag_ms"]) <= 40, sync
+    assert rendered.report["driver_audio_sync"]["correlation"] >= 0.6
 
 
 def test_lips_close_on_p_b_m(measured, rendered):

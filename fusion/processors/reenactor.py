@@ -12,7 +12,7 @@ How a frame is made (all at the avatar's work resolution, inside the head region
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -31,6 +31,7 @@ class ReenactorOptions:
     motion_scale: float = 1.0  # global amplitude of mouth motion (a fallback can lower it)
     head_scale: float = 1.0
     smoothing_ratio: float = 0.035  # Gaussian sigma of the displacement field, × mouth width
+    photo_gap_open_at: float = 0.6  # mouth gap (track units) at which a photo's own lip gap is fully shown
 
 
 def _ring(centre: np.ndarray, radii: tuple[float, float], count: int) -> np.ndarray:
@@ -166,6 +167,7 @@ class Reenactor:
         inner = np.concatenate([lm[list(topo.LIPS_INNER_UPPER), :2], lm[list(topo.LIPS_INNER_LOWER), :2][::-1]])
         photo_gap = float(np.max(lm[list(topo.LIPS_INNER_LOWER), 1] - lm[list(topo.LIPS_INNER_UPPER), 1]))
         self.photo_teeth = inner if photo_gap > 0.06 * frame.mouth_width else None
+        self.photo_gap_ratio = photo_gap / max(frame.mouth_width, 1e-6)
         opening_mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
         cv2.fillPoly(opening_mask, [np.round((inner - [x0, y0]) * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
         self.opening_mask = opening_mask.astype(np.float32) / 255.0
@@ -237,9 +239,26 @@ class Reenactor:
                 self._mix(("blink",), [motion.blink], rect, flow)
         return flow
 
+    def effective_motion(self, motion):
+        """The motion as applied to this photo: its own lip gap closes as the jaw closes.
+
+        A photo that shows teeth (a smile) has an open mouth at rest; taken as-is, a barely open jaw
+        would look as open as a wide one and the lips would never read as shut between words. So the
+        photo's gap is closed in proportion to how little the track opens the mouth (fully shut at
+        gap 0, fully the photo's own at `photo_gap_open_at`). The visible gap jaw·(1 − closure) is kept.
+        """
+        reference = self.options.photo_gap_open_at
+        if self.photo_gap_ratio < 0.02 or reference <= 0:
+            return motion
+        gap = motion.jaw_open * (1.0 - motion.lip_closure)
+        closure = 1.0 - min(gap / reference, 1.0)
+        if closure <= motion.lip_closure:
+            return motion
+        return replace(motion, jaw_open=reference, lip_closure=closure)
+
     def moved_landmarks(self, motion, indices: tuple[int, ...]) -> np.ndarray:
         """Where the given landmarks land in this frame (sampled from the forward field)."""
-        flow = self.displacement(motion)
+        flow = self.displacement(self.effective_motion(motion))
         x0, y0 = self.rect[:2]
         pts = self.landmarks[list(indices), :2]
         xi = np.clip(np.round(pts[:, 0] - x0).astype(int), 0, flow.shape[1] - 1)
@@ -247,7 +266,7 @@ class Reenactor:
         return pts + flow[yi, xi]
 
     def process_frame(self, frame: np.ndarray, context: FrameContext) -> np.ndarray:
-        motion = context.motion
+        motion = self.effective_motion(context.motion)
         flow = self.displacement(motion)
         x0, y0, x1, y1 = self.rect
         map_x = self.grid_x - flow[..., 0]
