@@ -6,6 +6,7 @@ environment on its own, so a test or a batch run can hand each render its own co
 
 from config.loader import (
     CONFIG_DIR,
+    DriverVideoSettings,
     LabelSettings,
     MotionSettings,
     PathSettings,
@@ -21,6 +22,7 @@ from config.loader import (
 
 __all__ = [
     "CONFIG_DIR",
+    "DriverVideoSettings",
     "LabelSettings",
     "MotionSettings",
     "PathSettings",

@@ -83,14 +83,35 @@ class FaceSettings:
 
 
 @dataclass(frozen=True)
+class DriverVideoSettings:
+    """Reading motion from a recorded face video (`dhf render --driver-video clip.mp4`)."""
+
+    max_seconds: float = 600.0  # longer clips must be split, like long scripts
+    max_missing_ratio: float = 0.2  # refuse a clip whose face is missing in more frames than this
+    jaw_full_open_ratio: float = 0.35  # inner-lip gap / interocular distance that counts as jaw_open = 1
+    analysis_height: int = 540  # frames are scaled to this height before landmark detection
+    max_head_deg: float = 12.0  # head rotation read from the clip is clipped to this
+
+
+UPSCALE_FILTERS = ("cubic", "lanczos")
+
+
+@dataclass(frozen=True)
 class PostSettings:
     portrait_height_ratio: float = 1.0
     background: str = "blur"
     background_color: tuple[int, int, int] = (38, 42, 48)
+    upscale_filter: str = "cubic"
     sharpen_amount: float = 0.35
     color_match_strength: float = 1.0
-    smoother_min_cutoff_hz: float = 2.5
-    smoother_beta: float = 0.05
+    smoother_min_cutoff_hz: float = 1.5
+    smoother_beta: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.upscale_filter not in UPSCALE_FILTERS:
+            raise ConfigError(f"post.upscale_filter must be one of {UPSCALE_FILTERS}, not {self.upscale_filter!r}")
+        if self.background not in ("blur", "solid"):
+            raise ConfigError(f"post.background must be 'blur' or 'solid', not {self.background!r}")
 
 
 @dataclass(frozen=True)
@@ -115,6 +136,7 @@ class Settings:
     text: TextSettings = field(default_factory=TextSettings)
     motion: MotionSettings = field(default_factory=MotionSettings)
     face: FaceSettings = field(default_factory=FaceSettings)
+    driver_video: DriverVideoSettings = field(default_factory=DriverVideoSettings)
     post: PostSettings = field(default_factory=PostSettings)
     label: LabelSettings = field(default_factory=LabelSettings)
     provenance: ProvenanceSettings = field(default_factory=ProvenanceSettings)
@@ -199,6 +221,7 @@ def load_settings(override_file: Path | None = None, home: Path | None = None) -
         "text": TextSettings,
         "motion": MotionSettings,
         "face": FaceSettings,
+        "driver_video": DriverVideoSettings,
         "post": PostSettings,
         "label": LabelSettings,
         "provenance": ProvenanceSettings,

@@ -37,11 +37,21 @@ def mouth_outline(frame: MotionFrame, centre: tuple[float, float], half_width: f
     return outer, inner
 
 
-def render_frame(frame: MotionFrame) -> np.ndarray:
-    image = np.full((SIZE, SIZE, 3), 60, dtype=np.uint8)
-    layer = np.zeros_like(image)
+BACKGROUND = (60, 60, 60)
+
+
+def static_face() -> np.ndarray:
+    """Head and nose: drawn once per video, every frame starts from a copy."""
+    layer = np.full((SIZE, SIZE, 3), BACKGROUND, dtype=np.uint8)
+    cx, cy = SIZE // 2, SIZE // 2
+    cv2.ellipse(layer, (cx, cy), (100, 130), 0, 0, 360, SKIN, -1, cv2.LINE_AA)
+    cv2.line(layer, (cx, cy - 10), (cx - 6, cy + 25), (120, 140, 180), 2, cv2.LINE_AA)
+    return layer
+
+
+def render_frame(frame: MotionFrame, face: np.ndarray | None = None) -> np.ndarray:
+    layer = (static_face() if face is None else face).copy()
     cx, cy = SIZE / 2, SIZE / 2
-    cv2.ellipse(layer, (int(cx), int(cy)), (100, 130), 0, 0, 360, SKIN, -1, cv2.LINE_AA)
     for side in (-1, 1):
         ex, ey = cx + side * 42, cy - 30
         open_h = max(1, int(14 * (1 - frame.blink)))
@@ -49,26 +59,23 @@ def render_frame(frame: MotionFrame) -> np.ndarray:
         if open_h > 3:
             cv2.circle(layer, (int(ex), int(ey)), min(9, open_h), (70, 50, 40), -1, cv2.LINE_AA)
         cv2.line(layer, (int(ex - 22), int(ey - 28)), (int(ex + 22), int(ey - 30)), (60, 70, 90), 4, cv2.LINE_AA)
-    cv2.line(layer, (int(cx), int(cy - 10)), (int(cx - 6), int(cy + 25)), (120, 140, 180), 2, cv2.LINE_AA)
     outer, inner = mouth_outline(frame, (cx, cy + 62), 34)
     cv2.fillPoly(layer, [outer.astype(np.int32)], LIP, cv2.LINE_AA)
     if frame.mouth_gap > 0.02 or frame.teeth > 0.2:
         cv2.fillPoly(layer, [inner.astype(np.int32)], CAVITY, cv2.LINE_AA)
         top = inner[:21]
         teeth = np.concatenate([top, top[::-1] + np.array([0.0, 6 + 4 * frame.teeth])])
-        mask = np.zeros(image.shape[:2], np.uint8)
+        mask = np.zeros(layer.shape[:2], np.uint8)
         cv2.fillPoly(mask, [inner.astype(np.int32)], 255)
         teeth_layer = layer.copy()
         cv2.fillPoly(teeth_layer, [teeth.astype(np.int32)], TEETH, cv2.LINE_AA)
-        layer[mask > 0] = teeth_layer[mask > 0]
+        cv2.copyTo(teeth_layer, mask, layer)
     else:
         cv2.polylines(layer, [inner[:21].astype(np.int32)], False, (60, 50, 120), 2, cv2.LINE_AA)
     pose = cv2.getRotationMatrix2D((cx, cy), -frame.head_roll, 1.0)
     pose[0, 2] += frame.head_yaw * 3.0
     pose[1, 2] += frame.head_pitch * 3.0
-    warped = cv2.warpAffine(layer, pose, (SIZE, SIZE))
-    visible = warped.any(axis=2)
-    image[visible] = warped[visible]
+    image = cv2.warpAffine(layer, pose, (SIZE, SIZE), borderMode=cv2.BORDER_CONSTANT, borderValue=BACKGROUND)
     cv2.putText(
         image, "standard driver", (8, SIZE - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (200, 200, 200), 1, cv2.LINE_AA
     )
@@ -76,5 +83,6 @@ def render_frame(frame: MotionFrame) -> np.ndarray:
 
 
 def driver_frames(track: MotionTrack) -> Iterator[np.ndarray]:
+    face = static_face()
     for index in range(track.frame_count):
-        yield render_frame(track.frame(index))
+        yield render_frame(track.frame(index), face)

@@ -11,7 +11,7 @@ from driver_synth.synthesize import synthesize_track
 from driver_synth.track import MotionTrack
 from phoneme.artifacts import VisemeTrack
 
-DRIVER_FORMAT_VERSION = 1
+DRIVER_FORMAT_VERSION = 2  # 2: jaw follows linear amplitude additively
 
 
 @dataclass(frozen=True)

@@ -27,13 +27,23 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     render = sub.add_parser("render", help="render one video through the Prefect flow")
-    render.add_argument("text", help="what the avatar says (use @file.txt to read a file)")
+    render.add_argument(
+        "text",
+        nargs="?",
+        default="",
+        help="what the avatar says (use @file.txt to read a file); optional with --driver-video",
+    )
     render.add_argument("--avatar", required=True, help="avatar id (see `dhf avatar list`)")
     render.add_argument("--lang", required=True, help="language code, e.g. en, zh, es")
     render.add_argument("--voice", help="voice template from config/voices.yaml (default: the language's)")
     render.add_argument("--channel", default="demo", help="publication channel, checked against the license")
     render.add_argument("--purpose", default="demo", help="purpose, checked against the license")
     render.add_argument("-o", "--output", type=Path, required=True, help="output .mp4 (captions and report beside it)")
+    render.add_argument(
+        "--driver-video",
+        type=Path,
+        help="drive the avatar with a recorded face clip instead of speech synthesis (its audio is used)",
+    )
     render.add_argument("--quiet", action="store_true", help="no progress bars")
 
     models = sub.add_parser("models", help="provision or verify the pinned models")
@@ -67,20 +77,28 @@ def _render(args: argparse.Namespace, settings) -> int:
         voice=args.voice,
         channel=args.channel,
         purpose=args.purpose,
+        driver_video=args.driver_video.resolve() if args.driver_video else None,
     )
     validated = validate_request(request, settings)  # fails fast, before Prefect or any model starts
+    from flows.pipeline import stage_names
     from flows.render_flow import render_flow
 
-    stages_bar = tqdm(total=6, desc="stages", unit="stage", disable=args.quiet, position=0, leave=True)
+    names = stage_names(validated)
+    stages_bar = tqdm(total=len(names), desc="stages", unit="stage", disable=args.quiet, position=0, leave=True)
     frames_bar = tqdm(total=0, desc="frames", unit="frame", disable=args.quiet, position=1, leave=True)
 
     def on_stage(name: str) -> None:
-        if stages_bar.n < stages_bar.total and name != "speech":
+        if stages_bar.n < stages_bar.total and name != names[0]:
             stages_bar.update(1)
         stages_bar.set_postfix_str(name)
+        current[0] = name
+
+    current = [names[0], ""]  # the running stage, and the one the frames bar counts for
 
     def on_frame(done: int, total: int) -> None:
-        if frames_bar.total != total:
+        if current[1] != current[0] or frames_bar.total != total:
+            current[1] = current[0]
+            frames_bar.set_description(f"frames ({current[0]})")
             frames_bar.reset(total=total)
         frames_bar.update(done - frames_bar.n)
 
@@ -91,10 +109,9 @@ def _render(args: argparse.Namespace, settings) -> int:
         stages_bar.update(stages_bar.total - stages_bar.n)
         stages_bar.close()
         frames_bar.close()
-    print(
-        f"{result.video}  ({result.frames} frames, {time.perf_counter() - started:.1f} s)  "
-        f"captions: {result.srt}  report: {result.report}"
-    )
+    captions = f"captions: {result.srt}  " if result.srt else ""
+    seconds = time.perf_counter() - started
+    print(f"{result.video}  ({result.frames} frames, {seconds:.1f} s)  {captions}report: {result.report}")
     return 0
 
 

@@ -22,8 +22,77 @@ StageCall = Callable[..., Any]
 class RenderResult:
     video: Path
     report: Path
-    srt: Path
+    srt: Path | None  # None for a recorded driver clip (no timed words to caption)
     frames: int
+
+
+def stage_names(validated: ValidatedRequest) -> list[str]:
+    """The stages this request runs, in order (for progress displays)."""
+    if validated.request.driver_video is not None:
+        return ["audio", "driver", "avatar", "render", "package"]
+    return ["speech", "visemes", "driver", "avatar", "render", "package"]
+
+
+def _synthetic_driver(
+    validated: ValidatedRequest, settings: Settings, call: StageCall, log: StageLog, on_stage, on_frame
+):
+    """Text → speech → visemes → motion track. Returns (driver, wav, details, speech)."""
+    on_stage("speech")
+    speech = call("speech", stages.speech_stage, validated, settings)
+    log.cache["speech"] = speech.cache_hit
+    on_stage("visemes")
+    visemes = call("visemes", stages.viseme_stage, speech, settings)
+    on_stage("driver")
+    driver = call("driver", stages.driver_stage, visemes, speech, settings)
+    log.cache["driver"] = driver.cache_hit
+    timings = speech.timings()
+    details = {
+        "speech": {
+            "key": speech.key,
+            "duration_s": round(timings.duration, 3),
+            "wav": str(speech.wav_path),
+            "audio_sha256": stages.file_sha256(speech.wav_path),
+            "words": len(timings.words),
+            "phones": len(timings.phones),
+        },
+        "driver": {
+            "source": "synthetic",
+            "key": driver.key,
+            "video": str(driver.track_path.with_suffix(".mp4")),
+            "track": str(driver.track_path),
+            "track_sha256": stages.file_sha256(driver.track_path),
+        },
+    }
+    return driver, speech.wav_path, details, speech
+
+
+def _recorded_driver(
+    validated: ValidatedRequest, settings: Settings, call: StageCall, log: StageLog, on_stage, on_frame
+):
+    """Recorded clip → its audio + motion read from its landmarks. Returns (driver, wav, details, None)."""
+    on_stage("audio")
+    audio = call("audio", stages.driver_audio_stage, validated, settings)
+    log.cache["audio"] = audio.cache_hit
+    on_stage("driver")
+    driver = call("driver", stages.recorded_driver_stage, validated, settings, on_frame)
+    log.cache["driver"] = driver.cache_hit
+    clip = Path(validated.request.driver_video)
+    details = {
+        "speech": {
+            "source": "driver video audio" if audio.had_audio else "silence (the driver video has no audio)",
+            "wav": str(audio.wav_path),
+            "audio_sha256": stages.file_sha256(audio.wav_path),
+        },
+        "driver": {
+            "source": "recorded",
+            "clip": str(clip),
+            "clip_sha256": stages.file_sha256(clip),
+            "key": driver.key,
+            "track": str(driver.track_path),
+            "track_sha256": stages.file_sha256(driver.track_path),
+        },
+    }
+    return driver, audio.wav_path, details, None
 
 
 def run_pipeline(
@@ -34,50 +103,31 @@ def run_pipeline(
     on_stage: Callable[[str], None] = lambda name: None,
     on_frame: Callable[[int, int], None] | None = None,
 ) -> RenderResult:
-    on_stage("speech")
-    speech = call("speech", stages.speech_stage, validated, settings)
-    log.cache["speech"] = speech.cache_hit
-    on_stage("visemes")
-    visemes = call("visemes", stages.viseme_stage, speech, settings)
-    on_stage("driver")
-    driver = call("driver", stages.driver_stage, visemes, speech, settings)
-    log.cache["driver"] = driver.cache_hit
+    recorded = validated.request.driver_video is not None
+    make_driver = _recorded_driver if recorded else _synthetic_driver
+    driver, wav, details, speech = make_driver(validated, settings, call, log, on_stage, on_frame)
     on_stage("avatar")
     analysis = call("avatar", stages.avatar_stage, validated.avatar, settings)
     log.cache["avatar_analysis"] = analysis.cache_hit
     on_stage("render")
-    details = call("render", stages.render_stage, validated, analysis, driver, speech, settings, on_frame)
+    rendered = call("render", stages.render_stage, validated, analysis, driver, wav, settings, on_frame)
     on_stage("package")
-    captions = call("captions", stages.captions_stage, speech, validated)
-    timings = speech.timings()
+    captions = call("captions", stages.captions_stage, speech, validated) if speech is not None else {}
     details = {
+        **rendered,
         **details,
-        "speech": {
-            "key": speech.key,
-            "duration_s": round(timings.duration, 3),
-            "wav": str(speech.wav_path),
-            "audio_sha256": stages.file_sha256(speech.wav_path),
-            "words": len(timings.words),
-            "phones": len(timings.phones),
-        },
-        "driver": {
-            "key": driver.key,
-            "video": str(driver.track_path.with_suffix(".mp4")),
-            "track": str(driver.track_path),
-            "track_sha256": stages.file_sha256(driver.track_path),
-        },
         "video": {
-            "duration_s": round(details["frames"] / settings.video.fps, 3),
+            "duration_s": round(rendered["frames"] / settings.video.fps, 3),
             "width": settings.video.width,
             "height": settings.video.height,
             "fps": settings.video.fps,
         },
         "captions": {k: str(v) for k, v in captions.items()},
-        "driver_audio_sync": stages.track_audio_sync(speech, driver),
+        "driver_audio_sync": stages.track_audio_sync(wav, driver),
     }
     report = stages.write_report(validated, settings, log, details)
     return RenderResult(
-        video=Path(validated.request.output), report=report, srt=captions["srt"], frames=int(details["frames"])
+        video=Path(validated.request.output), report=report, srt=captions.get("srt"), frames=int(rendered["frames"])
     )
 
 

@@ -28,7 +28,7 @@ def render_flow(
     validated: ValidatedRequest,
     settings: Settings,
     on_frame: Callable[[int, int], None] | None = None,
-    on_stage: Callable[[str], None] = lambda name: None,
+    on_stage: Callable[[str], None] | None = None,
 ) -> RenderResult:
     log = StageLog()
 
@@ -40,7 +40,7 @@ def render_flow(
         log.timings[name] = round(time.perf_counter() - start, 3)
         return result
 
-    result = run_pipeline(validated, settings, call, log, on_stage, on_frame)
+    result = run_pipeline(validated, settings, call, log, on_stage or (lambda name: None), on_frame)
     create_markdown_artifact(
         key="render-summary",
         markdown=(

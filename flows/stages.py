@@ -24,9 +24,10 @@ from config.files import atomic_path, content_hash, file_sha256, write_text_atom
 from driver_synth.canonical_face import SIZE, driver_frames
 from driver_synth.driver import DriverArtifact, build_driver
 from fusion.analysis import FaceAnalyser, read_image
+from fusion.driver_video import READER_VERSION, inspect_driver_video, track_from_video
 from fusion.engine import EngineOptions, FusionEngine
 from fusion.errors import FusionError
-from fusion.frame_io import EncodeOptions, VideoWriter
+from fusion.frame_io import EncodeOptions, VideoWriter, extract_audio_wav
 from fusion.framing import apply_framing, choose_framing
 from fusion.measure import rms_envelope
 from fusion.models import ModelRegistry
@@ -50,6 +51,7 @@ class RenderRequest:
     voice: str | None = None
     channel: str = "demo"
     purpose: str = "demo"
+    driver_video: Path | None = None  # a recorded face clip drives the avatar (its audio is used, text optional)
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,11 @@ def validate_request(request: RenderRequest, settings: Settings) -> ValidatedReq
     """Every check that needs no heavy compute: text, language/voice, avatar, license, models, font."""
     voices, defaults = load_voices()
     voice = resolve_voice(request.language, request.voice, voices, defaults)
-    spoken = normalize_text(request.text, request.language, settings.text.max_chars, settings.text.min_chars)
+    if request.driver_video is not None:
+        inspect_driver_video(request.driver_video, settings.driver_video)
+        spoken = request.text.strip()  # a transcript, optional: the clip's own audio is used
+    else:
+        spoken = normalize_text(request.text, request.language, settings.text.max_chars, settings.text.min_chars)
     avatar = AvatarLibrary.default(settings.paths.home).get(request.avatar_id)
     lic = avatar.license()
     check_license(lic, avatar.avatar_id, request.language, request.channel, request.purpose)
@@ -106,10 +112,10 @@ def validate_request(request: RenderRequest, settings: Settings) -> ValidatedReq
 
 
 def speech_stage(validated: ValidatedRequest, settings: Settings) -> SpeechArtifact:
-    from phoneme.g2p import OfflineG2p
+    from phoneme.g2p import shared_g2p
 
     return synthesize_speech(
-        validated.request.text, validated.voice, settings, EspeakEngine, lambda: OfflineG2p(settings.paths.nltk_data)
+        validated.request.text, validated.voice, settings, EspeakEngine, lambda: shared_g2p(settings.paths.nltk_data)
     )
 
 
@@ -127,12 +133,61 @@ def driver_stage(visemes: VisemeTrack, speech: SpeechArtifact, settings: Setting
     if not video_path.is_file():
         track = driver.track()
         options = EncodeOptions(
-            fps=track.fps, crf=26, preset="veryfast", metadata=(("comment", "dhf standard driver"),)
+            fps=track.fps, crf=26, preset="ultrafast", metadata=(("comment", "dhf standard driver"),)
         )
         with atomic_path(video_path) as temporary, VideoWriter(temporary, SIZE, SIZE, options, speech.wav_path) as out:
             for frame in driver_frames(track):
                 out.write(frame)
     return driver
+
+
+RECORDED_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class DriverAudio:
+    """The audio of a recorded driver clip, as the WAV that is muxed into the output."""
+
+    key: str
+    wav_path: Path
+    had_audio: bool
+    cache_hit: bool
+
+
+def _clip_key(validated: ValidatedRequest, extra: dict[str, object]) -> str:
+    clip = Path(validated.request.driver_video)
+    return content_hash({"v": RECORDED_FORMAT_VERSION, "clip": file_sha256(clip), **extra})
+
+
+def driver_audio_stage(validated: ValidatedRequest, settings: Settings) -> DriverAudio:
+    """The clip's audio (or silence when it has none), cached by the clip's content hash."""
+    clip = Path(validated.request.driver_video)
+    info = inspect_driver_video(clip, settings.driver_video)
+    key = _clip_key(validated, {"audio": True})
+    wav_path = settings.paths.cache / "recorded" / f"{key}.wav"
+    if wav_path.is_file():
+        return DriverAudio(key, wav_path, info.audio_codec is not None, cache_hit=True)
+    wav_path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(wav_path) as temporary:
+        had_audio = extract_audio_wav(clip, temporary, info.duration)
+    return DriverAudio(key, wav_path, had_audio, cache_hit=False)
+
+
+def recorded_driver_stage(
+    validated: ValidatedRequest, settings: Settings, on_frame: Callable[[int, int], None] | None = None
+) -> DriverArtifact:
+    """Motion read from the clip's landmarks, cached by the clip's hash and the reading settings."""
+    fps = settings.video.fps
+    key = _clip_key(validated, {"fps": fps, "settings": asdict(settings.driver_video), "reader": READER_VERSION})
+    path = settings.paths.cache / "driver" / f"{key}.npz"
+    if path.is_file():
+        return DriverArtifact(key, path, cache_hit=True)
+    analyser = FaceAnalyser(ModelRegistry(settings.paths.models), settings.face.detector_min_score)
+    track = track_from_video(Path(validated.request.driver_video), analyser, fps, settings.driver_video, on_frame)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as temporary:
+        track.save(temporary)
+    return DriverArtifact(key, path, cache_hit=False)
 
 
 @dataclass(frozen=True)
@@ -187,7 +242,7 @@ def render_stage(
     validated: ValidatedRequest,
     analysis: AvatarAnalysis,
     driver: DriverArtifact,
-    speech: SpeechArtifact,
+    audio: Path,
     settings: Settings,
     on_frame: Callable[[int, int], None] | None = None,
 ) -> dict[str, object]:
@@ -215,7 +270,7 @@ def render_stage(
     reenact_seconds = 0.0
     with (
         atomic_path(target) as temporary,
-        VideoWriter(temporary, video.width, video.height, encode, audio=speech.wav_path) as writer,
+        VideoWriter(temporary, video.width, video.height, encode, audio=audio) as writer,
     ):
         frames = engine.frames(track)
         for index in range(track.frame_count):
@@ -238,6 +293,7 @@ def provenance_tags(validated: ValidatedRequest, settings: Settings) -> dict[str
     content_id = content_hash(
         {
             "text": validated.spoken_text,
+            "driver_video": str(validated.request.driver_video or ""),
             "avatar": validated.avatar.avatar_id,
             "version": validated.avatar.version,
             "voice": validated.voice.name,
@@ -267,9 +323,9 @@ def captions_stage(speech: SpeechArtifact, validated: ValidatedRequest) -> dict[
     return {"srt": paths["srt"], "vtt": paths["vtt"]}
 
 
-def track_audio_sync(speech: SpeechArtifact, driver: DriverArtifact) -> dict[str, float]:
+def track_audio_sync(audio: Path, driver: DriverArtifact) -> dict[str, float]:
     """Correlation and lag between the driver's mouth opening and the audio envelope (a cheap self-check)."""
-    samples, rate = read_wav(speech.wav_path)
+    samples, rate = read_wav(audio)
     track = driver.track()
     envelope = rms_envelope(samples.astype(np.float32) / 32768.0, rate, track.fps, track.frame_count)
     return correlation_at_best_lag(track.mouth_gap(), envelope, track.fps)

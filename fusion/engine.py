@@ -74,7 +74,9 @@ class FusionEngine:
             *smoother,
             self.reenactor,
             ColorMatcher(face_rect, options.post.color_match_strength),
-            Upscaler(UpscalerOptions(size=portrait, sharpen=options.post.sharpen_amount)),
+            Upscaler(
+                UpscalerOptions(size=portrait, sharpen=options.post.sharpen_amount, filter=options.post.upscale_filter)
+            ),
             Compositor(
                 CompositorOptions(
                     options.width, options.height, options.post.background, tuple(options.post.background_color)

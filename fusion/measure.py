@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fusion import topology as topo
 from fusion.analysis import FaceAnalyser
+from fusion.face_features import face_features
 from fusion.frame_io import probe, read_audio_mono, read_frames
 
 
@@ -36,13 +36,6 @@ def rms_envelope(audio: np.ndarray, rate: int, fps: float, count: int, window_s:
     return np.asarray(values)
 
 
-def _ratio(points: np.ndarray, top: int, bottom: int, left: int, right: int) -> float:
-    return float(
-        np.linalg.norm(points[bottom, :2] - points[top, :2])
-        / max(np.linalg.norm(points[right, :2] - points[left, :2]), 1e-6)
-    )
-
-
 def measure_video(path: Path, analyser: FaceAnalyser, scale_height: int = 540) -> VideoMeasurements:
     info = probe(path)
     width = int(round(info.width * scale_height / info.height / 2) * 2)
@@ -55,11 +48,10 @@ def measure_video(path: Path, analyser: FaceAnalyser, scale_height: int = 540) -
             eyes.append(np.nan)
             brows.append(np.nan)
             continue
-        lm = face.landmarks
-        gaps.append(_ratio(lm, topo.UPPER_LIP_MID, topo.LOWER_LIP_MID, *topo.MOUTH_CORNERS))
-        eyes.append((_ratio(lm, 159, 145, 33, 133) + _ratio(lm, 386, 374, 263, 362)) / 2)
-        brow = (np.linalg.norm(lm[105, :2] - lm[159, :2]) + np.linalg.norm(lm[334, :2] - lm[386, :2])) / 2
-        brows.append(float(brow / max(face.interocular, 1e-6)))
+        features = face_features(face.landmarks)
+        gaps.append(features.lip_gap)
+        eyes.append(features.eye_open)
+        brows.append(features.brow_height)
     count = len(found)
     rms = rms_envelope(read_audio_mono(path, 16000), 16000, info.fps, count)
     return VideoMeasurements(info.fps, np.array(found), np.array(gaps), np.array(eyes), np.array(brows), rms)

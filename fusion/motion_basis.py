@@ -140,7 +140,7 @@ def blink_basis(landmarks: np.ndarray) -> np.ndarray:
     basis = np.zeros((len(landmarks), 2))
     for upper, lower in ((topo.RIGHT_EYE_UPPER, topo.RIGHT_EYE_LOWER), (topo.LEFT_EYE_UPPER, topo.LEFT_EYE_LOWER)):
         delta = landmarks[list(lower), :2] - landmarks[list(upper), :2]
-        basis[list(upper)] = 0.85 * delta
+        basis[list(upper)] = 0.95 * delta
         basis[list(lower[1:-1])] = -0.12 * delta[1:-1]
     return basis
 

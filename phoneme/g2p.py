@@ -102,3 +102,10 @@ class OfflineG2p:
             else:
                 result.append(list(self._model.predict(word)))
         return result
+
+
+@functools.lru_cache(maxsize=4)
+def shared_g2p(nltk_data: Path | None = None) -> OfflineG2p:
+    """One loaded g2p-en per process and data directory. Loading parses all of CMUdict (~1 s); the
+    loaded model is only read afterwards, so batch renders in one process share it."""
+    return OfflineG2p(nltk_data)

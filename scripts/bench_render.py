@@ -1,8 +1,10 @@
 """Render benchmark: every stage timed, compared with an ffmpeg-only 1080p encode of the same duration.
 
 Ratios, not absolute seconds, are the figures to compare across machines: both sides are measured
-in the same run on the same (noisy, shared) machine. Usage:
-    .venv/bin/python scripts/bench_render.py [--count 10] [--out bench-out]
+in the same run on the same (noisy, shared) machine. The run uses a fresh DHF home (models linked
+from the provisioned one), so speech and driver caches start cold as for new text. Usage:
+    .venv/bin/python scripts/bench_render.py [--count 10] [--out bench-out] [--sync]
+--sync also re-detects landmarks on every output and reports lip-gap/audio correlation (slow).
 """
 
 from __future__ import annotations
@@ -12,12 +14,16 @@ import json
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 from config import load_settings
 from flows.pipeline import render_video
-from flows.stages import RenderRequest
+from flows.stages import RenderRequest, correlation_at_best_lag
+from fusion.analysis import FaceAnalyser
+from fusion.measure import measure_video
+from fusion.models import ModelRegistry
 
 SENTENCES = [
     "Welcome to our bank. Today I will explain how a one-year fixed deposit works, what rate you get, and when you can withdraw your money.",
@@ -62,9 +68,14 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=10)
     parser.add_argument("--out", type=Path, default=Path("bench-out"))
+    parser.add_argument("--sync", action="store_true", help="measure lip-sync on every output (slow)")
     args = parser.parse_args()
-    settings = load_settings()
+    provisioned = load_settings().paths.models
+    home = Path(tempfile.mkdtemp(prefix="dhf-bench-"))
+    (home / "models").symlink_to(provisioned, target_is_directory=True)
+    settings = load_settings(home=home)
     args.out.mkdir(exist_ok=True)
+    analyser = FaceAnalyser(ModelRegistry(settings.paths.models)) if args.sync else None
     rows = []
     for index, text in enumerate(SENTENCES[: args.count]):
         target = args.out / f"s{index}.mp4"
@@ -88,6 +99,10 @@ def main() -> int:
                 "stages": report["stage_seconds"],
             }
         )
+        if analyser is not None:
+            measured = measure_video(target, analyser)
+            rows[-1]["video_sync"] = correlation_at_best_lag(measured.lip_gap, measured.audio_rms, measured.fps)
+            rows[-1]["track_sync"] = report["driver_audio_sync"]
         print(json.dumps(rows[-1]), flush=True)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     total = {k: round(sum(r[k] for r in rows), 2) for k in ("duration_s", "render_s", "ffmpeg_ref_s")}
@@ -97,6 +112,10 @@ def main() -> int:
         "realtime_factor": round(total["render_s"] / total["duration_s"], 2),
         "peak_rss_mb": round(peak_mb),
     }
+    if analyser is not None:
+        values = sorted(r["video_sync"]["correlation"] for r in rows)
+        summary["video_sync_min"] = values[0]
+        summary["video_sync_median"] = values[len(values) // 2]
     print(json.dumps({"summary": summary}))
     return 0
 

@@ -16,6 +16,9 @@ from pathlib import Path
 import pytest
 
 from config import load_settings
+from fusion.analysis import FaceAnalyser
+from fusion.measure import measure_video
+from fusion.models import ModelRegistry
 
 REPO = Path(__file__).resolve().parents[1]
 DHF = [sys.executable, "-m", "flows.cli"]
@@ -68,3 +71,23 @@ def render(home: Path, out: Path, text: str = SENTENCE, extra: list[str] | None 
 @pytest.fixture(scope="session")
 def rendered(dhf_home, tmp_path_factory) -> Rendered:
     return render(dhf_home, tmp_path_factory.mktemp("render") / "answer.mp4")
+
+
+@pytest.fixture(scope="session")
+def analyser(settings) -> FaceAnalyser:
+    return FaceAnalyser(ModelRegistry(settings.paths.models))
+
+
+@pytest.fixture(scope="session")
+def measured(rendered, analyser):
+    """Landmarks re-detected on every frame of the session's render, and its audio envelope."""
+    return measure_video(rendered.video, analyser)
+
+
+def assert_refused(result: subprocess.CompletedProcess, pattern: str, output: Path) -> None:
+    """A refused request: exit 2, one line naming the problem, and no output (not even a temp file)."""
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("dhf: error: "), result.stderr
+    assert pattern in lines[0], lines[0]
+    assert not output.exists() and not list(output.parent.glob("*.part*"))

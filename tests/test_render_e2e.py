@@ -9,18 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import render, run_dhf
+from conftest import assert_refused, render, run_dhf
 
 from flows.stages import correlation_at_best_lag
-from fusion.analysis import FaceAnalyser
 from fusion.frame_io import probe, read_frames
-from fusion.measure import measure_video
-from fusion.models import ModelRegistry
-
-
-@pytest.fixture(scope="module")
-def measured(rendered, settings):
-    return measure_video(rendered.video, FaceAnalyser(ModelRegistry(settings.paths.models)))
 
 
 def test_output_format_and_duration(rendered):
@@ -104,14 +96,6 @@ def test_rerun_reuses_cached_speech_and_driver(rendered, dhf_home, tmp_path):
     assert again.report["driver"]["track_sha256"] == rendered.report["driver"]["track_sha256"]
 
 
-def _assert_refused(result, pattern, output):
-    assert result.returncode == 2, result.stderr
-    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("dhf: error: "), result.stderr
-    assert pattern in lines[0], lines[0]
-    assert not output.exists() and not list(output.parent.glob("*.part*"))
-
-
 @pytest.mark.parametrize(
     ("args", "pattern"),
     [
@@ -125,7 +109,7 @@ def _assert_refused(result, pattern, output):
 )
 def test_bad_requests_fail_fast_with_one_line(args, pattern, dhf_home, tmp_path):
     output = tmp_path / "out.mp4"
-    _assert_refused(run_dhf(["render", *args, "-o", str(output)], dhf_home), pattern, output)
+    assert_refused(run_dhf(["render", *args, "-o", str(output)], dhf_home), pattern, output)
 
 
 def test_corrupt_avatar_photo_is_refused(dhf_home, tmp_path):
@@ -140,7 +124,7 @@ def test_corrupt_avatar_photo_is_refused(dhf_home, tmp_path):
     (library / "portrait.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     output = tmp_path / "out.mp4"
     result = run_dhf(["render", "Hello", "--lang", "en", "--avatar", "broken", "-o", str(output)], dhf_home)
-    _assert_refused(result, "is corrupt or not a supported format", output)
+    assert_refused(result, "is corrupt or not a supported format", output)
 
 
 def test_missing_model_is_refused(tmp_path):
@@ -148,5 +132,5 @@ def test_missing_model_is_refused(tmp_path):
     (home / "models").mkdir(parents=True)
     output = tmp_path / "out.mp4"
     result = run_dhf(["render", "Hello", "--lang", "en", "--avatar", "sample", "-o", str(output)], home)
-    _assert_refused(result, "model file missing", output)
+    assert_refused(result, "model file missing", output)
     assert "run scripts/setup" in result.stderr

@@ -175,6 +175,16 @@ class Reenactor:
         self.mouth_centre = (round(centre[0]), round(centre[1]))
         return base
 
+    def _invert_exactly(self, rect: Rect, flow: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> None:
+        """Replace the sampling maps inside `rect` (ROI coordinates) by the exact vertical inverse."""
+        x0, y0 = self.rect[:2]
+        rx0, ry0, rx1, ry1 = rect
+        exact_rows = _invert_columns(flow[ry0:ry1, rx0:rx1, 1])
+        map_y[ry0:ry1, rx0:rx1] = exact_rows + (y0 + ry0)
+        sample_x = self.grid_x[ry0:ry1, rx0:rx1] - x0
+        back_x = cv2.remap(flow[..., 0], sample_x, exact_rows + ry0, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        map_x[ry0:ry1, rx0:rx1] = self.grid_x[ry0:ry1, rx0:rx1] - back_x
+
     def _feature_rect(self, indices: tuple[int, ...], pad_ratio: float = 0.5) -> Rect:
         x0, y0, x1, y1 = self.rect
         pts = self.landmarks[list(indices), :2]
@@ -205,6 +215,17 @@ class Reenactor:
         self.cavity_colour = lip_colour * 0.22 + np.array([8, 6, 12])
         self.tongue_colour = lip_colour * 0.72 + np.array([0, 0, 10])
         self.teeth_colour = np.clip(np.array([206, 214, 222]) * np.clip(brightness, 0.75, 1.05), 0, 255)
+        self.lid_colours = [self._eyelid_colour(upper) for upper in (topo.RIGHT_EYE_UPPER, topo.LEFT_EYE_UPPER)]
+
+    def _eyelid_colour(self, upper: tuple[int, ...]) -> np.ndarray:
+        """Median colour of the eyelid skin just above the upper lid (what covers a closed eye)."""
+        lid = self.landmarks[list(upper), :2]
+        width = float(np.ptp(lid[:, 0]))
+        cx, cy = lid[len(lid) // 2]
+        x0, x1 = int(cx - 0.2 * width), int(cx + 0.2 * width) + 1
+        y0, y1 = int(cy - 0.3 * width), int(cy - 0.12 * width) + 1
+        patch = self.base[max(y0, 0) : max(y1, 1), max(x0, 0) : max(x1, 1)].reshape(-1, 3)
+        return np.median(patch, axis=0).astype(np.float32) if len(patch) else np.full(3, 180.0, np.float32)
 
     # ----------------------------------------------------------------------------------------------
     def _mix(self, names: tuple[str, ...], weights: list[float], rect: Rect | None, out: np.ndarray) -> None:
@@ -277,13 +298,13 @@ class Reenactor:
         map_x = self.grid_x - flow_back[..., 0]
         map_y = self.grid_y - flow_back[..., 1]
         # Around the mouth the jaw field is too steep for fixed-point inversion (it would show the
-        # teeth again under the lower lip); there the vertical map is inverted exactly, per column.
+        # teeth again under the lower lip), and so is a closing eyelid (the iris would stay visible
+        # through a blink); there the vertical map is inverted exactly, per column.
+        self._invert_exactly(self.mouth_rect, flow, map_x, map_y)
+        if motion.blink > 0.01:
+            for rect in self.eye_rects:
+                self._invert_exactly(rect, flow, map_x, map_y)
         mx0, my0, mx1, my1 = self.mouth_rect
-        exact_rows = _invert_columns(flow[my0:my1, mx0:mx1, 1])
-        map_y[my0:my1, mx0:mx1] = exact_rows + (y0 + my0)
-        sample_x = self.grid_x[my0:my1, mx0:mx1] - x0
-        back_x = cv2.remap(flow[..., 0], sample_x, exact_rows + my0, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        map_x[my0:my1, mx0:mx1] = self.grid_x[my0:my1, mx0:mx1] - back_x
         warped = cv2.remap(self.base, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
         # Output pixels that sample the photo's own mouth opening are stretched teeth: mark them.
         opening = np.zeros(warped.shape[:2], np.float32)
@@ -291,6 +312,8 @@ class Reenactor:
             self.opening_mask, map_x[my0:my1, mx0:mx1] - x0, map_y[my0:my1, mx0:mx1] - y0, cv2.INTER_LINEAR
         )
         self._paint_mouth(warped, flow, motion, opening)
+        if motion.blink > 0.5:
+            self._paint_closed_eyes(warped, flow, motion.blink)
         self.buffer[y0:y1, x0:x1] = warped
         context.dirty = self.rect
         return self.buffer
@@ -382,6 +405,34 @@ class Reenactor:
         colour = self.lip_colour * (1 - 0.35 * line_alpha)
         region = roi[by0:by1, bx0:bx1].astype(np.float32)
         roi[by0:by1, bx0:bx1] = np.clip(region * (1 - alpha) + colour * alpha, 0, 255).astype(np.uint8)
+
+    def _paint_closed_eyes(self, roi: np.ndarray, flow: np.ndarray, blink: float) -> None:
+        """Cover what the warp leaves of the eye opening near the end of a blink with lid skin and a
+        lash line: a mesh warp squeezes the iris but cannot make it disappear."""
+        x0, y0 = self.rect[:2]
+        strength = float(np.clip((blink - 0.5) / 0.4, 0.0, 1.0))
+        eyes = ((topo.RIGHT_EYE_UPPER, topo.RIGHT_EYE_LOWER), (topo.LEFT_EYE_UPPER, topo.LEFT_EYE_LOWER))
+        for (upper_ids, lower_ids), colour in zip(eyes, self.lid_colours, strict=True):
+            upper = self._moved(upper_ids, flow) - [x0, y0]
+            lower = self._moved(lower_ids, flow) - [x0, y0]
+            polygon = np.concatenate([upper, lower[::-1]])
+            pad = 4
+            bx0, by0 = np.maximum(np.floor(polygon.min(0)).astype(int) - pad, 0)
+            bx1, by1 = np.minimum(np.ceil(polygon.max(0)).astype(int) + pad, [roi.shape[1], roi.shape[0]])
+            if bx1 - bx0 < 3 or by1 - by0 < 2:
+                continue
+            local = np.round((polygon - [bx0, by0]) * 16).astype(np.int32)
+            mask = np.zeros((by1 - by0, bx1 - bx0), np.uint8)
+            cv2.fillPoly(mask, [local], 255, cv2.LINE_AA, shift=4)
+            closed_line = np.round(((upper + lower) / 2 - [bx0, by0]) * 16).astype(np.int32)
+            lashes = np.zeros_like(mask)
+            cv2.polylines(lashes, [closed_line], False, 255, 2, cv2.LINE_AA, 4)
+            alpha = cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (0, 0), 0.9)[..., None] * strength
+            lash_alpha = cv2.GaussianBlur(lashes.astype(np.float32) / 255.0, (0, 0), 0.6)[..., None] * strength
+            region = roi[by0:by1, bx0:bx1].astype(np.float32)
+            region = region * (1 - alpha) + colour * alpha
+            region = region * (1 - 0.6 * lash_alpha) + (colour * 0.35) * (0.6 * lash_alpha)
+            roi[by0:by1, bx0:bx1] = np.clip(region, 0, 255).astype(np.uint8)
 
     def _head_shift(self, motion) -> tuple[float, float]:
         """Displacement of the mouth centre caused by head motion alone (teeth ride on the skull)."""

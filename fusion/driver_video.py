@@ -1,0 +1,139 @@
+"""A recorded face video as driver: the motion channels are read from its landmarks, frame by frame.
+
+The clip is resampled to the output frame rate and analysed at a modest height (landmarks do not
+need 1080p). Each channel is measured relative to the clip's own neutral (its median face), so a
+driver filmed slightly turned, or with a wider mouth than the avatar, does not carry that over:
+- jaw_open: inner-lip gap above the clip's closed baseline (5th percentile), per interocular distance,
+  scaled so `jaw_full_open_ratio` is a fully open jaw; lip_closure rises as the gap reaches baseline;
+- lip_width / lip_round: mouth width above / below its median;
+- teeth: upper lip raised towards the nose; blink: contrast inside the eyes below the open-eye
+  reference (the mesh itself keeps the lids open through a blink, the pixels do not);
+- head yaw/pitch/roll: rotation estimates minus their median, clipped to `max_head_deg`.
+Frames where no face is found are interpolated from their neighbours, up to `max_missing_ratio`.
+The result is a `MotionTrack` with source "recorded", which the engine filters for landmark jitter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from config import DriverVideoSettings
+from driver_synth.track import MotionTrack
+from fusion.analysis import FaceAnalyser
+from fusion.errors import MediaError
+from fusion.face_features import FaceFeatures, face_features
+from fusion.frame_io import ProbeResult, probe, read_frames
+
+READER_VERSION = 1  # bump when the mapping below changes: cached recorded tracks are keyed by it
+CLOSURE_BAND = 0.04  # gap (per interocular) above the closed baseline at which the lips count as parted
+TEETH_RAISE_IO = 0.08  # upper-lip raise (per interocular) read as full teeth
+WIDTH_STRETCH, WIDTH_NARROW = 0.26, 0.34  # relative width change read as lip_width = 1 / lip_round = 1
+
+
+def inspect_driver_video(path: Path, settings: DriverVideoSettings) -> ProbeResult:
+    """Cheap checks before any analysis: readable, has frames, not longer than allowed."""
+    path = Path(path)
+    if not path.is_file():
+        raise MediaError(f"driver video not found: {path}; check the path")
+    info = probe(path)
+    if info.frames < 2 or info.duration <= 0:
+        raise MediaError(f"driver video {path} has no frames; use a clip of a speaking face")
+    if info.duration > settings.max_seconds:
+        raise MediaError(
+            f"driver video {path} is {info.duration:.0f} s long, over the {settings.max_seconds:.0f} s limit; "
+            "split it or raise driver_video.max_seconds"
+        )
+    return info
+
+
+def read_driver_features(
+    path: Path,
+    analyser: FaceAnalyser,
+    fps: int,
+    settings: DriverVideoSettings,
+    on_frame: Callable[[int, int], None] | None = None,
+) -> list[FaceFeatures | None]:
+    """Per output frame: the largest face's features, or None where no face was found."""
+    info = inspect_driver_video(path, settings)
+    height = min(settings.analysis_height, info.height)
+    height -= height % 2
+    width = int(round(info.width * height / info.height / 2) * 2)
+    expected = max(1, round(info.duration * fps))
+    features: list[FaceFeatures | None] = []
+    for frame in read_frames(path, width, height, fps=fps):
+        face = analyser.largest_face(frame)
+        features.append(face_features(face.landmarks, frame) if face is not None else None)
+        if on_frame is not None:
+            on_frame(len(features), expected)
+    return features
+
+
+def _fill_missing(values: np.ndarray) -> np.ndarray:
+    known = ~np.isnan(values)
+    if known.all():
+        return values
+    index = np.arange(len(values))
+    return np.interp(index, index[known], values[known])
+
+
+def track_from_features(
+    features: list[FaceFeatures | None], fps: int, settings: DriverVideoSettings, source: str = "driver video"
+) -> MotionTrack:
+    """Map per-frame face measurements to the motion channels (see the module docstring)."""
+    if not features:
+        raise MediaError(f"{source} has no frames; use a clip of a speaking face")
+    missing = sum(f is None for f in features) / len(features)
+    if missing > settings.max_missing_ratio:
+        raise MediaError(
+            f"no face in {missing:.0%} of the frames of {source} (limit {settings.max_missing_ratio:.0%}); "
+            "use a clip where one frontal face is visible throughout"
+        )
+
+    def series(name: str) -> np.ndarray:
+        return _fill_missing(np.array([getattr(f, name) if f is not None else np.nan for f in features], float))
+
+    gap = series("lip_gap_io")
+    above_closed = gap - np.percentile(gap, 5)
+    jaw = np.clip(above_closed / settings.jaw_full_open_ratio, 0.0, 1.0)
+    closure = np.clip(1.0 - above_closed / CLOSURE_BAND, 0.0, 1.0)
+    width = series("mouth_width_io")
+    relative_width = width / np.median(width)
+    lip_width = np.clip((relative_width - 1.0) / WIDTH_STRETCH, 0.0, 1.0)
+    lip_round = np.clip((1.0 - relative_width) / WIDTH_NARROW, 0.0, 1.0)
+    upper = series("upper_lip_io")
+    teeth = np.clip((np.median(upper) - upper) / TEETH_RAISE_IO, 0.0, 1.0)
+    eyes = series("eye_contrast")
+    open_eye = max(float(np.percentile(eyes, 75)), 1e-6)
+    blink = np.clip((1.0 - eyes / open_eye - 0.1) / 0.3, 0.0, 1.0)
+    limit = settings.max_head_deg
+
+    def head(name: str) -> np.ndarray:
+        values = series(name)
+        return np.clip(values - np.median(values), -limit, limit)
+
+    channels = {
+        "jaw_open": jaw,
+        "lip_width": lip_width,
+        "lip_round": lip_round,
+        "lip_closure": closure,
+        "teeth": teeth,
+        "blink": blink,
+        "head_yaw": head("yaw"),
+        "head_pitch": head("pitch"),
+        "head_roll": head("roll"),
+    }
+    return MotionTrack(fps=fps, channels={k: v.astype(np.float32) for k, v in channels.items()}, source="recorded")
+
+
+def track_from_video(
+    path: Path,
+    analyser: FaceAnalyser,
+    fps: int,
+    settings: DriverVideoSettings,
+    on_frame: Callable[[int, int], None] | None = None,
+) -> MotionTrack:
+    features = read_driver_features(path, analyser, fps, settings, on_frame)
+    return track_from_features(features, fps, settings, source=str(path))
