@@ -8,11 +8,11 @@ events drive the visemes, so no second spelling has to agree with it.
 
 from __future__ import annotations
 
-import functools
 import re
 import unicodedata
 
 from phoneme.errors import SpeechError
+from phoneme.number_words import cardinal, ordinal
 
 ABBREVIATIONS = {
     "e.g.": "for example",
@@ -42,21 +42,12 @@ _NUMBER_HYPHEN = re.compile(r"(\d)-(?=[A-Za-z])")
 _SPACES = re.compile(r"\s+")
 
 
-@functools.cache
-def _inflect_engine():
-    import inflect
-
-    return inflect.engine()
-
-
 def _number_words(token: str) -> str:
-    engine = _inflect_engine()
     token = token.replace(",", "")
     if "." in token:
         whole, frac = token.split(".", 1)
-        whole_words = engine.number_to_words(int(whole or "0"), andword="", comma="")
-        return f"{whole_words} point " + " ".join(engine.number_to_words(int(d)) for d in frac)
-    return engine.number_to_words(int(token), andword="", comma="")
+        return f"{cardinal(int(whole or '0'))} point " + " ".join(cardinal(int(d)) for d in frac)
+    return cardinal(int(token))
 
 
 def _currency(match: re.Match[str]) -> str:
@@ -86,7 +77,7 @@ def normalize_english(text: str) -> str:
     text = " ".join(lowered_words)
     text = _CURRENCY.sub(_currency, text)
     text = _PERCENT.sub(lambda m: f"{_number_words(m.group(1))} percent", text)
-    text = _ORDINAL.sub(lambda m: _inflect_engine().ordinal(_number_words(m.group(1))), text)
+    text = _ORDINAL.sub(lambda m: ordinal(_number_words(m.group(1))), text)
     text = _NUMBER_HYPHEN.sub(r"\1 ", text)
     text = _NUMBER.sub(lambda m: _number_words(m.group(0)), text)
     for symbol, words in SYMBOLS.items():

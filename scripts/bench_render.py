@@ -26,16 +26,16 @@ from fusion.measure import measure_video
 from fusion.models import ModelRegistry
 
 SENTENCES = [
-    "Welcome to our bank. Today I will explain how a one-year fixed deposit works, what rate you get, and when you can withdraw your money.",
-    "Your deposit earns 3.5% per year. Interest is calculated daily and paid at maturity, together with the amount you put in.",
-    "If you need the money early, you can close the deposit at any time, but the interest will then be paid at the lower demand rate.",
-    "To open a deposit, bring a valid passport or identity card, and your bank card. The whole process takes about ten minutes at the branch.",
-    "You can also open a deposit in our mobile app. Choose the term, enter the amount, confirm with your password, and you are done.",
-    "Deposits are protected by the national deposit insurance scheme up to five hundred thousand per person and per bank.",
-    "At maturity, the deposit can renew automatically for the same term at the rate that applies on that day, unless you tell us otherwise.",
-    "Please keep your contact details up to date, so that we can remind you before your deposit matures and explain your options.",
-    "For amounts above one million, please book an appointment with a relationship manager, who can offer you a tailored rate.",
-    "Thank you for watching. If you have more questions, ask our assistant in the app, or call the number shown on your bank card.",
+    "Welcome to our bank. Today I will explain how a one-year fixed deposit works, what rate you get, and when you can withdraw your money without losing any interest.",
+    "Your deposit earns 3.5% per year. Interest is calculated daily and paid at maturity, together with the amount you put in, straight into your current account.",
+    "If you need the money early, you can close the deposit at any time, but the interest will then be paid at the lower demand rate for the whole period you held it.",
+    "To open a deposit, bring a valid passport or identity card, and your bank card. The whole process takes about ten minutes at the branch, and no appointment is needed.",
+    "You can also open a deposit in our mobile app. Choose the term, enter the amount, confirm with your password, and you are done. The app shows the rate before you confirm.",
+    "Deposits are protected by the national deposit insurance scheme up to five hundred thousand per person and per bank, including the interest earned so far.",
+    "At maturity, the deposit can renew automatically for the same term at the rate that applies on that day, unless you tell us otherwise at least one day before.",
+    "Please keep your contact details up to date, so that we can remind you before your deposit matures and explain your options in good time, by message or by phone.",
+    "For amounts above one million, please book an appointment with a relationship manager, who can offer you a tailored rate and explain the other savings products we have.",
+    "Thank you for watching. If you have more questions, ask our assistant in the app, or call the number shown on the back of your bank card, at any time of the day.",
 ]
 
 

@@ -11,6 +11,7 @@ import pytest
 from config import load_visemes_table, load_voices
 from phoneme.errors import SpeechError
 from phoneme.normalize import normalize_english, normalize_text
+from phoneme.number_words import cardinal, ordinal
 from phoneme.speech import resolve_voice, synthesize_speech
 from phoneme.tts import EspeakEngine, read_wav
 from phoneme.visemes import VisemeTable, build_keyframes
@@ -23,6 +24,31 @@ def test_numbers_percent_and_hyphen_are_spoken_as_words():
         == "Pay one thousand two hundred fifty dollars and fifty cents on the twenty first."
     )
     assert normalize_english("e.g. Dr. Smith") == "for example doctor Smith"
+
+
+@pytest.mark.parametrize(
+    ("number", "words"),
+    [
+        (0, "zero"),
+        (13, "thirteen"),
+        (40, "forty"),
+        (105, "one hundred five"),
+        (999, "nine hundred ninety-nine"),
+        (1_000_001, "one million one"),
+        (2_500_000_000, "two billion five hundred million"),
+        (12_345, "twelve thousand three hundred forty-five"),
+    ],
+)
+def test_cardinal_numbers(number, words):
+    assert cardinal(number) == words
+
+
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [("one", "first"), ("twelve", "twelfth"), ("twenty", "twentieth"), ("forty-two", "forty-second")],
+)
+def test_ordinal_numbers(words, expected):
+    assert ordinal(words) == expected
 
 
 @pytest.mark.parametrize("text", ["", "   ", "?!..."])
