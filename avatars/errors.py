@@ -7,3 +7,7 @@ class AvatarError(ValueError):
 
 class LicenseError(PermissionError):
     """Rendering this avatar is not authorized (missing, expired, revoked, out of scope, tampered)."""
+
+
+class EnrollmentError(AvatarError):
+    """A photo or license was refused at enrollment; the library is left unchanged."""

@@ -89,10 +89,8 @@ def _allowed(value: str, allowed: tuple[str, ...]) -> bool:
     return ANY in allowed or value in allowed
 
 
-def check_license(
-    lic: License, avatar_id: str, language: str, channel: str, purpose: str, today: dt.date | None = None
-) -> None:
-    """Raise LicenseError naming the first reason this use is not authorized."""
+def check_license_record(lic: License, avatar_id: str, today: dt.date | None = None) -> None:
+    """Everything but the scope: right avatar, not revoked, consent document intact, in its dates."""
     today = today or dt.date.today()
     where = f"avatar '{avatar_id}' (license {lic.license_id})"
     if lic.avatar_id != avatar_id:
@@ -107,6 +105,14 @@ def check_license(
         raise LicenseError(f"{where}: not valid until {lic.valid_from.isoformat()}")
     if today > lic.valid_until:
         raise LicenseError(f"{where}: expired on {lic.valid_until.isoformat()}; renew the consent")
+
+
+def check_license(
+    lic: License, avatar_id: str, language: str, channel: str, purpose: str, today: dt.date | None = None
+) -> None:
+    """Raise LicenseError naming the first reason this use is not authorized."""
+    check_license_record(lic, avatar_id, today)
+    where = f"avatar '{avatar_id}' (license {lic.license_id})"
     if not _allowed(language, lic.languages):
         raise LicenseError(f"{where}: language '{language}' is out of scope (allowed: {', '.join(lic.languages)})")
     if not _allowed(channel, lic.channels):

@@ -7,6 +7,7 @@ environment on its own, so a test or a batch run can hand each render its own co
 from config.loader import (
     CONFIG_DIR,
     DriverVideoSettings,
+    EnrollmentSettings,
     LabelSettings,
     MotionSettings,
     PathSettings,
@@ -23,6 +24,7 @@ from config.loader import (
 __all__ = [
     "CONFIG_DIR",
     "DriverVideoSettings",
+    "EnrollmentSettings",
     "LabelSettings",
     "MotionSettings",
     "PathSettings",

@@ -38,6 +38,10 @@ class PathSettings:
         return self.home / "avatars"
 
     @property
+    def audit_db(self) -> Path:
+        return self.home / "audit" / "audit.sqlite"
+
+    @property
     def nltk_data(self) -> Path:
         return self.home / "nltk_data"
 
@@ -93,6 +97,22 @@ class DriverVideoSettings:
     max_head_deg: float = 12.0  # head rotation read from the clip is clipped to this
 
 
+@dataclass(frozen=True)
+class EnrollmentSettings:
+    """Photo checks of `dhf avatar add`; each refusal names the measured value and this threshold."""
+
+    min_face_px: int = 256  # face width across the cheeks, in photo pixels
+    max_yaw_deg: float = 25.0
+    max_pitch_deg: float = 25.0
+    max_roll_deg: float = 25.0
+    min_eye_contrast: float = 25.0  # grey-level spread inside the eyes; closed eyes show only lid skin
+    min_sharpness: float = 40.0  # variance of the Laplacian of the face scaled to <= 160 px wide
+    exposure_range: tuple[float, float] = (50.0, 215.0)  # mean face luminance allowed (0..255)
+    max_clipped_ratio: float = 0.2  # share of face pixels at black (<= 5) or white (>= 250)
+    same_person_distance: float = 0.5  # identity embeddings closer than this probably show the same person
+    thumbnail_px: int = 256
+
+
 UPSCALE_FILTERS = ("cubic", "lanczos")
 
 
@@ -137,6 +157,7 @@ class Settings:
     motion: MotionSettings = field(default_factory=MotionSettings)
     face: FaceSettings = field(default_factory=FaceSettings)
     driver_video: DriverVideoSettings = field(default_factory=DriverVideoSettings)
+    enrollment: EnrollmentSettings = field(default_factory=EnrollmentSettings)
     post: PostSettings = field(default_factory=PostSettings)
     label: LabelSettings = field(default_factory=LabelSettings)
     provenance: ProvenanceSettings = field(default_factory=ProvenanceSettings)
@@ -222,6 +243,7 @@ def load_settings(override_file: Path | None = None, home: Path | None = None) -
         "motion": MotionSettings,
         "face": FaceSettings,
         "driver_video": DriverVideoSettings,
+        "enrollment": EnrollmentSettings,
         "post": PostSettings,
         "label": LabelSettings,
         "provenance": ProvenanceSettings,

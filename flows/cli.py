@@ -9,14 +9,17 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from avatars.errors import AvatarError, LicenseError
 from config.loader import ConfigError, load_settings
+from flows.audit import AuditError
+from flows.cli_library import add_audit_parser, add_avatar_parser, run_audit, run_avatar
 from fusion.errors import FusionError
 from phoneme.errors import SpeechError
 
-USER_ERRORS = (SpeechError, FusionError, AvatarError, LicenseError, ConfigError)
+USER_ERRORS = (SpeechError, FusionError, AvatarError, LicenseError, ConfigError, AuditError)
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 
@@ -49,9 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", help="provision or verify the pinned models")
     models.add_argument("action", choices=["provision", "verify"])
 
-    avatar = sub.add_parser("avatar", help="avatar library")
-    avatar.add_argument("action", choices=["list", "show"])
-    avatar.add_argument("avatar_id", nargs="?")
+    add_avatar_parser(sub)
+    add_audit_parser(sub)
     return parser
 
 
@@ -65,8 +67,6 @@ def _read_text(argument: str) -> str:
 
 
 def _render(args: argparse.Namespace, settings) -> int:
-    from tqdm import tqdm
-
     from flows.stages import RenderRequest, validate_request
 
     request = RenderRequest(
@@ -79,13 +79,36 @@ def _render(args: argparse.Namespace, settings) -> int:
         purpose=args.purpose,
         driver_video=args.driver_video.resolve() if args.driver_video else None,
     )
-    validated = validate_request(request, settings)  # fails fast, before Prefect or any model starts
+    from flows.auditing import audited_render
+
+    with audited_render(request, settings) as attempt:  # every attempt, refused or not, is audited
+        attempt.validated = validate_request(request, settings)  # fails fast, before Prefect or any model
+        result = _run_flow(attempt.validated, settings, args.quiet)
+        attempt.report_path = result.report
+    captions = f"captions: {result.srt}  " if result.srt else ""
+    print(f"{result.video}  ({result.frames} frames, {result.seconds:.1f} s)  {captions}report: {result.report}")
+    return 0
+
+
+@dataclass(frozen=True)
+class _FlowOutcome:
+    video: Path
+    report: Path
+    srt: Path | None
+    frames: int
+    seconds: float
+
+
+def _run_flow(validated, settings, quiet: bool) -> _FlowOutcome:
+    """The Prefect flow with two progress bars (stages; frames of the current stage)."""
+    from tqdm import tqdm
+
     from flows.pipeline import stage_names
     from flows.render_flow import render_flow
 
     names = stage_names(validated)
-    stages_bar = tqdm(total=len(names), desc="stages", unit="stage", disable=args.quiet, position=0, leave=True)
-    frames_bar = tqdm(total=0, desc="frames", unit="frame", disable=args.quiet, position=1, leave=True)
+    stages_bar = tqdm(total=len(names), desc="stages", unit="stage", disable=quiet, position=0, leave=True)
+    frames_bar = tqdm(total=0, desc="frames", unit="frame", disable=quiet, position=1, leave=True)
 
     def on_stage(name: str) -> None:
         if stages_bar.n < stages_bar.total and name != names[0]:
@@ -109,10 +132,7 @@ def _render(args: argparse.Namespace, settings) -> int:
         stages_bar.update(stages_bar.total - stages_bar.n)
         stages_bar.close()
         frames_bar.close()
-    captions = f"captions: {result.srt}  " if result.srt else ""
-    seconds = time.perf_counter() - started
-    print(f"{result.video}  ({result.frames} frames, {seconds:.1f} s)  {captions}report: {result.report}")
-    return 0
+    return _FlowOutcome(result.video, result.report, result.srt, result.frames, time.perf_counter() - started)
 
 
 def _models(args: argparse.Namespace, settings) -> int:
@@ -129,34 +149,11 @@ def _models(args: argparse.Namespace, settings) -> int:
     return 0
 
 
-def _avatar(args: argparse.Namespace, settings) -> int:
-    from avatars.library import AvatarLibrary
-
-    library = AvatarLibrary.default(settings.paths.home)
-    if args.action == "list":
-        for avatar_id in library.ids():
-            avatar = library.get(avatar_id)
-            lic = avatar.license()
-            print(f"{avatar_id}\tv{avatar.version}\t{avatar.name}\tlicense {lic.license_id} until {lic.valid_until}")
-        return 0
-    if not args.avatar_id:
-        raise AvatarError("give the avatar id: dhf avatar show <id>")
-    avatar = library.get(args.avatar_id)
-    lic = avatar.license()
-    print(
-        f"id: {avatar.avatar_id}\nversion: {avatar.version}\nname: {avatar.name}\nphoto: {avatar.photo}\n"
-        f"license: {lic.license_id} ({lic.holder}) valid {lic.valid_from}..{lic.valid_until} "
-        f"revoked={lic.revoked}\nscope: languages={list(lic.languages)} channels={list(lic.channels)} "
-        f"purposes={list(lic.purposes)}"
-    )
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = load_settings(args.config)
-        handler = {"render": _render, "models": _models, "avatar": _avatar}[args.command]
+        handler = {"render": _render, "models": _models, "avatar": run_avatar, "audit": run_audit}[args.command]
         return handler(args, settings)
     except USER_ERRORS as exc:
         print(f"dhf: error: {exc}", file=sys.stderr)

@@ -137,9 +137,15 @@ def render_video(
     on_stage: Callable[[str], None] = lambda n: None,
     on_frame: Callable[[int, int], None] | None = None,
 ) -> RenderResult:
-    """Python API: validate, then run every stage in this process (no orchestrator needed)."""
-    validated = stages.validate_request(request, settings)
-    log = StageLog()
-    return run_pipeline(
-        validated, settings, lambda name, func, *args: log.timed(name, func, *args), log, on_stage, on_frame
-    )
+    """Python API: validate, then run every stage in this process (no orchestrator needed); the
+    attempt is audited like a CLI render."""
+    from flows.auditing import audited_render
+
+    with audited_render(request, settings) as attempt:
+        attempt.validated = stages.validate_request(request, settings)
+        log = StageLog()
+        result = run_pipeline(
+            attempt.validated, settings, lambda name, func, *args: log.timed(name, func, *args), log, on_stage, on_frame
+        )
+        attempt.report_path = result.report
+    return result

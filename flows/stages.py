@@ -17,13 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
+from avatars.errors import LicenseError
 from avatars.library import Avatar, AvatarLibrary
 from avatars.license import License, check_license
 from config import Settings, VoiceTemplate, load_visemes_table, load_voices
 from config.files import atomic_path, content_hash, file_sha256, write_text_atomic
 from driver_synth.canonical_face import SIZE, driver_frames
 from driver_synth.driver import DriverArtifact, build_driver
-from fusion.analysis import FaceAnalyser, read_image
+from fusion.analysis import DETECTOR_MODEL, LANDMARKER_MODEL, FaceAnalyser, read_image
 from fusion.driver_video import READER_VERSION, inspect_driver_video, track_from_video
 from fusion.engine import EngineOptions, FusionEngine
 from fusion.errors import FusionError
@@ -39,6 +40,7 @@ from phoneme.speech import SpeechArtifact, resolve_voice, synthesize_speech
 from phoneme.tts import EspeakEngine, read_wav
 from phoneme.visemes import VisemeTable, build_keyframes, loudness_envelope
 
+RENDER_MODELS = (DETECTOR_MODEL, LANDMARKER_MODEL)  # checked before every render; the identity model is not needed
 WORK_SIZE = 640  # the reenactor's square work image; the face is about a third of it
 
 
@@ -98,11 +100,16 @@ def validate_request(request: RenderRequest, settings: Settings) -> ValidatedReq
     else:
         spoken = normalize_text(request.text, request.language, settings.text.max_chars, settings.text.min_chars)
     avatar = AvatarLibrary.default(settings.paths.home).get(request.avatar_id)
+    if avatar.revoked:
+        raise LicenseError(
+            f"avatar '{avatar.avatar_id}' v{avatar.version} was revoked on {avatar.revocation.time} by "
+            f"{avatar.revocation.by}; rendering this person is no longer allowed"
+        )
     lic = avatar.license()
     check_license(lic, avatar.avatar_id, request.language, request.channel, request.purpose)
     read_image(avatar.photo)  # a missing or corrupt photo fails here, before any model loads
     registry = ModelRegistry(settings.paths.models)
-    for name in registry.specs:
+    for name in RENDER_MODELS:
         registry.path(name)
     if find_font(settings.label.fonts) is None:
         raise FusionError("no CJK font for the AI label; run scripts/setup to install fonts-wqy-zenhei")
@@ -212,7 +219,7 @@ def avatar_stage(avatar: Avatar, settings: Settings) -> AvatarAnalysis:
             "version": avatar.version,
             "photo": avatar.photo_sha256(),
             "work": WORK_SIZE,
-            "models": ModelRegistry(settings.paths.models).hashes(),
+            "models": render_model_hashes(settings),
         }
     )
     path = settings.paths.cache / "avatars" / f"{avatar.avatar_id}-v{avatar.version}-{key}.npz"
@@ -350,6 +357,12 @@ def correlation_at_best_lag(
     return {"correlation": round(best[0], 4), "lag_ms": round(1000.0 * best[1] / fps, 1)}
 
 
+def render_model_hashes(settings: Settings) -> dict[str, str]:
+    """Pinned sha256 of the models a render uses (for the report and the audit log)."""
+    registry = ModelRegistry(settings.paths.models)
+    return {name: registry.spec(name).sha256 for name in RENDER_MODELS}
+
+
 def write_report(validated: ValidatedRequest, settings: Settings, log: StageLog, details: dict[str, object]) -> Path:
     paths = output_paths(validated.request.output)
     video_path = Path(validated.request.output)
@@ -370,7 +383,7 @@ def write_report(validated: ValidatedRequest, settings: Settings, log: StageLog,
             "photo_sha256": validated.avatar.photo_sha256(),
         },
         "license": validated.license.as_report(),
-        "models": ModelRegistry(settings.paths.models).hashes(),
+        "models": render_model_hashes(settings),
         "stage_seconds": log.timings,
         "cache_hits": log.cache,
         "settings": {"video": asdict(settings.video), "motion": asdict(settings.motion), "post": asdict(settings.post)},

