@@ -23,7 +23,7 @@ from config import EnrollmentSettings, Settings
 from config.files import file_sha256
 from fusion.analysis import Face, FaceAnalyser, read_image
 from fusion.errors import FaceNotFoundError, MediaError, MultipleFacesError
-from fusion.face_features import face_features
+from fusion.face_features import eye_openness, face_features
 from fusion.identity import IdentityEmbedder, identity_distance
 from fusion.models import ModelRegistry
 
@@ -40,7 +40,7 @@ class PhotoChecks:
     yaw_deg: float
     pitch_deg: float
     roll_deg: float
-    eye_contrast: float
+    eye_openness: float
     sharpness: float
     luminance: float
     clipped_ratio: float
@@ -91,7 +91,7 @@ def measure_photo(image: np.ndarray, face: Face) -> PhotoChecks:
         yaw_deg=yaw,
         pitch_deg=pitch,
         roll_deg=roll,
-        eye_contrast=face_features(face.landmarks, image).eye_contrast,
+        eye_openness=eye_openness(image, face.landmarks),
         sharpness=sharpness(grey),
         luminance=float(grey.mean()) if grey.size else 0.0,
         clipped_ratio=clipped,
@@ -125,11 +125,6 @@ def check_photo(path: Path, analyser: FaceAnalyser, limits: EnrollmentSettings) 
                 f"{name}: the head is {axis} by {abs(value):.0f}°, over the {limit:.0f}° limit; "
                 "use a frontal photo looking into the camera"
             )
-    if checks.sharpness < limits.min_sharpness:
-        raise EnrollmentError(
-            f"{name}: the face is blurred (sharpness {checks.sharpness:.0f}, minimum {limits.min_sharpness:.0f}); "
-            "use a sharp, focused photo"
-        )
     low, high = limits.exposure_range
     if not low <= checks.luminance <= high or checks.clipped_ratio > limits.max_clipped_ratio:
         state = "under-exposed (too dark)" if checks.luminance < (low + high) / 2 else "over-exposed (too bright)"
@@ -137,10 +132,15 @@ def check_photo(path: Path, analyser: FaceAnalyser, limits: EnrollmentSettings) 
             f"{name}: the face is {state}: mean brightness {checks.luminance:.0f} (allowed {low:.0f}-{high:.0f}), "
             f"{checks.clipped_ratio:.0%} of it clipped; use an evenly lit photo"
         )
-    if not checks.eye_contrast >= limits.min_eye_contrast:
+    if checks.sharpness < limits.min_sharpness:
         raise EnrollmentError(
-            f"{name}: the eyes look closed (eye contrast {checks.eye_contrast:.0f}, minimum "
-            f"{limits.min_eye_contrast:.0f}); use a photo with open eyes"
+            f"{name}: the face is blurred (sharpness {checks.sharpness:.0f}, minimum {limits.min_sharpness:.0f}); "
+            "use a sharp, focused photo"
+        )
+    if not checks.eye_openness >= limits.min_eye_openness:
+        raise EnrollmentError(
+            f"{name}: the eyes look closed (eye openness {checks.eye_openness:.3f}, minimum "
+            f"{limits.min_eye_openness}); use a photo with open eyes"
         )
     return EnrolledPhoto(image=image, face=face, checks=checks)
 

@@ -105,7 +105,7 @@ class EnrollmentSettings:
     max_yaw_deg: float = 25.0
     max_pitch_deg: float = 25.0
     max_roll_deg: float = 25.0
-    min_eye_contrast: float = 25.0  # grey-level spread inside the eyes; closed eyes show only lid skin
+    min_eye_openness: float = 0.04  # dark iris area around the eyes per eye width²; closed eyes measure ~0
     min_sharpness: float = 40.0  # variance of the Laplacian of the face scaled to <= 160 px wide
     exposure_range: tuple[float, float] = (50.0, 215.0)  # mean face luminance allowed (0..255)
     max_clipped_ratio: float = 0.2  # share of face pixels at black (<= 5) or white (>= 250)

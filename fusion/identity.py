@@ -33,7 +33,7 @@ def face_chip(image_bgr: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
 
 
 class IdentityEmbedder:
-    """Loads the pinned dlib model once; `embed` returns a unit-scale 128-d vector."""
+    """Loads the pinned dlib model once; `embed` returns its 128-d descriptor (compare with Euclidean distance)."""
 
     def __init__(self, registry: ModelRegistry) -> None:
         import dlib

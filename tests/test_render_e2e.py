@@ -4,7 +4,6 @@ measured from the output's own pixels and sound."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -113,15 +112,17 @@ def test_bad_requests_fail_fast_with_one_line(args, pattern, dhf_home, tmp_path)
 
 
 def test_corrupt_avatar_photo_is_refused(dhf_home, tmp_path):
-    from avatars.library import BUNDLED
+    """A photo that got corrupted in the library after enrollment (written straight into a version)."""
+    from avatars.library import BUNDLED, AvatarLibrary
 
-    library = dhf_home / "avatars" / "broken"
-    shutil.copytree(BUNDLED / "sample", library)
-    (library / "avatar.yaml").write_text("id: broken\nversion: 1\nphoto: portrait.png\n")
-    (library / "license.yaml").write_text(
-        (library / "license.yaml").read_text().replace("avatar_id: sample", "avatar_id: broken")
-    )
-    (library / "portrait.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    sample = BUNDLED / "sample"
+    license_text = (sample / "license.yaml").read_text().replace("avatar_id: sample", "avatar_id: broken")
+    files = {
+        "portrait.png": b"\x89PNG\r\n\x1a\n garbage",
+        "license.yaml": license_text,
+        "consent.md": sample / "consent.md",
+    }
+    AvatarLibrary.default(dhf_home).write_version("broken", files, {"name": "b", "photo": "portrait.png"}, "t", "t")
     output = tmp_path / "out.mp4"
     result = run_dhf(["render", "Hello", "--lang", "en", "--avatar", "broken", "-o", str(output)], dhf_home)
     assert_refused(result, "is corrupt or not a supported format", output)

@@ -1,0 +1,335 @@
+"""Issue 4 end to end: enrollment checks on generated photos, licenses refused at render time (with an
+audit entry each), versions, rollback and revocation with renders in between, and the audit log's
+tamper evidence and concurrency through the real CLI."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+from conftest import DHF, REPO, assert_refused, run_dhf
+
+from avatars.enrollment import head_pose
+from avatars.library import BUNDLED, AvatarLibrary
+from config import load_settings
+from flows.audit import AuditLog
+from flows.pipeline import render_video
+from flows.stages import RenderRequest
+from fusion import topology as topo
+
+TODAY = dt.date.today()
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory, dhf_home) -> Path:
+    """A DHF home of its own (empty library and audit log), sharing the provisioned models."""
+    own = tmp_path_factory.mktemp("library-home")
+    (own / "models").symlink_to(dhf_home / "models", target_is_directory=True)
+    return own
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory, analyser) -> dict[str, Path]:
+    """Generated photos from the bundled public-domain portrait (its face is 93 px; ×3 passes)."""
+    folder = tmp_path_factory.mktemp("photos")
+    sample = cv2.imread(str(BUNDLED / "sample" / "portrait.png"))
+    good = cv2.resize(sample, None, fx=3, fy=3, interpolation=cv2.INTER_CUBIC)
+    face = analyser.single_face(good).landmarks
+    closed = good.copy()  # eyes painted over with lid skin and a lash line
+    eyes = ((topo.RIGHT_EYE_UPPER, topo.RIGHT_EYE_LOWER, 105), (topo.LEFT_EYE_UPPER, topo.LEFT_EYE_LOWER, 334))
+    for upper, lower, brow in eyes:
+        outline = face[list(upper) + list(lower[::-1]), :2]
+        centre = outline.mean(0)
+        lid = good[int(face[brow, 1] + 6) : int(face[brow, 1] + 14), int(centre[0]) - 10 : int(centre[0]) + 10]
+        colour = np.median(lid.reshape(-1, 3), axis=0)
+        grown = centre + (outline - centre) * [1.25, 1.8]
+        cv2.fillPoly(closed, [np.round(grown).astype(np.int32)], colour.tolist(), cv2.LINE_AA)
+        corners = np.round(face[[upper[0], upper[-1]], :2]).astype(int)
+        cv2.line(closed, tuple(corners[0]), tuple(corners[1]), (60, 60, 80), 2)
+    rotation = cv2.getRotationMatrix2D((good.shape[1] / 2, good.shape[0] / 2), 40, 1.0)
+    images = {
+        "good": good,
+        "tiny": sample,
+        "blurred": cv2.GaussianBlur(good, (0, 0), 4),
+        "rotated": cv2.warpAffine(good, rotation, good.shape[1::-1], borderMode=cv2.BORDER_REPLICATE),
+        "dark": (good * 0.18).astype(np.uint8),
+        "bright": np.clip(good.astype(np.float32) * 2.4, 0, 255).astype(np.uint8),
+        "closed_eyes": closed,
+        "two_faces": np.hstack([sample[40:260, 115:335], cv2.flip(sample[40:260, 115:335], 1)]),
+        "no_face": np.full((600, 600, 3), (90, 140, 200), np.uint8),
+    }
+    paths = {}
+    for name, image in images.items():
+        paths[name] = folder / f"{name}.png"
+        cv2.imwrite(str(paths[name]), image)
+    paths["corrupt"] = folder / "corrupt.jpg"
+    paths["corrupt"].write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")
+    return paths
+
+
+def write_license(folder: Path, avatar_id: str, **overrides) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    consent = folder / "consent.md"
+    consent.write_text(f"{avatar_id} consents to web customer-service videos.\n")
+    record = {
+        "license_id": f"{avatar_id}-lic",
+        "avatar_id": avatar_id,
+        "holder": "Test Person",
+        "granted_by": "Compliance",
+        "consent_document": "consent.md",
+        "consent_sha256": hashlib.sha256(consent.read_bytes()).hexdigest(),
+        "scope": {"languages": ["en", "zh"], "channels": ["web"], "purposes": ["customer-service"]},
+        "valid_from": str(TODAY - dt.timedelta(days=30)),
+        "valid_until": str(TODAY + dt.timedelta(days=365)),
+        "revoked": False,
+        **overrides,
+    }
+    path = folder / "license.yaml"
+    path.write_text(yaml.safe_dump(record))
+    return path
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    if not root.exists():
+        return {}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()
+    }
+
+
+def add(home: Path, photo: Path | None, avatar_id: str, license_path: Path) -> subprocess.CompletedProcess:
+    return run_dhf(
+        ["avatar", "add", *([str(photo)] if photo else []), "--id", avatar_id, "--license", str(license_path)], home
+    )
+
+
+@pytest.mark.parametrize(
+    ("photo", "message"),
+    [
+        ("corrupt", "is corrupt or not a supported format"),
+        ("no_face", "no face found"),
+        ("two_faces", "2 faces found"),
+        ("tiny", "below the 256 px minimum"),
+        ("rotated", "tilted sideways (roll) by 3"),  # rotated 40°, the photo itself leans 3°
+        ("blurred", "the face is blurred"),
+        ("dark", "under-exposed"),
+        ("bright", "over-exposed"),
+        ("closed_eyes", "the eyes look closed"),
+    ],
+)
+def test_enrollment_refuses_bad_photos_and_leaves_the_library_unchanged(photo, message, home, photos, tmp_path):
+    before = snapshot(home / "avatars")
+    result = add(home, photos[photo], "refused", write_license(tmp_path, "refused"))
+    assert_refused(result, message, tmp_path / "never.mp4")
+    assert snapshot(home / "avatars") == before
+
+
+def test_turned_head_is_measured_and_refused(home, photos, tmp_path, analyser):
+    landmarks = analyser.single_face(cv2.imread(str(photos["good"]))).landmarks
+    yaw, _pitch, roll = head_pose(landmarks)
+    assert abs(yaw) < 5 and abs(roll) < 5
+    angle = np.radians(35)  # turn the measured mesh 35° about the vertical axis through its centre
+    centre = landmarks.mean(0)
+    x, z = landmarks[:, 0] - centre[0], landmarks[:, 2] - centre[2]
+    turned = landmarks.copy()
+    turned[:, 0], turned[:, 2] = (
+        centre[0] + x * np.cos(angle) + z * np.sin(angle),
+        centre[2] - x * np.sin(angle) + z * np.cos(angle),
+    )
+    assert abs(abs(head_pose(turned)[0] - yaw) - 35) < 3
+    (tmp_path / "strict.yaml").write_text("enrollment:\n  max_yaw_deg: 0.1\n")
+    result = run_dhf(
+        [
+            "--config",
+            str(tmp_path / "strict.yaml"),
+            "avatar",
+            "add",
+            str(photos["good"]),
+            "--id",
+            "turned",
+            "--license",
+            str(write_license(tmp_path, "turned")),
+        ],
+        home,
+    )
+    assert_refused(result, "turned sideways (yaw)", tmp_path / "never.mp4")
+
+
+def test_enrollment_refuses_a_license_for_someone_else_or_with_a_bad_document(home, photos, tmp_path):
+    assert_refused(
+        add(home, photos["good"], "anna", write_license(tmp_path / "a", "bob")),
+        "the license is for avatar 'bob'",
+        tmp_path / "x.mp4",
+    )
+    lic = write_license(tmp_path / "b", "anna")
+    (tmp_path / "b" / "consent.md").write_text("edited after signing\n")
+    assert_refused(add(home, photos["good"], "anna", lic), "consent document hash mismatch", tmp_path / "x.mp4")
+    assert "anna" not in AvatarLibrary.default(home).ids()
+
+
+def test_enrollment_stores_analysis_and_warns_about_the_same_person(home, photos, tmp_path):
+    first = add(home, photos["good"], "chen", write_license(tmp_path / "chen", "chen"))
+    assert first.returncode == 0, first.stderr
+    avatar = AvatarLibrary.default(home).get("chen")
+    assert avatar.version == 1 and avatar.photo.read_bytes() == photos["good"].read_bytes()
+    with np.load(avatar.folder / "enrollment.npz") as data:
+        assert data["landmarks"].shape == (468, 3) and data["embedding"].shape == (128,)
+        assert 0.5 < np.linalg.norm(data["embedding"]) < 3.0 and np.isfinite(data["embedding"]).all()
+    checks = json.loads((avatar.folder / "checks.json").read_text())
+    assert checks["face_px"] > 256 and checks["warnings"] == []
+    assert cv2.imread(str(avatar.folder / "thumbnail.jpg")).shape == (256, 256, 3)
+    twin = add(home, photos["good"], "twin", write_license(tmp_path / "twin", "twin"))
+    assert twin.returncode == 0, twin.stderr
+    assert "matches avatar 'chen'" in twin.stderr and "same person" in twin.stderr
+
+
+def render(home: Path, avatar_id: str, out: Path, **use):
+    settings = load_settings(home=home)
+    request = RenderRequest(
+        text="Hello.", avatar_id=avatar_id, language="en", output=out, channel="web", purpose="customer-service", **use
+    )
+    return render_video(request, settings)
+
+
+def last_entry(home: Path):
+    return AuditLog(load_settings(home=home).paths.audit_db).entries()[-1]
+
+
+def test_versions_rollback_and_revoke_with_renders_in_between(home, photos, tmp_path):
+    lib = AvatarLibrary.default(home)
+    assert add(home, photos["good"], "mei", write_license(tmp_path / "v1", "mei")).returncode == 0
+    render(home, "mei", tmp_path / "one.mp4")
+    assert (last_entry(home).record.outcome, last_entry(home).record.avatar_version) == ("success", 1)
+    renewed = write_license(
+        tmp_path / "v2", "mei", license_id="mei-renewed", valid_until=str(TODAY + dt.timedelta(days=700))
+    )
+    assert add(home, None, "mei", renewed).returncode == 0  # license renewal: same photo, version 2
+    assert [a.version for a in lib.versions("mei")] == [1, 2] and lib.get("mei").version == 2
+    render(home, "mei", tmp_path / "two.mp4")
+    assert (last_entry(home).record.avatar_version, last_entry(home).record.license_id) == (2, "mei-renewed")
+    assert run_dhf(["avatar", "rollback", "mei", "--to", "1"], home).returncode == 0
+    render(home, "mei", tmp_path / "three.mp4")
+    assert (last_entry(home).record.avatar_version, last_entry(home).record.license_id) == (1, "mei-lic")
+    versions = run_dhf(["avatar", "versions", "mei"], home).stdout
+    assert "* v1" in versions and "  v2" in versions
+    assert run_dhf(["avatar", "revoke", "mei", "--reason", "consent withdrawn"], home).returncode == 0
+    refused = run_dhf(
+        [
+            "render",
+            "Hello.",
+            "--avatar",
+            "mei",
+            "--lang",
+            "en",
+            "--channel",
+            "web",
+            "--purpose",
+            "customer-service",
+            "-o",
+            str(tmp_path / "four.mp4"),
+        ],
+        home,
+    )
+    assert_refused(refused, "revoked", tmp_path / "four.mp4")
+    assert (last_entry(home).record.outcome, last_entry(home).record.avatar_id) == ("refused", "mei")
+    assert_refused(
+        run_dhf(["avatar", "rollback", "mei", "--to", "1"], home), "cannot be made current again", tmp_path / "x.mp4"
+    )
+    assert "REVOKED" in run_dhf(["avatar", "list"], home).stdout
+    outputs = [
+        e.record.output_sha256
+        for e in AuditLog(load_settings(home=home).paths.audit_db).entries()
+        if e.record.outcome == "success"
+    ]
+    assert all(outputs) and len(set(outputs)) == len(outputs) >= 3
+
+
+@pytest.mark.parametrize(
+    ("change", "use", "message"),
+    [
+        ({"valid_until": str(TODAY - dt.timedelta(days=1))}, {}, "expired on"),
+        ({"valid_from": str(TODAY + dt.timedelta(days=5))}, {}, "not valid until"),
+        ({"revoked": True}, {}, "the license was revoked"),
+        ({}, {"--lang": "fr"}, "language 'fr' is out of scope"),
+        ({}, {"--channel": "tv"}, "channel 'tv' is out of scope"),
+        ({}, {"--purpose": "ads"}, "purpose 'ads' is out of scope"),
+        ("tamper", {}, "consent document hash mismatch"),
+        ("no-license", {}, "no license record"),
+    ],
+)
+def test_every_license_refusal_leaves_no_output_and_an_audit_entry(change, use, message, home, photos, tmp_path):
+    """Licenses that went bad after enrollment (written straight into a version folder)."""
+    avatar_id = f"lic-{abs(hash((str(change), str(use)))) % 10**6}"
+    license_path = write_license(tmp_path / "lic", avatar_id, **(change if isinstance(change, dict) else {}))
+    files = {"photo.png": photos["good"], "consent.md": tmp_path / "lic" / "consent.md"}
+    if change != "no-license":
+        files["license.yaml"] = license_path
+    if change == "tamper":
+        files["consent.md"] = b"a different document\n"
+    AvatarLibrary.default(home).write_version(avatar_id, files, {"name": "t", "photo": "photo.png"}, "test", "test")
+    args = {"--lang": "en", "--channel": "web", "--purpose": "customer-service", **use}
+    output = tmp_path / "out.mp4"
+    result = run_dhf(["render", "Hello.", "--avatar", avatar_id, *sum(args.items(), ()), "-o", str(output)], home)
+    assert_refused(result, message, output)
+    entry = last_entry(home)
+    assert (entry.record.outcome, entry.record.avatar_id) == ("refused", avatar_id) and message in entry.record.detail
+
+
+def test_concurrent_renders_append_to_the_audit_log_without_loss(home, tmp_path):
+    log = AuditLog(load_settings(home=home).paths.audit_db)
+    before = len(log.entries())
+    env = {**os.environ, "DHF_HOME": str(home)}
+    processes = [
+        subprocess.Popen(
+            [
+                *DHF,
+                "render",
+                f"Hello {i}.",
+                "--avatar",
+                "sample",
+                "--lang",
+                "en",
+                "--channel",
+                "tv",
+                "-o",
+                str(tmp_path / f"{i}.mp4"),
+            ],
+            cwd=REPO,
+            env=env,
+            stderr=subprocess.PIPE,
+        )
+        for i in range(6)
+    ]
+    assert all(p.wait(timeout=120) == 2 for p in processes)
+    entries = log.entries()
+    assert len(entries) == before + 6 and [e.id for e in entries] == list(range(1, len(entries) + 1))
+    assert log.verify().ok
+
+
+def test_audit_verify_export_and_tamper_through_the_cli(home, tmp_path):
+    ok = run_dhf(["audit", "verify"], home)
+    assert ok.returncode == 0 and "intact" in ok.stdout
+    exported = tmp_path / "audit.csv"
+    assert run_dhf(["audit", "export", "--csv", "-o", str(exported)], home).returncode == 0
+    rows = exported.read_text().strip().splitlines()
+    assert len(rows) == len(AuditLog(load_settings(home=home).paths.audit_db).entries()) + 1
+    copy = tmp_path / "tampered-home"
+    (copy / "audit").mkdir(parents=True)
+    database = copy / "audit" / "audit.sqlite"
+    with sqlite3.connect(load_settings(home=home).paths.audit_db) as source, sqlite3.connect(database) as target:
+        source.backup(target)
+    with sqlite3.connect(database) as db:
+        db.execute("DROP TRIGGER entries_no_update")
+        db.execute("UPDATE entries SET payload = replace(payload, 'render', 'RENDER') WHERE id = 2")
+    (copy / "models").symlink_to(home / "models", target_is_directory=True)
+    bad = run_dhf(["audit", "verify"], copy)
+    assert bad.returncode == 3 and "entry 2" in bad.stderr
