@@ -32,6 +32,7 @@ import yaml
 
 from avatars.errors import AvatarError, EnrollmentError
 from avatars.license import License, load_license
+from config import PathSettings
 from config.files import file_sha256, write_text_atomic
 
 BUNDLED = Path(__file__).resolve().parent
@@ -109,7 +110,13 @@ class AvatarLibrary:
 
     @classmethod
     def default(cls, home: Path) -> AvatarLibrary:
+        """The library under a DHF home (`<home>/avatars`) plus the bundled sample."""
         return cls(Path(home) / "avatars", BUNDLED)
+
+    @classmethod
+    def from_settings(cls, paths: PathSettings) -> AvatarLibrary:
+        """The configured library root (`paths.library`, default `<home>/avatars`) plus the bundled sample."""
+        return cls(paths.avatars, BUNDLED)
 
     # -- reading ---------------------------------------------------------------------------------
     def ids(self) -> list[str]:

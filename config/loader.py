@@ -24,6 +24,7 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class PathSettings:
     home: Path = Path("~/.local/share/dhf")
+    library: Path | None = None  # the avatar library root; default <home>/avatars
 
     @property
     def models(self) -> Path:
@@ -35,7 +36,7 @@ class PathSettings:
 
     @property
     def avatars(self) -> Path:
-        return self.home / "avatars"
+        return self.library if self.library is not None else self.home / "avatars"
 
     @property
     def audit_db(self) -> Path:
@@ -252,9 +253,12 @@ def load_settings(override_file: Path | None = None, home: Path | None = None) -
     env_home = os.environ.get("DHF_HOME")
     chosen_home = home or (Path(env_home) if env_home else None)
     if chosen_home is not None:
-        built["paths"] = PathSettings(home=Path(os.path.expanduser(str(chosen_home))))
+        home_path = Path(os.path.expanduser(str(chosen_home)))
     else:
-        built["paths"] = PathSettings(home=Path(os.path.expanduser(str(built["paths"].home))))
+        home_path = Path(os.path.expanduser(str(built["paths"].home)))
+    library = built["paths"].library
+    library_path = Path(os.path.expanduser(str(library))) if library else None
+    built["paths"] = PathSettings(home=home_path, library=library_path)
     return Settings(**built)
 
 

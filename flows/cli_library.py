@@ -95,7 +95,7 @@ def _describe(avatar: Avatar) -> str:
 
 
 def run_avatar(args: argparse.Namespace, settings) -> int:
-    library = AvatarLibrary.default(settings.paths.home)
+    library = AvatarLibrary.from_settings(settings.paths)
     user = getpass.getuser()
     if args.action == "add":
         from avatars.enrollment import enroll

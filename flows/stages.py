@@ -99,7 +99,7 @@ def validate_request(request: RenderRequest, settings: Settings) -> ValidatedReq
         spoken = request.text.strip()  # a transcript, optional: the clip's own audio is used
     else:
         spoken = normalize_text(request.text, request.language, settings.text.max_chars, settings.text.min_chars)
-    avatar = AvatarLibrary.default(settings.paths.home).get(request.avatar_id)
+    avatar = AvatarLibrary.from_settings(settings.paths).get(request.avatar_id)
     if avatar.revoked:
         raise LicenseError(
             f"avatar '{avatar.avatar_id}' v{avatar.version} was revoked on {avatar.revocation.time} by "

@@ -40,7 +40,7 @@ def main() -> int:
     args = parser.parse_args()
     cv2.setNumThreads(1)
     settings = load_settings()
-    avatar = AvatarLibrary.default(settings.paths.home).get("sample")
+    avatar = AvatarLibrary.from_settings(settings.paths).get("sample")
     work, landmarks = avatar_stage(avatar, settings).work_image_and_landmarks(avatar)
     reenactor = Reenactor(landmarks, ReenactorOptions())
     reenactor.prepare(work)

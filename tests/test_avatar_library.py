@@ -333,3 +333,15 @@ def test_audit_verify_export_and_tamper_through_the_cli(home, tmp_path):
     (copy / "models").symlink_to(home / "models", target_is_directory=True)
     bad = run_dhf(["audit", "verify"], copy)
     assert bad.returncode == 3 and "entry 2" in bad.stderr
+
+
+def test_library_root_is_configurable(home, photos, tmp_path):
+    root = tmp_path / "compliance-share" / "avatars"
+    (tmp_path / "paths.yaml").write_text(f"paths:\n  library: {root}\n")
+    config = ["--config", str(tmp_path / "paths.yaml")]
+    lic = write_license(tmp_path / "lic", "lin")
+    result = run_dhf([*config, "avatar", "add", str(photos["good"]), "--id", "lin", "--license", str(lic)], home)
+    assert result.returncode == 0, result.stderr
+    assert (root / "lin" / "current").read_text().strip() == "1"
+    assert "lin" in run_dhf([*config, "avatar", "list"], home).stdout
+    assert "lin" not in run_dhf(["avatar", "list"], home).stdout  # the default library does not have it
