@@ -59,9 +59,11 @@ class Rendered:
     stderr: str
 
 
-def render(home: Path, out: Path, text: str = SENTENCE, extra: list[str] | None = None) -> Rendered:
+def render(
+    home: Path, out: Path, text: str = SENTENCE, extra: list[str] | None = None, language: str = "en"
+) -> Rendered:
     result = run_dhf(
-        ["render", text, "--avatar", "sample", "--lang", "en", "-o", str(out), "--quiet", *(extra or [])], home
+        ["render", text, "--avatar", "sample", "--lang", language, "-o", str(out), "--quiet", *(extra or [])], home
     )
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(out.with_suffix("").with_name(out.stem + ".report.json").read_text())
