@@ -24,6 +24,7 @@ from config.files import file_sha256
 from fusion.analysis import Face, FaceAnalyser, read_image
 from fusion.errors import FaceNotFoundError, MediaError, MultipleFacesError
 from fusion.face_features import eye_openness, face_features
+from fusion.frame_io import probe, read_frames
 from fusion.identity import IdentityEmbedder, identity_distance
 from fusion.models import ModelRegistry
 
@@ -104,12 +105,15 @@ def check_photo(path: Path, analyser: FaceAnalyser, limits: EnrollmentSettings) 
         image = read_image(path)
     except MediaError as exc:
         raise EnrollmentError(str(exc)) from exc
+    return check_image(image, Path(path).name, analyser, limits)
+
+
+def check_image(image: np.ndarray, name: str, analyser: FaceAnalyser, limits: EnrollmentSettings) -> EnrolledPhoto:
     try:
-        face = analyser.single_face(image, source=str(path))
+        face = analyser.single_face(image, source=name)
     except (FaceNotFoundError, MultipleFacesError) as exc:
         raise EnrollmentError(str(exc)) from exc
     checks = measure_photo(image, face)
-    name = Path(path).name
     if checks.face_px < limits.min_face_px:
         raise EnrollmentError(
             f"{name}: the face is {checks.face_px:.0f} px across, below the {limits.min_face_px} px minimum; "
@@ -143,6 +147,48 @@ def check_photo(path: Path, analyser: FaceAnalyser, limits: EnrollmentSettings) 
             f"{limits.min_eye_openness}); use a photo with open eyes"
         )
     return EnrolledPhoto(image=image, face=face, checks=checks)
+
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi")
+IDLE_SAMPLE_FPS = 4  # frames per second checked for a face and for steadiness
+
+
+def check_idle_video(path: Path, analyser: FaceAnalyser, limits: EnrollmentSettings) -> EnrolledPhoto:
+    """An idle-loop clip: its middle frame must pass every photo check (it becomes the reference the
+    reenactor is built on), one face must be visible throughout, and it must stay put: the render
+    reuses the reference frame's mesh for every frame of the loop."""
+    name = Path(path).name
+    try:
+        info = probe(path)
+    except MediaError as exc:
+        raise EnrollmentError(str(exc)) from exc
+    if info.duration > limits.max_idle_seconds:
+        raise EnrollmentError(
+            f"{name}: the idle loop is {info.duration:.1f} s long, over {limits.max_idle_seconds:.0f} s; "
+            "trim it (a few seconds of the person sitting still)"
+        )
+    middle_index = max(0, round(info.duration * IDLE_SAMPLE_FPS) // 2)
+    middle, centres = None, []
+    for index, frame in enumerate(read_frames(path, fps=IDLE_SAMPLE_FPS)):  # streamed: one frame at a time
+        face = analyser.largest_face(frame)
+        if face is None:
+            raise EnrollmentError(
+                f"{name}: no face at {index / IDLE_SAMPLE_FPS:.2f} s; the person must stay in view all the time"
+            )
+        centres.append(face.landmarks[:, :2].mean(0))
+        if index <= middle_index:
+            middle = frame.copy()
+    if middle is None:
+        raise EnrollmentError(f"{name} has no readable frames; use an MP4 of the person sitting still")
+    reference = check_image(middle, f"{name} (middle frame)", analyser, limits)
+    centre = reference.face.landmarks[:, :2].mean(0)
+    worst = max(float(np.linalg.norm(c - centre)) / reference.face.width for c in centres)
+    if worst > limits.max_idle_motion:
+        raise EnrollmentError(
+            f"{name}: the face moves {worst:.0%} of its width in the loop (limit {limits.max_idle_motion:.0%}); "
+            "use a steadier clip (camera on a tripod, person sitting still)"
+        )
+    return reference
 
 
 @dataclass(frozen=True)
@@ -205,11 +251,18 @@ def enroll(
     if photo is None:
         if existing is None:
             raise EnrollmentError(f"avatar '{avatar_id}' is new: give its photo (dhf avatar add PHOTO --id ...)")
-        photo = existing.photo
+        photo = existing.idle_video or existing.photo
+    photo = Path(photo)
+    is_video = photo.suffix.lower() in VIDEO_SUFFIXES
+    if not photo.is_file():
+        raise EnrollmentError(f"{'video' if is_video else 'image'} not found: {photo}; check the path")
     lic, license_data = _prepare_license(license_path, avatar_id)
     registry = ModelRegistry(settings.paths.models)
     analyser = FaceAnalyser(registry, settings.face.detector_min_score)
-    checked = check_photo(Path(photo), analyser, settings.enrollment)
+    if is_video:
+        checked = check_idle_video(photo, analyser, settings.enrollment)
+    else:
+        checked = check_photo(photo, analyser, settings.enrollment)
     embedding = IdentityEmbedder(registry).embed(checked.image, checked.face.landmarks)
     warnings = []
     for other_id in library.ids():
@@ -223,7 +276,6 @@ def enroll(
                     f"this face matches avatar '{other_id}' (identity distance {distance:.2f} < "
                     f"{settings.enrollment.same_person_distance}); it may be the same person under another id"
                 )
-    suffix = Path(photo).suffix.lower() or ".png"
     enrollment = io.BytesIO()
     np.savez_compressed(
         enrollment,
@@ -231,20 +283,30 @@ def enroll(
         box=np.asarray(checked.face.detection.box, np.float32),
         embedding=embedding,
     )
+    if is_video:  # the checked middle frame is the reference photo; the clip is kept beside it
+        photo_name = "photo.png"
+        photo_source: Path | bytes = cv2.imencode(".png", checked.image)[1].tobytes()
+    else:
+        photo_name, photo_source = f"photo{photo.suffix.lower() or '.png'}", photo
     files: dict[str, Path | bytes | str] = {
-        f"photo{suffix}": Path(photo),
+        photo_name: photo_source,
         "license.yaml": yaml.safe_dump(license_data, allow_unicode=True, sort_keys=False),
         lic.consent_document.name: lic.consent_document,
         "enrollment.npz": enrollment.getvalue(),
         "checks.json": json.dumps({**checked.checks.as_dict(), "warnings": warnings}, indent=2),
         "thumbnail.jpg": _thumbnail(checked.image, checked.face, settings.enrollment.thumbnail_px),
     }
-    change = "enrolled" if existing is None else ("new photo and license" if photo != existing.photo else "new license")
-    meta = {
+    if is_video:
+        files[f"idle{photo.suffix.lower()}"] = photo
+    same_source = existing is not None and photo in (existing.photo, existing.idle_video)
+    change = "enrolled" if existing is None else ("new license" if same_source else "new photo and license")
+    meta: dict[str, object] = {
         "name": name or (existing.name if existing else avatar_id),
-        "photo": f"photo{suffix}",
-        "photo_sha256": file_sha256(Path(photo)),
+        "photo": photo_name,
+        "source_sha256": file_sha256(photo),
         "license_id": lic.license_id,
     }
+    if is_video:
+        meta["idle_video"] = f"idle{photo.suffix.lower()}"
     avatar = library.write_version(avatar_id, files, meta, user, change)
     return EnrollmentResult(avatar, checked.checks, tuple(warnings))

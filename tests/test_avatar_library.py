@@ -25,6 +25,7 @@ from flows.audit import AuditLog
 from flows.pipeline import render_video
 from flows.stages import RenderRequest
 from fusion import topology as topo
+from fusion.frame_io import EncodeOptions, VideoWriter, probe, read_frames
 
 TODAY = dt.date.today()
 
@@ -345,3 +346,44 @@ def test_library_root_is_configurable(home, photos, tmp_path):
     assert (root / "lin" / "current").read_text().strip() == "1"
     assert "lin" in run_dhf([*config, "avatar", "list"], home).stdout
     assert "lin" not in run_dhf(["avatar", "list"], home).stdout  # the default library does not have it
+
+
+def idle_clip(path: Path, photo: Path, amplitude_px: float, seconds: float = 2.0) -> Path:
+    """A generated idle loop: the portrait drifting by `amplitude_px` and 'breathing' 2 % in brightness."""
+    image = cv2.imread(str(photo))[0:900, 300:1200]
+    frames = round(seconds * 25)
+    with VideoWriter(path, 900, 900, EncodeOptions(crf=18)) as writer:
+        for i in range(frames):
+            dx, dy = amplitude_px * np.sin(2 * np.pi * i / frames), 0.5 * amplitude_px * np.sin(4 * np.pi * i / frames)
+            moved = cv2.warpAffine(
+                image, np.float32([[1, 0, dx], [0, 1, dy]]), (900, 900), borderMode=cv2.BORDER_REPLICATE
+            )
+            writer.write(np.clip(moved * (1 + 0.02 * np.sin(2 * np.pi * i / frames)), 0, 255).astype(np.uint8))
+    return path
+
+
+def test_idle_loop_video_avatar_is_enrolled_checked_and_rendered(home, photos, tmp_path, analyser):
+    lic = write_license(tmp_path / "lic", "loop")
+    shaky = idle_clip(tmp_path / "shaky.mp4", photos["good"], amplitude_px=40)
+    assert_refused(add(home, shaky, "loop", lic), "the face moves", tmp_path / "x.mp4")
+    long = idle_clip(tmp_path / "long.mp4", photos["good"], amplitude_px=1, seconds=11)
+    assert_refused(add(home, long, "loop", lic), "over 10 s", tmp_path / "x.mp4")
+    steady = idle_clip(tmp_path / "steady.mp4", photos["good"], amplitude_px=2)
+    result = add(home, steady, "loop", lic)
+    assert result.returncode == 0, result.stderr
+    avatar = AvatarLibrary.default(home).get("loop")
+    assert avatar.idle_video is not None and avatar.idle_video.read_bytes() == steady.read_bytes()
+    assert cv2.imread(str(avatar.photo)).shape == (900, 900, 3)  # the checked middle frame is the reference
+
+    out = tmp_path / "loop.mp4"
+    render(home, "loop", out)
+    frames = [f.copy() for f in read_frames(out)]
+    assert len(frames) == probe(out).frames and len(frames) > 10
+    # The portrait moves with the loop (a photo avatar is static away from the face)...
+    shoulder = np.stack([f[900:1060, 450:700].astype(float) for f in frames])
+    assert np.abs(np.diff(shoulder, axis=0)).mean() > 0.3
+    # ...the label is blended once per frame, never over itself (its plate keeps its brightness)...
+    plates = [f[20:80, 1500:1900].mean() for f in frames]
+    assert max(plates) - min(plates) < 1.0, (min(plates), max(plates))
+    # ...and the face is found in every frame.
+    assert all(analyser.largest_face(cv2.resize(f, (960, 540))) is not None for f in frames[::3])

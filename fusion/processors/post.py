@@ -191,28 +191,44 @@ class Compositor:
         else:
             canvas = np.full((height, width, 3), self.options.background_color, np.uint8)
         self.left, self.top = (width - side) // 2, (height - side) // 2
+        self.side = side
         canvas[self.top : self.top + side, self.left : self.left + side] = base
-        # Feather the portrait's left/right edges into the background.
-        feather = max(8, side // 40)
-        ramp = np.linspace(0, 1, feather, dtype=np.float32)[None, :, None]
-        left_band = slice(self.left, self.left + feather)
-        right_band = slice(self.left + side - feather, self.left + side)
-        blurred_bg = cv2.GaussianBlur(canvas, (0, 0), 20)
-        canvas[self.top : self.top + side, left_band] = canvas[
-            self.top : self.top + side, left_band
-        ] * ramp + blurred_bg[self.top : self.top + side, left_band] * (1 - ramp)
-        canvas[self.top : self.top + side, right_band] = canvas[self.top : self.top + side, right_band] * ramp[
-            :, ::-1
-        ] + blurred_bg[self.top : self.top + side, right_band] * (1 - ramp[:, ::-1])
+        # The portrait's left/right edges fade into the (blurred) background over `feather` pixels.
+        self.feather = max(8, side // 40)
+        self.ramp = np.linspace(0, 1, self.feather, dtype=np.float32)[None, :, None]
+        rows = slice(self.top, self.top + side)
+        blurred = cv2.GaussianBlur(canvas, (0, 0), 20)
+        self.band_backgrounds = (
+            blurred[rows, self.left : self.left + self.feather].astype(np.float32),
+            blurred[rows, self.left + side - self.feather : self.left + side].astype(np.float32),
+        )
+        self._feather(canvas)
         self.base = canvas
         self.buffer = canvas.copy()
         return canvas
+
+    def _feather(self, canvas: np.ndarray, rect: Rect | None = None) -> None:
+        """Fade the freshly written part `rect` (portrait coordinates; default all of it) of the
+        portrait's edge bands into the background. Only fresh pixels: blending twice would darken."""
+        x0, y0, x1, y1 = rect or (0, 0, self.side, self.side)
+        left_band = (0, self.feather, self.ramp, self.band_backgrounds[0])
+        right_band = (self.side - self.feather, self.side, self.ramp[:, ::-1], self.band_backgrounds[1])
+        for start, stop, ramp, background in (left_band, right_band):
+            c0, c1 = max(x0, start), min(x1, stop)
+            if c0 >= c1 or y0 >= y1:
+                continue
+            weights = ramp[:, c0 - start : c1 - start]
+            rows, columns = slice(self.top + y0, self.top + y1), slice(self.left + c0, self.left + c1)
+            portrait = canvas[rows, columns].astype(np.float32)
+            behind = background[y0:y1, c0 - start : c1 - start]
+            canvas[rows, columns] = (portrait * weights + behind * (1 - weights)).astype(np.uint8)
 
     def process_frame(self, frame: np.ndarray, context: FrameContext) -> np.ndarray:
         if context.dirty is None:
             return self.buffer
         x0, y0, x1, y1 = context.dirty
         self.buffer[self.top + y0 : self.top + y1, self.left + x0 : self.left + x1] = frame[y0:y1, x0:x1]
+        self._feather(self.buffer, (x0, y0, x1, y1))  # no-op unless the rect reaches the edges (idle loops)
         context.dirty = (self.left + x0, self.top + y0, self.left + x1, self.top + y1)
         return self.buffer
 
@@ -270,21 +286,31 @@ class Labeler:
         self.rect = (width - margin - w, margin, width - margin, margin + h)
         self.pixels, self.alpha = pixels, alpha
         self._labeled_buffer = -1
-        return self._apply(base.copy())
+        self.under: np.ndarray | None = None  # the unlabeled pixels under the label
+        return self._apply(base.copy(), None)
 
-    def _apply(self, frame: np.ndarray) -> np.ndarray:
+    def _apply(self, frame: np.ndarray, dirty: Rect | None) -> np.ndarray:
+        """Blend the label over the unlabeled pixels. Upstream stages reuse one buffer and rewrite only
+        their dirty rect, so inside the label only that part is fresh; the rest is restored from the
+        saved unlabeled pixels first: the label is never blended twice over itself."""
         x0, y0, x1, y1 = self.rect
-        region = frame[y0:y1, x0:x1].astype(np.float32)
-        frame[y0:y1, x0:x1] = (region * (1 - self.alpha) + self.pixels * self.alpha).astype(np.uint8)
+        region = frame[y0:y1, x0:x1]
+        if dirty is None or self.under is None:
+            self.under = region.copy()
+        else:
+            fx0, fy0 = max(dirty[0], x0) - x0, max(dirty[1], y0) - y0
+            fx1, fy1 = min(dirty[2], x1) - x0, min(dirty[3], y1) - y0
+            self.under[fy0:fy1, fx0:fx1] = region[fy0:fy1, fx0:fx1]
+        blended = self.under.astype(np.float32) * (1 - self.alpha) + self.pixels * self.alpha
+        frame[y0:y1, x0:x1] = blended.astype(np.uint8)
         return frame
 
     def process_frame(self, frame: np.ndarray, context: FrameContext) -> np.ndarray:
-        # Upstream stages reuse one buffer and rewrite only their dirty rect: the label is re-blended
-        # when the buffer is new or the dirty rect touched it, never twice over itself.
-        fresh = id(frame) != self._labeled_buffer
-        if fresh or (context.dirty is not None and _overlaps(context.dirty, self.rect)):
+        if id(frame) != self._labeled_buffer:  # a buffer the label was never blended into
             self._labeled_buffer = id(frame)
-            return self._apply(frame)
+            return self._apply(frame, None)
+        if context.dirty is not None and _overlaps(context.dirty, self.rect):
+            return self._apply(frame, context.dirty)
         return frame
 
 

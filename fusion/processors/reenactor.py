@@ -305,7 +305,11 @@ class Reenactor:
             for rect in self.eye_rects:
                 self._invert_exactly(rect, flow, map_x, map_y)
         mx0, my0, mx1, my1 = self.mouth_rect
-        warped = cv2.remap(self.base, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        # An idle-loop avatar hands in a new base frame each time (same framing as the reference
+        # photo the fields were built on); a photo avatar hands in the static base.
+        moving = frame is not self.base and frame.shape == self.base.shape
+        source = frame if moving else self.base
+        warped = cv2.remap(source, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
         # Output pixels that sample the photo's own mouth opening are stretched teeth: mark them.
         opening = np.zeros(warped.shape[:2], np.float32)
         opening[my0:my1, mx0:mx1] = cv2.remap(
@@ -314,8 +318,10 @@ class Reenactor:
         self._paint_mouth(warped, flow, motion, opening)
         if motion.blink > 0.5:
             self._paint_closed_eyes(warped, flow, motion.blink)
+        if moving:
+            self.buffer[:] = frame
         self.buffer[y0:y1, x0:x1] = warped
-        context.dirty = self.rect
+        context.dirty = (0, 0, self.base.shape[1], self.base.shape[0]) if moving else self.rect
         return self.buffer
 
     # ----------------------------------------------------------------------------------------------
