@@ -116,6 +116,39 @@ class EnrollmentSettings:
     max_idle_motion: float = 0.06  # face-centre drift in the loop, as a share of the face width
 
 
+FALLBACKS = ("none", "reduced_motion", "still")
+POSE_ACTIONS = ("interpolate", "drop")
+
+
+@dataclass(frozen=True)
+class QualitySettings:
+    """Thresholds of the quality monitors (config/quality.yaml, documented there)."""
+
+    analysis_height: int = 360
+    lipsync_min_correlation: float = 0.4
+    lipsync_max_lag_ms: float = 80.0
+    closure_min_rate: float = 0.8
+    identity_max_distance: float = 0.6
+    identity_max_alarm_ratio: float = 0.1
+    identity_sample_fps: float = 1.0
+    pose_gate_yaw_deg: float = 60.0
+    pose_gate_pitch_deg: float = 45.0
+    pose_gate_roll_deg: float = 45.0
+    pose_gate_action: str = "interpolate"
+    pose_max_gated_ratio: float = 0.05
+    flicker_max: float = 1.5
+    jitter_max: float = 0.1
+    color_max_drift: float = 3.0
+    color_max_reference_delta: float = 8.0
+    fallback: str = "none"
+
+    def __post_init__(self) -> None:
+        if self.fallback not in FALLBACKS:
+            raise ConfigError(f"quality.fallback must be one of {FALLBACKS}, not {self.fallback!r}")
+        if self.pose_gate_action not in POSE_ACTIONS:
+            raise ConfigError(f"quality.pose_gate_action must be one of {POSE_ACTIONS}, not {self.pose_gate_action!r}")
+
+
 UPSCALE_FILTERS = ("cubic", "lanczos")
 
 
@@ -161,6 +194,7 @@ class Settings:
     face: FaceSettings = field(default_factory=FaceSettings)
     driver_video: DriverVideoSettings = field(default_factory=DriverVideoSettings)
     enrollment: EnrollmentSettings = field(default_factory=EnrollmentSettings)
+    quality: QualitySettings = field(default_factory=QualitySettings)
     post: PostSettings = field(default_factory=PostSettings)
     label: LabelSettings = field(default_factory=LabelSettings)
     provenance: ProvenanceSettings = field(default_factory=ProvenanceSettings)
@@ -232,7 +266,7 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any
 
 def load_settings(override_file: Path | None = None, home: Path | None = None) -> Settings:
     """Defaults from `config/default.yaml`, then `override_file`, then DHF_HOME / `home`."""
-    data = _read_yaml(CONFIG_DIR / "default.yaml")
+    data = _deep_merge(_read_yaml(CONFIG_DIR / "default.yaml"), _read_yaml(CONFIG_DIR / "quality.yaml"))
     if override_file is not None:
         data = _deep_merge(data, _read_yaml(Path(override_file)))
     sections = {f.name: f.type for f in dataclasses.fields(Settings)}
@@ -247,6 +281,7 @@ def load_settings(override_file: Path | None = None, home: Path | None = None) -
         "face": FaceSettings,
         "driver_video": DriverVideoSettings,
         "enrollment": EnrollmentSettings,
+        "quality": QualitySettings,
         "post": PostSettings,
         "label": LabelSettings,
         "provenance": ProvenanceSettings,

@@ -66,16 +66,41 @@ def _record(attempt: RenderAttempt, settings: Settings, outcome: str, detail: st
         fields["license_sha256"] = file_sha256(validated.license.path)
         fields["models"] = render_model_hashes(settings)
     report = attempt.report_path
-    if outcome == "success" and report is not None and report.is_file():
+    fields["output"] = str(output_paths(request.output)["video"])
+    if report is not None and report.is_file():  # a finished render, published or rejected by quality
         data = json.loads(report.read_text(encoding="utf-8"))
-        fields["output"] = data["output"]
-        fields["output_sha256"] = data["sha256"]
-        fields["quality"] = {"driver_audio_sync": float(data["driver_audio_sync"]["correlation"])}
+        fields["output_sha256"] = data.get("sha256")
+        fields["quality"] = quality_scores(data)
         fields["extra"]["report"] = str(report)
         fields["extra"]["frames"] = data.get("frames")
-    else:
-        fields["output"] = str(output_paths(request.output)["video"])
+        if data.get("rejected"):
+            fields["extra"]["rejected"] = data["rejected"]
+        if data.get("fallback"):
+            fields["extra"]["fallback"] = {k: data["fallback"][k] for k in ("kind", "published")}
     return AuditRecord(**fields)
+
+
+def quality_scores(report: dict[str, Any]) -> dict[str, float]:
+    """The headline numbers of a render's quality section (for the audit log)."""
+    scores = {"driver_audio_sync": float(report["driver_audio_sync"]["correlation"])}
+    quality = report.get("quality") or {}
+    picks = {
+        "lipsync_correlation": ("lipsync", "correlation"),
+        "lipsync_lag_ms": ("lipsync", "lag_ms"),
+        "closure_rate": ("lipsync", "closure_rate"),
+        "identity_max_distance": ("identity", "max_distance"),
+        "gated_frames": ("pose", "gated_frames"),
+        "flicker": ("stability", "flicker"),
+        "landmark_jitter": ("stability", "landmark_jitter"),
+        "color_drift_delta_e": ("color", "drift_delta_e"),
+    }
+    for name, (section, key) in picks.items():
+        value = (quality.get(section) or {}).get(key)
+        if isinstance(value, int | float):
+            scores[name] = float(value)
+    if quality:
+        scores["passed"] = 1.0 if quality.get("passed") else 0.0
+    return scores
 
 
 @contextlib.contextmanager
@@ -86,6 +111,7 @@ def audited_render(request: RenderRequest, settings: Settings, user: str | None 
     try:
         yield attempt
     except BaseException as exc:
+        attempt.report_path = getattr(exc, "report_path", None) or attempt.report_path
         outcome = "refused" if attempt.validated is None and isinstance(exc, Exception) else "failed"
         detail = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
         log.append(_record(attempt, settings, outcome, detail.splitlines()[0][:500], who))

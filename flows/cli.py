@@ -15,12 +15,15 @@ from pathlib import Path
 from avatars.errors import AvatarError, LicenseError
 from config.loader import ConfigError, load_settings
 from flows.audit import AuditError
+from flows.cli_evaluate import add_evaluate_parser, run_evaluate
 from flows.cli_library import add_audit_parser, add_avatar_parser, run_audit, run_avatar
+from flows.quality_stage import QualityGateError
 from fusion.errors import FusionError
 from phoneme.errors import SpeechError
 
 USER_ERRORS = (SpeechError, FusionError, AvatarError, LicenseError, ConfigError, AuditError)
 EXIT_USER_ERROR = 2
+EXIT_QUALITY_FAILED = 4  # rendered, but the quality gate refused to publish it (see the report)
 EXIT_INTERRUPTED = 130
 
 
@@ -54,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_avatar_parser(sub)
     add_audit_parser(sub)
+    add_evaluate_parser(sub)
     return parser
 
 
@@ -153,8 +157,17 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = load_settings(args.config)
-        handler = {"render": _render, "models": _models, "avatar": run_avatar, "audit": run_audit}[args.command]
+        handler = {
+            "render": _render,
+            "models": _models,
+            "avatar": run_avatar,
+            "audit": run_audit,
+            "evaluate": run_evaluate,
+        }[args.command]
         return handler(args, settings)
+    except QualityGateError as exc:
+        print(f"dhf: error: {exc}", file=sys.stderr)
+        return EXIT_QUALITY_FAILED
     except USER_ERRORS as exc:
         print(f"dhf: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR

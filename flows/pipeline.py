@@ -13,6 +13,7 @@ from typing import Any
 
 from config import Settings
 from flows import stages
+from flows.quality_stage import QualityGateError, evaluate_output, reject
 from flows.stages import RenderRequest, StageLog, ValidatedRequest
 
 StageCall = Callable[..., Any]
@@ -29,14 +30,14 @@ class RenderResult:
 def stage_names(validated: ValidatedRequest) -> list[str]:
     """The stages this request runs, in order (for progress displays)."""
     if validated.request.driver_video is not None:
-        return ["audio", "driver", "avatar", "render", "package"]
-    return ["speech", "visemes", "driver", "avatar", "render", "package"]
+        return ["audio", "driver", "avatar", "render", "quality", "package"]
+    return ["speech", "visemes", "driver", "avatar", "render", "quality", "package"]
 
 
 def _synthetic_driver(
     validated: ValidatedRequest, settings: Settings, call: StageCall, log: StageLog, on_stage, on_frame
 ):
-    """Text → speech → visemes → motion track. Returns (driver, wav, details, speech)."""
+    """Text → speech → visemes → motion track. Returns (driver, wav, details, speech, P/B/M spans)."""
     on_stage("speech")
     speech = call("speech", stages.speech_stage, validated, settings)
     log.cache["speech"] = speech.cache_hit
@@ -63,13 +64,13 @@ def _synthetic_driver(
             "track_sha256": stages.file_sha256(driver.track_path),
         },
     }
-    return driver, speech.wav_path, details, speech
+    return driver, speech.wav_path, details, speech, [tuple(span) for span in visemes.closures]
 
 
 def _recorded_driver(
     validated: ValidatedRequest, settings: Settings, call: StageCall, log: StageLog, on_stage, on_frame
 ):
-    """Recorded clip → its audio + motion read from its landmarks. Returns (driver, wav, details, None)."""
+    """Recorded clip → its audio + motion read from its landmarks. Returns (driver, wav, details, None, None)."""
     on_stage("audio")
     audio = call("audio", stages.driver_audio_stage, validated, settings)
     log.cache["audio"] = audio.cache_hit
@@ -92,7 +93,30 @@ def _recorded_driver(
             "track_sha256": stages.file_sha256(driver.track_path),
         },
     }
-    return driver, audio.wav_path, details, None
+    return driver, audio.wav_path, details, None, None
+
+
+def _quality_gate(validated, settings, call, on_stage, on_frame, render_inputs, spans) -> tuple[dict, str | None]:
+    """Evaluate the output; on failure keep it as .rejected.mp4 and render the configured fallback.
+    Returns the report's quality section and the failure message (None when the render passed)."""
+    output = Path(validated.request.output)
+    quality = call("quality", evaluate_output, output, validated.avatar, settings, spans)
+    verdict: dict[str, object] = {"quality": quality.as_dict()}
+    if quality.passed:
+        return verdict, None
+    verdict["rejected"] = str(reject(output))
+    failure = f"quality check failed: {'; '.join(quality.failures)}; the video was kept as {verdict['rejected']}"
+    fallback = settings.quality.fallback
+    if fallback == "none":
+        return verdict, failure
+    on_stage("fallback")
+    call("fallback", stages.render_stage, validated, *render_inputs, settings, on_frame, fallback)
+    again = call("fallback-quality", evaluate_output, output, validated.avatar, settings, spans, fallback == "still")
+    verdict["fallback"] = {"kind": fallback, "quality": again.as_dict(), "published": again.passed}
+    if again.passed:
+        return verdict, failure + f"; published the '{fallback}' fallback at {output}"
+    verdict["fallback"]["rejected"] = str(reject(output, "fallback-rejected"))
+    return verdict, failure + f"; the '{fallback}' fallback failed too ({'; '.join(again.failures)})"
 
 
 def run_pipeline(
@@ -105,17 +129,21 @@ def run_pipeline(
 ) -> RenderResult:
     recorded = validated.request.driver_video is not None
     make_driver = _recorded_driver if recorded else _synthetic_driver
-    driver, wav, details, speech = make_driver(validated, settings, call, log, on_stage, on_frame)
+    driver, wav, details, speech, spans = make_driver(validated, settings, call, log, on_stage, on_frame)
     on_stage("avatar")
     analysis = call("avatar", stages.avatar_stage, validated.avatar, settings)
     log.cache["avatar_analysis"] = analysis.cache_hit
     on_stage("render")
     rendered = call("render", stages.render_stage, validated, analysis, driver, wav, settings, on_frame)
+    on_stage("quality")
+    output = Path(validated.request.output)
+    verdict, failure = _quality_gate(validated, settings, call, on_stage, on_frame, (analysis, driver, wav), spans)
     on_stage("package")
     captions = call("captions", stages.captions_stage, speech, validated) if speech is not None else {}
     details = {
         **rendered,
         **details,
+        **verdict,
         "video": {
             "duration_s": round(rendered["frames"] / settings.video.fps, 3),
             "width": settings.video.width,
@@ -126,9 +154,9 @@ def run_pipeline(
         "driver_audio_sync": stages.track_audio_sync(wav, driver),
     }
     report = stages.write_report(validated, settings, log, details)
-    return RenderResult(
-        video=Path(validated.request.output), report=report, srt=captions.get("srt"), frames=int(rendered["frames"])
-    )
+    if failure is not None:
+        raise QualityGateError(failure, report)
+    return RenderResult(video=output, report=report, srt=captions.get("srt"), frames=int(rendered["frames"]))
 
 
 def render_video(

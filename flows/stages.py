@@ -30,9 +30,10 @@ from fusion.engine import EngineOptions, FusionEngine
 from fusion.errors import FusionError
 from fusion.frame_io import EncodeOptions, VideoWriter, extract_audio_wav
 from fusion.framing import apply_framing, choose_framing
-from fusion.measure import rms_envelope
+from fusion.measure import correlation_at_best_lag, rms_envelope
 from fusion.models import ModelRegistry
 from fusion.processors.post import find_font
+from fusion.processors.reenactor import ReenactorOptions
 from phoneme.artifacts import VisemeTrack
 from phoneme.captions import write_captions
 from phoneme.normalize import normalize_text
@@ -40,6 +41,7 @@ from phoneme.speech import SpeechArtifact, resolve_voice, synthesize_speech
 from phoneme.tts import EspeakEngine, read_wav
 from phoneme.visemes import VisemeTable, build_keyframes, loudness_envelope
 
+REDUCED_MOTION = ReenactorOptions(motion_scale=0.6, head_scale=0.4)  # the "reduced_motion" quality fallback
 RENDER_MODELS = (DETECTOR_MODEL, LANDMARKER_MODEL)  # checked before every render; the identity model is not needed
 WORK_SIZE = 640  # the reenactor's square work image; the face is about a third of it
 
@@ -264,8 +266,12 @@ def render_stage(
     audio: Path,
     settings: Settings,
     on_frame: Callable[[int, int], None] | None = None,
+    mode: str = "normal",
 ) -> dict[str, object]:
-    """Fusion + post + encode, streamed into a temp MP4 that is renamed over the output only when complete."""
+    """Fusion + post + encode, streamed into a temp MP4 that is renamed over the output only when complete.
+
+    `mode` is "normal", or a quality fallback: "reduced_motion" (smaller mouth and head motion) or
+    "still" (the labeled portrait without motion, with the audio)."""
     track = driver.track()
     work, landmarks = analysis.work_image_and_landmarks(validated.avatar)
     video = settings.video
@@ -278,6 +284,7 @@ def render_stage(
             video.fps,
             settings.post,
             settings.label,
+            reenactor=REDUCED_MOTION if mode == "reduced_motion" else ReenactorOptions(),
             smooth_motion=track.source == "recorded",
         ),
     )
@@ -291,7 +298,10 @@ def render_stage(
         atomic_path(target) as temporary,
         VideoWriter(temporary, video.width, video.height, encode, audio=audio) as writer,
     ):
-        frames = engine.frames(track, idle_bases(validated.avatar, analysis, video.fps, track.frame_count))
+        if mode == "still":
+            frames = iter([engine.still] * track.frame_count)
+        else:
+            frames = engine.frames(track, idle_bases(validated.avatar, analysis, video.fps, track.frame_count))
         for index in range(track.frame_count):
             start = time.perf_counter()
             frame = next(frames)
@@ -348,25 +358,6 @@ def track_audio_sync(audio: Path, driver: DriverArtifact) -> dict[str, float]:
     track = driver.track()
     envelope = rms_envelope(samples.astype(np.float32) / 32768.0, rate, track.fps, track.frame_count)
     return correlation_at_best_lag(track.mouth_gap(), envelope, track.fps)
-
-
-def correlation_at_best_lag(
-    mouth: np.ndarray, envelope: np.ndarray, fps: float, max_lag_s: float = 0.2
-) -> dict[str, float]:
-    """Pearson correlation of two per-frame signals at the lag (mouth relative to audio) that maximizes it."""
-    count = min(len(mouth), len(envelope))
-    mouth, envelope = np.asarray(mouth[:count], float), np.asarray(envelope[:count], float)
-    best = (-2.0, 0)
-    max_lag = round(max_lag_s * fps)
-    for lag in range(-max_lag, max_lag + 1):
-        a = mouth[max(lag, 0) : count + min(lag, 0)]
-        b = envelope[max(-lag, 0) : count - max(lag, 0)]
-        if len(a) < 5 or a.std() < 1e-9 or b.std() < 1e-9:
-            continue
-        r = float(np.corrcoef(a, b)[0, 1])
-        if r > best[0]:
-            best = (r, lag)
-    return {"correlation": round(best[0], 4), "lag_ms": round(1000.0 * best[1] / fps, 1)}
 
 
 def render_model_hashes(settings: Settings) -> dict[str, str]:

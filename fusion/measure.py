@@ -30,8 +30,10 @@ def rms_envelope(audio: np.ndarray, rate: int, fps: float, count: int, window_s:
         return np.zeros(count)
     half = int(rate * window_s / 2)
     weights = np.hanning(2 * half)
-    padded = np.pad(audio.astype(np.float64), (half, half))
     centres = ((np.arange(count) + 0.5) / fps * rate).astype(int)
+    # Pad past the end too: a video may run a little longer than its audio (the tail is silence).
+    tail = max(half, int(centres[-1]) + 2 * half - len(audio)) if count else half
+    padded = np.pad(audio.astype(np.float64), (half, tail))
     values = [np.sqrt(np.sum(weights * padded[c : c + 2 * half] ** 2) / weights.sum()) for c in centres]
     return np.asarray(values)
 
@@ -55,3 +57,22 @@ def measure_video(path: Path, analyser: FaceAnalyser, scale_height: int = 540) -
     count = len(found)
     rms = rms_envelope(read_audio_mono(path, 16000), 16000, info.fps, count)
     return VideoMeasurements(info.fps, np.array(found), np.array(gaps), np.array(eyes), np.array(brows), rms)
+
+
+def correlation_at_best_lag(
+    mouth: np.ndarray, envelope: np.ndarray, fps: float, max_lag_s: float = 0.2
+) -> dict[str, float]:
+    """Pearson correlation of two per-frame signals at the lag (mouth relative to audio) that maximizes it."""
+    count = min(len(mouth), len(envelope))
+    mouth, envelope = np.asarray(mouth[:count], float), np.asarray(envelope[:count], float)
+    best = (-2.0, 0)
+    max_lag = round(max_lag_s * fps)
+    for lag in range(-max_lag, max_lag + 1):
+        a = mouth[max(lag, 0) : count + min(lag, 0)]
+        b = envelope[max(-lag, 0) : count - max(lag, 0)]
+        if len(a) < 5 or a.std() < 1e-9 or b.std() < 1e-9:
+            continue
+        r = float(np.corrcoef(a, b)[0, 1])
+        if r > best[0]:
+            best = (r, lag)
+    return {"correlation": round(best[0], 4), "lag_ms": round(1000.0 * best[1] / fps, 1)}

@@ -53,7 +53,7 @@ def test_recorded_driver_output_copies_mouth_and_audio(rendered, reenacted, meas
     info = probe(output)
     assert (info.width, info.height, info.video_codec, info.audio_codec) == (1920, 1080, "h264", "aac")
     assert info.frames == rendered.report["frames"]
-    assert set(report["stage_seconds"]) == {"audio", "driver", "avatar", "render"}
+    assert set(report["stage_seconds"]) == {"audio", "driver", "avatar", "render", "quality"}
     assert "captions" not in report["stage_seconds"] and report["captions"] == {}
     # The clip's sound is the output's sound (through an AAC re-encode).
     source_audio = rms_envelope(read_audio_mono(rendered.video), 16000, 25, info.frames)

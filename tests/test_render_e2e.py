@@ -36,7 +36,7 @@ def test_metadata_says_ai_generated(rendered):
 
 def test_report_and_captions(rendered):
     report = rendered.report
-    assert set(report["stage_seconds"]) == {"speech", "visemes", "driver", "avatar", "render", "captions"}
+    assert set(report["stage_seconds"]) == {"speech", "visemes", "driver", "avatar", "render", "quality", "captions"}
     assert report["avatar"] == {"id": "sample", "version": 1, "photo_sha256": report["avatar"]["photo_sha256"]}
     assert set(report["models"]) == {"face_detector", "face_landmarker"}
     assert (

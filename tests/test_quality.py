@@ -1,0 +1,216 @@
+"""Quality monitors on generated videos whose truth is known, `dhf evaluate`'s refusals, and the
+render's quality gate (rejection, fallback, audit)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import assert_refused, run_dhf
+
+from config import load_settings
+from flows.audit import AuditLog
+from flows.quality_stage import evaluate_output
+from fusion.frame_io import EncodeOptions, VideoWriter, probe, read_frames
+from fusion.identity import IdentityEmbedder, identity_distance
+from fusion.models import ModelRegistry
+from fusion.quality import evaluate_video
+
+
+def ffmpeg(*args: str) -> None:
+    subprocess.run(["ffmpeg", "-v", "error", "-y", *args], check=True)
+
+
+def rewrite(source: Path, target: Path, change) -> Path:
+    """Re-encode `source` frame by frame through `change(index, frame)`, keeping its audio."""
+    info = probe(source)
+    with VideoWriter(target, info.width, info.height, EncodeOptions(fps=round(info.fps)), audio=None) as writer:
+        for index, frame in enumerate(read_frames(source)):
+            writer.write(change(index, frame.copy()))
+    muxed = target.with_name(target.stem + "-av.mp4")
+    ffmpeg("-i", str(target), "-i", str(source), "-map", "0:v", "-map", "1:a", "-c", "copy", str(muxed))
+    return muxed
+
+
+@pytest.fixture(scope="module")
+def baseline(rendered, analyser, settings):
+    return evaluate_output(rendered.video, None, settings)
+
+
+def test_the_render_passes_and_reports_its_quality(rendered):
+    quality = rendered.report["quality"]
+    assert quality["passed"], quality["failures"]
+    assert quality["lipsync"]["correlation"] >= 0.5 and quality["lipsync"]["lag_ms"] == 0
+    assert quality["lipsync"]["closure_rate"] >= 0.9 and quality["lipsync"]["bilabial_frames"] > 0
+    assert quality["identity"]["sampled_frames"] >= 5 and quality["identity"]["max_distance"] < 0.45
+    assert quality["pose"]["gated_frames"] == 0 and quality["stability"]["flicker"] < 1.5
+    assert "quality" in rendered.report["stage_seconds"]
+
+
+def test_a_mouth_delayed_by_120_ms_is_measured(rendered, tmp_path, analyser, settings, baseline):
+    delayed = tmp_path / "delayed.mp4"
+    ffmpeg(
+        "-i", str(rendered.video), "-filter_complex", "[0:v]tpad=start_duration=0.12:start_mode=clone[v]",
+        "-map", "[v]", "-map", "0:a", "-c:a", "copy", "-t", f"{probe(rendered.video).duration:.3f}", str(delayed),
+    )  # fmt: skip
+    report = evaluate_video(delayed, analyser, settings.quality)
+    assert abs(report.lipsync["lag_ms"] - 120) <= 40, report.lipsync
+    assert baseline.lipsync["lag_ms"] == 0
+    assert any("offset" in failure for failure in report.failures)
+
+
+def test_a_swapped_in_face_raises_the_identity_alarm(rendered, tmp_path, analyser, settings):
+    from skimage.data import lfw_subset
+
+    embedder = IdentityEmbedder(ModelRegistry(settings.paths.models))
+    strangers = []
+    for face in lfw_subset()[:12]:  # the first 100 entries of the subset are faces of other people
+        grey = cv2.resize((face * 255).astype(np.uint8), (250, 250), interpolation=cv2.INTER_CUBIC)
+        strangers.append(
+            cv2.cvtColor(cv2.copyMakeBorder(grey, 125, 125, 125, 125, cv2.BORDER_REPLICATE), cv2.COLOR_GRAY2BGR)
+        )
+    from avatars.library import BUNDLED
+    from fusion.analysis import read_image
+
+    photo = read_image(BUNDLED / "sample" / "portrait.png")
+    reference = embedder.embed(photo, analyser.single_face(photo).landmarks)
+    distances = [
+        identity_distance(embedder.embed(s, f.landmarks), reference)
+        for s in strangers
+        if (f := analyser.largest_face(s))
+    ]
+    stranger = strangers[int(np.argmax(distances))]
+    assert max(distances) > 0.7
+    canvas = cv2.resize(stranger, (1080, 1080))
+    swapped = rewrite(rendered.video, tmp_path / "swapped.mp4", lambda i, frame: _paste(frame, canvas))
+    report = evaluate_output(swapped, _sample_avatar(), settings)
+    assert report.identity["alarm_ratio"] > settings.quality.identity_max_alarm_ratio, report.identity
+    assert any(failure.startswith("identity") for failure in report.failures)
+
+
+def _paste(frame: np.ndarray, portrait: np.ndarray) -> np.ndarray:
+    frame[:, 420:1500] = portrait
+    return frame
+
+
+def _sample_avatar():
+    from avatars.library import AvatarLibrary
+
+    return AvatarLibrary(Path("/nonexistent")).get("sample")
+
+
+def test_a_turned_head_triggers_the_pose_gate(rendered, tmp_path, analyser, settings):
+    def turn(index: int, frame: np.ndarray) -> np.ndarray:
+        if 20 <= index < 40:
+            rotation = cv2.getRotationMatrix2D((960, 420), 55, 1.0)
+            return cv2.warpAffine(frame, rotation, (1920, 1080), borderMode=cv2.BORDER_REPLICATE)
+        return frame
+
+    report = evaluate_video(rewrite(rendered.video, tmp_path / "turned.mp4", turn), analyser, settings.quality)
+    assert 15 <= report.pose["gated_frames"] <= 22, report.pose
+    assert report.pose["max_abs_roll"] > 45
+    assert any(failure.startswith("pose gate") for failure in report.failures)
+
+
+def test_injected_brightness_flicker_raises_the_flicker_score(rendered, tmp_path, analyser, settings, baseline):
+    def flicker(index: int, frame: np.ndarray) -> np.ndarray:
+        return cv2.convertScaleAbs(frame, alpha=1.06 if index % 2 else 0.94)
+
+    report = evaluate_video(rewrite(rendered.video, tmp_path / "flicker.mp4", flicker), analyser, settings.quality)
+    assert report.stability["flicker"] > 4 * max(baseline.stability["flicker"], 0.5), report.stability
+    assert any(failure.startswith("flicker") for failure in report.failures)
+
+
+def test_evaluate_cli_passes_our_render_and_refuses_bad_files(rendered, dhf_home, tmp_path):
+    ok = run_dhf(["evaluate", str(rendered.video), "--avatar", "sample", "--json"], dhf_home)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["passed"] is True
+    noface = tmp_path / "noface.mp4"
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=640x360:rate=25",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine",
+        "-t",
+        "1",
+        "-shortest",
+        str(noface),
+    )
+    mute = tmp_path / "mute.mp4"
+    ffmpeg("-i", str(rendered.video), "-an", "-c", "copy", str(mute))
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42 broken")
+    for video, message in (
+        (noface, "no face found in any frame"),
+        (mute, "has no audio track"),
+        (corrupt, "is not a readable video"),
+    ):
+        assert_refused(run_dhf(["evaluate", str(video)], dhf_home), message, tmp_path / "never.mp4")
+
+
+def test_a_render_that_fails_the_gate_is_not_published(dhf_home, tmp_path):
+    strict = tmp_path / "strict.yaml"
+    strict.write_text("quality:\n  lipsync_min_correlation: 0.99\n")
+    output = tmp_path / "gate.mp4"
+    result = run_dhf(
+        [
+            "--config",
+            str(strict),
+            "render",
+            "Hello there, welcome.",
+            "--avatar",
+            "sample",
+            "--lang",
+            "en",
+            "-o",
+            str(output),
+            "--quiet",
+        ],
+        dhf_home,
+    )
+    assert result.returncode == 4, result.stderr
+    assert "quality check failed: lip-sync correlation" in result.stderr.strip().splitlines()[-1]
+    assert not output.exists() and output.with_name("gate.rejected.mp4").is_file()
+    report = json.loads(output.with_name("gate.report.json").read_text())
+    assert report["quality"]["passed"] is False and report["sha256"] is None
+    entry = AuditLog(load_settings(home=dhf_home).paths.audit_db).entries()[-1]
+    assert entry.record.outcome == "failed" and "quality check failed" in entry.record.detail
+    assert entry.record.quality["passed"] == 0.0
+
+
+def test_the_still_fallback_is_published_when_configured(dhf_home, tmp_path):
+    config = tmp_path / "fallback.yaml"
+    config.write_text("quality:\n  lipsync_min_correlation: 0.99\n  fallback: still\n")
+    output = tmp_path / "safe.mp4"
+    result = run_dhf(
+        [
+            "--config",
+            str(config),
+            "render",
+            "Hello there, welcome.",
+            "--avatar",
+            "sample",
+            "--lang",
+            "en",
+            "-o",
+            str(output),
+            "--quiet",
+        ],
+        dhf_home,
+    )
+    assert result.returncode == 4 and "published the 'still' fallback" in result.stderr, result.stderr
+    frames = [f for f in read_frames(output)]
+    assert len(frames) == probe(output.with_name("safe.rejected.mp4")).frames
+    still_change = np.abs(frames[0].astype(int) - frames[len(frames) // 2].astype(int)).mean()
+    assert still_change < 0.5, still_change  # a still: only codec noise between frames
+    assert probe(output).audio_codec == "aac"
+    report = json.loads(output.with_name("safe.report.json").read_text())
+    assert report["fallback"]["kind"] == "still" and report["fallback"]["published"] is True
