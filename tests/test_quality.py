@@ -214,3 +214,26 @@ def test_the_still_fallback_is_published_when_configured(dhf_home, tmp_path):
     assert probe(output).audio_codec == "aac"
     report = json.loads(output.with_name("safe.report.json").read_text())
     assert report["fallback"]["kind"] == "still" and report["fallback"]["published"] is True
+
+
+def test_prefect_marks_a_render_that_fails_the_gate_as_failed(dhf_home, tmp_path):
+    """In-process on Prefect's test server: the flow run's final state is Failed, with the reason."""
+    import dataclasses
+
+    from prefect.testing.utilities import prefect_test_harness
+
+    from flows.render_flow import render_flow
+    from flows.stages import RenderRequest, validate_request
+
+    settings = load_settings(home=dhf_home)
+    settings = dataclasses.replace(
+        settings, quality=dataclasses.replace(settings.quality, lipsync_min_correlation=0.99)
+    )
+    request = RenderRequest(text="Hello there.", avatar_id="sample", language="en", output=tmp_path / "p.mp4")
+    with prefect_test_harness():
+        state = render_flow(validate_request(request, settings), settings, return_state=True)
+    assert state.is_failed()
+    assert "quality check failed" in str(state.message) or "quality check failed" in repr(
+        state.result(raise_on_failure=False)
+    )
+    assert not (tmp_path / "p.mp4").exists() and (tmp_path / "p.rejected.mp4").is_file()
