@@ -209,8 +209,31 @@ def _prepare_license(license_path: Path, avatar_id: str) -> tuple[License, dict[
     except LicenseError as exc:
         raise EnrollmentError(str(exc)) from exc
     data = yaml.safe_load(license_path.read_text(encoding="utf-8"))
-    data["consent_document"] = lic.consent_document.name  # stored beside it in the version folder
+    data["consent_document"] = consent_name(lic)  # stored beside it in the version folder, under a fixed name
     return lic, data
+
+
+def consent_name(lic: License) -> str:
+    """The consent document's name inside a version folder: fixed, so it can never clash with the
+    photo, the metadata or the enrollment files."""
+    return f"consent{lic.consent_document.suffix.lower()[:10]}"
+
+
+def _refuse_revoked_consent(library: AvatarLibrary, avatar_id: str, lic: License) -> None:
+    """After a revocation, only a new consent may bring the avatar back: a license id or consent
+    document used by any revoked version is refused."""
+    revocation = library.revocation(avatar_id)
+    if revocation is None:
+        return
+    for number in library.version_numbers(avatar_id):
+        if number > revocation.through_version:
+            continue
+        old = library.get(avatar_id, number).license()
+        if old.license_id == lic.license_id or old.consent_sha256 == lic.consent_sha256:
+            raise EnrollmentError(
+                f"avatar '{avatar_id}' was revoked on {revocation.time}; license {lic.license_id} (or its consent "
+                "document) belongs to the revoked versions: a new signed consent and license are needed"
+            )
 
 
 def _thumbnail(image: np.ndarray, face: Face, size: int) -> bytes:
@@ -257,6 +280,7 @@ def enroll(
     if not photo.is_file():
         raise EnrollmentError(f"{'video' if is_video else 'image'} not found: {photo}; check the path")
     lic, license_data = _prepare_license(license_path, avatar_id)
+    _refuse_revoked_consent(library, avatar_id, lic)
     registry = ModelRegistry(settings.paths.models)
     analyser = FaceAnalyser(registry, settings.face.detector_min_score)
     if is_video:
@@ -291,7 +315,7 @@ def enroll(
     files: dict[str, Path | bytes | str] = {
         photo_name: photo_source,
         "license.yaml": yaml.safe_dump(license_data, allow_unicode=True, sort_keys=False),
-        lic.consent_document.name: lic.consent_document,
+        consent_name(lic): lic.consent_document,
         "enrollment.npz": enrollment.getvalue(),
         "checks.json": json.dumps({**checked.checks.as_dict(), "warnings": warnings}, indent=2),
         "thumbnail.jpg": _thumbnail(checked.image, checked.face, settings.enrollment.thumbnail_px),

@@ -262,12 +262,18 @@ class AvatarLibrary:
         meta = {"name": current.name, "photo": current.photo.name}
         if current.idle_video is not None:
             meta["idle_video"] = current.idle_video.name
-        revoked = self.write_version(avatar_id, files, meta, user, f"revoked: {reason}" if reason else "revoked")
+        # The marker goes first and covers the version about to be written: if anything fails after
+        # it, every existing version is already refused (fail closed), never the other way round.
         marker = {
-            "through_version": revoked.version,
+            "through_version": max(self.version_numbers(avatar_id), default=0) + 1,
             "time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "by": user,
             "reason": reason,
         }
-        write_text_atomic(self._folder(avatar_id) / "revocation.yaml", yaml.safe_dump(marker, sort_keys=False))
+        marker_path = self._folder(avatar_id) / "revocation.yaml"
+        write_text_atomic(marker_path, yaml.safe_dump(marker, sort_keys=False))
+        revoked = self.write_version(avatar_id, files, meta, user, f"revoked: {reason}" if reason else "revoked")
+        if revoked.version > marker["through_version"]:  # a concurrent change slipped in: widen the marker
+            marker["through_version"] = revoked.version
+            write_text_atomic(marker_path, yaml.safe_dump(marker, sort_keys=False))
         return self.get(avatar_id)

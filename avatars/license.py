@@ -63,7 +63,14 @@ def load_license(path: Path) -> License:
         raise LicenseError(f"no license record at {path}; add a license.yaml signed off by the person shown")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if not isinstance(data, dict):
+            raise LicenseError(f"license {path} must be a mapping of fields; see avatars/sample/license.yaml")
         scope = data.get("scope") or {}
+        if not isinstance(scope, dict):
+            raise LicenseError(f"license {path}: 'scope' must map languages/channels/purposes to lists")
+        for key in ("languages", "channels", "purposes"):
+            if not isinstance(scope.get(key) or [], list):
+                raise LicenseError(f"license {path}: scope.{key} must be a list, e.g. [{scope.get(key)}]")
         return License(
             license_id=str(data["license_id"]),
             avatar_id=str(data["avatar_id"]),

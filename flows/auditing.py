@@ -19,7 +19,7 @@ from typing import Any
 from config import Settings
 from config.files import content_hash, file_sha256
 from flows.audit import AuditLog, AuditRecord
-from flows.stages import RenderRequest, ValidatedRequest, output_paths, render_model_hashes
+from flows.stages import RenderRequest, ValidatedRequest, output_paths, used_model_hashes
 
 
 @dataclass
@@ -64,7 +64,7 @@ def _record(attempt: RenderAttempt, settings: Settings, outcome: str, detail: st
         fields["avatar_version"] = validated.avatar.version
         fields["license_id"] = validated.license.license_id
         fields["license_sha256"] = file_sha256(validated.license.path)
-        fields["models"] = render_model_hashes(settings)
+        fields["models"] = used_model_hashes(settings)
     report = attempt.report_path
     fields["output"] = str(output_paths(request.output)["video"])
     if report is not None and report.is_file():  # a finished render, published or rejected by quality

@@ -15,13 +15,15 @@ from pathlib import Path
 from avatars.errors import AvatarError, LicenseError
 from config.loader import ConfigError, load_settings
 from flows.audit import AuditError
+from flows.batch_script import BatchJobsFailedError, BatchScriptError
 from flows.cli_evaluate import add_evaluate_parser, run_evaluate
 from flows.cli_library import add_audit_parser, add_avatar_parser, run_audit, run_avatar
 from flows.quality_stage import QualityGateError
 from fusion.errors import FusionError
 from phoneme.errors import SpeechError
 
-USER_ERRORS = (SpeechError, FusionError, AvatarError, LicenseError, ConfigError, AuditError)
+BATCH_FAILURES = (BatchJobsFailedError,)
+USER_ERRORS = (BatchScriptError, SpeechError, FusionError, AvatarError, LicenseError, ConfigError, AuditError)
 EXIT_USER_ERROR = 2
 EXIT_QUALITY_FAILED = 4  # rendered, but the quality gate refused to publish it (see the report)
 EXIT_INTERRUPTED = 130
@@ -58,6 +60,13 @@ def _parser() -> argparse.ArgumentParser:
     add_avatar_parser(sub)
     add_audit_parser(sub)
     add_evaluate_parser(sub)
+    batch = sub.add_parser("batch", help="render a script: every item in every language, as one Prefect flow")
+    batch.add_argument("script", type=Path, help="script .yaml (or .csv with id,text[_<lang>] columns)")
+    batch.add_argument("--out", type=Path, default=Path("out"), help="output root (default: ./out)")
+    batch.add_argument("--avatar", help="CSV scripts: the avatar")
+    batch.add_argument("--languages", help="CSV scripts: comma-separated languages, e.g. zh,en")
+    batch.add_argument("--channel", help="CSV scripts: publication channel")
+    batch.add_argument("--purpose", help="CSV scripts: purpose")
     return parser
 
 
@@ -139,6 +148,23 @@ def _run_flow(validated, settings, quiet: bool) -> _FlowOutcome:
     return _FlowOutcome(result.video, result.report, result.srt, result.frames, time.perf_counter() - started)
 
 
+def _batch(args: argparse.Namespace, settings) -> int:
+    from flows.batch_script import validate_script
+
+    defaults = {k: getattr(args, k) for k in ("avatar", "languages", "channel", "purpose") if getattr(args, k)}
+    script = validate_script(args.script, settings, defaults)  # every check before the first render
+    from flows.batch_flow import batch_flow
+
+    started = time.perf_counter()
+    results = batch_flow(script, settings, args.out.resolve())
+    counts = {status: sum(r.status == status for r in results) for status in ("rendered", "cached")}
+    print(
+        f"{script.name}: {len(results)} videos ({counts['rendered']} rendered, {counts['cached']} unchanged) in "
+        f"{time.perf_counter() - started:.1f} s; manifest: {args.out / script.name / 'manifest.json'}"
+    )
+    return 0
+
+
 def _models(args: argparse.Namespace, settings) -> int:
     if args.action == "provision":
         from fusion.provision import provision
@@ -163,8 +189,12 @@ def main(argv: list[str] | None = None) -> int:
             "avatar": run_avatar,
             "audit": run_audit,
             "evaluate": run_evaluate,
+            "batch": _batch,
         }[args.command]
         return handler(args, settings)
+    except BATCH_FAILURES as exc:
+        print(f"dhf: error: {exc}", file=sys.stderr)
+        return EXIT_QUALITY_FAILED
     except QualityGateError as exc:
         print(f"dhf: error: {exc}", file=sys.stderr)
         return EXIT_QUALITY_FAILED

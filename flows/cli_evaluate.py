@@ -31,12 +31,7 @@ def describe(name: str, report) -> str:
     lines = [
         f"{name}: {'PASSED' if report.passed else 'FAILED'} ({report.frames} frames at {report.fps:g} fps, "
         f"evaluated in {report.seconds:.1f} s)",
-        f"  lip-sync: correlation {q['lipsync']['correlation']:.2f} at lag {q['lipsync']['lag_ms']:.0f} ms"
-        + (
-            f", lips closed in {q['lipsync']['closure_rate']:.0%} of P/B/M frames"
-            if "closure_rate" in q["lipsync"]
-            else ""
-        ),
+        _lipsync_line(q["lipsync"]),
     ]
     identity = q["identity"]
     if identity.get("max_distance") is not None:

@@ -6,6 +6,7 @@ call for the library API, a Prefect task for the flow. The order and data flow l
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 
 from config import Settings
 from flows import stages
-from flows.quality_stage import QualityGateError, evaluate_output, reject
+from flows.quality_stage import QualityGateError, evaluate_output, rejected_path
 from flows.stages import RenderRequest, StageLog, ValidatedRequest
 
 StageCall = Callable[..., Any]
@@ -96,27 +97,48 @@ def _recorded_driver(
     return driver, audio.wav_path, details, None, None
 
 
-def _quality_gate(validated, settings, call, on_stage, on_frame, render_inputs, spans) -> tuple[dict, str | None]:
-    """Evaluate the output; on failure keep it as .rejected.mp4 and render the configured fallback.
-    Returns the report's quality section and the failure message (None when the render passed)."""
-    output = Path(validated.request.output)
-    quality = call("quality", evaluate_output, output, validated.avatar, settings, spans)
-    verdict: dict[str, object] = {"quality": quality.as_dict()}
+def _judged(call, name: str, staging: Path, output: Path, tag: str, evaluate_args: tuple):
+    """Evaluate the staged video; publish it (rename onto `output`) when it passes, otherwise move it
+    to `<output>.<tag>.mp4`. Any error while judging also moves it away: never published unjudged."""
+    try:
+        quality = call(name, evaluate_output, staging, *evaluate_args)
+    except BaseException:
+        if staging.exists():
+            os.replace(staging, rejected_path(output, tag))
+        raise
     if quality.passed:
-        return verdict, None
-    verdict["rejected"] = str(reject(output))
-    failure = f"quality check failed: {'; '.join(quality.failures)}; the video was kept as {verdict['rejected']}"
+        os.replace(staging, output)
+        return quality, None
+    target = rejected_path(output, tag)
+    os.replace(staging, target)
+    return quality, target
+
+
+def _quality_gate(validated, settings, call, on_stage, on_frame, render_inputs, spans, staging: Path):
+    """Judge the staged render; on failure render the configured fallback into the staging path and
+    judge that. Returns (report's quality section, failure message or None, published?)."""
+    output = Path(validated.request.output)
+    avatar = validated.avatar
+    quality, rejected = _judged(call, "quality", staging, output, "rejected", (avatar, settings, spans))
+    verdict: dict[str, object] = {"quality": quality.as_dict()}
+    if rejected is None:
+        return verdict, None, True
+    verdict["rejected"] = str(rejected)
+    failure = f"quality check failed: {'; '.join(quality.failures)}; the video was kept as {rejected}"
     fallback = settings.quality.fallback
     if fallback == "none":
-        return verdict, failure
+        return verdict, failure, False
     on_stage("fallback")
-    call("fallback", stages.render_stage, validated, *render_inputs, settings, on_frame, fallback)
-    again = call("fallback-quality", evaluate_output, output, validated.avatar, settings, spans, fallback == "still")
-    verdict["fallback"] = {"kind": fallback, "quality": again.as_dict(), "published": again.passed}
-    if again.passed:
-        return verdict, failure + f"; published the '{fallback}' fallback at {output}"
-    verdict["fallback"]["rejected"] = str(reject(output, "fallback-rejected"))
-    return verdict, failure + f"; the '{fallback}' fallback failed too ({'; '.join(again.failures)})"
+    call("fallback", stages.render_stage, validated, *render_inputs, settings, on_frame, fallback, staging)
+    still = fallback == "still"
+    again, rejected_again = _judged(
+        call, "fallback-quality", staging, output, "fallback-rejected", (avatar, settings, spans, still)
+    )
+    verdict["fallback"] = {"kind": fallback, "quality": again.as_dict(), "published": rejected_again is None}
+    if rejected_again is None:
+        return verdict, failure + f"; published the '{fallback}' fallback at {output}", True
+    verdict["fallback"]["rejected"] = str(rejected_again)
+    return verdict, failure + f"; the '{fallback}' fallback failed too ({'; '.join(again.failures)})", False
 
 
 def run_pipeline(
@@ -133,13 +155,20 @@ def run_pipeline(
     on_stage("avatar")
     analysis = call("avatar", stages.avatar_stage, validated.avatar, settings)
     log.cache["avatar_analysis"] = analysis.cache_hit
-    on_stage("render")
-    rendered = call("render", stages.render_stage, validated, analysis, driver, wav, settings, on_frame)
-    on_stage("quality")
+    # The render goes to a hidden staging file and is published (renamed onto the output) only once
+    # the quality gate has passed it: nothing unjudged ever sits under the requested name.
     output = Path(validated.request.output)
-    verdict, failure = _quality_gate(validated, settings, call, on_stage, on_frame, (analysis, driver, wav), spans)
+    staging = output.with_name(f".{output.stem}.pending{output.suffix}")
+    on_stage("render")
+    rendered = call(
+        "render", stages.render_stage, validated, analysis, driver, wav, settings, on_frame, "normal", staging
+    )
+    on_stage("quality")
+    inputs = (analysis, driver, wav)
+    verdict, failure, published = _quality_gate(validated, settings, call, on_stage, on_frame, inputs, spans, staging)
     on_stage("package")
-    captions = call("captions", stages.captions_stage, speech, validated) if speech is not None else {}
+    make_captions = speech is not None and published
+    captions = call("captions", stages.captions_stage, speech, validated) if make_captions else {}
     details = {
         **rendered,
         **details,
@@ -153,7 +182,7 @@ def run_pipeline(
         "captions": {k: str(v) for k, v in captions.items()},
         "driver_audio_sync": stages.track_audio_sync(wav, driver),
     }
-    report = stages.write_report(validated, settings, log, details)
+    report = stages.write_report(validated, settings, log, details, published)
     if failure is not None:
         raise QualityGateError(failure, report)
     return RenderResult(video=output, report=report, srt=captions.get("srt"), frames=int(rendered["frames"]))

@@ -1,15 +1,14 @@
 """The quality stage of every render, and `dhf evaluate`'s reference data for an avatar.
 
-A render whose output breaks a threshold of `config/quality.yaml` is not published: the video is
-renamed to `<name>.rejected.mp4`; when `quality.fallback` says so, a safer version is rendered and,
-if it passes, published under the requested name. Either way the pipeline then raises
-`QualityGateError`, so the CLI exits 4, the audit entry says "failed" with the reason, and Prefect
-marks the flow failed in the UI.
+A render whose output breaks a threshold of `config/quality.yaml` is not published: the staged
+video becomes `<name>.rejected.mp4` (report: `<name>.rejected.report.json`). When
+`quality.fallback` says so, a safer version is rendered and, if it passes, published under the
+requested name. Either way the pipeline then raises `QualityGateError`, so the CLI exits 4, the
+audit entry says "failed" with the reason, and Prefect marks the flow failed in the UI.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,20 +66,15 @@ def evaluate_output(
     analyser = FaceAnalyser(registry, settings.face.detector_min_score)
     embedder = IdentityEmbedder(registry) if avatar is not None else None
     reference = avatar_reference(avatar, analyser, embedder) if avatar is not None else None
-    limits = settings.quality
-    if still:
-        from dataclasses import replace
-
-        limits = replace(limits, lipsync_min_correlation=-1.0, lipsync_max_lag_ms=1e9, closure_min_rate=0.0)
-        bilabial_spans = None
     return evaluate_video(
         video,
         analyser,
-        limits,
+        settings.quality,
         embedder,
         reference.embedding if reference else None,
         reference.skin_lab if reference else None,
-        bilabial_spans,
+        None if still else bilabial_spans,
+        measure_lipsync=not still,
     )
 
 
@@ -92,10 +86,3 @@ def bilabial_spans(visemes) -> list[tuple[float, float]]:
 def rejected_path(output: Path, tag: str = "rejected") -> Path:
     output = Path(output)
     return output.with_name(f"{output.stem}.{tag}{output.suffix}")
-
-
-def reject(output: Path, tag: str = "rejected") -> Path:
-    """Move a failed render out of the way (atomically), so nothing publishes it by its name."""
-    target = rejected_path(output, tag)
-    os.replace(output, target)
-    return target

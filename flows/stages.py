@@ -30,6 +30,7 @@ from fusion.engine import EngineOptions, FusionEngine
 from fusion.errors import FusionError
 from fusion.frame_io import EncodeOptions, VideoWriter, extract_audio_wav
 from fusion.framing import apply_framing, choose_framing
+from fusion.identity import EMBEDDING_MODEL
 from fusion.measure import correlation_at_best_lag, rms_envelope
 from fusion.models import ModelRegistry
 from fusion.processors.post import find_font
@@ -111,7 +112,7 @@ def validate_request(request: RenderRequest, settings: Settings) -> ValidatedReq
     check_license(lic, avatar.avatar_id, request.language, request.channel, request.purpose)
     read_image(avatar.photo)  # a missing or corrupt photo fails here, before any model loads
     registry = ModelRegistry(settings.paths.models)
-    for name in RENDER_MODELS:
+    for name in (*RENDER_MODELS, EMBEDDING_MODEL):  # the quality gate needs the identity model too
         registry.path(name)
     if find_font(settings.label.fonts) is None:
         raise FusionError("no CJK font for the AI label; run scripts/setup to install fonts-wqy-zenhei")
@@ -221,7 +222,7 @@ def avatar_stage(avatar: Avatar, settings: Settings) -> AvatarAnalysis:
             "version": avatar.version,
             "photo": avatar.photo_sha256(),
             "work": WORK_SIZE,
-            "models": render_model_hashes(settings),
+            "models": used_model_hashes(settings),
         }
     )
     path = settings.paths.cache / "avatars" / f"{avatar.avatar_id}-v{avatar.version}-{key}.npz"
@@ -267,6 +268,7 @@ def render_stage(
     settings: Settings,
     on_frame: Callable[[int, int], None] | None = None,
     mode: str = "normal",
+    target: Path | None = None,
 ) -> dict[str, object]:
     """Fusion + post + encode, streamed into a temp MP4 that is renamed over the output only when complete.
 
@@ -292,7 +294,7 @@ def render_stage(
     encode = EncodeOptions(
         video.fps, video.crf, video.preset, video.audio_bitrate, video.encoder_threads, tuple(metadata.items())
     )
-    target = Path(validated.request.output)
+    target = Path(target or validated.request.output)
     reenact_seconds = 0.0
     with (
         atomic_path(target) as temporary,
@@ -361,17 +363,29 @@ def track_audio_sync(audio: Path, driver: DriverArtifact) -> dict[str, float]:
 
 
 def render_model_hashes(settings: Settings) -> dict[str, str]:
-    """Pinned sha256 of the models a render uses (for the report and the audit log)."""
+    """Pinned sha256 of the face analysis models (part of the avatar analysis cache key)."""
     registry = ModelRegistry(settings.paths.models)
     return {name: registry.spec(name).sha256 for name in RENDER_MODELS}
 
 
-def write_report(validated: ValidatedRequest, settings: Settings, log: StageLog, details: dict[str, object]) -> Path:
+def used_model_hashes(settings: Settings) -> dict[str, str]:
+    """Pinned sha256 of every model a render uses, the quality gate's identity model included."""
+    registry = ModelRegistry(settings.paths.models)
+    return {name: registry.spec(name).sha256 for name in (*RENDER_MODELS, EMBEDDING_MODEL)}
+
+
+def write_report(
+    validated: ValidatedRequest, settings: Settings, log: StageLog, details: dict[str, object], published: bool = True
+) -> Path:
+    """The render's report beside its video; for a render the quality gate did not publish, beside
+    the rejected video instead (`<name>.rejected.report.json`), so it never describes another file."""
     paths = output_paths(validated.request.output)
     video_path = Path(validated.request.output)
+    report_path = paths["report"] if published else video_path.with_name(f"{video_path.stem}.rejected.report.json")
     report = {
-        "output": str(video_path),
-        "sha256": file_sha256(video_path) if video_path.is_file() else None,
+        "output": str(video_path) if published else None,
+        "published": published,
+        "sha256": file_sha256(video_path) if published and video_path.is_file() else None,
         "request": {
             "text": validated.request.text,
             "spoken_text": validated.spoken_text,
@@ -386,7 +400,7 @@ def write_report(validated: ValidatedRequest, settings: Settings, log: StageLog,
             "photo_sha256": validated.avatar.photo_sha256(),
         },
         "license": validated.license.as_report(),
-        "models": render_model_hashes(settings),
+        "models": used_model_hashes(settings),
         "stage_seconds": log.timings,
         "cache_hits": log.cache,
         "settings": {"video": asdict(settings.video), "motion": asdict(settings.motion), "post": asdict(settings.post)},
@@ -394,5 +408,5 @@ def write_report(validated: ValidatedRequest, settings: Settings, log: StageLog,
         "created": dt.datetime.now(dt.UTC).isoformat(),
         **details,
     }
-    write_text_atomic(paths["report"], json.dumps(report, ensure_ascii=False, indent=2, default=str))
-    return paths["report"]
+    write_text_atomic(report_path, json.dumps(report, ensure_ascii=False, indent=2, default=str))
+    return report_path

@@ -26,10 +26,27 @@ def face_chip(image_bgr: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     right_eye = lm[[topo.RIGHT_EYE_OUTER, topo.RIGHT_EYE_INNER]].mean(0)
     left_eye = lm[[topo.LEFT_EYE_OUTER, topo.LEFT_EYE_INNER]].mean(0)
     mouth = lm[list(topo.MOUTH_CORNERS)].mean(0)
-    points = np.array([right_eye, left_eye, mouth], dtype=np.float32)
-    matrix, _ = cv2.estimateAffinePartial2D(points, TEMPLATE)
+    points = np.array([right_eye, left_eye, mouth], dtype=np.float64)
+    matrix = similarity_transform(points, TEMPLATE.astype(np.float64))
     chip = cv2.warpAffine(image_bgr, matrix, (CHIP, CHIP), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
     return cv2.cvtColor(chip, cv2.COLOR_BGR2RGB)
+
+
+def similarity_transform(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Least-squares similarity (rotation, uniform scale, translation) mapping source onto target
+    (Umeyama), as a 2×3 matrix. Closed form over all points: no RANSAC, so the alignment does not jump
+    when the mouth moves."""
+    mu_s, mu_t = source.mean(0), target.mean(0)
+    s, t = source - mu_s, target - mu_t
+    variance = float((s**2).sum() / len(s))
+    if variance < 1e-9:
+        raise ValueError("face alignment points coincide; the face is too small or the landmarks failed")
+    u, sigma, vt = np.linalg.svd(t.T @ s / len(s))
+    sign = np.diag([1.0, 1.0 if np.linalg.det(u @ vt) >= 0 else -1.0])
+    rotation = u @ sign @ vt
+    scale = float(np.trace(np.diag(sigma) @ sign)) / variance
+    translation = mu_t - scale * rotation @ mu_s
+    return np.hstack([scale * rotation, translation[:, None]])
 
 
 class IdentityEmbedder:

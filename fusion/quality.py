@@ -119,6 +119,7 @@ def evaluate_video(
     reference_lab: np.ndarray | None = None,
     bilabial_spans: list[tuple[float, float]] | None = None,
     on_frame: Callable[[int, int], None] | None = None,
+    measure_lipsync: bool = True,
 ) -> QualityReport:
     started = time.perf_counter()
     path = Path(path)
@@ -181,11 +182,12 @@ def evaluate_video(
     envelope = rms_envelope(audio, 16000, info.fps, count)
     usable = ~np.isnan(gap_series)
     filled = np.where(usable, gap_series, np.nanmedian(gap_series)) if usable.any() else gap_series
-    silent = float(np.max(envelope, initial=0.0)) < 1e-4
+    silent = float(np.max(envelope, initial=0.0)) < 1e-4 or not measure_lipsync
     sync = correlation_at_best_lag(filled, envelope, info.fps)
     lipsync: dict[str, float | str | None] = {"correlation": sync["correlation"], "lag_ms": sync["lag_ms"]}
     if silent:  # nothing to sync to (e.g. a motion-only driver clip): not measured, not failed
-        lipsync = {"correlation": None, "lag_ms": None, "note": "silent audio: lip-sync not measured"}
+        note = "silent audio: lip-sync not measured" if measure_lipsync else "still image: lip-sync not measured"
+        lipsync = {"correlation": None, "lag_ms": None, "note": note}
     if bilabial_spans:
         inside = [i for i in range(count) if any(s <= (i + 0.5) / info.fps < e for s, e in bilabial_spans)]
         reference_gap = float(np.nanmedian(gap_series))

@@ -185,6 +185,8 @@ def test_enrollment_stores_analysis_and_warns_about_the_same_person(home, photos
     with np.load(avatar.folder / "enrollment.npz") as data:
         assert data["landmarks"].shape == (468, 3) and data["embedding"].shape == (128,)
         assert 0.5 < np.linalg.norm(data["embedding"]) < 3.0 and np.isfinite(data["embedding"]).all()
+    stored = yaml.safe_load((avatar.folder / "license.yaml").read_text())
+    assert stored["consent_document"] == "consent.md" and (avatar.folder / "consent.md").is_file()
     checks = json.loads((avatar.folder / "checks.json").read_text())
     assert checks["face_px"] > 256 and checks["warnings"] == []
     assert cv2.imread(str(avatar.folder / "thumbnail.jpg")).shape == (256, 256, 3)
@@ -264,6 +266,7 @@ def test_versions_rollback_and_revoke_with_renders_in_between(home, photos, tmp_
         ({}, {"--channel": "tv"}, "channel 'tv' is out of scope"),
         ({}, {"--purpose": "ads"}, "purpose 'ads' is out of scope"),
         ("tamper", {}, "consent document hash mismatch"),
+        ({"scope": "web"}, {}, "'scope' must map"),
         ("no-license", {}, "no license record"),
     ],
 )

@@ -179,8 +179,10 @@ def test_a_render_that_fails_the_gate_is_not_published(dhf_home, tmp_path):
     assert result.returncode == 4, result.stderr
     assert "quality check failed: lip-sync correlation" in result.stderr.strip().splitlines()[-1]
     assert not output.exists() and output.with_name("gate.rejected.mp4").is_file()
-    report = json.loads(output.with_name("gate.report.json").read_text())
-    assert report["quality"]["passed"] is False and report["sha256"] is None
+    assert not output.with_name("gate.report.json").exists() and not output.with_name("gate.srt").exists()
+    report = json.loads(output.with_name("gate.rejected.report.json").read_text())
+    assert report["quality"]["passed"] is False and report["sha256"] is None and report["published"] is False
+    assert not list(tmp_path.glob(".*pending*"))
     entry = AuditLog(load_settings(home=dhf_home).paths.audit_db).entries()[-1]
     assert entry.record.outcome == "failed" and "quality check failed" in entry.record.detail
     assert entry.record.quality["passed"] == 0.0
@@ -237,3 +239,16 @@ def test_prefect_marks_a_render_that_fails_the_gate_as_failed(dhf_home, tmp_path
         state.result(raise_on_failure=False)
     )
     assert not (tmp_path / "p.mp4").exists() and (tmp_path / "p.rejected.mp4").is_file()
+
+
+def test_face_alignment_is_an_exact_similarity_fit():
+    from fusion.identity import TEMPLATE, similarity_transform
+
+    angle, scale, shift = np.radians(17), 2.5, np.array([40.0, -12.0])
+    rotation = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    source = (TEMPLATE.astype(float) - shift) @ np.linalg.inv(rotation).T  # so that source maps onto TEMPLATE
+    matrix = similarity_transform(source, TEMPLATE.astype(float))
+    mapped = np.hstack([source, np.ones((3, 1))]) @ matrix.T
+    assert np.allclose(mapped, TEMPLATE, atol=1e-6)
+    with pytest.raises(ValueError, match="coincide"):
+        similarity_transform(np.zeros((3, 2)), TEMPLATE.astype(float))

@@ -38,7 +38,7 @@ def test_report_and_captions(rendered):
     report = rendered.report
     assert set(report["stage_seconds"]) == {"speech", "visemes", "driver", "avatar", "render", "quality", "captions"}
     assert report["avatar"] == {"id": "sample", "version": 1, "photo_sha256": report["avatar"]["photo_sha256"]}
-    assert set(report["models"]) == {"face_detector", "face_landmarker"}
+    assert set(report["models"]) == {"face_detector", "face_landmarker", "face_embedding"}
     assert (
         "one year" in report["request"]["spoken_text"]
         and "three point five percent" in report["request"]["spoken_text"]
@@ -126,6 +126,17 @@ def test_corrupt_avatar_photo_is_refused(dhf_home, tmp_path):
     output = tmp_path / "out.mp4"
     result = run_dhf(["render", "Hello", "--lang", "en", "--avatar", "broken", "-o", str(output)], dhf_home)
     assert_refused(result, "is corrupt or not a supported format", output)
+
+
+def test_missing_identity_model_is_refused_before_rendering(dhf_home, tmp_path):
+    """The quality gate needs the identity model: a render without it must not start at all."""
+    home = tmp_path / "home"
+    (home / "models").mkdir(parents=True)
+    for name in ("face_detection_short_range.onnx", "face_landmark.onnx"):
+        (home / "models" / name).symlink_to((dhf_home / "models" / name).resolve())
+    output = tmp_path / "out.mp4"
+    result = run_dhf(["render", "Hello", "--lang", "en", "--avatar", "sample", "-o", str(output)], home)
+    assert_refused(result, "dlib_face_recognition_resnet_model_v1.dat", output)
 
 
 def test_missing_model_is_refused(tmp_path):

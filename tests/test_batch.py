@@ -1,0 +1,152 @@
+"""The factory's batch flow: a 2-item × 2-language script through Prefect (artifacts checked via the
+Prefect client), re-runs that render nothing or exactly the changed item, and bad scripts refused
+with file:line before any render."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from conftest import assert_refused, run_dhf
+
+from config import load_settings
+
+SCRIPT = """\
+name: faq-test
+avatar: sample
+languages: [en, zh]
+channel: demo
+purpose: demo
+items:
+  - id: q1
+    text: {en: "What is the rate on a one-year deposit? It is 3.5%.", zh: "一年期定期存款的利率是百分之三点五。"}
+  - id: q2
+    text: "Thank you."
+"""
+
+
+@pytest.fixture(scope="module")
+def first_run(dhf_home, tmp_path_factory):
+    """The first batch, in-process on Prefect's test server so its artifacts can be read back."""
+    from prefect.client.orchestration import get_client
+    from prefect.testing.utilities import prefect_test_harness
+
+    from flows.batch_flow import batch_flow
+    from flows.batch_script import validate_script
+
+    folder = tmp_path_factory.mktemp("batch")
+    script_path = folder / "faq.yaml"
+    script_path.write_text(SCRIPT, encoding="utf-8")
+    settings = load_settings(home=dhf_home)
+    script = validate_script(script_path, settings)
+    with prefect_test_harness():
+        results = batch_flow(script, settings, folder / "out")
+
+        async def artifacts():
+            async with get_client() as client:
+                return await client.read_artifacts()
+
+        found = asyncio.run(artifacts())
+    return folder, script_path, results, found
+
+
+def test_every_item_and_language_is_rendered_with_a_manifest(first_run):
+    folder, _, results, _ = first_run
+    assert [(r.item, r.language, r.status) for r in results] == [
+        ("q1", "en", "rendered"),
+        ("q1", "zh", "rendered"),
+        ("q2", "en", "rendered"),
+        ("q2", "zh", "rendered"),
+    ]
+    manifest = json.loads((folder / "out" / "faq-test" / "manifest.json").read_text())
+    rows = list(csv.DictReader((folder / "out" / "faq-test" / "manifest.csv").open()))
+    assert len(manifest) == len(rows) == 4
+    for row in manifest:
+        video = Path(row["output"])
+        assert video.is_file() and video.with_suffix(".srt").is_file() and video.with_suffix(".jpg").is_file()
+        assert row["quality_passed"] is True and row["license_id"] == "sample-demo-0001"
+        assert row["sha256"] and row["duration_s"] > 0.5
+    # Mandarin and English variants of the same item each pass lip-sync.
+    q1 = {row["language"]: row for row in manifest if row["item"] == "q1"}
+    assert q1["en"]["lipsync"] >= 0.4 and q1["zh"]["lipsync"] >= 0.4
+    assert [row["shared_text"] for row in manifest] == [False, False, True, True]
+
+
+def test_prefect_shows_progress_table_summary_and_thumbnails(first_run):
+    *_, artifacts = first_run
+    kinds = [a.type for a in artifacts]
+    assert kinds.count("image") == 4 and "table" in kinds and "markdown" in kinds and "progress" in kinds
+    progress = next(a for a in artifacts if a.type == "progress")
+    assert float(progress.data) == 100.0
+
+
+def test_unchanged_rerun_renders_nothing_and_an_edit_rerenders_exactly_its_variants(first_run, dhf_home):
+    folder, script_path, first, _ = first_run
+    again = run_dhf(["batch", str(script_path), "--out", str(folder / "out")], dhf_home)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "(0 rendered, 4 unchanged)" in again.stdout
+    script_path.write_text(SCRIPT.replace('"Thank you."', '"Thank you for watching."'), encoding="utf-8")
+    edited = run_dhf(["batch", str(script_path), "--out", str(folder / "out")], dhf_home)
+    assert edited.returncode == 0, edited.stderr[-2000:]
+    manifest = json.loads((folder / "out" / "faq-test" / "manifest.json").read_text())
+    assert {(r["item"], r["language"]): r["status"] for r in manifest} == {
+        ("q1", "en"): "cached",
+        ("q1", "zh"): "cached",
+        ("q2", "en"): "rendered",
+        ("q2", "zh"): "rendered",
+    }
+    before = {(r.item, r.language): r.sha256 for r in first}
+    assert all(r["sha256"] == before[(r["item"], r["language"])] for r in manifest if r["item"] == "q1")
+
+
+@pytest.mark.parametrize(
+    ("script", "message"),
+    [
+        ("name: x\navatar: sample\nlanguages: [en\nitems: []\n", ":4: YAML syntax error"),
+        (
+            "name: x\navatar: sample\nlanguages: [en]\nitems:\n  - id: q1\n    text: hi\n  - id: q2\n",
+            ":7: items[1].text: missing",
+        ),
+        (
+            "name: x\navatar: sample\nlanguages: [en, xx]\nitems:\n  - id: q1\n    text: hi\n",
+            ":3: languages: unknown language 'xx'",
+        ),
+        (
+            "name: x\navatar: nobody\nlanguages: [en]\nitems:\n  - id: q1\n    text: hi\n",
+            ":2: avatar: unknown avatar 'nobody'",
+        ),
+        (
+            "name: x\navatar: sample\nlanguages: [en]\nchannel: tv\nitems:\n  - id: q1\n    text: hi\n",
+            "channel 'tv' is out of scope",
+        ),
+        (
+            "name: x\navatar: sample\nlanguages: [en]\nitems:\n  - id: q1\n    text: {en: hi, fr: salut}\n",
+            "has a text for 'fr'",
+        ),
+    ],
+)
+def test_bad_scripts_are_refused_before_any_render(script, message, dhf_home, tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(script)
+    result = run_dhf(["batch", str(path), "--out", str(tmp_path / "out")], dhf_home)
+    assert_refused(result, message, tmp_path / "out" / "x" / "en" / "q1.mp4")
+    assert str(path) in result.stderr and not (tmp_path / "out").exists()
+
+
+def test_csv_scripts_take_the_batch_fields_from_the_command_line(dhf_home, tmp_path):
+    from flows.batch_script import validate_script
+
+    path = tmp_path / "questions.csv"
+    path.write_text("id,text_en,text_zh\nq1,Hello.,你好。\nq2,Goodbye.,\n", encoding="utf-8")
+    settings = load_settings(home=dhf_home)
+    defaults = {"avatar": "sample", "languages": "en,zh"}
+    from flows.batch_script import BatchScriptError
+
+    with pytest.raises(BatchScriptError, match=r"questions.csv:3: items\[1\].text: no text for language 'zh'"):
+        validate_script(path, settings, defaults)
+    path.write_text("id,text\nq1,Hello.\nq2,Goodbye.\n", encoding="utf-8")
+    script = validate_script(path, settings, defaults)
+    assert [(j.item_id, j.language, j.shared_text) for j in script.jobs][:2] == [("q1", "en", True), ("q1", "zh", True)]
