@@ -67,7 +67,36 @@ def _parser() -> argparse.ArgumentParser:
     batch.add_argument("--languages", help="CSV scripts: comma-separated languages, e.g. zh,en")
     batch.add_argument("--channel", help="CSV scripts: publication channel")
     batch.add_argument("--purpose", help="CSV scripts: purpose")
+    serve = sub.add_parser("serve", help="run batch scripts on a schedule (Prefect deployments, served here)")
+    serve.add_argument("scripts", type=Path, nargs="+", help="script files; each is re-read at every run")
+    serve.add_argument("--cron", required=True, help='schedule, e.g. "0 6 * * *" (06:00 every day)')
+    serve.add_argument("--out", type=Path, default=Path("out"), help="output root (default: ./out)")
+    serve.add_argument("--dry-run", action="store_true", help="validate and list the deployments, do not serve")
     return parser
+
+
+def _serve(args: argparse.Namespace, settings) -> int:
+    from flows.batch_script import validate_script
+
+    for script in args.scripts:  # refuse a broken script now, not at 06:00
+        validate_script(script, settings)
+    from prefect.client.schemas.schedules import CronSchedule
+
+    try:
+        CronSchedule(cron=args.cron)
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        raise ConfigError(f"--cron '{args.cron}' is not a cron expression; e.g. \"0 6 * * *\" for 06:00 daily") from exc
+    from flows.schedule import deployments
+
+    served = deployments(args.scripts, args.cron, args.out, args.config)
+    for deployment in served:
+        print(f"{deployment.name}: cron '{args.cron}' -> scheduled-batch({deployment.parameters['script_path']})")
+    if args.dry_run:
+        return 0
+    from prefect import serve
+
+    serve(*served)  # blocks; Ctrl-C stops serving
+    return 0
 
 
 def _read_text(argument: str) -> str:
@@ -190,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
             "audit": run_audit,
             "evaluate": run_evaluate,
             "batch": _batch,
+            "serve": _serve,
         }[args.command]
         return handler(args, settings)
     except BATCH_FAILURES as exc:

@@ -150,3 +150,26 @@ def test_csv_scripts_take_the_batch_fields_from_the_command_line(dhf_home, tmp_p
     path.write_text("id,text\nq1,Hello.\nq2,Goodbye.\n", encoding="utf-8")
     script = validate_script(path, settings, defaults)
     assert [(j.item_id, j.language, j.shared_text) for j in script.jobs][:2] == [("q1", "en", True), ("q1", "zh", True)]
+
+
+def test_serve_validates_scripts_and_cron_and_each_run_rereads_its_script(dhf_home, tmp_path, monkeypatch):
+    from prefect.testing.utilities import prefect_test_harness
+
+    from flows.schedule import scheduled_batch
+
+    script = tmp_path / "daily.yaml"
+    script.write_text("name: daily\navatar: sample\nlanguages: [en]\nitems:\n  - id: hi\n    text: Hello.\n")
+    listed = run_dhf(
+        ["serve", str(script), "--cron", "0 6 * * *", "--out", str(tmp_path / "out"), "--dry-run"], dhf_home
+    )
+    assert listed.returncode == 0 and "batch-daily: cron '0 6 * * *'" in listed.stdout, listed.stderr
+    assert_refused(
+        run_dhf(["serve", str(script), "--cron", "every day"], dhf_home), "is not a cron expression", tmp_path / "x"
+    )
+    monkeypatch.setenv("DHF_HOME", str(dhf_home))  # what the served process would have
+    with prefect_test_harness():
+        assert scheduled_batch(str(script), str(tmp_path / "out")) == 1
+        script.write_text(script.read_text() + "  - id: bye\n    text: Goodbye.\n")  # edited between two runs
+        assert scheduled_batch(str(script), str(tmp_path / "out")) == 2
+    statuses = {r["item"]: r["status"] for r in json.loads((tmp_path / "out" / "daily" / "manifest.json").read_text())}
+    assert statuses == {"hi": "cached", "bye": "rendered"}
