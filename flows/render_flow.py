@@ -7,12 +7,8 @@ caches its own content-addressed artifacts on disk, which also survives a killed
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
-
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")  # our CLI reports errors in one line
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
