@@ -136,7 +136,7 @@ class QualitySettings:
     pose_gate_roll_deg: float = 45.0
     pose_gate_action: str = "interpolate"
     pose_max_gated_ratio: float = 0.05
-    flicker_max: float = 1.5
+    flicker_max: float = 1.0
     jitter_max: float = 0.1
     color_max_drift: float = 3.0
     color_max_reference_delta: float = 8.0

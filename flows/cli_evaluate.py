@@ -48,7 +48,7 @@ def describe(name: str, report) -> str:
     )
     st = q["stability"]
     lines.append(
-        f"  stability: flicker {st['flicker']:.2f} (forehead {st['flicker_forehead']:.2f}, background "
+        f"  stability: flicker {st['flicker']:.2f} (face {st['flicker_face']:.2f}, background "
         f"{st['flicker_background']:.2f}), landmark jitter {st['landmark_jitter']:.3f}"
     )
     color = q["color"]

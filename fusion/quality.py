@@ -6,8 +6,8 @@ frame to frame (a full detection only on the first frame or when the mesh loses 
   closure rate inside bilabial phones when their timings are known;
 - identity: dlib descriptor distance to a reference embedding, sampled at `identity_sample_fps`;
 - pose: yaw/pitch/roll per frame; frames beyond the gate are interpolated or dropped, and counted;
-- temporal stability: flicker of regions that should not change (forehead, background) and jitter
-  of rigid landmarks (eye corners, nose bridge);
+- temporal stability: flicker of what should not change (the frame outside the mouth, the
+  background corners) and jitter of rigid landmarks (eye corners, nose bridge);
 - colour: skin-tone drift (ΔE, CIE76 in Lab) first vs last second, and against a reference colour.
 Each figure is compared with `QualitySettings`; `QualityReport.failures` lists every broken one.
 """
@@ -33,7 +33,6 @@ from fusion.measure import correlation_at_best_lag, rms_envelope
 
 RIGID_POINTS = (topo.RIGHT_EYE_OUTER, topo.RIGHT_EYE_INNER, topo.LEFT_EYE_OUTER, topo.LEFT_EYE_INNER, 168)
 CHEEKS = (50, 280)
-FOREHEAD_CENTRE = 151
 
 
 class QualityError(FusionError):
@@ -86,6 +85,20 @@ def skin_lab(image_bgr: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
         return np.full(3, np.nan)
     pixel = np.mean(means, axis=0).astype(np.float32).reshape(1, 1, 3) / 255.0
     return cv2.cvtColor(pixel, cv2.COLOR_BGR2LAB).reshape(3).astype(float)
+
+
+def _mean_outside_mouth(frame: np.ndarray, landmarks: np.ndarray) -> float:
+    """Mean brightness of the whole frame except a padded box around the mouth: everything that a
+    talking head should keep still. A large area, so head motion and landmark jitter barely move it,
+    while a flickering exposure or colour correction moves all of it."""
+    grey = frame.mean(axis=2) if frame.ndim == 3 else frame
+    lips = landmarks[list(topo.LIPS_OUTER_UPPER + topo.LIPS_OUTER_LOWER), :2]
+    pad = 0.5 * float(np.ptp(lips[:, 0]))
+    x0, y0 = np.maximum(np.floor(lips.min(0) - pad).astype(int), 0)
+    x1, y1 = np.minimum(np.ceil(lips.max(0) + pad).astype(int), [grey.shape[1], grey.shape[0]])
+    total, inner = float(grey.sum()), float(grey[y0:y1, x0:x1].sum())
+    count = grey.size - max(0, (x1 - x0) * (y1 - y0))
+    return (total - inner) / max(count, 1)
 
 
 def _gated(values: np.ndarray, gated: np.ndarray, action: str) -> np.ndarray:
@@ -156,8 +169,7 @@ def evaluate_video(
             poses.append((features.yaw, pitch, features.roll))
             io = max(face.interocular, 1e-6)
             rigid.append(lm[list(RIGID_POINTS), :2] / io)
-            patch = _box_mean(frame, lm[FOREHEAD_CENTRE, :2], 0.25 * io, 0.1 * io)
-            forehead.append(float(patch.mean()) if patch is not None else np.nan)
+            forehead.append(_mean_outside_mouth(frame, lm))
             skin.append(skin_lab(frame, lm))
             if embedder is not None and reference_embedding is not None and frame_index % step == 0:
                 distances.append(identity_distance(embedder.embed(frame, lm), reference_embedding))
@@ -199,11 +211,11 @@ def evaluate_video(
     accel = np.linalg.norm(rigid_a[2:] - 2 * rigid_a[1:-1] + rigid_a[:-2], axis=2).mean(axis=1)
     jitter = float(np.nanmedian(accel)) if np.isfinite(accel).any() else 0.0
     stability = {
-        "flicker_forehead": round(_typical_step(np.asarray(forehead, float)), 3),
+        "flicker_face": round(_typical_step(np.asarray(forehead, float)), 3),
         "flicker_background": round(_typical_step(np.asarray(background, float)), 3),
         "landmark_jitter": round(jitter, 5),
     }
-    stability["flicker"] = max(stability["flicker_forehead"], stability["flicker_background"])
+    stability["flicker"] = max(stability["flicker_face"], stability["flicker_background"])
 
     skin_a = np.asarray(skin, float)
     second = max(1, round(info.fps))

@@ -47,7 +47,7 @@ def test_the_render_passes_and_reports_its_quality(rendered):
     assert quality["lipsync"]["correlation"] >= 0.5 and quality["lipsync"]["lag_ms"] == 0
     assert quality["lipsync"]["closure_rate"] >= 0.9 and quality["lipsync"]["bilabial_frames"] > 0
     assert quality["identity"]["sampled_frames"] >= 5 and quality["identity"]["max_distance"] < 0.45
-    assert quality["pose"]["gated_frames"] == 0 and quality["stability"]["flicker"] < 1.5
+    assert quality["pose"]["gated_frames"] == 0 and quality["stability"]["flicker"] < 0.3
     assert "quality" in rendered.report["stage_seconds"]
 
 
@@ -121,7 +121,7 @@ def test_injected_brightness_flicker_raises_the_flicker_score(rendered, tmp_path
         return cv2.convertScaleAbs(frame, alpha=1.06 if index % 2 else 0.94)
 
     report = evaluate_video(rewrite(rendered.video, tmp_path / "flicker.mp4", flicker), analyser, settings.quality)
-    assert report.stability["flicker"] > 4 * max(baseline.stability["flicker"], 0.5), report.stability
+    assert report.stability["flicker"] > 10 * max(baseline.stability["flicker"], 0.3), report.stability
     assert any(failure.startswith("flicker") for failure in report.failures)
 
 
@@ -156,26 +156,17 @@ def test_evaluate_cli_passes_our_render_and_refuses_bad_files(rendered, dhf_home
         assert_refused(run_dhf(["evaluate", str(video)], dhf_home), message, tmp_path / "never.mp4")
 
 
+def render_with_quality(home: Path, output: Path, quality_yaml: str):
+    """`dhf render` of a short sentence with extra `quality:` settings (impossible thresholds)."""
+    config = output.with_suffix(".yaml")
+    config.write_text(f"quality:\n  {quality_yaml}\n")
+    args = ["--config", str(config), "render", "Hello there, welcome.", "--avatar", "sample", "--lang", "en"]
+    return run_dhf([*args, "-o", str(output), "--quiet"], home)
+
+
 def test_a_render_that_fails_the_gate_is_not_published(dhf_home, tmp_path):
-    strict = tmp_path / "strict.yaml"
-    strict.write_text("quality:\n  lipsync_min_correlation: 0.99\n")
     output = tmp_path / "gate.mp4"
-    result = run_dhf(
-        [
-            "--config",
-            str(strict),
-            "render",
-            "Hello there, welcome.",
-            "--avatar",
-            "sample",
-            "--lang",
-            "en",
-            "-o",
-            str(output),
-            "--quiet",
-        ],
-        dhf_home,
-    )
+    result = render_with_quality(dhf_home, output, "lipsync_min_correlation: 0.99")
     assert result.returncode == 4, result.stderr
     assert "quality check failed: lip-sync correlation" in result.stderr.strip().splitlines()[-1]
     assert not output.exists() and output.with_name("gate.rejected.mp4").is_file()
@@ -189,25 +180,8 @@ def test_a_render_that_fails_the_gate_is_not_published(dhf_home, tmp_path):
 
 
 def test_the_still_fallback_is_published_when_configured(dhf_home, tmp_path):
-    config = tmp_path / "fallback.yaml"
-    config.write_text("quality:\n  lipsync_min_correlation: 0.99\n  fallback: still\n")
     output = tmp_path / "safe.mp4"
-    result = run_dhf(
-        [
-            "--config",
-            str(config),
-            "render",
-            "Hello there, welcome.",
-            "--avatar",
-            "sample",
-            "--lang",
-            "en",
-            "-o",
-            str(output),
-            "--quiet",
-        ],
-        dhf_home,
-    )
+    result = render_with_quality(dhf_home, output, "lipsync_min_correlation: 0.99\n  fallback: still")
     assert result.returncode == 4 and "published the 'still' fallback" in result.stderr, result.stderr
     frames = [f for f in read_frames(output)]
     assert len(frames) == probe(output.with_name("safe.rejected.mp4")).frames
