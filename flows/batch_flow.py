@@ -159,6 +159,7 @@ def _retry_transient(task_, task_run, state) -> bool:
 
 
 @task(
+    tags=["dhf-render"],  # `prefect concurrency-limit create dhf-render 1` caps renders per server
     cache_policy=NO_CACHE,
     persist_result=False,
     retries=2,
