@@ -180,9 +180,51 @@ class LabelSettings:
 
 
 @dataclass(frozen=True)
+class FactorySettings:
+    """Scale-out on a Prefect work pool (`dhf pool setup|worker`, `dhf batch --pool`)."""
+
+    pool: str = "dhf-render"  # work pool name; the render deployment is `render-variant/<pool>`
+    renders_per_worker: int = 1  # flow runs one worker process runs at once (a render keeps ~1.5 cores busy)
+    heartbeat_seconds: int = 30  # render flow runs report alive this often (Prefect's minimum is 30)
+    crashed_after_seconds: int = 90  # no heartbeat for this long: the run is marked Crashed and resubmitted
+    pending_timeout_seconds: int = 300  # a run a worker claimed but never started is resubmitted after this
+    resubmit_attempts: int = 2  # crashed runs (a worker or its machine died) are resubmitted this often
+    poll_seconds: float = 2.0  # how often the batch flow reads its render runs' states
+    worker_query_seconds: float = 2.0  # how often an idle worker asks for work (Prefect's default: 10)
+
+    def __post_init__(self) -> None:
+        if self.heartbeat_seconds < 30:
+            raise ConfigError("factory.heartbeat_seconds must be >= 30 (Prefect's minimum)")
+        if self.crashed_after_seconds < 2 * self.heartbeat_seconds:
+            raise ConfigError("factory.crashed_after_seconds must be at least twice factory.heartbeat_seconds")
+        if self.renders_per_worker < 1:
+            raise ConfigError("factory.renders_per_worker must be >= 1")
+
+
+SIGNING_ALGORITHMS = ("es256", "es384", "ps256")
+
+
+@dataclass(frozen=True)
 class ProvenanceSettings:
+    """Machine-readable AI marks (README: Compliance). None of them can be switched off."""
+
     provider: str = "Digital Human Factory"
     software: str = "dhf"
+    watermark_strength: float = 2.0  # grey levels of the invisible watermark's luma offset (>= 1)
+    # The organization's C2PA signing certificate chain (PEM, signer first) and its private key. When
+    # unset, a TEST chain generated under <home>/provenance/test-chain signs (marked as such).
+    signing_certificate: Path | None = None
+    signing_key: Path | None = None
+    signing_algorithm: str = "es256"
+    trust_anchors: Path | None = None  # PEM roots `dhf verify` trusts; the test root only when no chain is set
+
+    def __post_init__(self) -> None:
+        if self.watermark_strength < 1.0:
+            raise ConfigError("provenance.watermark_strength must be >= 1 (the watermark cannot be switched off)")
+        if (self.signing_certificate is None) != (self.signing_key is None):
+            raise ConfigError("provenance.signing_certificate and provenance.signing_key must be set together")
+        if self.signing_algorithm not in SIGNING_ALGORITHMS:
+            raise ConfigError(f"provenance.signing_algorithm must be one of {SIGNING_ALGORITHMS}")
 
 
 @dataclass(frozen=True)
@@ -198,6 +240,7 @@ class Settings:
     post: PostSettings = field(default_factory=PostSettings)
     label: LabelSettings = field(default_factory=LabelSettings)
     provenance: ProvenanceSettings = field(default_factory=ProvenanceSettings)
+    factory: FactorySettings = field(default_factory=FactorySettings)
 
 
 @dataclass(frozen=True)
@@ -238,7 +281,7 @@ def _build(cls: type[T], values: dict[str, Any], where: str) -> T:
     converted: dict[str, Any] = {}
     for name, raw in values.items():
         default = getattr(cls(), name) if _has_defaults(cls) else None
-        if isinstance(default, Path):
+        if isinstance(default, Path) or ("Path" in str(known[name].type) and raw is not None):
             converted[name] = Path(os.path.expanduser(str(raw)))
         elif isinstance(default, tuple):
             converted[name] = tuple(raw)
@@ -285,6 +328,7 @@ def load_settings(override_file: Path | None = None, home: Path | None = None) -
         "post": PostSettings,
         "label": LabelSettings,
         "provenance": ProvenanceSettings,
+        "factory": FactorySettings,
     }
     built = {name: _build(cls, data.get(name) or {}, name) for name, cls in classes.items()}
     env_home = os.environ.get("DHF_HOME")

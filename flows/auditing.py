@@ -72,6 +72,9 @@ def _record(attempt: RenderAttempt, settings: Settings, outcome: str, detail: st
         fields["output_sha256"] = data.get("sha256")
         fields["quality"] = quality_scores(data)
         fields["extra"]["report"] = str(report)
+        content_id = (data.get("provenance") or {}).get("content_id")
+        if content_id:
+            fields["extra"]["content_id"] = content_id  # what `dhf verify` matches a watermark against
         fields["extra"]["frames"] = data.get("frames")
         if data.get("rejected"):
             fields["extra"]["rejected"] = data["rejected"]

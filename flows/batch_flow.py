@@ -103,7 +103,13 @@ def _report_path(output: Path) -> Path:
     return output.with_name(f"{output.stem}.report.json")
 
 
-def _result_from_report(job: BatchJob, output: Path, status: str) -> JobResult:
+def job_label(job: BatchJob) -> str:
+    """The readable name of a job's task or flow run in the Prefect UI."""
+    return f"render {job.item_id} [{job.language}]"
+
+
+def result_from_report(script: BatchScript, job: BatchJob, out_root: Path, status: str) -> JobResult:
+    output = job_output(out_root, script, job)
     report = json.loads(_report_path(output).read_text(encoding="utf-8"))
     quality = report.get("quality") or {}
     return JobResult(
@@ -132,7 +138,7 @@ def cached_result(script: BatchScript, job: BatchJob, settings: Settings, out_ro
             return None
     except (OSError, json.JSONDecodeError):
         return None
-    return _result_from_report(job, output, "cached")
+    return result_from_report(script, job, out_root, "cached")
 
 
 def _thumbnail(video: Path, duration: float) -> Path | None:
@@ -185,7 +191,16 @@ def render_job(script: BatchScript, job: BatchJob, settings: Settings, out_root:
     thumbnail = _thumbnail(output, float((report.get("video") or {}).get("duration_s") or 0.0))
     if thumbnail is not None:
         create_image_artifact(image_url=thumbnail.resolve().as_uri(), description=f"{job.item_id} [{job.language}]")
-    return _result_from_report(job, output, "rendered")
+    return result_from_report(script, job, out_root, "rendered")
+
+
+def failed_result(script: BatchScript, job: BatchJob, out_root: Path, error: str) -> JobResult:
+    output = str(job_output(out_root, script, job))
+    return JobResult(job.item_id, job.language, "failed", output, shared_text=job.shared_text, error=error)
+
+
+def _error_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
 
 
 def write_manifest(folder: Path, results: list[JobResult]) -> tuple[Path, Path]:
@@ -219,34 +234,45 @@ def _summary_markdown(script: BatchScript, results: list[JobResult]) -> str:
     return "\n".join(lines)
 
 
-@flow(name="render-batch", log_prints=False, persist_result=False, task_runner=ThreadPoolTaskRunner(max_workers=1))
-def batch_flow(script: BatchScript, settings: Settings, out_root: Path) -> list[JobResult]:
+@flow(
+    name="render-batch",
+    flow_run_name="batch {script.name}",
+    log_prints=False,
+    persist_result=False,
+    task_runner=ThreadPoolTaskRunner(max_workers=1),
+)
+def batch_flow(script: BatchScript, settings: Settings, out_root: Path, pool: str | None = None) -> list[JobResult]:
+    """Render every job not already rendered with the same inputs; in this process (one render at a
+    time, so a machine is never oversubscribed), or on work pool `pool` (see flows/pool.py)."""
     from avatars.library import AvatarLibrary
 
     avatar_version = AvatarLibrary.from_settings(settings.paths).get(script.avatar).version
     total = len(script.jobs)
     progress = create_progress_artifact(progress=0.0, description=f"{script.name}: videos done of {total}")
     results: list[JobResult] = []
-    pending = []
+    todo: list[tuple[BatchJob, str]] = []
     for job in script.jobs:
         key = job_key(script, job, settings, avatar_version)
         cached = cached_result(script, job, settings, out_root, key)
         if cached is not None:
             results.append(cached)
-            continue
-        name = f"render {job.item_id} [{job.language}]"
-        pending.append((job, render_job.with_options(name=name).submit(script, job, settings, out_root, key)))
+        else:
+            todo.append((job, key))
     update_progress_artifact(progress, 100.0 * len(results) / max(total, 1))
-    for job, future in pending:
-        try:
-            results.append(future.result())
-        except Exception as exc:  # one job's failure must not stop the batch
-            output = str(job_output(out_root, script, job))
-            message = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
-            results.append(
-                JobResult(job.item_id, job.language, "failed", output, shared_text=job.shared_text, error=message)
-            )
+
+    def finished(job: BatchJob, result: JobResult) -> None:
+        results.append(result)
         update_progress_artifact(progress, 100.0 * len(results) / max(total, 1))
+
+    if pool is not None and todo:
+        from dataclasses import replace
+
+        from flows.pool import PoolRun
+
+        pool_settings = replace(settings, factory=replace(settings.factory, pool=pool))
+        PoolRun(script, pool_settings, out_root).run(todo, finished)
+    else:
+        _render_here(script, settings, out_root, todo, finished)
     order = {(j.item_id, j.language): i for i, j in enumerate(script.jobs)}
     results.sort(key=lambda r: order[(r.item, r.language)])
     write_manifest(Path(out_root) / script.name, results)
@@ -262,6 +288,18 @@ def batch_flow(script: BatchScript, settings: Settings, out_root: Path) -> list[
             + f"; see {Path(out_root) / script.name / 'manifest.json'}"
         )
     return results
+
+
+def _render_here(script: BatchScript, settings: Settings, out_root: Path, todo, finished) -> None:
+    futures = [
+        (job, render_job.with_options(name=job_label(job)).submit(script, job, settings, out_root, key))
+        for job, key in todo
+    ]
+    for job, future in futures:
+        try:
+            finished(job, future.result())
+        except Exception as exc:  # one job's failure must not stop the batch
+            finished(job, failed_result(script, job, out_root, _error_line(exc)))
 
 
 def _artifact_key(name: str) -> str:

@@ -51,6 +51,10 @@ class BatchJobsFailedError(RuntimeError):
     """Some jobs of a batch failed (the others completed); the manifest lists which and why."""
 
 
+class PoolError(RuntimeError):
+    """The work pool cannot take the batch (no server, not set up, no worker); the message says what to run."""
+
+
 @dataclass(frozen=True)
 class BatchJob:
     """One video: an item in one language."""

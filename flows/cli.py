@@ -15,15 +15,28 @@ from pathlib import Path
 from avatars.errors import AvatarError, LicenseError
 from config.loader import ConfigError, load_settings
 from flows.audit import AuditError
-from flows.batch_script import BatchJobsFailedError, BatchScriptError
+from flows.batch_script import BatchJobsFailedError, BatchScriptError, PoolError
+from flows.c2pa_signing import ProvenanceError
 from flows.cli_evaluate import add_evaluate_parser, run_evaluate
 from flows.cli_library import add_audit_parser, add_avatar_parser, run_audit, run_avatar
+from flows.cli_pool import add_pool_parser, run_pool
+from flows.cli_verify import add_verify_parser, run_verify
 from flows.quality_stage import QualityGateError
 from fusion.errors import FusionError
 from phoneme.errors import SpeechError
 
 BATCH_FAILURES = (BatchJobsFailedError,)
-USER_ERRORS = (BatchScriptError, SpeechError, FusionError, AvatarError, LicenseError, ConfigError, AuditError)
+USER_ERRORS = (
+    BatchScriptError,
+    PoolError,
+    SpeechError,
+    FusionError,
+    AvatarError,
+    LicenseError,
+    ConfigError,
+    AuditError,
+    ProvenanceError,
+)
 EXIT_USER_ERROR = 2
 EXIT_QUALITY_FAILED = 4  # rendered, but the quality gate refused to publish it (see the report)
 EXIT_INTERRUPTED = 130
@@ -60,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     add_avatar_parser(sub)
     add_audit_parser(sub)
     add_evaluate_parser(sub)
+    add_verify_parser(sub)
     batch = sub.add_parser("batch", help="render a script: every item in every language, as one Prefect flow")
     batch.add_argument("script", type=Path, help="script .yaml (or .csv with id,text[_<lang>] columns)")
     batch.add_argument("--out", type=Path, default=Path("out"), help="output root (default: ./out)")
@@ -67,6 +81,13 @@ def _parser() -> argparse.ArgumentParser:
     batch.add_argument("--languages", help="CSV scripts: comma-separated languages, e.g. zh,en")
     batch.add_argument("--channel", help="CSV scripts: publication channel")
     batch.add_argument("--purpose", help="CSV scripts: purpose")
+    batch.add_argument(
+        "--pool",
+        nargs="?",
+        const="",
+        help="render on this Prefect work pool's workers (default pool: factory.pool); needs PREFECT_API_URL",
+    )
+    add_pool_parser(sub)
     serve = sub.add_parser("serve", help="run batch scripts on a schedule (Prefect deployments, served here)")
     serve.add_argument("scripts", type=Path, nargs="+", help="script files; each is re-read at every run")
     serve.add_argument("--cron", required=True, help='schedule, e.g. "0 6 * * *" (06:00 every day)')
@@ -185,7 +206,12 @@ def _batch(args: argparse.Namespace, settings) -> int:
     from flows.batch_flow import batch_flow
 
     started = time.perf_counter()
-    results = batch_flow(script, settings, args.out.resolve())
+    pool = None if args.pool is None else (args.pool or settings.factory.pool)
+    if pool is not None:
+        from flows.pool import require_server
+
+        require_server()  # before the flow starts, so the error is immediate
+    results = batch_flow(script, settings, args.out.resolve(), pool=pool)
     counts = {status: sum(r.status == status for r in results) for status in ("rendered", "cached")}
     print(
         f"{script.name}: {len(results)} videos ({counts['rendered']} rendered, {counts['cached']} unchanged) in "
@@ -220,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
             "evaluate": run_evaluate,
             "batch": _batch,
             "serve": _serve,
+            "pool": run_pool,
+            "verify": run_verify,
         }[args.command]
         return handler(args, settings)
     except BATCH_FAILURES as exc:

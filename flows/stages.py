@@ -24,6 +24,7 @@ from config import Settings, VoiceTemplate, load_visemes_table, load_voices
 from config.files import atomic_path, content_hash, file_sha256, write_text_atomic
 from driver_synth.canonical_face import SIZE, driver_frames
 from driver_synth.driver import DriverArtifact, build_driver
+from flows.provenance import new_content_id, provenance_tags, seal
 from fusion.analysis import DETECTOR_MODEL, LANDMARKER_MODEL, FaceAnalyser, read_image
 from fusion.driver_video import READER_VERSION, inspect_driver_video, track_from_video
 from fusion.engine import EngineOptions, FusionEngine
@@ -35,6 +36,7 @@ from fusion.measure import correlation_at_best_lag, rms_envelope
 from fusion.models import ModelRegistry
 from fusion.processors.post import find_font
 from fusion.processors.reenactor import ReenactorOptions
+from fusion.watermark import payload_of
 from phoneme.artifacts import VisemeTrack
 from phoneme.captions import write_captions
 from phoneme.normalize import normalize_text
@@ -277,6 +279,7 @@ def render_stage(
     track = driver.track()
     work, landmarks = analysis.work_image_and_landmarks(validated.avatar)
     video = settings.video
+    content_id = new_content_id(validated, settings)
     engine = FusionEngine(
         work,
         landmarks,
@@ -288,9 +291,11 @@ def render_stage(
             settings.label,
             reenactor=REDUCED_MOTION if mode == "reduced_motion" else ReenactorOptions(),
             smooth_motion=track.source == "recorded",
+            watermark_payload=payload_of(content_id),
+            watermark_strength=settings.provenance.watermark_strength,
         ),
     )
-    metadata = provenance_tags(validated, settings)
+    metadata = provenance_tags(validated, settings, content_id)
     encode = EncodeOptions(
         video.fps, video.crf, video.preset, video.audio_bitrate, video.encoder_threads, tuple(metadata.items())
     )
@@ -311,38 +316,15 @@ def render_stage(
             writer.write(frame)
             if on_frame is not None:
                 on_frame(index + 1, track.frame_count)
+    marks = seal(target, validated, settings, content_id, driver.track_path, Path(audio))
+    watermark_seconds = engine.watermark_seconds
+    marks["watermark_ms_per_frame"] = round(1000 * watermark_seconds / max(track.frame_count, 1), 2)
     return {
         "frames": track.frame_count,
         "processors": engine.processor_names,
         "process_ms_per_frame": round(1000 * reenact_seconds / max(track.frame_count, 1), 2),
         "metadata": metadata,
-    }
-
-
-def provenance_tags(validated: ValidatedRequest, settings: Settings) -> dict[str, str]:
-    """MP4 metadata that says, machine-readably, that the video is AI-generated and by what."""
-    content_id = content_hash(
-        {
-            "text": validated.spoken_text,
-            "driver_video": str(validated.request.driver_video or ""),
-            "avatar": validated.avatar.avatar_id,
-            "version": validated.avatar.version,
-            "voice": validated.voice.name,
-            "time": dt.datetime.now(dt.UTC).isoformat(),
-        },
-        32,
-    )
-    return {
-        "comment": f"AI-generated video (AI生成). Generator: {settings.provenance.software}; "
-        f"avatar {validated.avatar.avatar_id} v{validated.avatar.version}; content id {content_id}",
-        "description": "AI-generated synthetic talking-head video",
-        "encoder_software": settings.provenance.software,
-        "publisher": settings.provenance.provider,
-        "ai_generated": "true",
-        "content_id": content_id,
-        "avatar": f"{validated.avatar.avatar_id}@v{validated.avatar.version}",
-        "license_id": validated.license.license_id,
-        "creation_time": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "provenance": marks,
     }
 
 

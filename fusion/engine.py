@@ -28,6 +28,7 @@ from fusion.processors.post import (
     MotionSmoother,
     Upscaler,
     UpscalerOptions,
+    Watermarker,
     find_font,
 )
 from fusion.processors.reenactor import Reenactor, ReenactorOptions
@@ -42,6 +43,8 @@ class EngineOptions:
     label: LabelSettings
     reenactor: ReenactorOptions = field(default_factory=ReenactorOptions)
     smooth_motion: bool = False  # one-euro filter on the motion (for recorded, jittery drivers)
+    watermark_payload: int = 0  # 32 bits of the content id, hidden in every frame (fusion/watermark.py)
+    watermark_strength: float = 2.0
 
 
 def skin_reference_rect(landmarks: np.ndarray, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
@@ -91,12 +94,17 @@ class FusionEngine:
                     options.label.opacity,
                 )
             ),
+            Watermarker(options.watermark_payload, options.watermark_strength),
         ]
         base = work_image
         for processor in self.chain:
             base = processor.prepare(base)
         self.work_image = work_image
         self.still = base  # the finished frame with no motion applied (thumbnail, fallback)
+
+    @property
+    def watermark_seconds(self) -> float:
+        return sum(getattr(p, "seconds", 0.0) for p in self.chain if p.name == "watermarker")
 
     @property
     def processor_names(self) -> list[str]:

@@ -173,3 +173,48 @@ def test_serve_validates_scripts_and_cron_and_each_run_rereads_its_script(dhf_ho
         assert scheduled_batch(str(script), str(tmp_path / "out")) == 2
     statuses = {r["item"]: r["status"] for r in json.loads((tmp_path / "out" / "daily" / "manifest.json").read_text())}
     assert statuses == {"hi": "cached", "bye": "rendered"}
+
+
+def test_transient_failures_are_retried_and_refusals_are_not(dhf_home, tmp_path, monkeypatch):
+    """An I/O hiccup on the first attempt is retried and the video completes; a refusal (here a speech
+    error) is attempted once, listed in the manifest, and fails the batch without stopping the rest."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    import flows.pipeline
+    from flows.batch_flow import batch_flow
+    from flows.batch_script import BatchJobsFailedError, validate_script
+    from phoneme.errors import SpeechError
+
+    real_render = flows.pipeline.render_video
+    attempts: dict[str, int] = {}
+
+    def flaky_render(request, settings, *args, **kwargs):
+        item = request.output.stem
+        attempts[item] = attempts.get(item, 0) + 1
+        if item == "flaky" and attempts[item] == 1:
+            raise OSError(5, "Input/output error (injected)", str(request.output))
+        if item == "refused":
+            raise SpeechError("injected refusal")
+        return real_render(request, settings, *args, **kwargs)
+
+    monkeypatch.setattr(flows.pipeline, "render_video", flaky_render)
+    path = tmp_path / "flaky.yaml"
+    path.write_text("name: flaky\navatar: sample\nlanguages: [en]\nitems:\n"
+                    "  - id: flaky\n    text: Thank you.\n  - id: refused\n    text: Goodbye.\n")  # fmt: skip
+    settings = load_settings(home=dhf_home)
+    with prefect_test_harness(), pytest.raises(BatchJobsFailedError, match=r"1 of 2 videos failed: refused \[en\]"):
+        batch_flow(validate_script(path, settings), settings, tmp_path / "out")
+    assert attempts == {"flaky": 2, "refused": 1}
+    rows = {r["item"]: r for r in json.loads((tmp_path / "out" / "flaky" / "manifest.json").read_text())}
+    assert rows["flaky"]["status"] == "rendered" and rows["flaky"]["quality_passed"] is True
+    assert rows["refused"]["status"] == "failed" and "injected refusal" in rows["refused"]["error"]
+    assert not Path(rows["refused"]["output"]).exists()
+
+
+def test_pool_without_a_server_or_setup_says_what_to_run(dhf_home, tmp_path):
+    script = tmp_path / "s.yaml"
+    script.write_text("name: s\navatar: sample\nlanguages: [en]\nitems:\n  - id: a\n    text: Hello.\n")
+    result = run_dhf(["batch", str(script), "--out", str(tmp_path / "out"), "--pool"], dhf_home)
+    assert_refused(result, "needs a Prefect server", tmp_path / "out" / "s" / "en" / "a.mp4")
+    assert "PREFECT_API_URL" in result.stderr
+    assert_refused(run_dhf(["pool", "worker"], dhf_home), "needs a Prefect server", tmp_path / "x")

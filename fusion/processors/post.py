@@ -6,6 +6,7 @@ as much as the face region, and memory stays one frame regardless of video lengt
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from driver_synth.track import CHANNELS
 from fusion.processors.base import FrameContext, Rect, scale_rect
+from fusion.watermark import WatermarkEmbedder
 
 
 class MotionSmoother:
@@ -316,3 +318,48 @@ class Labeler:
 
 def _overlaps(a: Rect, b: Rect) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+class Watermarker:
+    """The invisible watermark (fusion/watermark.py) on every finished frame; last in the chain.
+
+    Upstream stages reuse one buffer and rewrite only their dirty rect, so the watermark is added into
+    its own output buffer, and only over the dirty rect once that buffer holds a watermarked frame."""
+
+    name = "watermarker"
+
+    def __init__(self, payload: int, strength: float) -> None:
+        self.payload = payload
+        self.strength = strength
+        self.embedder: WatermarkEmbedder | None = None
+        self.output: np.ndarray | None = None
+        self._source = -1
+        self.seconds = 0.0  # time spent watermarking (the cost of this mark, reported per render)
+
+    def requirements(self) -> list[str]:
+        return []
+
+    def prepare(self, base: np.ndarray) -> np.ndarray:
+        height, width = base.shape[:2]
+        self.embedder = WatermarkEmbedder(width, height, self.payload, self.strength)
+        still = np.empty_like(base)
+        return self.embedder.apply(base, still)
+
+    def process_frame(self, frame: np.ndarray, context: FrameContext) -> np.ndarray:
+        start = time.perf_counter()
+        if self.output is None or self.output.shape != frame.shape:
+            self.output = np.empty_like(frame)
+            self._source = -1
+        if id(frame) != self._source or context.dirty is None:
+            self._source = id(frame)  # a new buffer (or an unknown change): watermark all of it
+            rect = None
+        else:
+            rect = _clip_rect(context.dirty, frame.shape)
+        result = self.embedder.apply(frame, self.output, rect)
+        self.seconds += time.perf_counter() - start
+        return result
+
+
+def _clip_rect(rect: Rect, shape: tuple[int, ...]) -> Rect:
+    height, width = shape[:2]
+    return (max(0, rect[0]), max(0, rect[1]), min(width, rect[2]), min(height, rect[3]))

@@ -1,0 +1,269 @@
+"""Scale-out: a batch's renders as flow runs on a Prefect work pool, executed by worker processes.
+
+Why flow runs and not tasks: Prefect workers pick up *flow runs*; each render becomes one run of the
+`render-variant/<pool>` deployment, a subflow of the batch flow in the UI, executed by whichever
+worker polls first (processes on this machine, or other machines sharing the output and library
+storage). The batch flow submits them, then follows their states:
+
+- Completed: the result is read from the report the render wrote beside its video.
+- Failed: the render's own task retries were spent, or it was refused; listed in the manifest.
+- Crashed: its worker or machine died. Render runs send a heartbeat every `heartbeat_seconds`; the
+  `dhf-crash-silent-renders` automation (created by `dhf pool setup`, Prefect's documented zombie
+  detection) marks a run silent for `crashed_after_seconds` as Crashed, and the batch submits it
+  again (up to `resubmit_attempts`). The killed render's finished stages are cached on disk, so the
+  new run resumes; nothing half-written was ever published.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from uuid import UUID
+
+from prefect import flow
+
+from config import FactorySettings, Settings
+from flows.batch_script import BatchJob, BatchScript, PoolError
+
+FLOW_NAME = "render-variant"
+AUTOMATION_NAME = "dhf-crash-silent-renders"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@flow(name=FLOW_NAME, log_prints=False, persist_result=False)
+def render_variant(script: BatchScript, job: BatchJob, settings: Settings, out_root: Path, key: str) -> str:
+    """One video of a batch, run by a worker. Same task as a local batch, so retries behave the same."""
+    from flows.batch_flow import job_label, render_job
+
+    result = render_job.with_options(name=job_label(job))(script, job, settings, Path(out_root), key)
+    return result.output
+
+
+def deployment_name(factory: FactorySettings) -> str:
+    return f"{FLOW_NAME}/{factory.pool}"
+
+
+def flow_run_env(factory: FactorySettings) -> dict[str, str]:
+    """Environment of every render run: heartbeats often enough for the crash automation."""
+    return {
+        "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(factory.heartbeat_seconds),
+        "DO_NOT_TRACK": "1",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }
+
+
+def require_server() -> str:
+    """The API URL; a pool needs a real server that workers on other processes can reach."""
+    from prefect.settings import get_current_settings
+
+    url = get_current_settings().api.url
+    if not url:
+        raise PoolError(
+            "a work pool needs a Prefect server: start one (`prefect server start`) and set PREFECT_API_URL, "
+            "e.g. export PREFECT_API_URL=http://127.0.0.1:4200/api (README: Scale-out)"
+        )
+    return url
+
+
+@dataclass(frozen=True)
+class PoolSetup:
+    pool: str
+    deployment_id: UUID
+    automation: str
+
+
+def setup_pool(factory: FactorySettings, project_root: Path = PROJECT_ROOT) -> PoolSetup:
+    """Create (or update) the process work pool, the render deployment and the crash automation.
+
+    Idempotent: run it again after changing `factory:` settings or upgrading the code."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists
+
+    require_server()
+    with get_client(sync_client=True) as client, contextlib.suppress(ObjectAlreadyExists):
+        client.create_work_pool(WorkPoolCreate(name=factory.pool, type="process"))
+    source = render_variant.from_source(source=str(project_root), entrypoint="flows/pool.py:render_variant")
+    deployment_id = source.deploy(
+        name=factory.pool,
+        work_pool_name=factory.pool,
+        job_variables={"env": flow_run_env(factory)},
+        tags=["dhf", "dhf-render"],
+        description="One video of a dhf batch (submitted by `dhf batch --pool`).",
+        print_next_steps=False,
+        ignore_warnings=True,
+        build=False,
+        push=False,
+    )
+    _replace_crash_automation(factory, UUID(str(deployment_id)))
+    return PoolSetup(factory.pool, UUID(str(deployment_id)), AUTOMATION_NAME)
+
+
+def _replace_crash_automation(factory: FactorySettings, deployment_id: UUID) -> None:
+    """Prefect's zombie detection, scoped to our render deployment: after a heartbeat, expect another
+    heartbeat or a final state within `crashed_after_seconds`, else mark the run Crashed."""
+    from prefect.automations import Automation
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState
+    from prefect.events.schemas.automations import EventTrigger, Posture
+    from prefect.events.schemas.events import ResourceSpecification
+
+    for _ in range(10):  # every earlier copy (a re-run of setup replaces it)
+        try:
+            Automation.read(name=AUTOMATION_NAME).delete()
+        except ValueError:
+            break
+    Automation(
+        name=AUTOMATION_NAME,
+        description="dhf: a render whose worker stopped sending heartbeats is marked Crashed (then resubmitted)",
+        trigger=EventTrigger(
+            after={"prefect.flow-run.heartbeat"},
+            expect={
+                "prefect.flow-run.heartbeat",
+                "prefect.flow-run.Completed",
+                "prefect.flow-run.Failed",
+                "prefect.flow-run.Cancelled",
+                "prefect.flow-run.Crashed",
+            },
+            match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
+            match_related=ResourceSpecification(
+                {"prefect.resource.role": "deployment", "prefect.resource.id": f"prefect.deployment.{deployment_id}"}
+            ),
+            for_each={"prefect.resource.id"},
+            posture=Posture.Proactive,
+            threshold=1,
+            within=timedelta(seconds=factory.crashed_after_seconds),
+        ),
+        actions=[ChangeFlowRunState(state=StateType.CRASHED, message="no heartbeat: the worker or its machine died")],
+    ).create()
+
+
+def worker_command(factory: FactorySettings, limit: int | None = None, name: str | None = None) -> list[str]:
+    """`prefect worker start` for our pool, from this interpreter (so the worker sees this project)."""
+    command = [sys.executable, "-m", "prefect", "worker", "start", "--pool", factory.pool, "--type", "process"]
+    command += ["--limit", str(limit or factory.renders_per_worker)]
+    return command + (["--name", name] if name else [])
+
+
+@dataclass
+class _Submitted:
+    job: BatchJob
+    key: str
+    flow_run_id: UUID
+    attempt: int
+    submitted_at: float
+
+
+class PoolRun:
+    """Submits one batch's renders to the pool and follows them to a final result per job."""
+
+    def __init__(self, script: BatchScript, settings: Settings, out_root: Path) -> None:
+        self.script = script
+        self.settings = settings
+        self.factory = settings.factory
+        self.out_root = Path(out_root)
+
+    def run(self, jobs: list[tuple[BatchJob, str]], on_result) -> None:
+        """Render `jobs` ((job, key) pairs) on the pool; `on_result(job, JobResult)` as each finishes."""
+        require_server()
+        self._check_deployment()
+        waiting = [self._submit(job, key, attempt=1) for job, key in jobs]
+        while waiting:
+            time.sleep(self.factory.poll_seconds)
+            waiting = self._poll(waiting, on_result)
+
+    def _check_deployment(self) -> None:
+        from prefect.client.orchestration import get_client
+        from prefect.exceptions import ObjectNotFound
+
+        with get_client(sync_client=True) as client:
+            try:
+                client.read_deployment_by_name(deployment_name(self.factory))
+            except ObjectNotFound as exc:
+                raise PoolError(
+                    f"work pool '{self.factory.pool}' has no render deployment on this server; "
+                    f"run `dhf pool setup` first (README: Scale-out)"
+                ) from exc
+
+    def _submit(self, job: BatchJob, key: str, attempt: int) -> _Submitted:
+        from prefect.deployments import run_deployment
+
+        from flows.batch_flow import job_label
+
+        suffix = "" if attempt == 1 else f" (attempt {attempt})"
+        run = run_deployment(
+            deployment_name(self.factory),
+            parameters={
+                "script": self.script,
+                "job": job,
+                "settings": self.settings,
+                "out_root": self.out_root,
+                "key": key,
+            },
+            flow_run_name=job_label(job) + suffix,
+            timeout=0,
+            tags=["dhf", "dhf-render"],
+        )
+        return _Submitted(job, key, run.id, attempt, time.monotonic())
+
+    def _poll(self, waiting: list[_Submitted], on_result) -> list[_Submitted]:
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+        from flows.batch_flow import failed_result, result_from_report
+
+        ids = [s.flow_run_id for s in waiting]
+        with get_client(sync_client=True) as client:
+            runs = {r.id: r for r in client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)))}
+        still: list[_Submitted] = []
+        for submitted in waiting:
+            run = runs.get(submitted.flow_run_id)
+            state = run.state if run is not None else None
+            if state is None or not state.is_final():
+                if state is not None and self._pending_too_long(submitted):
+                    if state.is_pending():
+                        self._mark_crashed(submitted.flow_run_id, "claimed by a worker that never started it")
+                    elif state.is_scheduled():
+                        self._require_online_worker()
+                still.append(submitted)
+                continue
+            job = submitted.job
+            if state.is_completed():
+                on_result(job, result_from_report(self.script, job, self.out_root, "rendered"))
+            elif state.is_crashed() and submitted.attempt <= self.factory.resubmit_attempts:
+                still.append(self._submit(job, submitted.key, submitted.attempt + 1))
+            else:
+                on_result(job, failed_result(self.script, job, self.out_root, _state_error(state)))
+        return still
+
+    def _pending_too_long(self, submitted: _Submitted) -> bool:
+        return time.monotonic() - submitted.submitted_at > self.factory.pending_timeout_seconds
+
+    def _require_online_worker(self) -> None:
+        from prefect.client.orchestration import get_client
+
+        with get_client(sync_client=True) as client:
+            workers = client.read_workers_for_work_pool(self.factory.pool)
+        if not any(str(getattr(w.status, "value", w.status)).upper() == "ONLINE" for w in workers):
+            raise PoolError(
+                f"no worker is polling work pool '{self.factory.pool}' and renders are waiting; "
+                f"start one with `dhf pool worker` (the batch's finished videos are kept; re-run to resume)"
+            )
+
+    def _mark_crashed(self, flow_run_id: UUID, message: str) -> None:
+        from prefect.client.orchestration import get_client
+        from prefect.states import Crashed
+
+        with get_client(sync_client=True) as client:
+            client.set_flow_run_state(flow_run_id, Crashed(message=message), force=True)
+
+
+def _state_error(state) -> str:
+    message = (state.message or state.name or "failed").strip()
+    for prefix in ("Flow run encountered an exception: ", "Flow run encountered an exception. "):
+        message = message.removeprefix(prefix)
+    return f"{state.name}: {message}"[:300]
