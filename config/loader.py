@@ -175,7 +175,7 @@ class LabelSettings:
     text: str = "AI生成 / AI-generated"
     fonts: tuple[str, ...] = ()
     height_ratio: float = 0.036
-    margin_ratio: float = 0.025
+    margin_ratio: float = 0.05
     opacity: float = 0.85
 
 

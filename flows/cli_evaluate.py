@@ -22,7 +22,7 @@ def _lipsync_line(lipsync: dict) -> str:
         return f"  lip-sync: {lipsync.get('note', 'not measured')}"
     line = f"  lip-sync: correlation {lipsync['correlation']:.2f} at lag {lipsync['lag_ms']:.0f} ms"
     if "closure_rate" in lipsync:
-        line += f", lips closed in {lipsync['closure_rate']:.0%} of P/B/M frames"
+        line += f", lips closed in {lipsync['closure_rate']:.0%} of P/B/M phones"
     return line
 
 

@@ -75,7 +75,7 @@ def verify_video(video: Path, settings: Settings) -> VerifyReport:
     expected = content_id or c2pa_content_id
     audit_id, audit_time = _audit_lookup(settings, reading.payload) if reading.found else (None, None)
     if not reading.found:
-        watermark = MarkCheck("watermark", "absent", f"no watermark read (margin {reading.margin})")
+        watermark = MarkCheck("watermark", "absent", f"no watermark read (sync {reading.sync_agreement}/16)")
     elif expected is not None and reading.payload != payload_of(expected):
         watermark = MarkCheck(
             "watermark", "invalid", f"payload {reading.payload:08x} does not match content id {expected}"
@@ -83,7 +83,7 @@ def verify_video(video: Path, settings: Settings) -> VerifyReport:
     else:
         where = f"; audit entry #{audit_id} ({audit_time})" if audit_id else "; no audit entry on this machine"
         watermark = MarkCheck(
-            "watermark", "valid", f"payload {reading.payload:08x} (margin {reading.margin}, crop {reading.crop}){where}"
+            "watermark", "valid", f"payload {reading.payload:08x} (signal/noise {reading.snr}){where}"
         )
     label = _label(label_scores)
     return VerifyReport(

@@ -3,19 +3,23 @@
 Why our own scheme and not `invisible-watermark`'s DWT-DCT: that one is aligned to 8-pixel blocks of
 the frame as it was, so a 5 % crop or a resize to 720p loses it, and the package pulls in PyTorch
 (~800 MB) for models we do not use. Ours is built for what happens to a published talking-head
-video: re-encoding, downscaling, slight cropping.
+video: re-encoding, downscaling, cropping.
 
-Embedding: the frame is divided into a 48 × 27 grid of cells (40 px at 1080p). Each cell belongs to
-one of the 48 code bits (a fixed pseudo-random assignment, 27 cells per bit, spread over the whole
-frame) and carries that bit's sign times its own ±1 polarity, as a smooth luma offset of ± strength
-(2 grey levels by default: PSNR ~45 dB, below what the eye sees on our blurred backgrounds). The same
-pattern is in every frame, so the encoder keeps it in its reference frames rather than treating it
-as noise. Code word: 32 bits of the content id + a CRC-16, so a wrong read is refused.
+Embedding: one square tile of 16 × 16 cells holds the 64-bit code word, each bit in 4 cells
+(fixed pseudo-random places, each with its own ±1 polarity). The tile repeats across the frame,
+10 tiles per frame width (cells of 12 px at 1080p), as a smooth luma offset of ± strength grey
+levels (2 by default, PSNR ~44 dB). The same pattern is in every frame, so the encoder keeps it
+rather than treating it as noise. Code word: 16 fixed sync bits, 32 bits of the content id and a
+CRC-16 of them, so a wrong read is refused.
 
-Decoding (blind, no original needed): average the luma of sampled frames (moving content averages
-out, the pattern does not), keep the cell-scale detail (high-pass), then search the crop and scale
-(up to `max_crop` per side) for the placement of the grid whose bit correlations are strongest, and
-read the bits there. The CRC confirms the payload; the margin says how clearly it was read.
+Decoding is blind (no original needed) and survives crops of any size and rescaling:
+1. average the luma of sampled frames (moving content averages out, the pattern does not), keep
+   the cell-scale detail, and weight each pixel by how quiet the content is there;
+2. find the tile period along x and y from the autocorrelation peak (the pattern repeats, the
+   content does not), which gives the scale;
+3. fold the image into one tile (sum modulo the period): every tile of the frame adds up;
+4. find the tile's cyclic offset (what a crop shifted) by correlating with the sync bits, then
+   read the 64 bits and check the sync bits and the CRC.
 """
 
 from __future__ import annotations
@@ -26,30 +30,32 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-GRID_W, GRID_H = 48, 27
-PAYLOAD_BITS = 32
-CODE_BITS = PAYLOAD_BITS + 16
+TILE_CELLS = 16
+TILES_ACROSS = 10
+CELLS_PER_BIT = 4
+CODE_BITS = TILE_CELLS * TILE_CELLS // CELLS_PER_BIT  # 64
+SYNC_BITS, PAYLOAD_BITS, CRC_BITS = 16, 32, 16
 SEED = 0x0D4F_2026  # fixed forever for this watermark version: decoders depend on it
-VERSION = "dhf-wm-1"
+VERSION = "dhf-wm-2"
+SAMPLES_PER_CELL = 4  # resolution of the folded tile
 
 
-def _layout() -> tuple[np.ndarray, np.ndarray]:
-    """Which code bit each cell carries and with which polarity (same for every video)."""
+def _layout() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Which code bit each tile cell carries, its polarity, and the fixed sync bits (same for every video)."""
     rng = np.random.default_rng(SEED)
-    cells = GRID_W * GRID_H
-    bits = rng.permutation(np.arange(cells) % CODE_BITS).reshape(GRID_H, GRID_W)
-    polarity = rng.choice(np.array([-1.0, 1.0]), size=(GRID_H, GRID_W))
-    return bits, polarity
+    bits = rng.permutation(np.arange(TILE_CELLS * TILE_CELLS) % CODE_BITS).reshape(TILE_CELLS, TILE_CELLS)
+    polarity = rng.choice(np.array([-1.0, 1.0]), size=(TILE_CELLS, TILE_CELLS))
+    sync = rng.choice(np.array([-1.0, 1.0]), size=SYNC_BITS)
+    return bits, polarity, sync
 
 
 def crc16(data: int, bits: int = PAYLOAD_BITS) -> int:
     """CRC-16/CCITT over the payload bits (MSB first)."""
     crc = 0xFFFF
     for i in range(bits - 1, -1, -1):
-        bit = (data >> i) & 1
         top = (crc >> 15) & 1
         crc = (crc << 1) & 0xFFFF
-        if top ^ bit:
+        if top ^ ((data >> i) & 1):
             crc ^= 0x1021
     return crc
 
@@ -60,15 +66,27 @@ def payload_of(content_id: str) -> int:
 
 
 def code_word(payload: int) -> np.ndarray:
-    word = (payload << 16) | crc16(payload)
-    return np.array([1.0 if (word >> (CODE_BITS - 1 - i)) & 1 else -1.0 for i in range(CODE_BITS)])
+    """±1 per code bit: sync bits, then payload and CRC (MSB first)."""
+    _, _, sync = _layout()
+    word = (payload << CRC_BITS) | crc16(payload)
+    data = [1.0 if (word >> (PAYLOAD_BITS + CRC_BITS - 1 - i)) & 1 else -1.0 for i in range(PAYLOAD_BITS + CRC_BITS)]
+    return np.concatenate([sync, np.array(data)])
+
+
+def tile_cells(payload: int) -> np.ndarray:
+    bits, polarity, _ = _layout()
+    return (code_word(payload)[bits] * polarity).astype(np.float32)
 
 
 def pattern(width: int, height: int, payload: int, strength: float) -> np.ndarray:
-    """The signed luma offset image (float32, height × width) for this payload."""
-    bits, polarity = _layout()
-    cells = (code_word(payload)[bits] * polarity).astype(np.float32)
-    smooth = cv2.resize(cells, (width, height), interpolation=cv2.INTER_CUBIC)
+    """The signed luma offset image (float32, height × width): the tile repeated, smoothly interpolated."""
+    cell = width / (TILES_ACROSS * TILE_CELLS)
+    # Cell coordinates modulo the tile (remap's BORDER_WRAP only wraps one period; it supplies the
+    # neighbours across the tile edge for the cubic interpolation).
+    xs = np.mod((np.arange(width, dtype=np.float64) + 0.5) / cell - 0.5, TILE_CELLS).astype(np.float32)
+    ys = np.mod((np.arange(height, dtype=np.float64) + 0.5) / cell - 0.5, TILE_CELLS).astype(np.float32)
+    xs, ys = xs[None, :].repeat(height, 0), ys[:, None].repeat(width, 1)
+    smooth = cv2.remap(tile_cells(payload), xs, ys, cv2.INTER_CUBIC, borderMode=cv2.BORDER_WRAP)
     return np.clip(smooth, -1.0, 1.0) * np.float32(strength)
 
 
@@ -84,17 +102,17 @@ class WatermarkEmbedder:
         """`out` = `frame` + pattern (saturating), over `rect` only when given (the rest of `out` is kept)."""
         x0, y0, x1, y1 = rect if rect is not None else (0, 0, frame.shape[1], frame.shape[0])
         region = (slice(y0, y1), slice(x0, x1))
-        cv2.add(frame[region], self.positive[region], dst=out[region])
-        cv2.subtract(out[region], self.negative[region], dst=out[region])
+        out[region] = cv2.subtract(cv2.add(frame[region], self.positive[region]), self.negative[region])
         return out
 
 
 @dataclass(frozen=True)
 class WatermarkReading:
     found: bool
-    payload: int | None  # the 32-bit payload when the CRC matched
-    margin: float  # weakest bit's correlation / typical noise; > ~2 is a clear read
-    crop: tuple[float, float, float, float]  # the grid placement found: x0, y0, x1, y1 of the original frame
+    payload: int | None  # the 32-bit payload when the sync bits and the CRC matched
+    snr: float  # sync-bit signal / noise; a clear read is > ~4
+    sync_agreement: int  # of 16 sync bits read correctly
+    period_px: tuple[float, float]  # tile period found along x and y, in analysed pixels
     frames: int
 
     def matches(self, content_id: str) -> bool:
@@ -102,9 +120,9 @@ class WatermarkReading:
 
 
 class WatermarkDecoder:
-    """Accumulates sampled frames, then searches the grid placement and reads the code word."""
+    """Accumulates sampled frames (any size), then reads the code word."""
 
-    def __init__(self, work_width: int = 480, max_crop: float = 0.08) -> None:
+    def __init__(self, work_width: int = 640, max_crop: float = 0.12) -> None:
         self.work_width = work_width
         self.max_crop = max_crop
         self.sum: np.ndarray | None = None
@@ -126,79 +144,102 @@ class WatermarkDecoder:
 
     def read(self) -> WatermarkReading:
         if self.sum is None:
-            return WatermarkReading(False, None, 0.0, (0.0, 0.0, 1.0, 1.0), 0)
-        mean = (self.sum / self.frames).astype(np.float32)
-        cell = mean.shape[1] / GRID_W
-        detail = mean - cv2.GaussianBlur(mean, (0, 0), cell)
-        # Cell-sized box average = matched filter for one cell; clip strong edges (face contours).
-        detail = cv2.blur(detail, (max(1, round(cell * 0.7)),) * 2)
-        limit = 3.0 * float(np.median(np.abs(detail))) + 1e-6
-        detail = np.clip(detail, -limit, limit)
-        bits, polarity = _layout()
-        best = _search(detail, bits, polarity, self.max_crop)
-        strengths, placement = best
-        noise = float(np.median(np.abs(strengths))) + 1e-9
+            return WatermarkReading(False, None, 0.0, 0, (0.0, 0.0), 0)
+        weighted = _weighted_detail((self.sum / self.frames).astype(np.float32), self.work_width)
+        nominal = self.work_width / TILES_ACROSS  # the period when nothing was cropped
+        period_x = _refine_period(weighted, _period(weighted, nominal, nominal / (1 - self.max_crop), axis=1), axis=1)
+        period_y = _refine_period(weighted, _period(weighted, period_x * 0.88, period_x * 1.12, axis=0), axis=0)
+        folded = _fold(weighted, period_x, period_y)
+        strengths = _read_bits(folded)
+        _, _, sync = _layout()
+        sync_read = strengths[:SYNC_BITS] * sync
+        agreement = int((sync_read > 0).sum())
+        snr = float(sync_read.mean() / (sync_read.std() + 1e-9))
         word = 0
-        for value in strengths:
+        for value in strengths[SYNC_BITS:]:
             word = (word << 1) | int(value > 0)
-        payload, check = word >> 16, word & 0xFFFF
-        margin = float(np.min(np.abs(strengths)) / noise)
-        found = crc16(payload) == check
-        return WatermarkReading(found, payload if found else None, round(margin, 2), placement, self.frames)
+        payload, check = word >> CRC_BITS, word & 0xFFFF
+        found = agreement >= SYNC_BITS - 1 and crc16(payload) == check
+        return WatermarkReading(
+            found, payload if found else None, round(snr, 2), agreement, (round(period_x, 2), round(period_y, 2)),
+            self.frames,
+        )  # fmt: skip
 
 
-def _bit_strengths(samples: np.ndarray, bits: np.ndarray, polarity: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    weighted = np.where(valid, samples * polarity, 0.0)
-    return np.bincount(bits.ravel(), weights=weighted.ravel(), minlength=CODE_BITS)
+def _weighted_detail(mean: np.ndarray, work_width: int) -> np.ndarray:
+    """Cell-scale detail of the mean frame, divided by the local content energy (quiet areas count more)."""
+    cell = work_width / (TILES_ACROSS * TILE_CELLS)
+    detail = mean - cv2.GaussianBlur(mean, (0, 0), cell)
+    energy = cv2.GaussianBlur(detail * detail, (0, 0), 3 * cell)
+    return detail / (energy + 0.25)
 
 
-def _sample_axis(size: int, cells: int, start: float, end: float) -> np.ndarray:
-    """Pixel coordinates, in an image covering [start, end] of the original axis, of the cell centres."""
-    centres = (np.arange(cells) + 0.5) / cells
-    return (centres - start) / (end - start) * size - 0.5
+def _period(image: np.ndarray, low: float, high: float, axis: int) -> float:
+    """The lag in [low, high] (pixels, along `axis`) where the image best matches itself shifted."""
+    best_lag, best = low, -np.inf
+    length = image.shape[axis]
+    for lag in np.arange(low, high, 0.1):
+        whole, fraction = int(lag), lag - int(lag)
+        if whole + 2 >= length:
+            break
+        a = np.take(image, np.arange(0, length - whole - 1), axis=axis)
+        b0 = np.take(image, np.arange(whole, length - 1), axis=axis)
+        b1 = np.take(image, np.arange(whole + 1, length), axis=axis)
+        score = float((a * ((1 - fraction) * b0 + fraction * b1)).mean())
+        if score > best:
+            best_lag, best = float(lag), score
+    return best_lag
 
 
-def _score(detail: np.ndarray, bits, polarity, xs: np.ndarray, ys: np.ndarray) -> tuple[float, np.ndarray]:
-    height, width = detail.shape
-    valid_x = (xs >= 0) & (xs <= width - 1)
-    valid_y = (ys >= 0) & (ys <= height - 1)
-    map_x = np.broadcast_to(np.clip(xs, 0, width - 1)[None, :], (GRID_H, GRID_W)).astype(np.float32)
-    map_y = np.broadcast_to(np.clip(ys, 0, height - 1)[:, None], (GRID_H, GRID_W)).astype(np.float32)
-    samples = cv2.remap(detail, map_x, map_y, cv2.INTER_LINEAR)
-    valid = valid_y[:, None] & valid_x[None, :]
-    strengths = _bit_strengths(samples, bits, polarity, valid)
-    return float(np.abs(strengths).sum()), strengths
+def _refine_period(image: np.ndarray, estimate: float, axis: int) -> float:
+    """Sharpen the period: the one whose fold along `axis` (each line folded on its own) adds up most
+    coherently. The autocorrelation favours whole-pixel lags (interpolation blurs the others)."""
+    lines = image if axis == 1 else image.T
+    size = TILE_CELLS * SAMPLES_PER_CELL
+    rows = np.arange(lines.shape[0])[:, None] * size
+    best_period, best = estimate, -np.inf
+    for period in np.arange(estimate - 1.0, estimate + 1.0, 0.05):
+        u = (np.floor((np.arange(lines.shape[1]) % period) / period * size).astype(np.int64)) % size
+        folded = np.bincount((rows + u[None, :]).ravel(), weights=lines.ravel(), minlength=lines.shape[0] * size)
+        energy = float((folded * folded).sum())
+        if energy > best:
+            best_period, best = float(period), energy
+    return best_period
 
 
-def _search(detail: np.ndarray, bits, polarity, max_crop: float):
-    """Coarse-to-fine search of the crop box (x0, x1, y0, y1) maximising the total bit correlation."""
-    height, width = detail.shape
+def _fold(image: np.ndarray, period_x: float, period_y: float) -> np.ndarray:
+    """Sum the image modulo the tile period into one tile sampled at SAMPLES_PER_CELL per cell."""
+    size = TILE_CELLS * SAMPLES_PER_CELL
+    height, width = image.shape
+    u = (np.floor((np.arange(width) % period_x) / period_x * size).astype(np.int64)) % size
+    v = (np.floor((np.arange(height) % period_y) / period_y * size).astype(np.int64)) % size
+    index = (v[:, None] * size + u[None, :]).ravel()
+    return np.bincount(index, weights=image.ravel(), minlength=size * size).reshape(size, size)
 
-    def evaluate(x0, x1, y0, y1):
-        xs = _sample_axis(width, GRID_W, x0, x1)
-        ys = _sample_axis(height, GRID_H, y0, y1)
-        return _score(detail, bits, polarity, xs, ys)
 
-    step = 0.01
-    starts = np.arange(0.0, max_crop + 1e-9, step)
-    best = (-1.0, None, (0.0, 0.0, 1.0, 1.0))
-    for x0 in starts:
-        for x1 in 1.0 - starts:
-            for y0 in starts:
-                for y1 in 1.0 - starts:
-                    total, strengths = evaluate(x0, x1, y0, y1)
-                    if total > best[0]:
-                        best = (total, strengths, (x0, y0, x1, y1))
-    for fine in (0.004, 0.0015):
-        x0c, y0c, x1c, y1c = best[2]
-        offsets = np.array([-2, -1, 0, 1, 2]) * fine
-        for dx0 in offsets:
-            for dx1 in offsets:
-                for dy0 in offsets:
-                    for dy1 in offsets:
-                        box = (x0c + dx0, x1c + dx1, y0c + dy0, y1c + dy1)
-                        total, strengths = evaluate(*box)
-                        if total > best[0]:
-                            best = (total, strengths, (box[0], box[2], box[1], box[3]))
-    _, strengths, placement = best
-    return strengths, tuple(round(float(v), 4) for v in placement)
+def _read_bits(folded: np.ndarray) -> np.ndarray:
+    """Find the tile's cyclic offset with the sync cells, then the 64 bit correlations at that offset."""
+    bits, polarity, sync = _layout()
+    s = SAMPLES_PER_CELL
+    # Per-cell sums at every cyclic offset: box-sum s × s samples (cyclic), then pick every s-th sample.
+    box = np.zeros_like(folded)
+    for dy in range(s):
+        for dx in range(s):
+            box += np.roll(folded, (-dy, -dx), axis=(0, 1))
+    sync_template = np.zeros((TILE_CELLS, TILE_CELLS))
+    for bit in range(SYNC_BITS):
+        sync_template[bits == bit] = sync[bit]
+    sync_template *= polarity
+    best, best_offset = -np.inf, (0, 0)
+    for oy in range(s):
+        rows = np.roll(box, -oy, axis=0)[::s]
+        for ox in range(s):
+            cells = rows[:, ox::s]
+            # the cyclic cell shift along x and y is found at once by FFT correlation
+            spectrum = np.fft.ifft2(np.fft.fft2(cells) * np.conj(np.fft.fft2(sync_template))).real
+            shift = np.unravel_index(int(np.argmax(spectrum)), spectrum.shape)
+            if spectrum[shift] > best:
+                best, best_offset = float(spectrum[shift]), (oy, ox, shift)
+    oy, ox, (cy, cx) = best_offset
+    cells = np.roll(np.roll(box, -oy, axis=0)[::s][:, ox::s], (-cy, -cx), axis=(0, 1))
+    return np.bincount(bits.ravel(), weights=(cells * polarity).ravel(), minlength=CODE_BITS)

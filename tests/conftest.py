@@ -86,6 +86,19 @@ def measured(rendered, analyser):
     return measure_video(rendered.video, analyser)
 
 
+def label_rect(settings, width: int = 1920, height: int = 1080) -> tuple[int, int, int, int]:
+    """Where the labeler puts the AI label plate (x0, y0, x1, y1) in a frame of this size."""
+    import numpy as np
+
+    from fusion.processors.post import Labeler, LabelOptions, find_font
+
+    label = settings.label
+    options = LabelOptions(label.text, find_font(label.fonts), label.height_ratio, label.margin_ratio, label.opacity)
+    labeler = Labeler(options)
+    labeler.prepare(np.zeros((height, width, 3), np.uint8))
+    return labeler.rect
+
+
 def assert_refused(result: subprocess.CompletedProcess, pattern: str, output: Path) -> None:
     """A refused request: exit 2, one line naming the problem, and no output (not even a temp file)."""
     assert result.returncode == 2, result.stderr

@@ -45,7 +45,7 @@ def test_the_render_passes_and_reports_its_quality(rendered):
     quality = rendered.report["quality"]
     assert quality["passed"], quality["failures"]
     assert quality["lipsync"]["correlation"] >= 0.5 and quality["lipsync"]["lag_ms"] == 0
-    assert quality["lipsync"]["closure_rate"] >= 0.9 and quality["lipsync"]["bilabial_frames"] > 0
+    assert quality["lipsync"]["closure_rate"] >= 0.9 and quality["lipsync"]["bilabial_phones"] > 0
     assert quality["identity"]["sampled_frames"] >= 5 and quality["identity"]["max_distance"] < 0.45
     assert quality["pose"]["gated_frames"] == 0 and quality["stability"]["flicker"] < 0.3
     assert "quality" in rendered.report["stage_seconds"]
@@ -226,3 +226,31 @@ def test_face_alignment_is_an_exact_similarity_fit():
     assert np.allclose(mapped, TEMPLATE, atol=1e-6)
     with pytest.raises(ValueError, match="coincide"):
         similarity_transform(np.zeros((3, 2)), TEMPLATE.astype(float))
+
+
+def test_closure_is_judged_per_bilabial_phone_with_one_frame_of_tolerance():
+    from fusion.quality import _closures
+
+    fps = 25.0
+    open_mouth = np.full(50, 0.3)
+    spans = [(0.4, 0.48), (1.2, 1.28)]  # frames 10-11 and 30-31
+
+    def rate(gaps):
+        closed, frames = _closures(np.asarray(gaps), spans, fps)
+        assert frames == 4
+        return sum(closed) / len(closed)
+
+    assert rate(open_mouth) == 0.0  # never closes: fails
+    on_time = open_mouth.copy()
+    on_time[[10, 31]] = 0.05
+    assert rate(on_time) == 1.0
+    one_late = open_mouth.copy()
+    one_late[[12, 32]] = 0.05  # one frame after each phone: within the lag tolerance
+    assert rate(one_late) == 1.0
+    three_late = open_mouth.copy()
+    three_late[[14, 34]] = 0.05
+    assert rate(three_late) == 0.0
+    half = open_mouth.copy()
+    half[10] = 0.05
+    half[30] = 0.2  # 0.2 is not closed (threshold: 35 % of the open mouth)
+    assert rate(half) == 0.5

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_refused, render, run_dhf
+from conftest import assert_refused, label_rect, render, run_dhf
 
 from flows.stages import correlation_at_best_lag
 from fusion.frame_io import probe, read_frames
@@ -21,10 +21,23 @@ def test_output_format_and_duration(rendered):
     assert (info.video_codec, info.pix_fmt, info.audio_codec) == ("h264", "yuv420p", "aac")
     assert abs(info.frames / 25 - speech) <= 1 / 25 + 1e-6
     assert info.frames == rendered.report["frames"]
-    head = rendered.video.read_bytes()[:4096]
-    assert head.find(b"moov") != -1 and (head.find(b"mdat") == -1 or head.find(b"moov") < head.find(b"mdat")), (
-        "faststart"
-    )
+    boxes = top_level_boxes(rendered.video.read_bytes())
+    assert boxes.index("moov") < boxes.index("mdat"), f"not faststart: {boxes}"
+    assert boxes[1] == "uuid", "the C2PA manifest box follows ftyp"
+
+
+def top_level_boxes(data: bytes) -> list[str]:
+    """Names of an MP4's top-level boxes, in file order."""
+    names, offset = [], 0
+    while offset + 8 <= len(data):
+        size = int.from_bytes(data[offset : offset + 4], "big")
+        if size == 1:
+            size = int.from_bytes(data[offset + 8 : offset + 16], "big")
+        names.append(data[offset + 4 : offset + 8].decode("latin-1"))
+        if size < 8:
+            break
+        offset += size
+    return names
 
 
 def test_metadata_says_ai_generated(rendered):
@@ -78,8 +91,8 @@ def test_lips_close_on_p_b_m(measured, rendered):
     assert np.mean(closed) >= 0.9, [round(float(measured.lip_gap[i]), 3) for i in frames]
 
 
-def test_label_is_visible_in_every_frame(rendered):
-    x0, y0, x1, y1 = 1500, 20, 1900, 80  # top-right label plate at 1080p
+def test_label_is_visible_in_every_frame(rendered, settings):
+    x0, y0, x1, y1 = label_rect(settings)  # top-right label plate
     count = 0
     for frame in read_frames(rendered.video):
         plate = frame[y0:y1, x0:x1].astype(int)

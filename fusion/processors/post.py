@@ -240,7 +240,7 @@ class LabelOptions:
     text: str
     font_path: Path
     height_ratio: float = 0.036
-    margin_ratio: float = 0.025
+    margin_ratio: float = 0.05
     opacity: float = 0.85
 
 
