@@ -6,6 +6,7 @@ environment on its own, so a test or a batch run can hand each render its own co
 
 from config.loader import (
     CONFIG_DIR,
+    ApiSettings,
     DriverVideoSettings,
     EnrollmentSettings,
     FactorySettings,
@@ -25,6 +26,7 @@ from config.loader import (
 
 __all__ = [
     "CONFIG_DIR",
+    "ApiSettings",
     "DriverVideoSettings",
     "EnrollmentSettings",
     "FactorySettings",

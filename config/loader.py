@@ -201,6 +201,24 @@ class FactorySettings:
             raise ConfigError("factory.renders_per_worker must be >= 1")
 
 
+@dataclass(frozen=True)
+class ApiSettings:
+    """Limits of the REST API (`dhf api`); each violation is a 4xx with a JSON error."""
+
+    max_body_bytes: int = 65536  # request bodies (a batch script included)
+    rate_per_minute: int = 120  # requests per API key per minute (429 beyond, with Retry-After)
+    max_active_jobs_per_key: int = 20  # queued + running jobs one key may have
+    max_active_jobs: int = 100  # for the whole server
+    concurrent_renders: int = 1  # renders at once in this server process (a render keeps ~1.5 cores busy)
+    sync_max_chars: int = 300  # POST /generate_digital_human renders short texts only
+    sync_timeout_seconds: float = 300.0  # then answers 504 with the job id to poll
+    executor: str = "local"  # local: render in the API process; pool: on the Prefect work pool (factory.pool)
+
+    def __post_init__(self) -> None:
+        if self.executor not in ("local", "pool"):
+            raise ConfigError(f"api.executor must be 'local' or 'pool', not {self.executor!r}")
+
+
 SIGNING_ALGORITHMS = ("es256", "es384", "ps256")
 
 
@@ -241,6 +259,7 @@ class Settings:
     label: LabelSettings = field(default_factory=LabelSettings)
     provenance: ProvenanceSettings = field(default_factory=ProvenanceSettings)
     factory: FactorySettings = field(default_factory=FactorySettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
 
 
 @dataclass(frozen=True)
@@ -329,6 +348,7 @@ def load_settings(override_file: Path | None = None, home: Path | None = None) -
         "label": LabelSettings,
         "provenance": ProvenanceSettings,
         "factory": FactorySettings,
+        "api": ApiSettings,
     }
     built = {name: _build(cls, data.get(name) or {}, name) for name, cls in classes.items()}
     env_home = os.environ.get("DHF_HOME")

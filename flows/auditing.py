@@ -120,3 +120,10 @@ def audited_render(request: RenderRequest, settings: Settings, user: str | None 
         log.append(_record(attempt, settings, outcome, detail.splitlines()[0][:500], who))
         raise
     log.append(_record(attempt, settings, "success", "", who))
+
+
+def audit_refusal(request: RenderRequest, settings: Settings, user: str, error: Exception) -> None:
+    """Record a request refused before any render started (the API checks requests up front)."""
+    attempt = RenderAttempt(request)
+    detail = f"{type(error).__name__}: {error}".splitlines()[0][:500]
+    AuditLog(settings.paths.audit_db).append(_record(attempt, settings, "refused", detail, user))

@@ -172,12 +172,14 @@ def _retry_transient(task_, task_run, state) -> bool:
     retry_delay_seconds=[2, 10],
     retry_condition_fn=_retry_transient,
 )
-def render_job(script: BatchScript, job: BatchJob, settings: Settings, out_root: Path, key: str) -> JobResult:
+def render_job(
+    script: BatchScript, job: BatchJob, settings: Settings, out_root: Path, key: str, user: str | None = None
+) -> JobResult:
     from flows.pipeline import render_video
 
     output = job_output(out_root, script, job)
     output.parent.mkdir(parents=True, exist_ok=True)
-    render_video(_request(script, job, output), settings)
+    render_video(_request(script, job, output), settings, user=user)
     report_path = _report_path(output)
     report = json.loads(report_path.read_text(encoding="utf-8"))
     report["batch_key"] = key
@@ -241,7 +243,9 @@ def _summary_markdown(script: BatchScript, results: list[JobResult]) -> str:
     persist_result=False,
     task_runner=ThreadPoolTaskRunner(max_workers=1),
 )
-def batch_flow(script: BatchScript, settings: Settings, out_root: Path, pool: str | None = None) -> list[JobResult]:
+def batch_flow(
+    script: BatchScript, settings: Settings, out_root: Path, pool: str | None = None, user: str | None = None
+) -> list[JobResult]:
     """Render every job not already rendered with the same inputs; in this process (one render at a
     time, so a machine is never oversubscribed), or on work pool `pool` (see flows/pool.py)."""
     from avatars.library import AvatarLibrary
@@ -270,9 +274,9 @@ def batch_flow(script: BatchScript, settings: Settings, out_root: Path, pool: st
         from flows.pool import PoolRun
 
         pool_settings = replace(settings, factory=replace(settings.factory, pool=pool))
-        PoolRun(script, pool_settings, out_root).run(todo, finished)
+        PoolRun(script, pool_settings, out_root, user).run(todo, finished)
     else:
-        _render_here(script, settings, out_root, todo, finished)
+        _render_here(script, settings, out_root, todo, finished, user)
     order = {(j.item_id, j.language): i for i, j in enumerate(script.jobs)}
     results.sort(key=lambda r: order[(r.item, r.language)])
     write_manifest(Path(out_root) / script.name, results)
@@ -290,9 +294,9 @@ def batch_flow(script: BatchScript, settings: Settings, out_root: Path, pool: st
     return results
 
 
-def _render_here(script: BatchScript, settings: Settings, out_root: Path, todo, finished) -> None:
+def _render_here(script: BatchScript, settings: Settings, out_root: Path, todo, finished, user=None) -> None:
     futures = [
-        (job, render_job.with_options(name=job_label(job)).submit(script, job, settings, out_root, key))
+        (job, render_job.with_options(name=job_label(job)).submit(script, job, settings, out_root, key, user))
         for job, key in todo
     ]
     for job, future in futures:

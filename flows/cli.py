@@ -14,9 +14,12 @@ from pathlib import Path
 
 from avatars.errors import AvatarError, LicenseError
 from config.loader import ConfigError, load_settings
+from flows.api.keys import ApiKeyError
+from flows.api.store import StoreError
 from flows.audit import AuditError
 from flows.batch_script import BatchJobsFailedError, BatchScriptError, PoolError
 from flows.c2pa_signing import ProvenanceError
+from flows.cli_api import add_api_parsers, run_api, run_api_key
 from flows.cli_evaluate import add_evaluate_parser, run_evaluate
 from flows.cli_library import add_audit_parser, add_avatar_parser, run_audit, run_avatar
 from flows.cli_pool import add_pool_parser, run_pool
@@ -36,6 +39,8 @@ USER_ERRORS = (
     ConfigError,
     AuditError,
     ProvenanceError,
+    ApiKeyError,
+    StoreError,
 )
 EXIT_USER_ERROR = 2
 EXIT_QUALITY_FAILED = 4  # rendered, but the quality gate refused to publish it (see the report)
@@ -74,6 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     add_audit_parser(sub)
     add_evaluate_parser(sub)
     add_verify_parser(sub)
+    add_api_parsers(sub)
     batch = sub.add_parser("batch", help="render a script: every item in every language, as one Prefect flow")
     batch.add_argument("script", type=Path, help="script .yaml (or .csv with id,text[_<lang>] columns)")
     batch.add_argument("--out", type=Path, default=Path("out"), help="output root (default: ./out)")
@@ -248,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
             "serve": _serve,
             "pool": run_pool,
             "verify": run_verify,
+            "api": run_api,
+            "api-key": run_api_key,
         }[args.command]
         return handler(args, settings)
     except BATCH_FAILURES as exc:

@@ -193,12 +193,13 @@ def render_video(
     settings: Settings,
     on_stage: Callable[[str], None] = lambda n: None,
     on_frame: Callable[[int, int], None] | None = None,
+    user: str | None = None,
 ) -> RenderResult:
     """Python API: validate, then run every stage in this process (no orchestrator needed); the
-    attempt is audited like a CLI render."""
+    attempt is audited like a CLI render, under `user` (default: the OS user; the API passes its key)."""
     from flows.auditing import audited_render
 
-    with audited_render(request, settings) as attempt:
+    with audited_render(request, settings, user) as attempt:
         attempt.validated = stages.validate_request(request, settings)
         log = StageLog()
         result = run_pipeline(

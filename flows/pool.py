@@ -35,11 +35,14 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 @flow(name=FLOW_NAME, log_prints=False, persist_result=False)
-def render_variant(script: BatchScript, job: BatchJob, settings: Settings, out_root: Path, key: str) -> str:
-    """One video of a batch, run by a worker. Same task as a local batch, so retries behave the same."""
+def render_variant(
+    script: BatchScript, job: BatchJob, settings: Settings, out_root: Path, key: str, user: str | None = None
+) -> str:
+    """One video of a batch, run by a worker. Same task as a local batch, so retries behave the same.
+    `user` is who asked (an API key id), for the audit log; default: the worker's OS user."""
     from flows.batch_flow import job_label, render_job
 
-    result = render_job.with_options(name=job_label(job))(script, job, settings, Path(out_root), key)
+    result = render_job.with_options(name=job_label(job))(script, job, settings, Path(out_root), key, user)
     return result.output
 
 
@@ -161,11 +164,12 @@ class _Submitted:
 class PoolRun:
     """Submits one batch's renders to the pool and follows them to a final result per job."""
 
-    def __init__(self, script: BatchScript, settings: Settings, out_root: Path) -> None:
+    def __init__(self, script: BatchScript, settings: Settings, out_root: Path, user: str | None = None) -> None:
         self.script = script
         self.settings = settings
         self.factory = settings.factory
         self.out_root = Path(out_root)
+        self.user = user
 
     def run(self, jobs: list[tuple[BatchJob, str]], on_result) -> None:
         """Render `jobs` ((job, key) pairs) on the pool; `on_result(job, JobResult)` as each finishes."""
@@ -203,6 +207,7 @@ class PoolRun:
                 "settings": self.settings,
                 "out_root": self.out_root,
                 "key": key,
+                "user": self.user,
             },
             flow_run_name=job_label(job) + suffix,
             timeout=0,

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from config import load_settings
@@ -106,3 +109,47 @@ def assert_refused(result: subprocess.CompletedProcess, pattern: str, output: Pa
     assert len(lines) == 1 and lines[0].startswith("dhf: error: "), result.stderr
     assert pattern in lines[0], lines[0]
     assert not output.exists() and not list(output.parent.glob("*.part*"))
+
+
+class ApiServer:
+    """`dhf api` on a free localhost port, in its own process group (killable like a crashed server)."""
+
+    def __init__(self, home: Path, folder: Path, config: str = "", env: dict[str, str] | None = None) -> None:
+        from flows.local_cluster import free_port
+
+        self.home, self.folder, self.extra_env = home, folder, env or {}
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.config = folder / f"api-{self.port}.yaml"
+        self.config.write_text(config or "api: {}\n", encoding="utf-8")
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> ApiServer:
+        env = {**os.environ, "DHF_HOME": str(self.home), "DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "0"}
+        env.pop("PREFECT_API_URL", None)
+        env.update(self.extra_env)
+        command = [sys.executable, "-m", "flows.cli", "--config", str(self.config), "api", "--port", str(self.port)]
+        log = (self.folder / f"api-{self.port}.log").open("a")
+        self.process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        raise AssertionError(f"dhf api did not start: {(self.folder / f'api-{self.port}.log').read_text()[-2000:]}")
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()

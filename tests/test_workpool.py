@@ -13,6 +13,7 @@ import signal
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from flows.local_cluster import LocalCluster
@@ -132,3 +133,40 @@ def test_an_unchanged_rerun_on_the_pool_renders_nothing(pool_batch):
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert "(0 rendered, 6 unchanged)" in rerun.stdout
     assert seconds < 30
+
+
+def test_api_jobs_render_on_the_pool_under_the_api_key(pool_batch, dhf_home, tmp_path):
+    """`api.executor: pool`: a POST /v1/videos becomes a render flow run on the work pool, done by
+    the surviving worker, audited under the API key."""
+    from conftest import ApiServer, run_dhf
+
+    from config import load_settings
+    from flows.audit import AuditLog
+
+    cluster, *_ = pool_batch
+    created = run_dhf(["api-key", "create", "--name", "pool-cms", "--scopes", "render,read"], dhf_home)
+    key_id, token = created.stdout.split()[1], created.stdout.strip().splitlines()[-1]
+    config = CONFIG + "api:\n  executor: pool\n"
+    server = ApiServer(dhf_home, tmp_path, config, env={"PREFECT_API_URL": cluster.url}).start()
+    try:
+        body = {"text": "Rendered by a pool worker.", "language": "en", "avatar_id": "sample", "channel": "demo",
+                "purpose": "demo"}  # fmt: skip
+        headers = {"Authorization": f"Bearer {token}"}
+        job_id = httpx.post(f"{server.url}/v1/videos", json=body, headers=headers, timeout=30).json()["job_id"]
+        deadline = time.monotonic() + 240
+        while (status := httpx.get(f"{server.url}/v1/videos/{job_id}", headers=headers).json())["status"] in (
+            "queued",
+            "running",
+        ):
+            assert time.monotonic() < deadline, status
+            time.sleep(1)
+        assert status["status"] == "succeeded", status
+        video = httpx.get(f"{server.url}/v1/videos/{job_id}/video", headers=headers)
+        assert video.status_code == 200 and len(video.content) > 10000
+    finally:
+        server.stop()
+    runs = cluster.api("flow_runs/filter", {"flow_runs": {"name": {"any_": ["render video [en]"]}}})
+    assert [r["state_type"] for r in runs] == ["COMPLETED"]
+    entries = AuditLog(load_settings(home=dhf_home).paths.audit_db).entries()
+    assert any(e.record.user == f"api-key:{key_id}" and e.record.output_sha256 == status["result"]["sha256"]
+               for e in entries)  # fmt: skip
