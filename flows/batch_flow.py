@@ -165,7 +165,9 @@ def _retry_transient(task_, task_run, state) -> bool:
 
 
 @task(
-    tags=["dhf-render"],  # `prefect concurrency-limit create dhf-render 1` caps renders per server
+    # No tags: a tagged task asks the server for its tag's concurrency limit before it starts, and on
+    # the SQLite-backed server that call often got a retryable 503 and waited ~1.8 s per video (the
+    # batch overhead went from 9 % to 42 %). Caps are the worker's --limit and the work pool's limit.
     cache_policy=NO_CACHE,
     persist_result=False,
     retries=2,

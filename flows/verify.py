@@ -135,7 +135,9 @@ def _c2pa(video: Path, settings: Settings) -> tuple[MarkCheck, str | None]:
     content_id = reading.generation.get("content_id")
     if reading.status == "absent":
         return MarkCheck("c2pa", "absent", "no C2PA manifest"), None
-    signer = f"signed by {reading.signer}" + (" (TEST certificate)" if reading.test_signer else "")
+    signer = f"signed by {reading.signer}"
+    if reading.test_signer and "TEST" not in (reading.signer or ""):
+        signer += " (TEST certificate)"
     if reading.status != "valid":
         problems = "; ".join(reading.problems) or "unreadable"
         return MarkCheck("c2pa", "invalid", f"{reading.state or 'unreadable'}: {problems}"), content_id
