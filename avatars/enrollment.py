@@ -22,11 +22,12 @@ from avatars.license import License, check_license_record, load_license
 from config import EnrollmentSettings, Settings
 from config.files import file_sha256
 from fusion.analysis import Face, FaceAnalyser, read_image
-from fusion.errors import FaceNotFoundError, MediaError, MultipleFacesError
+from fusion.errors import FaceNotFoundError, MultipleFacesError
 from fusion.face_features import eye_openness, face_features
-from fusion.frame_io import probe, read_frames
 from fusion.identity import IdentityEmbedder, identity_distance
 from fusion.models import ModelRegistry
+from media.errors import MediaError
+from media.video import probe, read_frames
 
 SHARPNESS_WIDTH = 160  # faces are compared for sharpness at this width, so big photos are not favoured
 

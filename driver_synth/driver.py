@@ -1,4 +1,5 @@
-"""Driver stage: viseme keyframes → motion track (NPZ), cached by a hash of its inputs."""
+"""Driver stage: viseme keyframes → motion track (NPZ) and its viewable driver video (MP4), both cached
+by a hash of their inputs."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from pathlib import Path
 
 from config import MotionSettings
 from config.files import atomic_path, content_hash
+from driver_synth.canonical_face import SIZE, driver_frames
 from driver_synth.synthesize import synthesize_track
 from driver_synth.track import MotionTrack
+from media.video import EncodeOptions, VideoWriter
 from phoneme.artifacts import VisemeTrack
 
 DRIVER_FORMAT_VERSION = 2  # 2: jaw follows linear amplitude additively
@@ -30,7 +33,7 @@ def driver_key(visemes: VisemeTrack, fps: int, motion: MotionSettings, speech_ke
             "v": DRIVER_FORMAT_VERSION,
             "visemes": asdict(visemes),
             "fps": fps,
-            "motion": asdict(motion),
+            "motion": motion.model_dump(),
             "speech": speech_key,
         }
     )
@@ -49,3 +52,21 @@ def build_driver(
     with atomic_path(path) as temporary:
         track.save(temporary)
     return DriverArtifact(key, path, cache_hit=False)
+
+
+def driver_video_path(driver: DriverArtifact) -> Path:
+    return driver.track_path.with_suffix(".mp4")
+
+
+def render_driver_video(driver: DriverArtifact, audio: Path) -> Path:
+    """The canonical face performing the track, with the speech: for people to review a driver before
+    it is used on any avatar (and a C2PA ingredient of every render). Written once per track."""
+    path = driver_video_path(driver)
+    if path.is_file():
+        return path
+    track = driver.track()
+    options = EncodeOptions(fps=track.fps, crf=26, preset="ultrafast", metadata=(("comment", "dhf standard driver"),))
+    with atomic_path(path) as temporary, VideoWriter(temporary, SIZE, SIZE, options, audio) as out:
+        for frame in driver_frames(track):
+            out.write(frame)
+    return path

@@ -1,11 +1,6 @@
-"""Orchestration, CLI and audit log.
+"""Prefect flows only: one render, batches (in this process or on a work pool), deployments and
+schedules. The only package that imports Prefect; the work itself is `pipeline/`.
 
-Prefect is configured here, before any submodule imports it: the factory is offline, so Prefect's
-telemetry is switched off (it would try the network), and its own log lines are quiet by default
-because the CLI reports problems in one line. Both can still be overridden from the environment.
+Prefect is configured by the process entry points (`cli`, `api.server`, the worker's environment)
+through `flows.prefect_env`, before Prefect is imported; importing this package changes nothing.
 """
-
-import os
-
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")

@@ -55,7 +55,7 @@ class LocalCluster:
 
     def dhf(self, *args: str) -> list[str]:
         config = ["--config", str(self.config)] if self.config else []
-        return [sys.executable, "-m", "flows.cli", *config, *args]
+        return [sys.executable, "-m", "cli.main", *config, *args]
 
     def spawn(self, command: list[str], log: str) -> subprocess.Popen:
         with (self.folder / log).open("w") as out:

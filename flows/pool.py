@@ -25,9 +25,25 @@ from pathlib import Path
 from uuid import UUID
 
 from prefect import flow
+from prefect.automations import Automation
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.objects import StateType
+from prefect.deployments import run_deployment
+from prefect.events.actions import ChangeFlowRunState
+from prefect.events.schemas.automations import EventTrigger, Posture
+from prefect.events.schemas.events import ResourceSpecification
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+from prefect.settings import get_current_settings
+from prefect.states import Crashed
 
 from config import FactorySettings, Settings
-from flows.batch_script import BatchJob, BatchScript, PoolError
+from flows.batch_task import render_job
+from flows.errors import PoolError
+from flows.prefect_env import OFFLINE_DEFAULTS
+from pipeline.batch_jobs import failed_result, job_label, result_from_report
+from pipeline.batch_script import BatchJob, BatchScript
 
 FLOW_NAME = "render-variant"
 AUTOMATION_NAME = "dhf-crash-silent-renders"
@@ -40,8 +56,6 @@ def render_variant(
 ) -> str:
     """One video of a batch, run by a worker. Same task as a local batch, so retries behave the same.
     `user` is who asked (an API key id), for the audit log; default: the worker's OS user."""
-    from flows.batch_flow import job_label, render_job
-
     result = render_job.with_options(name=job_label(job))(script, job, settings, Path(out_root), key, user)
     return result.output
 
@@ -52,17 +66,11 @@ def deployment_name(factory: FactorySettings) -> str:
 
 def flow_run_env(factory: FactorySettings) -> dict[str, str]:
     """Environment of every render run: heartbeats often enough for the crash automation."""
-    return {
-        "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(factory.heartbeat_seconds),
-        "DO_NOT_TRACK": "1",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    }
+    return {**OFFLINE_DEFAULTS, "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(factory.heartbeat_seconds)}
 
 
 def require_server() -> str:
     """The API URL; a pool needs a real server that workers on other processes can reach."""
-    from prefect.settings import get_current_settings
-
     url = get_current_settings().api.url
     if not url:
         raise PoolError(
@@ -83,10 +91,6 @@ def setup_pool(factory: FactorySettings, project_root: Path = PROJECT_ROOT) -> P
     """Create (or update) the process work pool, the render deployment and the crash automation.
 
     Idempotent: run it again after changing `factory:` settings or upgrading the code."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import WorkPoolCreate
-    from prefect.exceptions import ObjectAlreadyExists
-
     require_server()
     with get_client(sync_client=True) as client, contextlib.suppress(ObjectAlreadyExists):
         client.create_work_pool(WorkPoolCreate(name=factory.pool, type="process"))
@@ -109,12 +113,6 @@ def setup_pool(factory: FactorySettings, project_root: Path = PROJECT_ROOT) -> P
 def _replace_crash_automation(factory: FactorySettings, deployment_id: UUID) -> None:
     """Prefect's zombie detection, scoped to our render deployment: after a heartbeat, expect another
     heartbeat or a final state within `crashed_after_seconds`, else mark the run Crashed."""
-    from prefect.automations import Automation
-    from prefect.client.schemas.objects import StateType
-    from prefect.events.actions import ChangeFlowRunState
-    from prefect.events.schemas.automations import EventTrigger, Posture
-    from prefect.events.schemas.events import ResourceSpecification
-
     for _ in range(10):  # every earlier copy (a re-run of setup replaces it)
         try:
             Automation.read(name=AUTOMATION_NAME).delete()
@@ -181,9 +179,6 @@ class PoolRun:
             waiting = self._poll(waiting, on_result)
 
     def _check_deployment(self) -> None:
-        from prefect.client.orchestration import get_client
-        from prefect.exceptions import ObjectNotFound
-
         with get_client(sync_client=True) as client:
             try:
                 client.read_deployment_by_name(deployment_name(self.factory))
@@ -194,10 +189,6 @@ class PoolRun:
                 ) from exc
 
     def _submit(self, job: BatchJob, key: str, attempt: int) -> _Submitted:
-        from prefect.deployments import run_deployment
-
-        from flows.batch_flow import job_label
-
         suffix = "" if attempt == 1 else f" (attempt {attempt})"
         run = run_deployment(
             deployment_name(self.factory),
@@ -216,11 +207,6 @@ class PoolRun:
         return _Submitted(job, key, run.id, attempt, time.monotonic())
 
     def _poll(self, waiting: list[_Submitted], on_result) -> list[_Submitted]:
-        from prefect.client.orchestration import get_client
-        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
-        from flows.batch_flow import failed_result, result_from_report
-
         ids = [s.flow_run_id for s in waiting]
         with get_client(sync_client=True) as client:
             runs = {r.id: r for r in client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)))}
@@ -249,8 +235,6 @@ class PoolRun:
         return time.monotonic() - submitted.submitted_at > self.factory.pending_timeout_seconds
 
     def _require_online_worker(self) -> None:
-        from prefect.client.orchestration import get_client
-
         with get_client(sync_client=True) as client:
             workers = client.read_workers_for_work_pool(self.factory.pool)
         if not any(str(getattr(w.status, "value", w.status)).upper() == "ONLINE" for w in workers):
@@ -260,9 +244,6 @@ class PoolRun:
             )
 
     def _mark_crashed(self, flow_run_id: UUID, message: str) -> None:
-        from prefect.client.orchestration import get_client
-        from prefect.states import Crashed
-
         with get_client(sync_client=True) as client:
             client.set_flow_run_state(flow_run_id, Crashed(message=message), force=True)
 

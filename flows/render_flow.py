@@ -1,8 +1,8 @@
 """Prefect flow for one render: one task per stage, visible in the Prefect UI.
 
-Without PREFECT_API_URL the flow runs on Prefect's temporary local server (telemetry off); with it,
-against that server (`prefect server start`). Tasks do not use Prefect's result cache: every stage
-caches its own content-addressed artifacts on disk, which also survives a killed run.
+Without PREFECT_API_URL the flow runs on Prefect's temporary local server; with it, against that
+server (`prefect server start`). Tasks do not use Prefect's result cache: every stage caches its own
+content-addressed artifacts on disk, which also survives a killed run.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from config import Settings
-from flows.pipeline import RenderResult, run_pipeline
-from flows.stages import StageLog, ValidatedRequest
+from pipeline.request import ValidatedRequest
+from pipeline.run import RenderResult, StageLog, run_pipeline
 
 
 @flow(name="render-video", log_prints=False, persist_result=False)
@@ -30,9 +30,8 @@ def render_flow(
 
     def call(name: str, func, *args):
         start = time.perf_counter()
-        result = task(func, name=f"{name} [{validated.request.language}]", cache_policy=NO_CACHE, persist_result=False)(
-            *args
-        )
+        stage = task(func, name=f"{name} [{validated.request.language}]", cache_policy=NO_CACHE, persist_result=False)
+        result = stage(*args)
         log.timings[name] = round(time.perf_counter() - start, 3)
         return result
 

@@ -9,10 +9,11 @@ import cv2
 import numpy as np
 
 from fusion import topology as topo
-from fusion.errors import FaceNotFoundError, MediaError, MultipleFacesError
+from fusion.errors import FaceNotFoundError, MultipleFacesError
 from fusion.face_detector import Detection, FaceDetector
 from fusion.face_landmarker import ROI_SCALE, FaceLandmarker
 from fusion.models import ModelRegistry
+from media.errors import MediaError
 
 DETECTOR_MODEL = "face_detector"
 LANDMARKER_MODEL = "face_landmarker"

@@ -23,9 +23,9 @@ import numpy as np
 from config import DriverVideoSettings
 from driver_synth.track import MotionTrack
 from fusion.analysis import FaceAnalyser
-from fusion.errors import MediaError
 from fusion.face_features import FaceFeatures, face_features
-from fusion.frame_io import ProbeResult, probe, read_frames
+from media.errors import MediaError
+from media.video import ProbeResult, probe, read_frames
 
 READER_VERSION = 1  # bump when the mapping below changes: cached recorded tracks are keyed by it
 CLOSURE_BAND = 0.04  # gap (per interocular) above the closed baseline at which the lips count as parted

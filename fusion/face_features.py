@@ -1,5 +1,5 @@
 """Scale-free measurements of one analysed face, shared by the quality measurements of rendered
-videos (`fusion.measure`) and by reading motion from a recorded driver video (`fusion.driver_video`).
+videos (`quality.measure`) and by reading motion from a recorded driver video (`fusion.driver_video`).
 
 Distances are divided by the mouth width or the interocular distance, so they do not depend on how
 large the face is in the frame; angles are in degrees.

@@ -14,9 +14,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fusion.errors import MediaError
-from fusion.frame_io import read_frames
 from fusion.framing import Framing, apply_framing
+from media.errors import MediaError
+from media.video import read_frames
 
 JPEG_QUALITY = 95
 

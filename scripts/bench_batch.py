@@ -48,9 +48,9 @@ def main() -> int:
 
     from config import load_settings
     from flows.batch_flow import batch_flow
-    from flows.batch_script import validate_script
-    from flows.pipeline import render_video
-    from flows.stages import RenderRequest
+    from pipeline.batch_script import validate_script
+    from pipeline.request import RenderRequest
+    from pipeline.run import render_video
 
     items = [{"id": f"q{i}", "text": {"en": SENTENCES[i % 10], "zh": ZH[i % 10]}} for i in range(args.items)]
     for item in items:

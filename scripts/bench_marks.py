@@ -19,11 +19,11 @@ from pathlib import Path
 
 from bench_render import SENTENCES
 
-import flows.stages
 import fusion.engine
+import pipeline.stages
 from config import load_settings
-from flows.pipeline import render_video
-from flows.stages import RenderRequest
+from pipeline.request import RenderRequest
+from pipeline.run import render_video
 
 
 class PassThrough:
@@ -46,16 +46,21 @@ class PassThrough:
 
 
 def render_once(text: str, out: Path, settings, marked: bool) -> tuple[float, dict]:
-    originals = (fusion.engine.Watermarker, flows.stages.seal)
+    originals = (fusion.engine.Watermarker, pipeline.stages.seal)
     if not marked:
         fusion.engine.Watermarker = PassThrough
-        flows.stages.seal = lambda *args, **kwargs: {"content_id": "unmarked"}
+        pipeline.stages.seal = lambda *args, **kwargs: {
+            "content_id": "unmarked",
+            "watermark": {"scheme": "none", "payload": "00000000"},
+            "c2pa": {"signed": False, "test_certificate": False, "algorithm": "none"},
+            "sign_seconds": 0.0,
+        }
     try:
         start = time.perf_counter()
         result = render_video(RenderRequest(text=text, avatar_id="sample", language="en", output=out), settings)
         seconds = time.perf_counter() - start
     finally:
-        fusion.engine.Watermarker, flows.stages.seal = originals
+        fusion.engine.Watermarker, pipeline.stages.seal = originals
     return seconds, json.loads(result.report.read_text())
 
 

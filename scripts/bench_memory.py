@@ -20,8 +20,8 @@ CHILD = """
 import json, resource, sys, time
 from pathlib import Path
 from config import load_settings
-from flows.pipeline import render_video
-from flows.stages import RenderRequest
+from pipeline.run import render_video
+from pipeline.request import RenderRequest
 settings = load_settings(home=Path(sys.argv[1]))
 start = time.perf_counter()
 request = RenderRequest(text=sys.argv[2], avatar_id="sample", language="en", output=Path(sys.argv[3]))

@@ -60,7 +60,7 @@ def in_process(items: int, languages: list[str]) -> float:
     script = write_script(home, items, languages)
     env = {**os.environ, "DHF_HOME": str(home), "DO_NOT_TRACK": "1"}
     env.pop("PREFECT_API_URL", None)
-    return timed_batch([sys.executable, "-m", "flows.cli", "batch", str(script), "--out", str(home / "out")], env)
+    return timed_batch([sys.executable, "-m", "cli.main", "batch", str(script), "--out", str(home / "out")], env)
 
 
 def main() -> int:

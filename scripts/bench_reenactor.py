@@ -17,9 +17,9 @@ import numpy as np
 from avatars.library import AvatarLibrary
 from config import load_settings
 from driver_synth.track import CHANNELS, MotionFrame
-from flows.stages import avatar_stage
 from fusion.processors.base import FrameContext
 from fusion.processors.reenactor import Reenactor, ReenactorOptions
+from pipeline.stages import avatar_stage
 
 RANGES = {
     "jaw_open": (0, 1),

@@ -20,11 +20,11 @@ import time
 from pathlib import Path
 
 from config import load_settings
-from flows.pipeline import render_video
-from flows.stages import RenderRequest, correlation_at_best_lag
 from fusion.analysis import FaceAnalyser
-from fusion.measure import measure_video
 from fusion.models import ModelRegistry
+from pipeline.request import RenderRequest
+from pipeline.run import render_video
+from quality.measure import correlation_at_best_lag, measure_video
 
 SENTENCES = [
     "Welcome to our bank. Today I will explain how a one-year fixed deposit works, what rate you get, and when you can withdraw your money without losing any interest.",

@@ -20,11 +20,11 @@ import pytest
 
 from config import load_settings
 from fusion.analysis import FaceAnalyser
-from fusion.measure import measure_video
 from fusion.models import ModelRegistry
+from quality.measure import measure_video
 
 REPO = Path(__file__).resolve().parents[1]
-DHF = [sys.executable, "-m", "flows.cli"]
+DHF = [sys.executable, "-m", "cli.main"]
 SENTENCE = "Please bring my bank papers. What is the rate on a 1-year deposit? It is 3.5%."
 
 
@@ -128,7 +128,7 @@ class ApiServer:
         env = {**os.environ, "DHF_HOME": str(self.home), "DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "0"}
         env.pop("PREFECT_API_URL", None)
         env.update(self.extra_env)
-        command = [sys.executable, "-m", "flows.cli", "--config", str(self.config), "api", "--port", str(self.port)]
+        command = [sys.executable, "-m", "cli.main", "--config", str(self.config), "api", "--port", str(self.port)]
         log = (self.folder / f"api-{self.port}.log").open("a")
         self.process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
                                         start_new_session=True)  # fmt: skip

@@ -16,8 +16,9 @@ import pytest
 from conftest import ApiServer, run_dhf
 
 from config import load_settings
-from flows.audit import AuditLog
-from fusion.frame_io import probe
+from governance.audit import AuditLog
+from media.video import probe
+from pipeline.report import RenderReport
 
 DEMO = {"avatar_id": "sample", "language": "en", "channel": "demo", "purpose": "demo"}
 
@@ -91,6 +92,11 @@ def test_submit_poll_download_with_ranges_captions_and_report(api, keys, finishe
     assert "Thank" in srt and "-->" in srt and vtt.startswith("WEBVTT")
     report = httpx.get(f"{api.url}/v1/videos/{job_id}/report", headers=_auth(token)).json()
     assert report["quality"]["passed"] is True and str(api.home) not in json.dumps(report)
+    assert RenderReport.model_validate(report).frames == status["result"]["frames"]  # the typed report, served
+    schema = httpx.get(f"{api.url}/openapi.json").json()
+    served = schema["paths"]["/v1/videos/{job_id}/report"]["get"]["responses"]["200"]["content"]["application/json"]
+    assert served["schema"] == {"$ref": "#/components/schemas/RenderReport"}
+    assert "lipsync" in json.dumps(schema["components"]["schemas"]["QualityReport"])
 
 
 def test_the_render_is_audited_under_the_key(finished_job, keys, dhf_home):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.audit import GENESIS_HASH, AuditError, AuditLog, AuditRecord, entry_hash
+from governance.audit import GENESIS_HASH, AuditError, AuditLog, AuditRecord, entry_hash
 
 REPO = Path(__file__).resolve().parents[1]
 T0 = datetime(2025, 3, 1, 9, 30, 0, tzinfo=UTC)
@@ -311,7 +311,7 @@ def test_triggers_refuse_update_and_delete(tmp_path: Path) -> None:
 _WORKER = """
 import sys, time
 from pathlib import Path
-from flows.audit import AuditLog, AuditRecord
+from governance.audit import AuditLog, AuditRecord
 path, start_at, proc = Path(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
 time.sleep(max(0.0, start_at - time.time()))  # line the processes up so the appends really overlap
 log = AuditLog(path)

@@ -21,11 +21,11 @@ from conftest import DHF, REPO, assert_refused, label_rect, run_dhf
 from avatars.enrollment import head_pose
 from avatars.library import BUNDLED, AvatarLibrary
 from config import load_settings
-from flows.audit import AuditLog
-from flows.pipeline import render_video
-from flows.stages import RenderRequest
 from fusion import topology as topo
-from fusion.frame_io import EncodeOptions, VideoWriter, probe, read_frames
+from governance.audit import AuditLog
+from media.video import EncodeOptions, VideoWriter, probe, read_frames
+from pipeline.request import RenderRequest
+from pipeline.run import render_video
 
 TODAY = dt.date.today()
 

@@ -35,7 +35,7 @@ def first_run(dhf_home, tmp_path_factory):
     from prefect.testing.utilities import prefect_test_harness
 
     from flows.batch_flow import batch_flow
-    from flows.batch_script import validate_script
+    from pipeline.batch_script import validate_script
 
     folder = tmp_path_factory.mktemp("batch")
     script_path = folder / "faq.yaml"
@@ -137,13 +137,13 @@ def test_bad_scripts_are_refused_before_any_render(script, message, dhf_home, tm
 
 
 def test_csv_scripts_take_the_batch_fields_from_the_command_line(dhf_home, tmp_path):
-    from flows.batch_script import validate_script
+    from pipeline.batch_script import validate_script
 
     path = tmp_path / "questions.csv"
     path.write_text("id,text_en,text_zh\nq1,Hello.,你好。\nq2,Goodbye.,\n", encoding="utf-8")
     settings = load_settings(home=dhf_home)
     defaults = {"avatar": "sample", "languages": "en,zh"}
-    from flows.batch_script import BatchScriptError
+    from pipeline.batch_script import BatchScriptError
 
     with pytest.raises(BatchScriptError, match=r"questions.csv:3: items\[1\].text: no text for language 'zh'"):
         validate_script(path, settings, defaults)
@@ -180,12 +180,12 @@ def test_transient_failures_are_retried_and_refusals_are_not(dhf_home, tmp_path,
     error) is attempted once, listed in the manifest, and fails the batch without stopping the rest."""
     from prefect.testing.utilities import prefect_test_harness
 
-    import flows.pipeline
+    import pipeline.batch_jobs
     from flows.batch_flow import batch_flow
-    from flows.batch_script import BatchJobsFailedError, validate_script
     from phoneme.errors import SpeechError
+    from pipeline.batch_script import BatchJobsFailedError, validate_script
 
-    real_render = flows.pipeline.render_video
+    real_render = pipeline.batch_jobs.render_video
     attempts: dict[str, int] = {}
 
     def flaky_render(request, settings, *args, **kwargs):
@@ -197,7 +197,7 @@ def test_transient_failures_are_retried_and_refusals_are_not(dhf_home, tmp_path,
             raise SpeechError("injected refusal")
         return real_render(request, settings, *args, **kwargs)
 
-    monkeypatch.setattr(flows.pipeline, "render_video", flaky_render)
+    monkeypatch.setattr(pipeline.batch_jobs, "render_video", flaky_render)
     path = tmp_path / "flaky.yaml"
     path.write_text("name: flaky\navatar: sample\nlanguages: [en]\nitems:\n"
                     "  - id: flaky\n    text: Thank you.\n  - id: refused\n    text: Goodbye.\n")  # fmt: skip

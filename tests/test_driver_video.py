@@ -12,9 +12,8 @@ import pytest
 from conftest import assert_refused, run_dhf
 
 from driver_synth.track import MotionTrack
-from flows.stages import correlation_at_best_lag
-from fusion.frame_io import probe, read_audio_mono
-from fusion.measure import measure_video, rms_envelope
+from media.video import probe, read_audio_mono
+from quality.measure import correlation_at_best_lag, measure_video, rms_envelope
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ and the audit entry the watermark leads to."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import subprocess
 from pathlib import Path
@@ -14,16 +13,16 @@ import pytest
 from conftest import run_dhf
 
 from config import load_settings
-from flows.audit import AuditLog
-from flows.c2pa_signing import (
+from fusion.watermark import WatermarkDecoder, payload_of
+from governance.audit import AuditLog
+from governance.c2pa_signing import (
     TRAINED_ALGORITHMIC_MEDIA,
     ProvenanceError,
     ensure_test_chain,
     read_manifest,
     signing_identity,
 )
-from fusion.frame_io import ffmpeg_binary, probe, read_frames
-from fusion.watermark import WatermarkDecoder, payload_of
+from media.video import ffmpeg_binary, probe, read_frames
 
 ATTACKS = {
     "crf32": "null",
@@ -112,23 +111,16 @@ def test_a_video_without_marks_has_none(dhf_home, tmp_path):
 def test_an_organization_chain_replaces_the_test_chain_and_bad_ones_are_refused(tmp_path, dhf_home):
     settings = load_settings(home=dhf_home)
     org = ensure_test_chain(tmp_path / "org")  # stands in for a CA-issued chain
-    configured = dataclasses.replace(
-        settings,
-        provenance=dataclasses.replace(
-            settings.provenance, signing_certificate=org / "chain.pem", signing_key=org / "signer-key.pem"
-        ),
+    configured = settings.with_section(
+        "provenance", signing_certificate=org / "chain.pem", signing_key=org / "signer-key.pem"
     )
     identity = signing_identity(configured)
     assert identity.chain_pem == (org / "chain.pem").read_bytes() and not identity.is_test
     (tmp_path / "broken.pem").write_text("not a certificate")
-    broken = dataclasses.replace(
-        configured, provenance=dataclasses.replace(configured.provenance, signing_certificate=tmp_path / "broken.pem")
-    )
+    broken = configured.with_section("provenance", signing_certificate=tmp_path / "broken.pem")
     with pytest.raises(ProvenanceError, match="is not a PEM certificate chain"):
         signing_identity(broken)
-    missing = dataclasses.replace(
-        configured, provenance=dataclasses.replace(configured.provenance, signing_key=tmp_path / "nope.pem")
-    )
+    missing = configured.with_section("provenance", signing_key=tmp_path / "nope.pem")
     with pytest.raises(ProvenanceError, match="cannot read the C2PA signing certificate or key"):
         signing_identity(missing)
 

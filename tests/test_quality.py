@@ -13,12 +13,11 @@ import pytest
 from conftest import assert_refused, run_dhf
 
 from config import load_settings
-from flows.audit import AuditLog
-from flows.quality_stage import evaluate_output
-from fusion.frame_io import EncodeOptions, VideoWriter, probe, read_frames
 from fusion.identity import IdentityEmbedder, identity_distance
 from fusion.models import ModelRegistry
-from fusion.quality import evaluate_video
+from governance.audit import AuditLog
+from media.video import EncodeOptions, VideoWriter, probe, read_frames
+from quality.evaluate import evaluate_against_avatar, evaluate_video
 
 
 def ffmpeg(*args: str) -> None:
@@ -38,7 +37,7 @@ def rewrite(source: Path, target: Path, change) -> Path:
 
 @pytest.fixture(scope="module")
 def baseline(rendered, analyser, settings):
-    return evaluate_output(rendered.video, None, settings)
+    return evaluate_against_avatar(rendered.video, None, settings)
 
 
 def test_the_render_passes_and_reports_its_quality(rendered):
@@ -58,8 +57,8 @@ def test_a_mouth_delayed_by_120_ms_is_measured(rendered, tmp_path, analyser, set
         "-map", "[v]", "-map", "0:a", "-c:a", "copy", "-t", f"{probe(rendered.video).duration:.3f}", str(delayed),
     )  # fmt: skip
     report = evaluate_video(delayed, analyser, settings.quality)
-    assert abs(report.lipsync["lag_ms"] - 120) <= 40, report.lipsync
-    assert baseline.lipsync["lag_ms"] == 0
+    assert abs(report.lipsync.lag_ms - 120) <= 40, report.lipsync
+    assert baseline.lipsync.lag_ms == 0
     assert any("offset" in failure for failure in report.failures)
 
 
@@ -87,8 +86,8 @@ def test_a_swapped_in_face_raises_the_identity_alarm(rendered, tmp_path, analyse
     assert max(distances) > 0.7
     canvas = cv2.resize(stranger, (1080, 1080))
     swapped = rewrite(rendered.video, tmp_path / "swapped.mp4", lambda i, frame: _paste(frame, canvas))
-    report = evaluate_output(swapped, _sample_avatar(), settings)
-    assert report.identity["alarm_ratio"] > settings.quality.identity_max_alarm_ratio, report.identity
+    report = evaluate_against_avatar(swapped, _sample_avatar(), settings)
+    assert report.identity.alarm_ratio > settings.quality.identity_max_alarm_ratio, report.identity
     assert any(failure.startswith("identity") for failure in report.failures)
 
 
@@ -111,8 +110,8 @@ def test_a_turned_head_triggers_the_pose_gate(rendered, tmp_path, analyser, sett
         return frame
 
     report = evaluate_video(rewrite(rendered.video, tmp_path / "turned.mp4", turn), analyser, settings.quality)
-    assert 15 <= report.pose["gated_frames"] <= 22, report.pose
-    assert report.pose["max_abs_roll"] > 45
+    assert 15 <= report.pose.gated_frames <= 22, report.pose
+    assert report.pose.max_abs_roll > 45
     assert any(failure.startswith("pose gate") for failure in report.failures)
 
 
@@ -121,7 +120,7 @@ def test_injected_brightness_flicker_raises_the_flicker_score(rendered, tmp_path
         return cv2.convertScaleAbs(frame, alpha=1.06 if index % 2 else 0.94)
 
     report = evaluate_video(rewrite(rendered.video, tmp_path / "flicker.mp4", flicker), analyser, settings.quality)
-    assert report.stability["flicker"] > 10 * max(baseline.stability["flicker"], 0.3), report.stability
+    assert report.stability.flicker > 10 * max(baseline.stability.flicker, 0.3), report.stability
     assert any(failure.startswith("flicker") for failure in report.failures)
 
 
@@ -194,17 +193,13 @@ def test_the_still_fallback_is_published_when_configured(dhf_home, tmp_path):
 
 def test_prefect_marks_a_render_that_fails_the_gate_as_failed(dhf_home, tmp_path):
     """In-process on Prefect's test server: the flow run's final state is Failed, with the reason."""
-    import dataclasses
-
     from prefect.testing.utilities import prefect_test_harness
 
     from flows.render_flow import render_flow
-    from flows.stages import RenderRequest, validate_request
+    from pipeline.request import RenderRequest, validate_request
 
     settings = load_settings(home=dhf_home)
-    settings = dataclasses.replace(
-        settings, quality=dataclasses.replace(settings.quality, lipsync_min_correlation=0.99)
-    )
+    settings = settings.with_section("quality", lipsync_min_correlation=0.99)
     request = RenderRequest(text="Hello there.", avatar_id="sample", language="en", output=tmp_path / "p.mp4")
     with prefect_test_harness():
         state = render_flow(validate_request(request, settings), settings, return_state=True)
@@ -229,14 +224,14 @@ def test_face_alignment_is_an_exact_similarity_fit():
 
 
 def test_closure_is_judged_per_bilabial_phone_with_one_frame_of_tolerance():
-    from fusion.quality import _closures
+    from quality.lipsync import closures
 
     fps = 25.0
     open_mouth = np.full(50, 0.3)
     spans = [(0.4, 0.48), (1.2, 1.28)]  # frames 10-11 and 30-31
 
     def rate(gaps):
-        closed, frames = _closures(np.asarray(gaps), spans, fps)
+        closed, frames = closures(np.asarray(gaps), spans, fps)
         assert frames == 4
         return sum(closed) / len(closed)
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from conftest import assert_refused, label_rect, render, run_dhf
 
-from flows.stages import correlation_at_best_lag
-from fusion.frame_io import probe, read_frames
+from media.video import probe, read_frames
+from quality.measure import correlation_at_best_lag
 
 
 def test_output_format_and_duration(rendered):

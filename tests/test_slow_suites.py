@@ -14,9 +14,8 @@ import numpy as np
 import pytest
 from conftest import REPO, render
 
-from flows.stages import correlation_at_best_lag
-from fusion.frame_io import probe
-from fusion.measure import measure_video
+from media.video import probe
+from quality.measure import correlation_at_best_lag, measure_video
 
 pytestmark = pytest.mark.slow
 

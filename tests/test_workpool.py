@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from flows.local_cluster import LocalCluster
-from fusion.frame_io import probe
+from media.video import probe
 
 SCRIPT = """\
 name: pool-it
@@ -141,7 +141,7 @@ def test_api_jobs_render_on_the_pool_under_the_api_key(pool_batch, dhf_home, tmp
     from conftest import ApiServer, run_dhf
 
     from config import load_settings
-    from flows.audit import AuditLog
+    from governance.audit import AuditLog
 
     cluster, *_ = pool_batch
     created = run_dhf(["api-key", "create", "--name", "pool-cms", "--scopes", "render,read"], dhf_home)

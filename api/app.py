@@ -1,0 +1,51 @@
+"""The HTTP API (FastAPI): generation jobs for other systems (a CMS, a chatbot back office).
+
+Every route but /healthz and /metrics needs an API key (`Authorization: Bearer dhf_…` or
+`X-API-Key: dhf_…`): 401 when it is missing, unknown or revoked, 403 when it lacks the route's
+scope. A job is visible only to the key that created it (or an `admin` key); others get 404, as if
+it did not exist. Every error is JSON `{"error": {"code", "message"}}`. Requests are checked up
+front (text length, language, voice, avatar, license scope) so refusals are immediate, and audited
+under `api-key:<id>` like every render.
+"""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+
+from api.context import ApiContext
+from api.errors import install_error_handlers
+from api.limits import BodySizeLimit
+from api.routers import avatars, batches, compat, operations, videos
+from config import Settings
+
+
+def create_app(settings: Settings) -> FastAPI:
+    context = ApiContext.create(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        context.runner.resume()
+        yield
+        context.runner.shutdown()
+
+    app = FastAPI(
+        title="Digital Human Factory API",
+        version="1.0",
+        description="Licensed, labeled talking-head videos from text. Keys: `dhf api-key create`.",
+        lifespan=lifespan,
+    )
+    app.state.context = context
+    install_error_handlers(app)
+
+    @app.middleware("http")
+    async def count(request: Request, call_next):
+        response = await call_next(request)
+        context.metrics.count_response(response.status_code)
+        return response
+
+    for router in (videos.router, batches.router, avatars.router, compat.router, operations.router):
+        app.include_router(router)
+    app.add_middleware(BodySizeLimit, limit=settings.api.max_body_bytes)
+    return app

@@ -1,0 +1,132 @@
+"""What every route needs (settings, stores, runner, limits) and the dependencies built on it:
+authentication by scope, job ownership, admission limits, and request checks up front.
+
+Why a context object on `app.state` rather than closures in `create_app`: routes live in their own
+router modules and get what they need through FastAPI dependencies, testable one by one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from api.errors import ApiError
+from api.jobs import Job, JobStore
+from api.keys import ApiKey, KeyStore
+from api.limits import RateLimiter
+from api.metrics import Metrics
+from api.runner import JobRunner
+from api.schemas import GenerateDigitalHuman, VideoCreate
+from config import Settings
+from config.errors import DhfError
+from pipeline.auditing import audit_refusal
+from pipeline.request import RenderRequest, validate_request
+
+bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer dhf_<id>_<secret>")
+api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="or X-API-Key: dhf_<id>_<secret>")
+
+
+@dataclass(frozen=True)
+class ApiContext:
+    settings: Settings
+    keys: KeyStore
+    jobs: JobStore
+    runner: JobRunner
+    limiter: RateLimiter
+    metrics: Metrics
+
+    @property
+    def home(self) -> Path:
+        return self.settings.paths.home / "api"
+
+    @classmethod
+    def create(cls, settings: Settings) -> ApiContext:
+        home = settings.paths.home / "api"
+        jobs, metrics = JobStore(home / "jobs.sqlite"), Metrics()
+        return cls(
+            settings=settings,
+            keys=KeyStore(home / "keys.sqlite"),
+            jobs=jobs,
+            runner=JobRunner(jobs, settings, metrics),
+            limiter=RateLimiter(settings.api.rate_per_minute),
+            metrics=metrics,
+        )
+
+
+def get_context(request: Request) -> ApiContext:
+    return request.app.state.context
+
+
+Context = Annotated[ApiContext, Depends(get_context)]
+
+
+def caller(scope: str):
+    """A dependency: the authenticated key, which must hold `scope` and be within its rate limit."""
+
+    def dependency(
+        context: Context,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+        header_key: Annotated[str | None, Depends(api_key_header)],
+    ) -> ApiKey:
+        token = credentials.credentials if credentials is not None else header_key
+        if not token:
+            raise ApiError(401, "missing_key", "send an API key: Authorization: Bearer dhf_… or X-API-Key")
+        key = context.keys.authenticate(token)
+        if key is None:
+            raise ApiError(401, "invalid_key", "the API key is unknown or revoked")
+        if not key.allows(scope):
+            raise ApiError(403, "missing_scope", f"this key lacks the '{scope}' scope")
+        wait = context.limiter.check(key.id)
+        if wait > 0:
+            per_minute = context.settings.api.rate_per_minute
+            retry = {"Retry-After": str(int(wait) + 1)}
+            raise ApiError(429, "rate_limited", f"over {per_minute} requests/minute", retry)
+        return key
+
+    return dependency
+
+
+Reader = Annotated[ApiKey, Depends(caller("read"))]
+Renderer = Annotated[ApiKey, Depends(caller("render"))]
+
+
+def own_job(context: ApiContext, job_id: str, key: ApiKey, kind: str) -> Job:
+    """The job if this key may see it; 404 otherwise, as if it did not exist (ids cannot be probed)."""
+    job = context.jobs.get(job_id)
+    if job is None or job.kind != kind or (job.key_id != key.id and not key.allows("admin")):
+        raise ApiError(404, "not_found", f"no {kind} job {job_id} for this key")
+    return job
+
+
+def admit(context: ApiContext, key: ApiKey) -> None:
+    """Refuse a new job when this key or the whole server has too many active ones."""
+    limits = context.settings.api
+    if context.jobs.active_count(key.id) >= limits.max_active_jobs_per_key:
+        raise ApiError(
+            429, "too_many_jobs", f"this key has {limits.max_active_jobs_per_key} active jobs", {"Retry-After": "30"}
+        )
+    if context.jobs.active_count() >= limits.max_active_jobs:
+        raise ApiError(503, "busy", "the server has too many active jobs; retry later", {"Retry-After": "60"})
+
+
+def checked_video(context: ApiContext, body: VideoCreate | GenerateDigitalHuman, key: ApiKey) -> dict[str, Any]:
+    """Refuse up front what the render would refuse (unknown voice or avatar, license scope); audited."""
+    probe = RenderRequest(
+        text=body.text,
+        avatar_id=body.avatar_id,
+        language=body.language,
+        output=context.home / "validation.mp4",
+        voice=body.voice,
+        channel=body.channel,
+        purpose=body.purpose,
+    )
+    try:
+        validate_request(probe, context.settings)
+    except DhfError as exc:
+        audit_refusal(probe, context.settings, f"api-key:{key.id}", exc)
+        raise ApiError.from_dhf(exc) from exc
+    return body.model_dump()

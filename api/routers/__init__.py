@@ -1,0 +1,1 @@
+"""One router per resource: videos, batches, avatars, the synchronous compatibility route, operations."""

@@ -1,0 +1,70 @@
+"""`/v1/videos`: submit a render, follow it, download the video, captions and report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse, PlainTextResponse
+
+from api.context import Context, Reader, Renderer, admit, checked_video, own_job
+from api.errors import ERRORS, ApiError
+from api.keys import ApiKey
+from api.schemas import JobAccepted, JobId, JobStatus, VideoCreate
+from pipeline.report import RenderReport
+
+router = APIRouter(prefix="/v1/videos", tags=["videos"])
+MP4_RESPONSE = {200: {"content": {"video/mp4": {}}, "description": "the MP4 (HTTP range requests supported)"}}
+CAPTIONS_RESPONSE = {200: {"content": {"text/plain": {}, "text/vtt": {}}, "description": "SRT (default) or WebVTT"}}
+
+
+def links(job_id: str) -> dict[str, str]:
+    base = f"/v1/videos/{job_id}"
+    return {"self": base, "video": f"{base}/video", "captions": f"{base}/captions", "report": f"{base}/report"}
+
+
+def finished_file(context: Context, job_id: str, key: ApiKey, name: str) -> Path:
+    job = own_job(context, job_id, key, "video")
+    if job.status != "succeeded":
+        raise ApiError(404, "not_ready", f"job {job_id} is {job.status}; the file exists once it succeeded")
+    path = Path((job.result or {}).get("paths", {}).get(name) or "")
+    if not path.is_file():
+        raise ApiError(404, "not_found", f"job {job_id} has no {name} file")
+    return path
+
+
+@router.post("", status_code=202, response_model=JobAccepted, responses=ERRORS)
+def create_video(body: VideoCreate, key: Renderer, context: Context) -> JobAccepted:
+    """Queue a render; poll GET /v1/videos/{job_id}."""
+    admit(context, key)
+    job = context.jobs.create("video", key.id, checked_video(context, body, key))
+    context.runner.submit(job)
+    return JobAccepted(job_id=job.id, status=job.status, links=links(job.id))
+
+
+@router.get("/{job_id}", response_model=JobStatus, responses=ERRORS)
+def video_status(job_id: JobId, key: Reader, context: Context) -> dict:
+    return own_job(context, job_id, key, "video").public()
+
+
+@router.get("/{job_id}/video", response_model=None, responses={**ERRORS, **MP4_RESPONSE})
+def video_file(job_id: JobId, key: Reader, context: Context) -> FileResponse:
+    path = finished_file(context, job_id, key, "video")
+    return FileResponse(path, media_type="video/mp4", filename=f"{job_id}.mp4")
+
+
+@router.get("/{job_id}/captions", response_model=None, responses={**ERRORS, **CAPTIONS_RESPONSE})
+def video_captions(
+    job_id: JobId, key: Reader, context: Context, format: Literal["srt", "vtt"] = "srt"
+) -> PlainTextResponse:
+    srt = finished_file(context, job_id, key, "srt")
+    path = srt if format == "srt" else srt.with_suffix(".vtt")
+    media_type = "text/plain; charset=utf-8" if format == "srt" else "text/vtt; charset=utf-8"
+    return PlainTextResponse(path.read_text(encoding="utf-8"), media_type=media_type)
+
+
+@router.get("/{job_id}/report", response_model=RenderReport, responses=ERRORS)
+def video_report(job_id: JobId, key: Reader, context: Context) -> RenderReport:
+    """The render's report (quality scores, marks, hashes, timings), without server paths."""
+    return RenderReport.load(finished_file(context, job_id, key, "report")).without_paths()

@@ -1,0 +1,188 @@
+"""Runs the API's jobs in this process: a thread pool of `api.concurrent_renders` renders.
+
+Each video job is `render_video` (the same pipeline, quality gate, marks and audit as the CLI; the
+audit's user is `api-key:<id>`), writing into `<home>/api/jobs/<job id>/`. Batch jobs run the batch
+flow into `<home>/api/jobs/<job id>/out/`. Progress goes to the job store as frames render.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from api.jobs import Job, JobStore
+from api.metrics import Metrics
+from config import Settings
+from config.errors import DhfError
+from flows.batch_flow import batch_flow
+from flows.pool import PoolRun
+from pipeline.batch_jobs import JobResult, current_avatar_version, job_key, job_output
+from pipeline.batch_script import BatchJob, BatchJobsFailedError, BatchScript, validate_script
+from pipeline.report import RenderReport
+from pipeline.request import RenderRequest, output_paths, validate_request
+from pipeline.run import render_video
+
+PROGRESS_EVERY_S = 0.5
+
+
+def job_folder(settings: Settings, job_id: str) -> Path:
+    return settings.paths.home / "api" / "jobs" / job_id
+
+
+def video_request(settings: Settings, job: Job) -> RenderRequest:
+    data = job.request
+    return RenderRequest(
+        text=data["text"],
+        avatar_id=data["avatar_id"],
+        language=data["language"],
+        output=job_folder(settings, job.id) / "video.mp4",
+        voice=data.get("voice"),
+        channel=data["channel"],
+        purpose=data["purpose"],
+    )
+
+
+class JobRunner:
+    def __init__(self, store: JobStore, settings: Settings, metrics: Metrics) -> None:
+        self.store = store
+        self.settings = settings
+        self.metrics = metrics
+        self.pool = ThreadPoolExecutor(max_workers=settings.api.concurrent_renders, thread_name_prefix="dhf-job")
+        self.futures: dict[str, Future] = {}
+        self.lock = threading.Lock()
+
+    def resume(self) -> list[Job]:
+        """Queue again the jobs a previous server process left unfinished."""
+        resumed = self.store.recover()
+        for job in resumed:
+            self.submit(job)
+        return resumed
+
+    def submit(self, job: Job) -> Future:
+        future = self.pool.submit(self._run, job.id)
+        with self.lock:
+            self.futures[job.id] = future
+        return future
+
+    def wait(self, job_id: str, timeout: float) -> bool:
+        with self.lock:
+            future = self.futures.get(job_id)
+        if future is None:
+            return False
+        try:
+            future.result(timeout=timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def shutdown(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def _run(self, job_id: str) -> None:
+        job = self.store.get(job_id)
+        if job is None or job.status not in ("queued",):
+            return
+        self.store.start(job_id)
+        started = time.perf_counter()
+        try:
+            if job.kind == "video":
+                self._run_video(job)
+            else:
+                self._run_batch(job)
+        except Exception as exc:  # the job fails, the server goes on
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            self.store.fail(job_id, f"{type(exc).__name__}: {message}", _failure_result(exc))
+        finally:
+            self.metrics.observe(job.kind, time.perf_counter() - started)
+
+    def _run_video(self, job: Job) -> None:
+        request = video_request(self.settings, job)
+        request.output.parent.mkdir(parents=True, exist_ok=True)
+        last = [0.0]
+
+        def on_frame(done: int, total: int) -> None:
+            now = time.monotonic()
+            if now - last[0] >= PROGRESS_EVERY_S:
+                last[0] = now
+                self.store.progress(job.id, 0.9 * done / max(total, 1))  # the rest: quality gate, packaging
+
+        settings = settings_with_options(self.settings, job.request.get("options"))
+        if settings.api.executor == "pool":
+            video, report_path = self._render_on_pool(job, request, settings)
+        else:
+            result = render_video(request, settings, on_frame=on_frame, user=f"api-key:{job.key_id}")
+            video, report_path = result.video, result.report
+        report = RenderReport.load(report_path)
+        srt = output_paths(video)["srt"]
+        self.store.finish(
+            job.id,
+            {
+                "frames": report.frames,
+                "duration_s": report.video.duration_s,
+                "sha256": report.sha256,
+                "content_id": report.provenance.content_id,
+                "quality": {
+                    "passed": report.quality.passed,
+                    "lipsync": report.quality.lipsync.correlation,
+                    "identity_max_distance": report.quality.identity.max_distance,
+                },
+                "license_id": report.license.license_id,
+                "paths": {"video": str(video), "report": str(report_path), "srt": str(srt) if srt.is_file() else ""},
+            },
+        )
+
+    def _render_on_pool(self, job: Job, request: RenderRequest, settings: Settings) -> tuple[Path, Path]:
+        """The video as a one-item batch on the work pool: a worker renders it (visible in the Prefect
+        UI as `render video [<lang>]`), the result is read from the shared storage."""
+        voice = validate_request(request, settings).voice.name
+        one = BatchJob("video", request.language, voice, request.text, False)
+        script = BatchScript(f"api-{job.id}", request.avatar_id, (request.language,), request.channel,
+                             request.purpose, (one,), Path(f"api:{job.id}"))  # fmt: skip
+        folder = job_folder(settings, job.id)
+        results: list[JobResult] = []
+        key = job_key(script, one, settings, current_avatar_version(script, settings))
+        PoolRun(script, settings, folder, f"api-key:{job.key_id}").run(
+            [(one, key)], lambda _, result: results.append(result)
+        )
+        if not results or results[0].status == "failed":
+            raise RuntimeError(results[0].error if results else "the pool returned no result")
+        video = job_output(folder, script, one)
+        return video, output_paths(video)["report"]
+
+    def _run_batch(self, job: Job) -> None:
+        folder = job_folder(self.settings, job.id)
+        script = validate_script(folder / "script.yaml", self.settings)
+        try:
+            results = batch_flow(script, self.settings, folder / "out", user=f"api-key:{job.key_id}")
+        except BatchJobsFailedError as exc:
+            rows = [JobResult.model_validate(row) for row in _manifest_rows(folder / "out" / script.name)]
+            self.store.fail(job.id, str(exc).split("; see ")[0], {"videos": _public_rows(rows)})
+            return
+        self.store.finish(job.id, {"name": script.name, "videos": _public_rows(results)})
+
+
+def _manifest_rows(folder: Path) -> list[dict[str, Any]]:
+    return json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+
+
+def settings_with_options(settings: Settings, options: dict | None) -> Settings:
+    """Per-job overrides the API allows (only the quality fallback)."""
+    fallback = (options or {}).get("quality_fallback")
+    return settings.with_section("quality", fallback=fallback) if fallback else settings
+
+
+def _public_rows(rows: list[JobResult]) -> list[dict]:
+    keep = {"item", "language", "status", "sha256", "duration_s", "lipsync", "quality_passed", "license_id", "error"}
+    return [row.model_dump(include=keep) for row in rows]
+
+
+def _failure_result(exc: Exception) -> dict | None:
+    report = getattr(exc, "report_path", None)
+    if not isinstance(exc, DhfError) or not report or not Path(report).is_file():
+        return None
+    quality = RenderReport.load(report).quality
+    return {"quality": {"passed": quality.passed, "failures": quality.failures}}

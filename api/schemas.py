@@ -1,0 +1,88 @@
+"""Request and response bodies of the REST API (they make its OpenAPI schema)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import Path as PathParameter
+from pydantic import BaseModel, ConfigDict, Field
+
+ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+JobId = Annotated[str, PathParameter(pattern=r"^[0-9a-f]{32}$", description="job id returned by POST")]
+
+
+class VideoOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    quality_fallback: Literal["none", "reduced_motion", "still"] | None = Field(
+        default=None, description="what to publish when the quality gate fails (default: server setting)"
+    )
+
+
+class VideoCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1, max_length=2000, description="what the avatar says")
+    language: str = Field(pattern=r"^[a-z]{2,3}$", description="e.g. en, zh, es")
+    avatar_id: str = Field(pattern=ID_PATTERN)
+    voice: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="config/voices.yaml")
+    channel: str = Field(default="web", pattern=ID_PATTERN, description="must be in the avatar's license")
+    purpose: str = Field(default="customer-service", pattern=ID_PATTERN, description="must be in the license")
+    options: VideoOptions | None = None
+
+
+class GenerateDigitalHuman(BaseModel):
+    """The synchronous request of the established FaceFusion-style deployments (short texts)."""
+
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1, max_length=2000)
+    avatar_id: str = Field(pattern=ID_PATTERN)
+    language: str = Field(default="zh", pattern=r"^[a-z]{2,3}$")
+    voice: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    channel: str = Field(default="web", pattern=ID_PATTERN)
+    purpose: str = Field(default="customer-service", pattern=ID_PATTERN)
+
+
+class BatchCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    script: str = Field(min_length=1, max_length=60000, description="the batch script, YAML (README: Batches)")
+
+
+class JobAccepted(BaseModel):
+    job_id: str
+    status: str
+    links: dict[str, str]
+
+
+class JobStatus(BaseModel):
+    job_id: str
+    kind: str
+    status: Literal["queued", "running", "succeeded", "failed"]
+    progress: float
+    result: dict[str, Any] | None
+    error: str | None
+    note: str | None
+    created: str
+    updated: str
+
+
+class LicenseInfo(BaseModel):
+    license_id: str
+    valid_from: str
+    valid_until: str
+    valid_now: bool
+    languages: list[str]
+    channels: list[str]
+    purposes: list[str]
+
+
+class AvatarInfo(BaseModel):
+    avatar_id: str
+    name: str
+    version: int
+    versions: list[int]
+    revoked: bool
+    license: LicenseInfo | None
+
+
+class Health(BaseModel):
+    status: str
+    active_jobs: int

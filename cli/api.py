@@ -1,0 +1,50 @@
+"""`dhf api` (serve the REST API) and `dhf api-key create|list|revoke` (README: REST API)."""
+
+from __future__ import annotations
+
+import argparse
+
+from config import Settings
+
+
+def add_parsers(sub, common: argparse.ArgumentParser) -> None:
+    api = sub.add_parser("api", parents=[common], help="serve the REST API (FastAPI on uvicorn)")
+    api.set_defaults(handler=run_api)
+    api.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    api.add_argument("--port", type=int, default=8000)
+    keys = sub.add_parser("api-key", parents=[common], help="create, list or revoke REST API keys")
+    keys.set_defaults(handler=run_api_key)
+    actions = keys.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="create a key; the secret is printed once")
+    create.add_argument("--name", required=True, help="who uses it, e.g. cms")
+    create.add_argument(
+        "--scopes", default="render,read", help="comma list of render, read, admin (default render,read)"
+    )
+    actions.add_parser("list", help="list keys (never the secrets)")
+    revoke = actions.add_parser("revoke", help="revoke a key at once")
+    revoke.add_argument("key_id")
+
+
+def run_api(args: argparse.Namespace, settings: Settings) -> int:
+    from api.server import serve  # imports FastAPI, uvicorn and Prefect: only for this command
+
+    print(f"dhf API on http://{args.host}:{args.port} (OpenAPI: /docs); keys: `dhf api-key create`", flush=True)
+    serve(settings, args.host, args.port)
+    return 0
+
+
+def run_api_key(args: argparse.Namespace, settings: Settings) -> int:
+    from api.keys import KeyStore
+
+    store = KeyStore(settings.paths.home / "api" / "keys.sqlite")
+    if args.action == "create":
+        key, token = store.create(args.name, [s.strip() for s in args.scopes.split(",") if s.strip()])
+        print(f"key {key.id} ({key.name}; scopes {','.join(key.scopes)}). Secret, shown once:\n{token}")
+    elif args.action == "list":
+        for key in store.list():
+            state = f"revoked {key.revoked}" if key.revoked else "active"
+            print(f"{key.id}\t{key.name}\t{','.join(key.scopes)}\tcreated {key.created}\t{state}")
+    else:
+        key = store.revoke(args.key_id)
+        print(f"key {key.id} ({key.name}) revoked at {key.revoked}")
+    return 0

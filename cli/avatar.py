@@ -1,0 +1,114 @@
+"""`dhf avatar add|list|show|versions|rollback|revoke`: the avatar library on the command line."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import getpass
+import sys
+from pathlib import Path
+
+from avatars.enrollment import enroll
+from avatars.errors import AvatarError, LicenseError
+from avatars.library import Avatar, AvatarLibrary
+from config import Settings
+
+
+def add_parsers(sub, common: argparse.ArgumentParser) -> None:
+    avatar = sub.add_parser(
+        "avatar", parents=[common], help="avatar library: enroll, inspect, version, roll back, revoke"
+    )
+    avatar.set_defaults(handler=run_avatar)
+    actions = avatar.add_subparsers(dest="action", required=True)
+    add = actions.add_parser("add", help="enroll a photo (new avatar, or a new version of an existing one)")
+    add.add_argument("photo", type=Path, nargs="?", help="frontal photo (omit to keep the current one)")
+    add.add_argument("--id", dest="avatar_id", required=True, help="avatar id: lowercase letters, digits, - or _")
+    add.add_argument("--license", type=Path, required=True, help="license.yaml with its consent document beside it")
+    add.add_argument("--name", default="", help="display name")
+    actions.add_parser("list", help="all avatars with version and authorization status")
+    show = actions.add_parser("show", help="one avatar: version, license, enrollment checks")
+    show.add_argument("avatar_id")
+    show.add_argument("--version", type=int, help="an older version (default: current)")
+    versions = actions.add_parser("versions", help="every version of an avatar")
+    versions.add_argument("avatar_id")
+    rollback = actions.add_parser("rollback", help="make an older version current")
+    rollback.add_argument("avatar_id")
+    rollback.add_argument("--to", dest="to_version", type=int, required=True)
+    revoke = actions.add_parser("revoke", help="withdraw authorization: no version of this avatar renders again")
+    revoke.add_argument("avatar_id")
+    revoke.add_argument("--reason", default="", help="why (kept in the library and shown by `show`)")
+
+
+def _status(avatar: Avatar) -> str:
+    if avatar.revoked:
+        return f"REVOKED {avatar.revocation.time[:10]}"
+    try:
+        lic = avatar.license()
+    except LicenseError as exc:
+        return f"NO VALID LICENSE ({exc})"
+    if lic.revoked:
+        return "REVOKED (license)"
+    today = dt.date.today()
+    if today > lic.valid_until:
+        return f"EXPIRED {lic.valid_until}"
+    if today < lic.valid_from:
+        return f"NOT YET VALID (from {lic.valid_from})"
+    return f"authorized until {lic.valid_until}"
+
+
+def _describe(avatar: Avatar) -> str:
+    lic = avatar.license()
+    lines = [
+        f"id: {avatar.avatar_id}",
+        f"version: {avatar.version}{' (bundled)' if avatar.bundled else ''}",
+        f"name: {avatar.name}",
+        f"status: {_status(avatar)}",
+        f"photo: {avatar.photo} (sha256 {avatar.photo_sha256()[:16]}…)",
+        f"license: {lic.license_id}, holder {lic.holder}, granted by {lic.granted_by}",
+        f"valid: {lic.valid_from} .. {lic.valid_until}",
+        f"scope: languages={list(lic.languages)} channels={list(lic.channels)} purposes={list(lic.purposes)}",
+        f"consent document: {lic.consent_document.name} (sha256 {lic.consent_sha256[:16]}…)",
+    ]
+    if avatar.created:
+        lines.append(f"created: {avatar.created} by {avatar.created_by} ({avatar.change})")
+    checks = avatar.folder / "checks.json"
+    if checks.is_file():
+        lines.append(f"enrollment checks: {checks.read_text(encoding='utf-8').strip()}")
+    if avatar.revocation is not None:
+        rev = avatar.revocation
+        lines.append(f"revocation: versions <= {rev.through_version} revoked {rev.time} by {rev.by}: {rev.reason}")
+    return "\n".join(lines)
+
+
+def run_avatar(args: argparse.Namespace, settings: Settings) -> int:
+    library = AvatarLibrary.from_settings(settings.paths)
+    user = getpass.getuser()
+    if args.action == "add":
+        result = enroll(library, args.avatar_id, args.license, settings, user, photo=args.photo, name=args.name)
+        for warning in result.warnings:
+            print(f"dhf: warning: {warning}", file=sys.stderr)
+        print(f"enrolled {result.avatar.avatar_id} v{result.avatar.version} ({result.avatar.change})")
+        return 0
+    if args.action == "list":
+        for avatar_id in library.ids():
+            avatar = library.get(avatar_id)
+            print(f"{avatar_id}\tv{avatar.version}\t{_status(avatar)}\t{avatar.name}")
+        return 0
+    if args.action == "show":
+        print(_describe(library.get(args.avatar_id, args.version)))
+        return 0
+    if args.action == "versions":
+        current = library.get(args.avatar_id).version
+        for avatar in library.versions(args.avatar_id):
+            marker = "*" if avatar.version == current else " "
+            print(f"{marker} v{avatar.version}\t{avatar.created}\t{avatar.created_by}\t{avatar.change}")
+        return 0
+    if args.action == "rollback":
+        avatar = library.rollback(args.avatar_id, args.to_version)
+        print(f"{avatar.avatar_id}: current version is now v{avatar.version}")
+        return 0
+    if args.action == "revoke":
+        avatar = library.revoke(args.avatar_id, user, args.reason)
+        print(f"{avatar.avatar_id}: revoked (versions 1..{avatar.version} can no longer be rendered)")
+        return 0
+    raise AvatarError(f"unknown avatar action {args.action}")

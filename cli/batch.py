@@ -1,0 +1,69 @@
+"""`dhf batch` (a script: every item in every language) and `dhf serve` (batches on a cron schedule)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from config import Settings
+from pipeline.batch_script import validate_script
+
+
+def add_parsers(sub, common: argparse.ArgumentParser) -> None:
+    batch = sub.add_parser(
+        "batch", parents=[common], help="render a script: every item in every language, as one Prefect flow"
+    )
+    batch.set_defaults(handler=run_batch)
+    batch.add_argument("script", type=Path, help="script .yaml (or .csv with id,text[_<lang>] columns)")
+    batch.add_argument("--out", type=Path, default=Path("out"), help="output root (default: ./out)")
+    batch.add_argument("--avatar", help="CSV scripts: the avatar")
+    batch.add_argument("--languages", help="CSV scripts: comma-separated languages, e.g. zh,en")
+    batch.add_argument("--channel", help="CSV scripts: publication channel")
+    batch.add_argument("--purpose", help="CSV scripts: purpose")
+    batch.add_argument(
+        "--pool",
+        nargs="?",
+        const="",
+        help="render on this Prefect work pool's workers (default pool: factory.pool); needs PREFECT_API_URL",
+    )
+    serve = sub.add_parser(
+        "serve", parents=[common], help="run batch scripts on a schedule (Prefect deployments, served here)"
+    )
+    serve.set_defaults(handler=run_serve)
+    serve.add_argument("scripts", type=Path, nargs="+", help="script files; each is re-read at every run")
+    serve.add_argument("--cron", required=True, help='schedule, e.g. "0 6 * * *" (06:00 every day)')
+    serve.add_argument("--out", type=Path, default=Path("out"), help="output root (default: ./out)")
+    serve.add_argument("--dry-run", action="store_true", help="validate and list the deployments, do not serve")
+
+
+def run_batch(args: argparse.Namespace, settings: Settings) -> int:
+    defaults = {k: getattr(args, k) for k in ("avatar", "languages", "channel", "purpose") if getattr(args, k)}
+    script = validate_script(args.script, settings, defaults)  # every check before the first render
+    from flows.batch_flow import batch_flow  # imports Prefect: only once the script is valid
+    from flows.pool import require_server
+
+    started = time.perf_counter()
+    pool = None if args.pool is None else (args.pool or settings.factory.pool)
+    if pool is not None:
+        require_server()  # before the flow starts, so the error is immediate
+    results = batch_flow(script, settings, args.out.resolve(), pool=pool)
+    counts = {status: sum(r.status == status for r in results) for status in ("rendered", "cached")}
+    print(
+        f"{script.name}: {len(results)} videos ({counts['rendered']} rendered, {counts['cached']} unchanged) in "
+        f"{time.perf_counter() - started:.1f} s; manifest: {args.out / script.name / 'manifest.json'}"
+    )
+    return 0
+
+
+def run_serve(args: argparse.Namespace, settings: Settings) -> int:
+    for script in args.scripts:  # refuse a broken script now, not at 06:00
+        validate_script(script, settings)
+    from flows.schedule import deployments, serve_deployments  # imports Prefect
+
+    served = deployments(args.scripts, args.cron, args.out, args.config)
+    for deployment in served:
+        print(f"{deployment.name}: cron '{args.cron}' -> scheduled-batch({deployment.parameters['script_path']})")
+    if not args.dry_run:
+        serve_deployments(served)  # blocks; Ctrl-C stops serving
+    return 0

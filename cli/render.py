@@ -1,0 +1,118 @@
+"""`dhf render`: one video, validated up front, rendered as a Prefect flow with progress bars."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from config import Settings
+from phoneme.errors import SpeechError
+from pipeline.auditing import audited_render
+from pipeline.request import RenderRequest, ValidatedRequest, validate_request
+from pipeline.run import stage_names
+
+
+def add_parsers(sub, common: argparse.ArgumentParser) -> None:
+    render = sub.add_parser("render", parents=[common], help="render one video through the Prefect flow")
+    render.set_defaults(handler=run_render)
+    render.add_argument(
+        "text",
+        nargs="?",
+        default="",
+        help="what the avatar says (use @file.txt to read a file); optional with --driver-video",
+    )
+    render.add_argument("--avatar", required=True, help="avatar id (see `dhf avatar list`)")
+    render.add_argument("--lang", required=True, help="language code, e.g. en, zh, es")
+    render.add_argument("--voice", help="voice template from config/voices.yaml (default: the language's)")
+    render.add_argument("--channel", default="demo", help="publication channel, checked against the license")
+    render.add_argument("--purpose", default="demo", help="purpose, checked against the license")
+    render.add_argument("-o", "--output", type=Path, required=True, help="output .mp4 (captions and report beside it)")
+    render.add_argument(
+        "--driver-video",
+        type=Path,
+        help="drive the avatar with a recorded face clip instead of speech synthesis (its audio is used)",
+    )
+    render.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def read_text(argument: str) -> str:
+    """The text itself, or the contents of a UTF-8 file given as `@path`."""
+    if argument.startswith("@"):
+        path = Path(argument[1:])
+        if not path.is_file():
+            raise SpeechError(f"text file not found: {path}")
+        return path.read_text(encoding="utf-8")
+    return argument
+
+
+def run_render(args: argparse.Namespace, settings: Settings) -> int:
+    request = RenderRequest(
+        text=read_text(args.text),
+        avatar_id=args.avatar,
+        language=args.lang,
+        output=args.output.resolve(),
+        voice=args.voice,
+        channel=args.channel,
+        purpose=args.purpose,
+        driver_video=args.driver_video.resolve() if args.driver_video else None,
+    )
+    with audited_render(request, settings) as attempt:  # every attempt, refused or not, is audited
+        attempt.validated = validate_request(request, settings)  # fails fast, before Prefect or any model
+        result = _run_flow(attempt.validated, settings, args.quiet)
+        attempt.report_path = result.report
+    captions = f"captions: {result.srt}  " if result.srt else ""
+    print(f"{result.video}  ({result.frames} frames, {result.seconds:.1f} s)  {captions}report: {result.report}")
+    return 0
+
+
+@dataclass(frozen=True)
+class _FlowOutcome:
+    video: Path
+    report: Path
+    srt: Path | None
+    frames: int
+    seconds: float
+
+
+class _Progress:
+    """Two progress bars: stages, and frames of the stage that is counting frames."""
+
+    def __init__(self, names: list[str], quiet: bool) -> None:
+        self.names = names
+        self.stages = tqdm(total=len(names), desc="stages", unit="stage", disable=quiet, position=0, leave=True)
+        self.frames = tqdm(total=0, desc="frames", unit="frame", disable=quiet, position=1, leave=True)
+        self.current, self.counting = names[0], ""
+
+    def on_stage(self, name: str) -> None:
+        if self.stages.n < self.stages.total and name != self.names[0]:
+            self.stages.update(1)
+        self.stages.set_postfix_str(name)
+        self.current = name
+
+    def on_frame(self, done: int, total: int) -> None:
+        if self.counting != self.current or self.frames.total != total:
+            self.counting = self.current
+            self.frames.set_description(f"frames ({self.current})")
+            self.frames.reset(total=total)
+        self.frames.update(done - self.frames.n)
+
+    def close(self) -> None:
+        self.stages.update(self.stages.total - self.stages.n)
+        self.stages.close()
+        self.frames.close()
+
+
+def _run_flow(validated: ValidatedRequest, settings: Settings, quiet: bool) -> _FlowOutcome:
+    from flows.render_flow import render_flow  # imports Prefect: only once the request is valid
+
+    progress = _Progress(stage_names(validated), quiet)
+    started = time.perf_counter()
+    try:
+        result = render_flow(validated, settings, on_frame=progress.on_frame, on_stage=progress.on_stage)
+    finally:
+        progress.close()
+    return _FlowOutcome(result.video, result.report, result.srt, result.frames, time.perf_counter() - started)

@@ -1,0 +1,297 @@
+"""Typed settings: one pydantic model per section of `config/default.yaml` (+ `quality.yaml`).
+
+Why pydantic: a wrong type (`video.fps: "twenty"`), an unknown key (a typo) or an out-of-range
+value is refused when the file is loaded, with the file and the key named, instead of surfacing
+later as a traceback in some stage. Every model is frozen and forbids extra keys; stages receive
+exactly the section they need, so tests and batch runs can hand each render its own configuration.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+
+def _expand_path(value: object) -> object:
+    """`~` and `$HOME`-style paths in YAML mean what they mean in a shell."""
+    return Path(os.path.expanduser(os.path.expandvars(str(value)))) if isinstance(value, str | Path) else value
+
+
+def _even(value: int) -> int:
+    if value % 2:
+        raise ValueError(f"must be even (H.264 yuv420p needs even sizes), got {value}")
+    return value
+
+
+ExpandedPath = Annotated[Path, BeforeValidator(_expand_path)]
+EvenSize = Annotated[int, Field(ge=64, le=7680), AfterValidator(_even)]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+Positive = Annotated[float, Field(gt=0.0)]
+Degrees = Annotated[float, Field(ge=0.0, le=90.0)]
+X264Preset = Literal[
+    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo"
+]
+
+
+class Section(BaseModel):
+    """Base of every settings section: immutable, and unknown keys are errors (typos fail loudly)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    def with_changes(self, **changes: object) -> Section:
+        """A validated copy with some values changed (e.g. a per-job quality fallback)."""
+        return type(self).model_validate({**self.model_dump(), **changes})
+
+
+class PathSettings(Section):
+    home: ExpandedPath = Path("~/.local/share/dhf").expanduser()
+    library: ExpandedPath | None = None  # the avatar library root; default <home>/avatars
+
+    @property
+    def models(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def cache(self) -> Path:
+        return self.home / "cache"
+
+    @property
+    def avatars(self) -> Path:
+        return self.library if self.library is not None else self.home / "avatars"
+
+    @property
+    def audit_db(self) -> Path:
+        return self.home / "audit" / "audit.sqlite"
+
+    @property
+    def nltk_data(self) -> Path:
+        return self.home / "nltk_data"
+
+
+class VideoSettings(Section):
+    width: EvenSize = 1920
+    height: EvenSize = 1080
+    fps: int = Field(25, ge=1, le=120)
+    crf: int = Field(20, ge=0, le=51)
+    preset: X264Preset = "veryfast"
+    audio_bitrate: str = Field("128k", pattern=r"^[0-9]+k$")
+    encoder_threads: int = Field(0, ge=0, le=256)
+
+
+class TextSettings(Section):
+    max_chars: int = Field(2000, ge=1, le=100_000)
+    min_chars: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TextSettings:
+        if self.min_chars > self.max_chars:
+            raise ValueError(f"min_chars ({self.min_chars}) is above max_chars ({self.max_chars})")
+        return self
+
+
+class MotionSettings(Section):
+    seed: int = 7
+    anticipation_s: float = Field(0.04, ge=0.0, le=0.5)
+    min_shape_s: float = Field(0.06, ge=0.0, le=1.0)
+    closure_lead_s: float = Field(0.02, ge=0.0, le=0.5)
+    pause_rest_s: float = Field(0.22, ge=0.0, le=5.0)
+    smoothing_frames: float = Field(0.6, ge=0.0, le=10.0)
+    loudness_weight: Fraction = 0.85
+    blink_interval_s: tuple[Positive, Positive] = (2.2, 5.5)
+    blink_duration_s: float = Field(0.22, gt=0.0, le=2.0)
+    head_yaw_deg: Degrees = 2.0
+    head_pitch_deg: Degrees = 1.2
+    head_roll_deg: Degrees = 0.8
+
+    @model_validator(mode="after")
+    def _interval_ordered(self) -> MotionSettings:
+        low, high = self.blink_interval_s
+        if low > high:
+            raise ValueError(f"blink_interval_s must be [shortest, longest], got [{low}, {high}]")
+        return self
+
+
+class FaceSettings(Section):
+    detector_min_score: Fraction = 0.55
+    min_face_px: int = Field(80, ge=16)
+    max_work_px: int = Field(640, ge=128, le=4096)
+
+
+class DriverVideoSettings(Section):
+    """Reading motion from a recorded face video (`dhf render --driver-video clip.mp4`)."""
+
+    max_seconds: Positive = 600.0  # longer clips must be split, like long scripts
+    max_missing_ratio: Fraction = 0.2  # refuse a clip whose face is missing in more frames than this
+    jaw_full_open_ratio: Positive = 0.35  # inner-lip gap / interocular distance that counts as jaw_open = 1
+    analysis_height: int = Field(540, ge=120, le=2160)  # frames are scaled to this height for landmarks
+    max_head_deg: Degrees = 12.0  # head rotation read from the clip is clipped to this
+
+
+class EnrollmentSettings(Section):
+    """Photo checks of `dhf avatar add`; each refusal names the measured value and this threshold."""
+
+    min_face_px: int = Field(256, ge=16)  # face width across the cheeks, in photo pixels
+    max_yaw_deg: Degrees = 25.0
+    max_pitch_deg: Degrees = 25.0
+    max_roll_deg: Degrees = 25.0
+    min_eye_openness: float = Field(0.04, ge=0.0)  # dark iris area per eye width²; closed eyes ~0
+    min_sharpness: float = Field(40.0, ge=0.0)  # variance of the Laplacian of the face at <= 160 px wide
+    exposure_range: tuple[float, float] = (50.0, 215.0)  # mean face luminance allowed (0..255)
+    max_clipped_ratio: Fraction = 0.2  # share of face pixels at black (<= 5) or white (>= 250)
+    same_person_distance: Positive = 0.5  # identity embeddings closer than this: probably the same person
+    thumbnail_px: int = Field(256, ge=32, le=2048)
+    max_idle_seconds: Positive = 10.0  # an idle-loop video avatar: longest clip accepted
+    max_idle_motion: Positive = 0.06  # face-centre drift in the loop, as a share of the face width
+
+    @model_validator(mode="after")
+    def _exposure_ordered(self) -> EnrollmentSettings:
+        low, high = self.exposure_range
+        if not 0 <= low < high <= 255:
+            raise ValueError(f"exposure_range must be [low, high] within 0..255, got [{low}, {high}]")
+        return self
+
+
+class QualitySettings(Section):
+    """Thresholds of the quality monitors (config/quality.yaml, documented there)."""
+
+    analysis_height: int = Field(360, ge=120, le=2160)
+    lipsync_min_correlation: float = Field(0.4, ge=-1.0, le=1.0)
+    lipsync_max_lag_ms: float = Field(80.0, ge=0.0, le=1000.0)
+    closure_min_rate: Fraction = 0.8
+    identity_max_distance: Positive = 0.6
+    identity_max_alarm_ratio: Fraction = 0.1
+    identity_sample_fps: float = Field(1.0, gt=0.0, le=120.0)
+    pose_gate_yaw_deg: Degrees = 60.0
+    pose_gate_pitch_deg: Degrees = 45.0
+    pose_gate_roll_deg: Degrees = 45.0
+    pose_gate_action: Literal["interpolate", "drop"] = "interpolate"
+    pose_max_gated_ratio: Fraction = 0.05
+    flicker_max: Positive = 1.0
+    jitter_max: Positive = 0.1
+    color_max_drift: Positive = 3.0
+    color_max_reference_delta: Positive = 8.0
+    fallback: Literal["none", "reduced_motion", "still"] = "none"
+
+
+class PostSettings(Section):
+    portrait_height_ratio: float = Field(1.0, gt=0.1, le=1.0)
+    background: Literal["blur", "solid"] = "blur"
+    background_color: tuple[int, int, int] = (38, 42, 48)
+    upscale_filter: Literal["cubic", "lanczos"] = "cubic"
+    sharpen_amount: float = Field(0.35, ge=0.0, le=3.0)
+    color_match_strength: Fraction = 1.0
+    smoother_min_cutoff_hz: Positive = 1.5
+    smoother_beta: float = Field(0.5, ge=0.0)
+
+    @model_validator(mode="after")
+    def _colour_in_range(self) -> PostSettings:
+        if not all(0 <= channel <= 255 for channel in self.background_color):
+            raise ValueError(f"background_color channels must be 0..255, got {list(self.background_color)}")
+        return self
+
+
+class LabelSettings(Section):
+    text: str = Field("AI生成 / AI-generated", min_length=1)
+    fonts: tuple[ExpandedPath, ...] = ()
+    height_ratio: float = Field(0.036, ge=0.02, le=0.2)  # the label can be resized, never hidden
+    margin_ratio: float = Field(0.05, ge=0.0, le=0.2)
+    opacity: float = Field(0.85, ge=0.6, le=1.0)
+
+    @model_validator(mode="after")
+    def _says_ai(self) -> LabelSettings:
+        if "AI" not in self.text:
+            raise ValueError(f"text must say 'AI' (it is the AI-generated label), got {self.text!r}")
+        return self
+
+
+class ProvenanceSettings(Section):
+    """Machine-readable AI marks (README: Compliance). None of them can be switched off."""
+
+    provider: str = Field("Digital Human Factory", min_length=1)
+    software: str = Field("dhf", min_length=1)
+    watermark_strength: float = Field(2.0, ge=1.0, le=8.0)  # grey levels of the luma offset
+    # The organization's C2PA signing certificate chain (PEM, signer first) and its private key. When
+    # unset, a TEST chain generated under <home>/provenance/test-chain signs (marked as such).
+    signing_certificate: ExpandedPath | None = None
+    signing_key: ExpandedPath | None = None
+    signing_algorithm: Literal["es256", "es384", "ps256"] = "es256"
+    trust_anchors: ExpandedPath | None = None  # PEM roots `dhf verify` trusts; the test root when no chain
+
+    @model_validator(mode="after")
+    def _chain_complete(self) -> ProvenanceSettings:
+        if (self.signing_certificate is None) != (self.signing_key is None):
+            raise ValueError("signing_certificate and signing_key must be set together")
+        return self
+
+
+class FactorySettings(Section):
+    """Scale-out on a Prefect work pool (`dhf pool setup|worker`, `dhf batch --pool`)."""
+
+    pool: str = Field("dhf-render", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    renders_per_worker: int = Field(1, ge=1, le=64)  # a render keeps ~1.5 cores busy
+    heartbeat_seconds: int = Field(30, ge=30)  # Prefect's minimum is 30
+    crashed_after_seconds: int = Field(90, ge=60)  # silent this long: marked Crashed and resubmitted
+    pending_timeout_seconds: int = Field(300, ge=10)  # claimed but never started: resubmitted
+    resubmit_attempts: int = Field(2, ge=0, le=10)
+    poll_seconds: float = Field(2.0, gt=0.0, le=60.0)  # how often the batch flow reads its runs' states
+    worker_query_seconds: float = Field(2.0, gt=0.0, le=60.0)  # Prefect's default 10 s idles workers
+
+    @model_validator(mode="after")
+    def _heartbeat_margin(self) -> FactorySettings:
+        if self.crashed_after_seconds < 2 * self.heartbeat_seconds:
+            raise ValueError("crashed_after_seconds must be at least twice heartbeat_seconds")
+        return self
+
+
+class ApiSettings(Section):
+    """Limits of the REST API (`dhf api`); each violation is a 4xx with a JSON error."""
+
+    max_body_bytes: int = Field(65536, ge=1024)
+    rate_per_minute: int = Field(120, ge=1)
+    max_active_jobs_per_key: int = Field(20, ge=1)
+    max_active_jobs: int = Field(100, ge=1)
+    concurrent_renders: int = Field(1, ge=1, le=64)
+    sync_max_chars: int = Field(300, ge=1)
+    sync_timeout_seconds: Positive = 300.0
+    executor: Literal["local", "pool"] = "local"  # local: in the API process; pool: Prefect work pool
+
+
+class Settings(Section):
+    """Everything a render, a batch, a worker or the API server is configured with."""
+
+    paths: PathSettings = PathSettings()
+    video: VideoSettings = VideoSettings()
+    text: TextSettings = TextSettings()
+    motion: MotionSettings = MotionSettings()
+    face: FaceSettings = FaceSettings()
+    driver_video: DriverVideoSettings = DriverVideoSettings()
+    enrollment: EnrollmentSettings = EnrollmentSettings()
+    quality: QualitySettings = QualitySettings()
+    post: PostSettings = PostSettings()
+    label: LabelSettings = LabelSettings()
+    provenance: ProvenanceSettings = ProvenanceSettings()
+    factory: FactorySettings = FactorySettings()
+    api: ApiSettings = ApiSettings()
+
+    def with_section(self, name: str, **changes: object) -> Settings:
+        """A copy with one section's values changed, validated like a YAML override."""
+        section = getattr(self, name)
+        return self.model_copy(update={name: section.with_changes(**changes)})
+
+    def hashable(self) -> dict[str, object]:
+        """What decides an output (every section but the machine's paths), for content hashes."""
+        return self.model_dump(exclude={"paths"})
+
+
+class VoiceTemplate(Section):
+    """One speaking voice: which espeak-ng voice, how fast, which phoneme path drives the lips."""
+
+    name: str
+    language: str = Field(pattern=r"^[a-z]{2,3}$")
+    espeak_voice: str = Field(min_length=1)
+    rate: int = Field(160, ge=60, le=450)
+    pitch: int = Field(50, ge=0, le=100)
+    g2p: Literal["espeak", "arpabet"] = "espeak"

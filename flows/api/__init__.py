@@ -1,1 +1,0 @@
-"""The REST API (`dhf api`): generation jobs over HTTP for other systems, secured by API keys."""

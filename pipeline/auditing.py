@@ -1,0 +1,132 @@
+"""Every render attempt goes into the audit log: successes, refusals and failures alike.
+
+`audited_render` wraps a render (CLI or Python API). The caller fills in what it learns as it goes
+(the validated request, then the report); whatever happens, one entry is appended, and the
+exception, if any, is re-raised unchanged. A refusal is an error before validation finished (bad
+text, unknown avatar, license); a failure is anything after it (a crash, disk full, Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from config import Settings
+from config.files import content_hash, file_sha256
+from governance.audit import AuditLog, AuditRecord
+from pipeline.report import RenderReport
+from pipeline.request import RenderRequest, ValidatedRequest, model_hashes, output_paths
+
+
+@dataclass
+class RenderAttempt:
+    """What the render has established so far; filled in by the caller inside `audited_render`."""
+
+    request: RenderRequest
+    validated: ValidatedRequest | None = None
+    report_path: Path | None = None
+
+
+def inputs_hash(request: RenderRequest, settings: Settings) -> str:
+    """Hash of everything that decides the output apart from the avatar: text, language, voice, use,
+    driver clip and the settings."""
+    clip = request.driver_video
+    return content_hash(
+        {
+            "text": request.text,
+            "language": request.language,
+            "voice": request.voice,
+            "channel": request.channel,
+            "purpose": request.purpose,
+            "driver_video": file_sha256(Path(clip)) if clip and Path(clip).is_file() else str(clip or ""),
+            "settings": settings.hashable(),
+        },
+        64,
+    )
+
+
+def _record(attempt: RenderAttempt, settings: Settings, outcome: str, detail: str, user: str) -> AuditRecord:
+    request, validated = attempt.request, attempt.validated
+    fields: dict[str, Any] = {
+        "action": "render",
+        "outcome": outcome,
+        "user": user,
+        "detail": detail,
+        "avatar_id": request.avatar_id,
+        "inputs_sha256": inputs_hash(request, settings),
+        "extra": {"language": request.language, "channel": request.channel, "purpose": request.purpose},
+    }
+    if validated is not None:
+        fields["avatar_version"] = validated.avatar.version
+        fields["license_id"] = validated.license.license_id
+        fields["license_sha256"] = file_sha256(validated.license.path)
+        fields["models"] = model_hashes(settings)
+    fields["output"] = str(output_paths(request.output)["video"])
+    report = _read_report(attempt.report_path)
+    if report is not None:  # a finished render, published or rejected by quality
+        fields["output_sha256"] = report.sha256
+        fields["quality"] = quality_scores(report)
+        fields["extra"]["report"] = str(attempt.report_path)
+        fields["extra"]["content_id"] = report.provenance.content_id  # what `dhf verify` matches a watermark to
+        fields["extra"]["frames"] = report.frames
+        if report.rejected:
+            fields["extra"]["rejected"] = report.rejected
+        if report.fallback:
+            fields["extra"]["fallback"] = {"kind": report.fallback.kind, "published": report.fallback.published}
+    return AuditRecord(**fields)
+
+
+def _read_report(path: Path | None) -> RenderReport | None:
+    if path is None or not Path(path).is_file():
+        return None
+    try:
+        return RenderReport.load(path)
+    except (OSError, ValidationError):
+        return None  # the entry still records the attempt; the detail says why it failed
+
+
+def quality_scores(report: RenderReport) -> dict[str, float]:
+    """The headline numbers of a render's quality section (for the audit log)."""
+    quality = report.quality
+    candidates = {
+        "driver_audio_sync": report.driver_audio_sync.correlation,
+        "lipsync_correlation": quality.lipsync.correlation,
+        "lipsync_lag_ms": quality.lipsync.lag_ms,
+        "closure_rate": quality.lipsync.closure_rate,
+        "identity_max_distance": quality.identity.max_distance,
+        "gated_frames": quality.pose.gated_frames,
+        "flicker": quality.stability.flicker,
+        "landmark_jitter": quality.stability.landmark_jitter,
+        "color_drift_delta_e": quality.color.drift_delta_e,
+        "passed": 1.0 if quality.passed else 0.0,
+    }
+    return {name: float(value) for name, value in candidates.items() if value is not None}
+
+
+@contextlib.contextmanager
+def audited_render(request: RenderRequest, settings: Settings, user: str | None = None) -> Iterator[RenderAttempt]:
+    attempt = RenderAttempt(request)
+    log = AuditLog(settings.paths.audit_db)
+    who = user or getpass.getuser()
+    try:
+        yield attempt
+    except BaseException as exc:
+        attempt.report_path = getattr(exc, "report_path", None) or attempt.report_path
+        outcome = "refused" if attempt.validated is None and isinstance(exc, Exception) else "failed"
+        detail = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
+        log.append(_record(attempt, settings, outcome, detail.splitlines()[0][:500], who))
+        raise
+    log.append(_record(attempt, settings, "success", "", who))
+
+
+def audit_refusal(request: RenderRequest, settings: Settings, user: str, error: Exception) -> None:
+    """Record a request refused before any render started (the API checks requests up front)."""
+    attempt = RenderAttempt(request)
+    detail = f"{type(error).__name__}: {error}".splitlines()[0][:500]
+    AuditLog(settings.paths.audit_db).append(_record(attempt, settings, "refused", detail, user))

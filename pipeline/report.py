@@ -1,0 +1,176 @@
+"""The render report: a typed record of one render, written beside its video as `<name>.report.json`.
+
+Why a model and not a dict: the pipeline writes it, the REST API serves it with its schema in
+OpenAPI, the batch manifest and the audit log read their figures from it, and a field renamed in
+one place must fail everywhere at once. Fields holding server paths are listed in `PATH_FIELDS`, so
+the API can serve the report without them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from config.files import write_text_atomic
+from config.settings import MotionSettings, PostSettings, VideoSettings
+from quality.scores import QualityReport
+
+
+class ReportPart(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class RequestPart(ReportPart):
+    text: str
+    spoken_text: str
+    language: str
+    voice: str
+    channel: str
+    purpose: str
+
+
+class AvatarPart(ReportPart):
+    id: str
+    version: int
+    photo_sha256: str
+
+
+class LicenseScope(ReportPart):
+    languages: list[str]
+    channels: list[str]
+    purposes: list[str]
+
+
+class LicensePart(ReportPart):
+    license_id: str
+    holder: str
+    valid_until: str
+    scope: LicenseScope
+    sha256: str
+
+
+class SpeechPart(ReportPart):
+    source: str = "tts"  # tts, or where a recorded driver's audio came from
+    key: str | None = None
+    duration_s: float | None = None
+    wav: str | None = None
+    audio_sha256: str
+    words: int | None = None
+    phones: int | None = None
+
+
+class DriverPart(ReportPart):
+    source: Literal["synthetic", "recorded"]
+    key: str
+    video: str | None = None  # the canonical-face driver video (synthetic drivers)
+    clip: str | None = None  # the recorded clip (recorded drivers)
+    clip_sha256: str | None = None
+    track: str | None = None
+    track_sha256: str
+
+
+class WatermarkPart(ReportPart):
+    scheme: str
+    payload: str
+
+
+class C2paPart(ReportPart):
+    signed: bool
+    test_certificate: bool
+    algorithm: str
+
+
+class ProvenancePart(ReportPart):
+    content_id: str
+    watermark: WatermarkPart
+    c2pa: C2paPart
+    sign_seconds: float
+    watermark_ms_per_frame: float
+
+
+class FallbackPart(ReportPart):
+    kind: Literal["reduced_motion", "still"]
+    quality: QualityReport
+    published: bool
+    rejected: str | None = None
+
+
+class VideoPart(ReportPart):
+    duration_s: float
+    width: int
+    height: int
+    fps: int
+
+
+class SettingsPart(ReportPart):
+    video: VideoSettings
+    motion: MotionSettings
+    post: PostSettings
+
+
+class SyncPart(ReportPart):
+    correlation: float
+    lag_ms: float
+
+
+class BatchPart(ReportPart):
+    script: str
+    name: str
+    item: str
+    shared_text: bool
+
+
+class RenderReport(ReportPart):
+    """Everything about one render. `published` says whether the video under `output` is this one."""
+
+    output: str | None
+    published: bool
+    sha256: str | None
+    request: RequestPart
+    avatar: AvatarPart
+    license: LicensePart
+    models: dict[str, str]
+    stage_seconds: dict[str, float]
+    cache_hits: dict[str, bool]
+    settings: SettingsPart
+    user: str
+    created: str
+    frames: int
+    processors: list[str]
+    process_ms_per_frame: float
+    metadata: dict[str, str]
+    provenance: ProvenancePart
+    speech: SpeechPart
+    driver: DriverPart
+    quality: QualityReport
+    rejected: str | None = None
+    fallback: FallbackPart | None = None
+    video: VideoPart
+    captions: dict[str, str] = Field(default_factory=dict)
+    driver_audio_sync: SyncPart
+    batch_key: str | None = None
+    batch: BatchPart | None = None
+
+    def save(self, path: Path) -> Path:
+        write_text_atomic(path, self.model_dump_json(indent=2))
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> RenderReport:
+        return cls.model_validate_json(Path(path).read_text(encoding="utf-8"))
+
+    def without_paths(self) -> RenderReport:
+        """The report as a client of the API sees it: no server paths (they reveal the layout)."""
+        return self.model_copy(
+            update={
+                "output": None,
+                "rejected": None,
+                "captions": {},
+                "speech": self.speech.model_copy(update={"wav": None}),
+                "driver": self.driver.model_copy(update={"video": None, "clip": None, "track": None}),
+                "fallback": self.fallback.model_copy(update={"rejected": None}) if self.fallback else None,
+                "batch": self.batch.model_copy(update={"script": ""}) if self.batch else None,
+            }
+        )

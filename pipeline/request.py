@@ -1,0 +1,98 @@
+"""A render request and the checks that need no heavy compute, run before any stage starts.
+
+Why up front: text, language/voice, avatar, license, photo, models and font are all checked in well
+under a second, so a bad request fails with one clear line before Prefect or any model starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from avatars.library import Avatar, AvatarLibrary
+from avatars.license import License
+from config import Settings, VoiceTemplate, load_voices
+from fusion.analysis import DETECTOR_MODEL, LANDMARKER_MODEL, read_image
+from fusion.driver_video import inspect_driver_video
+from fusion.errors import FusionError
+from fusion.identity import EMBEDDING_MODEL
+from fusion.models import ModelRegistry
+from fusion.processors.post import find_font
+from governance.authorization import authorize
+from governance.provenance import Generation
+from phoneme.normalize import normalize_text
+from phoneme.speech import resolve_voice
+
+RENDER_MODELS = (DETECTOR_MODEL, LANDMARKER_MODEL)  # face analysis of the avatar and the recorded driver
+USED_MODELS = (*RENDER_MODELS, EMBEDDING_MODEL)  # plus the quality gate's identity model
+
+
+@dataclass(frozen=True)
+class RenderRequest:
+    text: str
+    avatar_id: str
+    language: str
+    output: Path
+    voice: str | None = None
+    channel: str = "demo"
+    purpose: str = "demo"
+    driver_video: Path | None = None  # a recorded face clip drives the avatar (its audio is used, text optional)
+
+
+@dataclass(frozen=True)
+class ValidatedRequest:
+    request: RenderRequest
+    voice: VoiceTemplate
+    avatar: Avatar
+    license: License
+    spoken_text: str
+
+    def generation(self) -> Generation:
+        """What the AI marks say about this render."""
+        return Generation(
+            avatar=self.avatar,
+            license_id=self.license.license_id,
+            title=Path(self.request.output).name,
+            spoken_text=self.spoken_text,
+            voice=self.voice.name,
+            driver_video=str(self.request.driver_video or ""),
+        )
+
+
+def output_paths(output: Path) -> dict[str, Path]:
+    output = Path(output)
+    stem = str(output.with_suffix(""))
+    return {
+        "video": output,
+        "srt": Path(f"{stem}.srt"),
+        "vtt": Path(f"{stem}.vtt"),
+        "report": Path(f"{stem}.report.json"),
+    }
+
+
+def validate_request(request: RenderRequest, settings: Settings) -> ValidatedRequest:
+    """Every check that needs no heavy compute: text, language/voice, avatar, license, models, font."""
+    voices, defaults = load_voices()
+    voice = resolve_voice(request.language, request.voice, voices, defaults)
+    if request.driver_video is not None:
+        inspect_driver_video(request.driver_video, settings.driver_video)
+        spoken = request.text.strip()  # a transcript, optional: the clip's own audio is used
+    else:
+        spoken = normalize_text(request.text, request.language, settings.text.max_chars, settings.text.min_chars)
+    avatar = AvatarLibrary.from_settings(settings.paths).get(request.avatar_id)
+    lic = authorize(avatar, request.language, request.channel, request.purpose)
+    read_image(avatar.photo)  # a missing or corrupt photo fails here, before any model loads
+    registry = ModelRegistry(settings.paths.models)
+    for name in USED_MODELS:
+        registry.path(name)
+    if find_font(settings.label.fonts) is None:
+        raise FusionError("no CJK font for the AI label; run scripts/setup to install fonts-wqy-zenhei")
+    if Path(request.output).suffix.lower() != ".mp4":
+        raise FusionError(f"output must be an .mp4 file, got '{request.output}'")
+    return ValidatedRequest(request, voice, avatar, lic, spoken)
+
+
+def model_hashes(settings: Settings, names: tuple[str, ...] = USED_MODELS) -> dict[str, str]:
+    """Pinned sha256 of the models a render uses (the report, the audit log, cache keys)."""
+    registry = ModelRegistry(settings.paths.models)
+    return {name: registry.spec(name).sha256 for name in names}

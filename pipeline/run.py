@@ -1,0 +1,263 @@
+"""The stage sequence of one render, shared by the plain Python API and the Prefect flow.
+
+`run_pipeline` receives a `call(stage_name, function, *args)` that executes one stage: a direct
+call for the library API, a Prefect task for the flow. The order and data flow live only here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from config import Settings
+from config.files import file_sha256
+from driver_synth.driver import DriverArtifact, driver_video_path
+from pipeline import stages
+from pipeline.auditing import audited_render
+from pipeline.gate import Verdict, quality_gate, rejected_path, staging_path
+from pipeline.report import (
+    AvatarPart,
+    DriverPart,
+    LicensePart,
+    RenderReport,
+    RequestPart,
+    SettingsPart,
+    SpeechPart,
+    SyncPart,
+    VideoPart,
+)
+from pipeline.request import RenderRequest, ValidatedRequest, model_hashes, output_paths, validate_request
+from quality.errors import QualityGateError
+
+StageCall = Callable[..., Any]
+StageHook = Callable[[str], None]
+FrameHook = Callable[[int, int], None] | None
+
+
+@dataclass
+class StageLog:
+    """Timings and cache hits per stage, for the report."""
+
+    timings: dict[str, float] = field(default_factory=dict)
+    cache: dict[str, bool] = field(default_factory=dict)
+
+    def timed_call(self, name: str, func: Callable, *args):
+        start = time.perf_counter()
+        result = func(*args)
+        self.timings[name] = round(time.perf_counter() - start, 3)
+        return result
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    video: Path
+    report: Path
+    srt: Path | None  # None for a recorded driver clip (no timed words to caption)
+    frames: int
+
+
+@dataclass(frozen=True)
+class DrivenBy:
+    """The motion and sound a render is driven by, and what the report says about them."""
+
+    driver: DriverArtifact
+    wav: Path
+    speech_part: SpeechPart
+    driver_part: DriverPart
+    speech: stages.SpeechArtifact | None  # None for a recorded clip (no captions)
+    bilabial_spans: list[tuple[float, float]] | None
+
+
+def stage_names(validated: ValidatedRequest) -> list[str]:
+    """The stages this request runs, in order (for progress displays)."""
+    if validated.request.driver_video is not None:
+        return ["audio", "driver", "avatar", "render", "quality", "package"]
+    return ["speech", "visemes", "driver", "avatar", "render", "quality", "package"]
+
+
+def _synthetic_driver(validated: ValidatedRequest, settings: Settings, call: StageCall, log: StageLog, on_stage):
+    """Text → speech → visemes → motion track."""
+    on_stage("speech")
+    speech = call("speech", stages.speech_stage, validated, settings)
+    log.cache["speech"] = speech.cache_hit
+    on_stage("visemes")
+    visemes = call("visemes", stages.viseme_stage, speech, settings)
+    on_stage("driver")
+    driver = call("driver", stages.driver_stage, visemes, speech, settings)
+    log.cache["driver"] = driver.cache_hit
+    timings = speech.timings()
+    return DrivenBy(
+        driver=driver,
+        wav=speech.wav_path,
+        speech_part=SpeechPart(
+            key=speech.key,
+            duration_s=round(timings.duration, 3),
+            wav=str(speech.wav_path),
+            audio_sha256=file_sha256(speech.wav_path),
+            words=len(timings.words),
+            phones=len(timings.phones),
+        ),
+        driver_part=DriverPart(
+            source="synthetic",
+            key=driver.key,
+            video=str(driver_video_path(driver)),
+            track=str(driver.track_path),
+            track_sha256=file_sha256(driver.track_path),
+        ),
+        speech=speech,
+        bilabial_spans=[tuple(span) for span in visemes.closures],
+    )
+
+
+def _recorded_driver(
+    validated: ValidatedRequest, settings: Settings, call: StageCall, log: StageLog, on_stage, on_frame
+):
+    """Recorded clip → its audio + motion read from its landmarks."""
+    on_stage("audio")
+    audio = call("audio", stages.driver_audio_stage, validated, settings)
+    log.cache["audio"] = audio.cache_hit
+    on_stage("driver")
+    driver = call("driver", stages.recorded_driver_stage, validated, settings, on_frame)
+    log.cache["driver"] = driver.cache_hit
+    clip = Path(validated.request.driver_video)
+    return DrivenBy(
+        driver=driver,
+        wav=audio.wav_path,
+        speech_part=SpeechPart(
+            source="driver video audio" if audio.had_audio else "silence (the driver video has no audio)",
+            wav=str(audio.wav_path),
+            audio_sha256=file_sha256(audio.wav_path),
+        ),
+        driver_part=DriverPart(
+            source="recorded",
+            clip=str(clip),
+            clip_sha256=file_sha256(clip),
+            key=driver.key,
+            track=str(driver.track_path),
+            track_sha256=file_sha256(driver.track_path),
+        ),
+        speech=None,
+        bilabial_spans=None,
+    )
+
+
+def build_report(
+    validated: ValidatedRequest,
+    settings: Settings,
+    log: StageLog,
+    driven: DrivenBy,
+    rendered: dict[str, Any],
+    verdict: Verdict,
+    captions: dict[str, Path],
+) -> RenderReport:
+    request = validated.request
+    output = Path(request.output)
+    published = verdict.published
+    lic, avatar = validated.license, validated.avatar
+    return RenderReport(
+        output=str(output) if published else None,
+        published=published,
+        sha256=file_sha256(output) if published and output.is_file() else None,
+        request=RequestPart(
+            text=request.text,
+            spoken_text=validated.spoken_text,
+            language=request.language,
+            voice=validated.voice.name,
+            channel=request.channel,
+            purpose=request.purpose,
+        ),
+        avatar=AvatarPart(id=avatar.avatar_id, version=avatar.version, photo_sha256=avatar.photo_sha256()),
+        license=LicensePart.model_validate(lic.as_report()),
+        models=model_hashes(settings),
+        stage_seconds=log.timings,
+        cache_hits=log.cache,
+        settings=SettingsPart(video=settings.video, motion=settings.motion, post=settings.post),
+        user=getpass.getuser(),
+        created=dt.datetime.now(dt.UTC).isoformat(),
+        frames=rendered["frames"],
+        processors=rendered["processors"],
+        process_ms_per_frame=rendered["process_ms_per_frame"],
+        metadata=rendered["metadata"],
+        provenance=rendered["provenance"],
+        speech=driven.speech_part,
+        driver=driven.driver_part,
+        quality=verdict.quality,
+        rejected=str(verdict.rejected) if verdict.rejected else None,
+        fallback=verdict.fallback,
+        video=VideoPart(
+            duration_s=round(rendered["frames"] / settings.video.fps, 3),
+            width=settings.video.width,
+            height=settings.video.height,
+            fps=settings.video.fps,
+        ),
+        captions={name: str(path) for name, path in captions.items()},
+        driver_audio_sync=SyncPart(**stages.track_audio_sync(driven.wav, driven.driver)),
+    )
+
+
+def report_path(output: Path, published: bool) -> Path:
+    """Beside the video it describes: the published one, or `<name>.rejected.report.json`, so a
+    report never describes another file."""
+    if published:
+        return output_paths(output)["report"]
+    rejected = rejected_path(Path(output))
+    return rejected.with_name(f"{rejected.stem}.report.json")
+
+
+def run_pipeline(
+    validated: ValidatedRequest,
+    settings: Settings,
+    call: StageCall,
+    log: StageLog,
+    on_stage: StageHook = lambda name: None,
+    on_frame: FrameHook = None,
+) -> RenderResult:
+    if validated.request.driver_video is not None:
+        driven = _recorded_driver(validated, settings, call, log, on_stage, on_frame)
+    else:
+        driven = _synthetic_driver(validated, settings, call, log, on_stage)
+    on_stage("avatar")
+    analysis = call("avatar", stages.avatar_stage, validated.avatar, settings)
+    log.cache["avatar_analysis"] = analysis.cache_hit
+    # The render goes to a hidden staging file and is published (renamed onto the output) only once
+    # the quality gate has passed it: nothing unjudged ever sits under the requested name.
+    output = Path(validated.request.output)
+    staging = staging_path(output)
+    on_stage("render")
+    rendered = call(
+        "render", stages.render_stage, validated, analysis, driven.driver, driven.wav, settings, on_frame, "normal",
+        staging,
+    )  # fmt: skip
+    on_stage("quality")
+    inputs = (analysis, driven.driver, driven.wav)
+    verdict = quality_gate(validated, settings, call, on_stage, on_frame, inputs, driven.bilabial_spans, staging)
+    on_stage("package")
+    make_captions = driven.speech is not None and verdict.published
+    captions = call("captions", stages.captions_stage, driven.speech, validated) if make_captions else {}
+    report = build_report(validated, settings, log, driven, rendered, verdict, captions)
+    path = report.save(report_path(output, verdict.published))
+    if verdict.failure is not None:
+        raise QualityGateError(verdict.failure, path)
+    return RenderResult(video=output, report=path, srt=captions.get("srt"), frames=report.frames)
+
+
+def render_video(
+    request: RenderRequest,
+    settings: Settings,
+    on_stage: StageHook = lambda n: None,
+    on_frame: FrameHook = None,
+    user: str | None = None,
+) -> RenderResult:
+    """Python API: validate, then run every stage in this process (no orchestrator needed); the
+    attempt is audited like a CLI render, under `user` (default: the OS user; the API passes its key)."""
+    with audited_render(request, settings, user) as attempt:
+        attempt.validated = validate_request(request, settings)
+        log = StageLog()
+        result = run_pipeline(attempt.validated, settings, log.timed_call, log, on_stage, on_frame)
+        attempt.report_path = result.report
+    return result

@@ -1,0 +1,250 @@
+"""The render's stages as plain functions, usable without any orchestrator.
+
+`pipeline.run` chains them (directly, or through a `call` that `flows.render_flow` turns into
+Prefect tasks). Each stage writes content-addressed artifacts atomically and reuses them when they
+exist, so a killed render resumes from its finished stages.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from avatars.library import Avatar
+from config import Settings, load_visemes_table
+from config.files import atomic_path, content_hash, file_sha256
+from driver_synth.driver import DriverArtifact, build_driver, render_driver_video
+from fusion.analysis import FaceAnalyser, read_image
+from fusion.driver_video import READER_VERSION, inspect_driver_video, track_from_video
+from fusion.engine import EngineOptions, FusionEngine
+from fusion.errors import FusionError
+from fusion.framing import Framing, apply_framing, choose_framing
+from fusion.idle_loop import IdleLoop
+from fusion.models import ModelRegistry
+from fusion.processors.reenactor import ReenactorOptions
+from fusion.watermark import payload_of
+from governance.provenance import new_content_id, provenance_tags, seal
+from media.video import EncodeOptions, VideoWriter, extract_audio_wav
+from phoneme.artifacts import VisemeTrack
+from phoneme.captions import write_captions
+from phoneme.g2p import shared_g2p
+from phoneme.speech import SpeechArtifact, synthesize_speech
+from phoneme.tts import EspeakEngine, read_wav
+from phoneme.visemes import VisemeTable, build_keyframes, loudness_envelope
+from pipeline.request import ValidatedRequest, model_hashes, output_paths
+from quality.measure import correlation_at_best_lag, rms_envelope
+
+REDUCED_MOTION = ReenactorOptions(motion_scale=0.6, head_scale=0.4)  # the "reduced_motion" quality fallback
+WORK_SIZE = 640  # the reenactor's square work image; the face is about a third of it
+RECORDED_FORMAT_VERSION = 1
+
+FrameProgress = Callable[[int, int], None]
+
+
+def speech_stage(validated: ValidatedRequest, settings: Settings) -> SpeechArtifact:
+    return synthesize_speech(
+        validated.request.text, validated.voice, settings, EspeakEngine, lambda: shared_g2p(settings.paths.nltk_data)
+    )
+
+
+def viseme_stage(speech: SpeechArtifact, settings: Settings) -> VisemeTrack:
+    samples, rate = read_wav(speech.wav_path)
+    return build_keyframes(
+        speech.timings(), VisemeTable(load_visemes_table()), settings.motion, loudness_envelope(samples, rate)
+    )
+
+
+def driver_stage(visemes: VisemeTrack, speech: SpeechArtifact, settings: Settings) -> DriverArtifact:
+    """Motion track plus its viewable driver video (canonical face, with the speech), both cached by key."""
+    driver = build_driver(visemes, settings.video.fps, settings.motion, speech.key, settings.paths.cache)
+    render_driver_video(driver, speech.wav_path)
+    return driver
+
+
+@dataclass(frozen=True)
+class DriverAudio:
+    """The audio of a recorded driver clip, as the WAV that is muxed into the output."""
+
+    key: str
+    wav_path: Path
+    had_audio: bool
+    cache_hit: bool
+
+
+def _clip_key(validated: ValidatedRequest, extra: dict[str, object]) -> str:
+    clip = Path(validated.request.driver_video)
+    return content_hash({"v": RECORDED_FORMAT_VERSION, "clip": file_sha256(clip), **extra})
+
+
+def driver_audio_stage(validated: ValidatedRequest, settings: Settings) -> DriverAudio:
+    """The clip's audio (or silence when it has none), cached by the clip's content hash."""
+    clip = Path(validated.request.driver_video)
+    info = inspect_driver_video(clip, settings.driver_video)
+    key = _clip_key(validated, {"audio": True})
+    wav_path = settings.paths.cache / "recorded" / f"{key}.wav"
+    if wav_path.is_file():
+        return DriverAudio(key, wav_path, info.audio_codec is not None, cache_hit=True)
+    wav_path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(wav_path) as temporary:
+        had_audio = extract_audio_wav(clip, temporary, info.duration)
+    return DriverAudio(key, wav_path, had_audio, cache_hit=False)
+
+
+def recorded_driver_stage(
+    validated: ValidatedRequest, settings: Settings, on_frame: FrameProgress | None = None
+) -> DriverArtifact:
+    """Motion read from the clip's landmarks, cached by the clip's hash and the reading settings."""
+    fps = settings.video.fps
+    reading = {"fps": fps, "settings": settings.driver_video.model_dump(), "reader": READER_VERSION}
+    key = _clip_key(validated, reading)
+    path = settings.paths.cache / "driver" / f"{key}.npz"
+    if path.is_file():
+        return DriverArtifact(key, path, cache_hit=True)
+    analyser = FaceAnalyser(ModelRegistry(settings.paths.models), settings.face.detector_min_score)
+    track = track_from_video(Path(validated.request.driver_video), analyser, fps, settings.driver_video, on_frame)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as temporary:
+        track.save(temporary)
+    return DriverArtifact(key, path, cache_hit=False)
+
+
+@dataclass(frozen=True)
+class AvatarAnalysis:
+    landmarks_path: Path
+    cache_hit: bool
+
+    def framing(self) -> Framing:
+        with np.load(self.landmarks_path) as data:
+            return Framing(crop=tuple(int(v) for v in data["crop"]), work_size=int(data["work_size"]))
+
+    def work_image_and_landmarks(self, avatar: Avatar) -> tuple[np.ndarray, np.ndarray]:
+        with np.load(self.landmarks_path) as data:
+            landmarks = data["landmarks"]
+        return apply_framing(read_image(avatar.photo), landmarks, self.framing())
+
+
+def avatar_stage(avatar: Avatar, settings: Settings) -> AvatarAnalysis:
+    """Detect and fit the face on the avatar photo once; cached per avatar version and photo hash."""
+    key = content_hash(
+        {
+            "avatar": avatar.avatar_id,
+            "version": avatar.version,
+            "photo": avatar.photo_sha256(),
+            "work": WORK_SIZE,
+            "models": model_hashes(settings),
+        }
+    )
+    path = settings.paths.cache / "avatars" / f"{avatar.avatar_id}-v{avatar.version}-{key}.npz"
+    if path.is_file():
+        return AvatarAnalysis(path, cache_hit=True)
+    image = read_image(avatar.photo)
+    analyser = FaceAnalyser(ModelRegistry(settings.paths.models), settings.face.detector_min_score)
+    face = analyser.single_face(image, source=f"avatar '{avatar.avatar_id}' photo {avatar.photo.name}")
+    if face.width < settings.face.min_face_px:
+        raise FusionError(
+            f"the face in avatar '{avatar.avatar_id}' is {face.width:.0f} px wide, below "
+            f"{settings.face.min_face_px} px; use a larger photo"
+        )
+    framing = choose_framing(face.landmarks, image.shape, WORK_SIZE)
+    with atomic_path(path) as temporary, open(temporary, "wb") as handle:
+        np.savez(
+            handle,
+            landmarks=face.landmarks,
+            crop=np.array(framing.crop),
+            work_size=WORK_SIZE,
+            box=np.array(face.detection.box),
+        )
+    return AvatarAnalysis(path, cache_hit=False)
+
+
+def idle_bases(avatar: Avatar, analysis: AvatarAnalysis, fps: int, count: int) -> Iterator[np.ndarray] | None:
+    """Base frames of an idle-loop avatar (framed like its reference frame), or None for a photo."""
+    if avatar.idle_video is None:
+        return None
+    return IdleLoop(avatar.idle_video, analysis.framing(), fps).bases(count)
+
+
+def render_stage(
+    validated: ValidatedRequest,
+    analysis: AvatarAnalysis,
+    driver: DriverArtifact,
+    audio: Path,
+    settings: Settings,
+    on_frame: FrameProgress | None = None,
+    mode: str = "normal",
+    target: Path | None = None,
+) -> dict[str, object]:
+    """Fusion + post + encode, streamed into a temp MP4 that is renamed over the output only when complete.
+
+    `mode` is "normal", or a quality fallback: "reduced_motion" (smaller mouth and head motion) or
+    "still" (the labeled portrait without motion, with the audio)."""
+    track = driver.track()
+    work, landmarks = analysis.work_image_and_landmarks(validated.avatar)
+    video = settings.video
+    generation = validated.generation()
+    content_id = new_content_id(generation)
+    engine = FusionEngine(
+        work,
+        landmarks,
+        EngineOptions(
+            video.width,
+            video.height,
+            video.fps,
+            settings.post,
+            settings.label,
+            reenactor=REDUCED_MOTION if mode == "reduced_motion" else ReenactorOptions(),
+            smooth_motion=track.source == "recorded",
+            watermark_payload=payload_of(content_id),
+            watermark_strength=settings.provenance.watermark_strength,
+        ),
+    )
+    metadata = provenance_tags(generation, settings, content_id)
+    encode = EncodeOptions(
+        video.fps, video.crf, video.preset, video.audio_bitrate, video.encoder_threads, tuple(metadata.items())
+    )
+    target = Path(target or validated.request.output)
+    reenact_seconds = 0.0
+    with (
+        atomic_path(target) as temporary,
+        VideoWriter(temporary, video.width, video.height, encode, audio=audio) as writer,
+    ):
+        if mode == "still":
+            frames = iter([engine.still] * track.frame_count)
+        else:
+            frames = engine.frames(track, idle_bases(validated.avatar, analysis, video.fps, track.frame_count))
+        for index in range(track.frame_count):
+            start = time.perf_counter()
+            frame = next(frames)
+            reenact_seconds += time.perf_counter() - start
+            writer.write(frame)
+            if on_frame is not None:
+                on_frame(index + 1, track.frame_count)
+    marks = seal(target, generation, settings, content_id, driver.track_path, Path(audio))
+    marks["watermark_ms_per_frame"] = round(1000 * engine.watermark_seconds / max(track.frame_count, 1), 2)
+    return {
+        "frames": track.frame_count,
+        "processors": engine.processor_names,
+        "process_ms_per_frame": round(1000 * reenact_seconds / max(track.frame_count, 1), 2),
+        "metadata": metadata,
+        "provenance": marks,
+    }
+
+
+def captions_stage(speech: SpeechArtifact, validated: ValidatedRequest) -> dict[str, Path]:
+    paths = output_paths(validated.request.output)
+    timings = speech.timings()
+    with atomic_path(paths["srt"]) as srt, atomic_path(paths["vtt"]) as vtt:
+        write_captions(timings.words, timings.language, srt, vtt)
+    return {"srt": paths["srt"], "vtt": paths["vtt"]}
+
+
+def track_audio_sync(audio: Path, driver: DriverArtifact) -> dict[str, float]:
+    """Correlation and lag between the driver's mouth opening and the audio envelope (a cheap self-check)."""
+    samples, rate = read_wav(audio)
+    track = driver.track()
+    envelope = rms_envelope(samples.astype(np.float32) / 32768.0, rate, track.fps, track.frame_count)
+    return correlation_at_best_lag(track.mouth_gap(), envelope, track.fps)

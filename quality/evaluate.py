@@ -1,0 +1,105 @@
+"""Evaluate a video: observe it once, score every monitor, judge the scores against the gate.
+
+`evaluate_video` works on any MP4 (ours or not); `evaluate_against_avatar` adds the avatar's
+identity and skin colour as references (the render's gate and `dhf evaluate --avatar`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from avatars.library import Avatar
+from config import Settings
+from config.settings import QualitySettings
+from fusion.analysis import FaceAnalyser
+from fusion.identity import IdentityEmbedder
+from fusion.models import ModelRegistry
+from media.video import read_audio_mono
+from quality import gate
+from quality.color import color_scores
+from quality.identity import identity_scores
+from quality.lipsync import lipsync_scores
+from quality.observe import IdentityProbe, observe_video
+from quality.pose import gated_frames, pose_scores, without_gated
+from quality.reference import avatar_reference
+from quality.scores import QualityReport
+from quality.stability import stability_scores
+
+AUDIO_RATE = 16000
+
+
+def evaluate_video(
+    path: Path,
+    analyser: FaceAnalyser,
+    limits: QualitySettings,
+    embedder: IdentityEmbedder | None = None,
+    reference_embedding: np.ndarray | None = None,
+    reference_lab: np.ndarray | None = None,
+    bilabial_spans: list[tuple[float, float]] | None = None,
+    on_frame: Callable[[int, int], None] | None = None,
+    measure_lipsync: bool = True,
+) -> QualityReport:
+    started = time.perf_counter()
+    identity = None
+    if embedder is not None and reference_embedding is not None:
+        identity = IdentityProbe(embedder, reference_embedding, limits.identity_sample_fps)
+    seen = observe_video(path, analyser, limits.analysis_height, identity, on_frame)
+    fps = seen.info.fps
+    gated = gated_frames(
+        seen.pose, seen.face_found, (limits.pose_gate_yaw_deg, limits.pose_gate_pitch_deg, limits.pose_gate_roll_deg)
+    )
+    lip_gap = without_gated(seen.lip_gap, gated, limits.pose_gate_action)
+    audio = read_audio_mono(path, AUDIO_RATE)
+    lipsync = lipsync_scores(lip_gap, audio, AUDIO_RATE, fps, bilabial_spans, measure_lipsync)
+    identity_result = identity_scores(seen.identity_distances, limits.identity_max_distance)
+    pose = pose_scores(seen.pose, seen.face_found, gated)
+    stability = stability_scores(seen.outside_mouth, seen.background, seen.rigid)
+    color = color_scores(seen.skin, fps, reference_lab)
+    failures = [
+        *gate.lipsync_failures(lipsync, limits),
+        *gate.identity_failures(identity_result, limits),
+        *gate.pose_failures(pose, seen.count, limits),
+        *gate.stability_failures(stability, limits),
+        *gate.color_failures(color, limits),
+    ]
+    return QualityReport(
+        passed=not failures,
+        failures=failures,
+        frames=seen.count,
+        fps=fps,
+        lipsync=lipsync,
+        identity=identity_result,
+        pose=pose,
+        stability=stability,
+        color=color,
+        evaluation_seconds=round(time.perf_counter() - started, 2),
+    )
+
+
+def evaluate_against_avatar(
+    video: Path,
+    avatar: Avatar | None,
+    settings: Settings,
+    bilabial_spans: list[tuple[float, float]] | None = None,
+    still: bool = False,
+) -> QualityReport:
+    """Evaluate a video against the thresholds and, when given, the avatar (a still is exempt from
+    lip-sync: it does not move on purpose)."""
+    registry = ModelRegistry(settings.paths.models)
+    analyser = FaceAnalyser(registry, settings.face.detector_min_score)
+    embedder = IdentityEmbedder(registry) if avatar is not None else None
+    reference = avatar_reference(avatar, analyser, embedder) if avatar is not None and embedder else None
+    return evaluate_video(
+        video,
+        analyser,
+        settings.quality,
+        embedder,
+        reference.embedding if reference else None,
+        reference.skin_lab if reference else None,
+        None if still else bilabial_spans,
+        measure_lipsync=not still,
+    )

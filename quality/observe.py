@@ -1,0 +1,126 @@
+"""One streamed pass over a video: the per-frame observations every monitor is computed from.
+
+Frames are decoded by ffmpeg at `analysis_height` and never kept; the face is tracked from frame to
+frame (a full detection only on the first frame or when the mesh loses confidence), and the
+identity descriptor (~80 ms each) is computed only every `identity_step` frames.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fusion import topology as topo
+from fusion.analysis import Face, FaceAnalyser
+from fusion.face_features import face_features
+from fusion.identity import IdentityEmbedder, identity_distance
+from media.errors import MediaError
+from media.video import ProbeResult, probe, read_frames
+from quality.color import skin_lab
+from quality.errors import QualityError
+from quality.stability import RIGID_POINTS, mean_outside_mouth
+
+NO_POSE = (np.nan, np.nan, np.nan)
+
+
+@dataclass(frozen=True)
+class Observations:
+    """Per-frame series (nan where no face was found) plus what the pass learnt about the file."""
+
+    info: ProbeResult
+    count: int
+    lip_gap: np.ndarray  # inner-lip gap / mouth width
+    pose: np.ndarray  # (frames, 3): yaw, pitch, roll in degrees
+    rigid: np.ndarray  # (frames, points, 2): rigid landmarks per interocular distance
+    outside_mouth: np.ndarray  # mean brightness of the frame outside the mouth
+    background: np.ndarray  # mean brightness of the two top corners
+    skin: np.ndarray  # (frames, 3): cheek colour in Lab
+    identity_distances: np.ndarray  # one per sampled frame
+
+    @property
+    def face_found(self) -> np.ndarray:
+        return ~np.isnan(self.lip_gap)
+
+
+@dataclass(frozen=True)
+class IdentityProbe:
+    """How to sample identity: the embedder, the avatar's enrolled embedding, samples per second."""
+
+    embedder: IdentityEmbedder
+    reference: np.ndarray
+    sample_fps: float
+
+
+def analysis_size(info: ProbeResult, analysis_height: int) -> tuple[int, int]:
+    height = min(analysis_height, info.height)
+    height -= height % 2
+    return int(round(info.width * height / info.height / 2) * 2), height
+
+
+def head_pitch(landmarks: np.ndarray) -> float:
+    vertical = landmarks[topo.CHIN] - landmarks[topo.FOREHEAD]
+    return float(np.degrees(np.arctan2(-vertical[2], vertical[1])))
+
+
+def observe_video(
+    path: Path,
+    analyser: FaceAnalyser,
+    analysis_height: int,
+    identity: IdentityProbe | None = None,
+    on_frame: Callable[[int, int], None] | None = None,
+) -> Observations:
+    path = Path(path)
+    if not path.is_file():
+        raise QualityError(f"video not found: {path}; check the path")
+    info = probe(path)
+    if info.audio_codec is None:
+        raise QualityError(f"{path.name} has no audio track; lip-sync cannot be measured without the speech")
+    width, height = analysis_size(info, analysis_height)
+    expected = max(info.frames, 1)
+    step = max(1, round(info.fps / max(identity.sample_fps, 1e-6))) if identity is not None else 0
+    gaps, poses, rigid, outside, background, skin, distances = [], [], [], [], [], [], []
+    previous: Face | None = None
+    count = 0
+    for index, frame in enumerate(read_frames(path, width, height)):
+        count = index + 1
+        face = analyser.track(frame, previous)
+        previous = face
+        corners = np.concatenate([frame[: height // 8, : width // 12], frame[: height // 8, -width // 12 :]], axis=1)
+        background.append(float(corners.mean()))
+        if face is None:
+            gaps.append(np.nan)
+            poses.append(NO_POSE)
+            rigid.append(np.full((len(RIGID_POINTS), 2), np.nan))
+            outside.append(np.nan)
+            skin.append(np.full(3, np.nan))
+        else:
+            landmarks = face.landmarks
+            features = face_features(landmarks)
+            gaps.append(features.lip_gap)
+            poses.append((features.yaw, head_pitch(landmarks), features.roll))
+            rigid.append(landmarks[list(RIGID_POINTS), :2] / max(face.interocular, 1e-6))
+            outside.append(mean_outside_mouth(frame, landmarks))
+            skin.append(skin_lab(frame, landmarks))
+            if identity is not None and index % step == 0:
+                distances.append(identity_distance(identity.embedder.embed(frame, landmarks), identity.reference))
+        if on_frame is not None:
+            on_frame(count, expected)
+    if count == 0:
+        raise MediaError(f"{path.name} has no decodable frames; it may be corrupt")
+    observed = Observations(
+        info=info,
+        count=count,
+        lip_gap=np.asarray(gaps, float),
+        pose=np.asarray(poses, float),
+        rigid=np.asarray(rigid, float),
+        outside_mouth=np.asarray(outside, float),
+        background=np.asarray(background, float),
+        skin=np.asarray(skin, float),
+        identity_distances=np.asarray(distances, float),
+    )
+    if not observed.face_found.any():
+        raise QualityError(f"no face found in any frame of {path.name}; this is not a talking-head video")
+    return observed

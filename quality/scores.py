@@ -1,0 +1,65 @@
+"""The typed result of an evaluation: one model per monitor, and the report that gathers them.
+
+Pydantic models, because the same objects go into the render report (`pipeline.report`), the REST
+API's OpenAPI schema and the batch manifest; `None` means "not measured", never "passed"."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Scores(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class LipSyncScores(Scores):
+    correlation: float | None = None  # mouth opening vs audio RMS at the best lag (None: not measured)
+    lag_ms: float | None = None  # + when the mouth trails the sound
+    note: str | None = None  # why lip-sync was not measured (silent audio, a still)
+    closure_rate: float | None = None  # share of P/B/M phones whose lips closed
+    bilabial_phones: int | None = None
+    bilabial_frames: int | None = None
+
+
+class IdentityScores(Scores):
+    sampled_frames: int = 0
+    max_distance: float | None = None  # dlib descriptor distance to the avatar (same person < 0.6)
+    mean_distance: float | None = None
+    p99_distance: float | None = None
+    min_similarity: float | None = None  # 1 - max_distance
+    alarm_frames: int | None = None  # samples farther than quality.identity_max_distance
+    alarm_ratio: float | None = None
+
+
+class PoseScores(Scores):
+    max_abs_yaw: float
+    max_abs_pitch: float
+    max_abs_roll: float
+    gated_frames: int  # frames turned beyond the pose gate (interpolated or dropped in the other scores)
+    gated_ratio: float
+    frames_without_face: int
+
+
+class StabilityScores(Scores):
+    flicker_face: float  # median frame-to-frame change of the brightness outside the mouth (grey levels)
+    flicker_background: float  # the same for the top corners
+    landmark_jitter: float  # median second difference of rigid landmarks per interocular distance
+    flicker: float  # the larger of the two flickers
+
+
+class ColorScores(Scores):
+    drift_delta_e: float  # skin tone, first vs last second (CIE76)
+    reference_delta_e: float | None = None  # mean skin tone vs the avatar's photo
+
+
+class QualityReport(Scores):
+    passed: bool
+    failures: list[str]
+    frames: int
+    fps: float
+    lipsync: LipSyncScores
+    identity: IdentityScores
+    pose: PoseScores
+    stability: StabilityScores
+    color: ColorScores
+    evaluation_seconds: float = 0.0
