@@ -1,0 +1,51 @@
+"""The media layer on real ffmpeg: contact sheets show the frames at the requested times."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from media.contact_sheet import contact_sheet, evenly_spaced, frames_at
+from media.errors import MediaError
+from media.video import EncodeOptions, VideoWriter
+
+
+@pytest.fixture(scope="module")
+def ramp(tmp_path_factory):
+    """2 s at 25 fps; frame i is a flat grey of level 10 * (i // 5) (so each level lasts 0.2 s)."""
+    path = tmp_path_factory.mktemp("media") / "ramp.mp4"
+    with VideoWriter(path, 320, 240, EncodeOptions(fps=25, crf=0, preset="ultrafast")) as writer:
+        for index in range(50):
+            writer.write(np.full((240, 320, 3), 10 * (index // 5) + 20, np.uint8))
+    return path
+
+
+def test_frames_at_returns_the_frame_shown_at_each_time(ramp):
+    times = [0.1, 0.5, 1.05, 1.9]
+    frames = frames_at(ramp, times)
+    levels = [float(frame.mean()) for frame in frames]
+    expected = [20 + 10 * int(t // 0.2) for t in times]
+    assert all(abs(got - want) <= 2 for got, want in zip(levels, expected, strict=True)), levels  # YUV rounding
+    cropped = frames_at(ramp, [0.1], crop=(10, 20, 110, 70))[0]
+    assert cropped.shape == (50, 100, 3)
+
+
+def test_contact_sheet_tiles_the_frames_with_extra_images_first(ramp, tmp_path):
+    times = evenly_spaced(2.0, 8)
+    assert times[0] == pytest.approx(0.125) and times[-1] == pytest.approx(1.875)
+    photo = np.full((75, 100, 3), 250, np.uint8)  # 4:3 like the video, so all tiles are 120 px tall
+    sheet_path = contact_sheet(ramp, tmp_path / "sheet.png", times, columns=3, tile_width=160, extra=[("photo", photo)])
+    sheet = cv2.imread(str(sheet_path))
+    tile_height = 120 + 22  # 320x240 scaled to 160 wide, plus the label strip
+    assert sheet.shape == (3 * tile_height, 3 * 160, 3)  # 9 tiles in 3 columns
+    assert sheet[40, 80].mean() > 240  # the photo comes first
+    second = sheet[40, 160 + 80].mean()
+    assert abs(second - (20 + 10 * int(times[0] // 0.2))) <= 2
+
+
+def test_an_unreadable_video_is_a_media_error(tmp_path):
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video")
+    with pytest.raises(MediaError, match="not a readable video"):
+        frames_at(broken, [0.0])
