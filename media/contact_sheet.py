@@ -64,8 +64,11 @@ def tile(images: Sequence[np.ndarray], labels: Sequence[str], columns: int, tile
     return sheet
 
 
-def write_png(image: np.ndarray, target: Path) -> Path:
-    ok, encoded = cv2.imencode(".png", image)
+def write_image(image: np.ndarray, target: Path) -> Path:
+    """PNG or JPEG by the target's suffix (JPEG at quality 88: the gallery lives in git, a tenth the size)."""
+    target = Path(target)
+    jpeg = target.suffix.lower() in (".jpg", ".jpeg")
+    ok, encoded = cv2.imencode(".jpg" if jpeg else ".png", image, [cv2.IMWRITE_JPEG_QUALITY, 88] if jpeg else [])
     if not ok:
         raise MediaError(f"could not encode the contact sheet {target}")
     with atomic_path(Path(target)) as temporary:
@@ -87,4 +90,4 @@ def contact_sheet(
     frames = frames_at(video, times, crop)
     images = [image for _, image in extra] + frames
     labels = [label for label, _ in extra] + [f"{time:.2f} s" for time in times]
-    return write_png(tile(images, labels, columns, tile_width), target)
+    return write_image(tile(images, labels, columns, tile_width), target)

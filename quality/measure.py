@@ -39,7 +39,7 @@ def rms_envelope(audio: np.ndarray, rate: int, fps: float, count: int, window_s:
 
 
 def measure_video(path: Path, analyser: FaceAnalyser, scale_height: int = 540) -> VideoMeasurements:
-    info = probe(path)
+    info = probe(path, count_frames=False)
     width = int(round(info.width * scale_height / info.height / 2) * 2)
     gaps, eyes, brows, found = [], [], [], []
     for frame in read_frames(path, width, scale_height):

@@ -19,6 +19,7 @@ from fusion.face_features import face_features
 from fusion.identity import IdentityEmbedder, identity_distance
 from media.errors import MediaError
 from media.video import ProbeResult, probe, read_frames
+from quality.artifacts import ArtifactObserver
 from quality.color import skin_lab
 from quality.errors import QualityError
 from quality.stability import RIGID_POINTS, mean_outside_mouth
@@ -39,6 +40,11 @@ class Observations:
     background: np.ndarray  # mean brightness of the two top corners
     skin: np.ndarray  # (frames, 3): cheek colour in Lab
     identity_distances: np.ndarray  # one per sampled frame
+    seam: np.ndarray  # straight discontinuity of the upper head's motion since the previous frame
+    interior_black: np.ndarray  # near-black share inside the open mouth (nan when closed)
+    rim_black: np.ndarray  # near-black share along the inner lips (nan when closed)
+    chin: np.ndarray  # chin to nose tip per interocular distance
+    eye_contrast: np.ndarray  # grey-level spread inside the eyes (dips when they blink)
 
     @property
     def face_found(self) -> np.ndarray:
@@ -75,13 +81,14 @@ def observe_video(
     path = Path(path)
     if not path.is_file():
         raise QualityError(f"video not found: {path}; check the path")
-    info = probe(path)
+    info = probe(path, count_frames=False)  # the count is only a progress estimate; frames are counted as read
     if info.audio_codec is None:
         raise QualityError(f"{path.name} has no audio track; lip-sync cannot be measured without the speech")
     width, height = analysis_size(info, analysis_height)
     expected = max(info.frames, 1)
     step = max(1, round(info.fps / max(identity.sample_fps, 1e-6))) if identity is not None else 0
-    gaps, poses, rigid, outside, background, skin, distances = [], [], [], [], [], [], []
+    gaps, poses, rigid, outside, background, skin, distances, eyes = [], [], [], [], [], [], [], []
+    artifacts = ArtifactObserver()
     previous: Face | None = None
     count = 0
     for index, frame in enumerate(read_frames(path, width, height)):
@@ -96,9 +103,13 @@ def observe_video(
             rigid.append(np.full((len(RIGID_POINTS), 2), np.nan))
             outside.append(np.nan)
             skin.append(np.full(3, np.nan))
+            eyes.append(np.nan)
+            artifacts.add(frame, None, np.nan)
         else:
             landmarks = face.landmarks
-            features = face_features(landmarks)
+            features = face_features(landmarks, frame)
+            eyes.append(features.eye_contrast)
+            artifacts.add(frame, landmarks, features.lip_gap)
             gaps.append(features.lip_gap)
             poses.append((features.yaw, head_pitch(landmarks), features.roll))
             rigid.append(landmarks[list(RIGID_POINTS), :2] / max(face.interocular, 1e-6))
@@ -120,6 +131,11 @@ def observe_video(
         background=np.asarray(background, float),
         skin=np.asarray(skin, float),
         identity_distances=np.asarray(distances, float),
+        seam=np.asarray(artifacts.seam, float),
+        interior_black=np.asarray(artifacts.black_share, float),
+        rim_black=np.asarray(artifacts.rim_darkness, float),
+        chin=np.asarray(artifacts.chin, float),
+        eye_contrast=np.asarray(eyes, float),
     )
     if not observed.face_found.any():
         raise QualityError(f"no face found in any frame of {path.name}; this is not a talking-head video")

@@ -19,7 +19,7 @@ from config import load_settings
 from fusion import topology as topo
 from fusion.analysis import FaceAnalyser, read_image
 from fusion.models import ModelRegistry
-from media.contact_sheet import evenly_spaced, frames_at, tile, write_png
+from media.contact_sheet import evenly_spaced, frames_at, tile, write_image
 from media.video import probe
 
 LIPS = list(topo.LIPS_OUTER_UPPER + topo.LIPS_OUTER_LOWER)
@@ -66,7 +66,7 @@ def main() -> int:
             continue
         crop, half = mouth_crop(frame, analyser, half)
         images.append(crop)
-    write_png(tile(images, labels, args.columns, 320 if args.mouth else 480), args.output)
+    write_image(tile(images, labels, args.columns, 320 if args.mouth else 480), args.output)
     print(args.output)
     return 0
 
