@@ -101,16 +101,20 @@ class MotionSettings(Section):
     smoothing_frames: float = Field(0.6, ge=0.0, le=10.0)
     loudness_weight: Fraction = 0.85
     blink_interval_s: tuple[Positive, Positive] = (2.2, 5.5)
-    blink_duration_s: float = Field(0.22, gt=0.0, le=2.0)
+    blink_duration_s: tuple[Positive, Positive] = (0.12, 0.3)
     head_yaw_deg: Degrees = 2.0
     head_pitch_deg: Degrees = 1.2
     head_roll_deg: Degrees = 0.8
+    nod_deg: Degrees = 1.6  # head dips this much on an accented word, and comes back
+    brow_raise: Fraction = 0.7  # brow raise on an accent (0..1 of the avatar's full raise)
+    brow_raise_share: Fraction = 0.45  # share of accents that also raise the brows (questions always do)
 
     @model_validator(mode="after")
-    def _interval_ordered(self) -> MotionSettings:
-        low, high = self.blink_interval_s
-        if low > high:
-            raise ValueError(f"blink_interval_s must be [shortest, longest], got [{low}, {high}]")
+    def _ranges_ordered(self) -> MotionSettings:
+        for name in ("blink_interval_s", "blink_duration_s"):
+            low, high = getattr(self, name)
+            if low > high:
+                raise ValueError(f"{name} must be [shortest, longest], got [{low}, {high}]")
         return self
 
 
@@ -127,7 +131,7 @@ class DriverVideoSettings(Section):
     max_missing_ratio: Fraction = 0.2  # refuse a clip whose face is missing in more frames than this
     jaw_full_open_ratio: Positive = 0.35  # inner-lip gap / interocular distance that counts as jaw_open = 1
     analysis_height: int = Field(540, ge=120, le=2160)  # frames are scaled to this height for landmarks
-    max_head_deg: Degrees = 12.0  # head rotation read from the clip is clipped to this
+    max_head_deg: Degrees = 20.0  # head rotation read from the clip is clipped to this
 
 
 class EnrollmentSettings(Section):
@@ -159,6 +163,8 @@ class QualitySettings(Section):
 
     analysis_height: int = Field(360, ge=120, le=2160)
     lipsync_min_correlation: float = Field(0.4, ge=-1.0, le=1.0)
+    lipsync_min_correlation_short: float = Field(0.25, ge=-1.0, le=1.0)  # for clips of <= 40 frames
+    short_clip_frames: int = Field(150, ge=41)  # from this length on the full threshold applies
     lipsync_max_lag_ms: float = Field(80.0, ge=0.0, le=1000.0)
     closure_min_rate: Fraction = 0.8
     identity_max_distance: Positive = 0.6
@@ -173,6 +179,13 @@ class QualitySettings(Section):
     jitter_max: Positive = 0.1
     color_max_drift: Positive = 3.0
     color_max_reference_delta: Positive = 8.0
+    closure_min_phones: int = Field(3, ge=1)  # fewer P/B/M phones than this: closure not judged
+    seam_max: Positive = 0.38  # straight discontinuity of the upper head motion (clean renders <= 0.26)
+    interior_black_max: Fraction = 0.35  # near-black share of an open mouth
+    rim_black_max: Fraction = 0.3  # near-black share along the inner lips
+    chin_min_correlation: float = Field(0.2, ge=-1.0, le=1.0)  # chin drop vs mouth opening
+    frozen_mouth_motion: float = Field(0.03, ge=0.0)  # mouth-opening spread above which the chin must follow
+    frozen_eyes_after_s: Positive = 20.0  # a video this long with no blink has frozen eyes
     fallback: Literal["none", "reduced_motion", "still"] = "none"
 
 

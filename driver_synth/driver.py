@@ -14,7 +14,7 @@ from driver_synth.track import MotionTrack
 from media.video import EncodeOptions, VideoWriter
 from phoneme.artifacts import VisemeTrack
 
-DRIVER_FORMAT_VERSION = 2  # 2: jaw follows linear amplitude additively
+DRIVER_FORMAT_VERSION = 4  # 4: tongue, brows, eye widening, nods and sway; amplitude tempered on close shapes
 
 
 @dataclass(frozen=True)

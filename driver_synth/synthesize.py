@@ -1,4 +1,10 @@
-"""Viseme keyframes → per-frame motion track: eased interpolation, smoothing, closures, blinks, idle head."""
+"""Viseme keyframes → per-frame motion track.
+
+Mouth: eased interpolation between keyframes, smoothing, P/B/M closures enforced, and the jaw mostly
+following the speech amplitude. Life outside the mouth, all seeded (same text, same motion): blinks
+every 2-6 s lasting 120-300 ms, a slow idle drift of the head, a small nod and a brief widening of
+the eyes on stressed words, brow raises on some of them and on every question.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +12,12 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 from config import MotionSettings
-from driver_synth.track import CHANNELS, MotionTrack
-from phoneme.artifacts import VisemeTrack
+from driver_synth.track import MotionTrack
+from phoneme.artifacts import Accent, VisemeTrack
 
-MOUTH = ("jaw_open", "lip_width", "lip_round", "lip_closure", "teeth")
+MOUTH = ("jaw_open", "lip_width", "lip_round", "lip_closure", "teeth", "tongue")
+OPEN_VOWEL_JAW = 0.5  # a viseme opening the jaw this much (an open vowel) takes the full amplitude
+CLOSE_SHAPE_GAIN = 0.6  # a closed-jaw shape (EE, OO, consonants) takes this share of it
 
 
 def frame_count(duration: float, fps: int) -> int:
@@ -26,13 +34,15 @@ def _eased(times: np.ndarray, key_times: np.ndarray, values: np.ndarray) -> np.n
 
 
 def _blinks(count: int, fps: int, motion: MotionSettings, rng: np.random.Generator) -> np.ndarray:
+    """Blinks at seeded intervals; each closes fast (40 %) and opens slower, lasting 120-300 ms."""
     curve = np.zeros(count, dtype=np.float32)
     low, high = motion.blink_interval_s
+    shortest, longest = motion.blink_duration_s
     t = rng.uniform(0.6, high)
-    frames = max(3, round(motion.blink_duration_s * fps))
-    closing = max(1, int(frames * 0.4))
-    shape = np.concatenate([np.linspace(0, 1, closing + 1)[1:], np.linspace(1, 0, frames - closing + 1)[1:]])
     while t * fps < count - 1:
+        frames = max(3, round(rng.uniform(shortest, longest) * fps))
+        closing = max(1, int(frames * 0.4))
+        shape = np.concatenate([np.linspace(0, 1, closing + 1)[1:], np.linspace(1, 0, frames - closing + 1)[1:]])
         start = int(t * fps)
         stop = min(count, start + len(shape))
         curve[start:stop] = np.maximum(curve[start:stop], shape[: stop - start])
@@ -47,6 +57,32 @@ def _idle(count: int, fps: int, amplitude: float, rng: np.random.Generator) -> n
         frequency = rng.uniform(0.08, 0.35)
         curve += weight * np.sin(2 * np.pi * frequency * t + rng.uniform(0, 2 * np.pi))
     return (amplitude * curve).astype(np.float32)
+
+
+def _bump(times: np.ndarray, centre: float, rise: float, hold: float, fall: float) -> np.ndarray:
+    """0 → 1 over `rise` s ending at `centre`, held for `hold` s, back to 0 over `fall` s (eased)."""
+    up = np.clip((times - (centre - rise)) / rise, 0.0, 1.0)
+    down = np.clip(1.0 - (times - (centre + hold)) / fall, 0.0, 1.0)
+    shape = np.minimum(up, down)
+    return (1.0 - np.cos(np.pi * shape)) / 2.0
+
+
+def _accent_motion(
+    accents: list[Accent], times: np.ndarray, motion: MotionSettings, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """Brows, eye widening and nods on stressed words: brows on a seeded share of the accents and on
+    every question (held longer), a nod of `nod_deg` on each accent."""
+    brow = np.zeros(len(times))
+    nod = np.zeros(len(times))
+    wide = np.zeros(len(times))
+    for accent in accents:
+        strength = accent.strength
+        if accent.question or rng.uniform() < motion.brow_raise_share:
+            hold = 0.45 if accent.question else rng.uniform(0.12, 0.3)
+            brow = np.maximum(brow, motion.brow_raise * strength * _bump(times, accent.time, 0.14, hold, 0.3))
+            wide = np.maximum(wide, 0.5 * strength * _bump(times, accent.time, 0.12, hold * 0.6, 0.25))
+        nod += motion.nod_deg * strength * _bump(times, accent.time + 0.04, 0.12, 0.05, 0.35)
+    return {"brow": brow, "eye_wide": wide, "nod": nod}
 
 
 def synthesize_track(visemes: VisemeTrack, fps: int, motion: MotionSettings, seed: int) -> MotionTrack:
@@ -70,7 +106,11 @@ def synthesize_track(visemes: VisemeTrack, fps: int, motion: MotionSettings, see
         weight = motion.loudness_weight
         # Additive: the viseme keeps its own share of the opening (an AA is wider than an IY at the same
         # loudness), the rest follows the amplitude, which is what makes the jaw move with the voice.
-        channels["jaw_open"] = ((1 - weight) * channels["jaw_open"] + weight * loudness).astype(np.float32)
+        # The amplitude's share is itself tempered on close vowels and consonants (an EE or an OO is
+        # said with a nearly closed jaw however loud it is), so rounded and spread lips can show.
+        openness = np.clip(channels["jaw_open"] / OPEN_VOWEL_JAW, 0.0, 1.0)
+        gain = CLOSE_SHAPE_GAIN + (1.0 - CLOSE_SHAPE_GAIN) * openness
+        channels["jaw_open"] = ((1 - weight) * channels["jaw_open"] + weight * loudness * gain).astype(np.float32)
     for start, end in visemes.closures:
         inside = (times >= start - 0.5 / fps) & (times <= end)
         channels["lip_closure"][inside] = 1.0
@@ -78,8 +118,15 @@ def synthesize_track(visemes: VisemeTrack, fps: int, motion: MotionSettings, see
     channels["blink"] = _blinks(count, fps, motion, rng)
     speech_energy = gaussian_filter1d(channels["jaw_open"] * (1 - channels["lip_closure"]), fps * 0.25)
     channels["head_yaw"] = _idle(count, fps, motion.head_yaw_deg, rng)
+    accents = _accent_motion(visemes.accents, times, motion, rng)
     channels["head_pitch"] = (
-        _idle(count, fps, motion.head_pitch_deg * 0.7, rng) + motion.head_pitch_deg * 0.6 * speech_energy
+        _idle(count, fps, motion.head_pitch_deg * 0.7, rng)
+        + motion.head_pitch_deg * 0.6 * speech_energy
+        + accents["nod"]
     )
     channels["head_roll"] = _idle(count, fps, motion.head_roll_deg, rng)
-    return MotionTrack(fps=fps, channels={name: channels[name].astype(np.float32) for name in CHANNELS})
+    channels["brow"] = accents["brow"]
+    channels["eye_wide"] = accents["eye_wide"]
+    channels["head_x"] = _idle(count, fps, 0.015, rng)  # a little sway of the whole person, in interoculars
+    channels["head_y"] = _idle(count, fps, 0.008, rng)
+    return MotionTrack.from_channels(fps, channels)

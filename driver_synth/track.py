@@ -1,7 +1,10 @@
 """The motion track: the typed artifact the fusion engine reads (NPZ on disk).
 
-Mouth channels are normalized (see config/visemes.yaml); blink is 0 (open) … 1 (closed); head pose
-is in degrees. The track says nothing about any particular face, so one track drives every avatar.
+Mouth channels are normalized (see config/visemes.yaml); tongue is 0 (resting low) … 1 (tip raised
+to the upper teeth); blink is 0 (open) … 1 (closed); eye_wide and brow are 0 (neutral) … 1 (wide open,
+raised); head pose is in degrees, head translation in interocular distances, head_scale a relative
+size change (0.05 = 5 % nearer). The track says nothing about any particular face, so one track
+drives every avatar. Tracks written before a channel existed load with that channel at 0.
 """
 
 from __future__ import annotations
@@ -17,26 +20,39 @@ CHANNELS = (
     "lip_round",
     "lip_closure",
     "teeth",
+    "tongue",
     "blink",
+    "eye_wide",
+    "brow",
     "head_yaw",
     "head_pitch",
     "head_roll",
+    "head_x",
+    "head_y",
+    "head_scale",
 )
+OPTIONAL_CHANNELS = ("tongue", "eye_wide", "brow", "head_x", "head_y", "head_scale")  # added later: default 0
 
 
 @dataclass(frozen=True)
 class MotionFrame:
     """One frame of motion; a view into the track."""
 
-    jaw_open: float
-    lip_width: float
-    lip_round: float
-    lip_closure: float
-    teeth: float
-    blink: float
-    head_yaw: float
-    head_pitch: float
-    head_roll: float
+    jaw_open: float = 0.0
+    lip_width: float = 0.0
+    lip_round: float = 0.0
+    lip_closure: float = 0.0
+    teeth: float = 0.0
+    tongue: float = 0.0
+    blink: float = 0.0
+    eye_wide: float = 0.0
+    brow: float = 0.0
+    head_yaw: float = 0.0
+    head_pitch: float = 0.0
+    head_roll: float = 0.0
+    head_x: float = 0.0
+    head_y: float = 0.0
+    head_scale: float = 0.0
 
     @property
     def mouth_gap(self) -> float:
@@ -91,8 +107,17 @@ class MotionTrack:
     def load(cls, path: Path) -> MotionTrack:
         with np.load(path) as data:
             source = str(data["source"]) if "source" in data.files else "synthetic"
-            return cls(
-                fps=int(data["fps"]),
-                channels={name: data[name].astype(np.float32) for name in CHANNELS},
-                source=source,
-            )
+            count = len(data["jaw_open"])
+            channels = {
+                name: data[name].astype(np.float32) if name in data.files else np.zeros(count, np.float32)
+                for name in CHANNELS
+                if name in data.files or name in OPTIONAL_CHANNELS
+            }
+            return cls(fps=int(data["fps"]), channels=channels, source=source)
+
+    @classmethod
+    def from_channels(cls, fps: int, channels: dict[str, np.ndarray], source: str = "synthetic") -> MotionTrack:
+        """A track from the given channels; every channel not given is 0 throughout."""
+        count = len(next(iter(channels.values())))
+        full = {name: np.asarray(channels.get(name, np.zeros(count)), np.float32) for name in CHANNELS}
+        return cls(fps=fps, channels=full, source=source)

@@ -8,7 +8,10 @@ driver filmed slightly turned, or with a wider mouth than the avatar, does not c
 - lip_width / lip_round: mouth width above / below its median;
 - teeth: upper lip raised towards the nose; blink: contrast inside the eyes below the open-eye
   reference (the mesh itself keeps the lids open through a blink, the pixels do not);
-- head yaw/pitch/roll: rotation estimates minus their median, clipped to `max_head_deg`.
+- eye_wide: lid opening above its median; brow: brows above the eye-corner line, above their median;
+- head yaw/pitch/roll: rotation estimates minus their median, clipped to `max_head_deg`; head_x/y:
+  the eyes' midpoint minus its median, per interocular distance; head_scale: interocular distance
+  relative to its median (leaning towards the camera).
 Frames where no face is found are interpolated from their neighbours, up to `max_missing_ratio`.
 The result is a `MotionTrack` with source "recorded", which the engine filters for landmark jitter.
 """
@@ -24,13 +27,20 @@ from config import DriverVideoSettings
 from driver_synth.track import MotionTrack
 from fusion.analysis import FaceAnalyser
 from fusion.face_features import FaceFeatures, face_features
+from fusion.motion_basis import ROUND_NARROW, WIDTH_TRAVEL
 from media.errors import MediaError
 from media.video import ProbeResult, probe, read_frames
 
-READER_VERSION = 1  # bump when the mapping below changes: cached recorded tracks are keyed by it
+READER_VERSION = 4  # bump when the mapping below changes: cached recorded tracks are keyed by it
 CLOSURE_BAND = 0.04  # gap (per interocular) above the closed baseline at which the lips count as parted
 TEETH_RAISE_IO = 0.08  # upper-lip raise (per interocular) read as full teeth
-WIDTH_STRETCH, WIDTH_NARROW = 0.26, 0.34  # relative width change read as lip_width = 1 / lip_round = 1
+WIDTH_STRETCH, WIDTH_NARROW = WIDTH_TRAVEL, ROUND_NARROW  # the driver's width change, as the avatar makes it
+BROW_RAISE_IO = 0.06  # brow lift above its median (per interocular) read as brow = 1
+BROW_DEAD_IO = 0.015  # ... beyond this dead zone
+EYE_WIDE_RATIO = 0.3  # lid opening this much above its median read as eye_wide = 1
+EYE_WIDE_DEAD = 0.15  # ... beyond this dead zone
+MAX_SHIFT_IO = 0.4  # head translation read from the clip is clipped to this (interocular distances)
+MAX_SCALE = 0.3  # and the size change to ±30 %
 
 
 def inspect_driver_video(path: Path, settings: DriverVideoSettings) -> ProbeResult:
@@ -114,6 +124,25 @@ def track_from_features(
         values = series(name)
         return np.clip(values - np.median(values), -limit, limit)
 
+    brow_lift = series("brow_lift")
+    # Dead zones: turning the head changes these proportions by a few percent; only a real raise counts.
+    brow = np.clip((brow_lift - np.median(brow_lift) - BROW_DEAD_IO) / BROW_RAISE_IO, 0.0, 1.0)
+    eye_open = series("eye_open")
+    relative_open = eye_open / max(float(np.median(eye_open)), 1e-6) - 1.0
+    eye_wide = np.clip((relative_open - EYE_WIDE_DEAD) / EYE_WIDE_RATIO, 0.0, 1.0)
+    size = series("interocular_px")
+    reference = max(float(np.median(size)), 1e-6)
+
+    rotation = np.column_stack([head("yaw"), head("pitch"), head("roll"), np.ones(len(features))])
+
+    def shift(name: str) -> np.ndarray:
+        """The head's translation: the motion of where it pivots, less what its turning explains
+        (a pivot estimated from the face moves with the rotation too; a least-squares fit on the
+        rotation angles removes that part, whatever the face's proportions)."""
+        values = (series(name) - np.median(series(name))) / reference
+        coefficients, *_ = np.linalg.lstsq(rotation, values, rcond=None)
+        return np.clip(values - rotation @ coefficients, -MAX_SHIFT_IO, MAX_SHIFT_IO)
+
     channels = {
         "jaw_open": jaw,
         "lip_width": lip_width,
@@ -121,11 +150,16 @@ def track_from_features(
         "lip_closure": closure,
         "teeth": teeth,
         "blink": blink,
+        "eye_wide": eye_wide * (1.0 - blink),
+        "brow": brow,
         "head_yaw": head("yaw"),
         "head_pitch": head("pitch"),
         "head_roll": head("roll"),
+        "head_x": shift("centre_x"),
+        "head_y": shift("centre_y"),
+        "head_scale": np.clip(size / reference - 1.0, -MAX_SCALE, MAX_SCALE),
     }
-    return MotionTrack(fps=fps, channels={k: v.astype(np.float32) for k, v in channels.items()}, source="recorded")
+    return MotionTrack.from_channels(fps, channels, source="recorded")
 
 
 def track_from_video(

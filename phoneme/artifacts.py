@@ -60,6 +60,17 @@ class VisemeKeyframe:
     lip_round: float
     lip_closure: float
     teeth: float
+    tongue: float = 0.0  # tongue tip raised to the upper teeth (L, T, D, N, TH)
+
+
+@dataclass(frozen=True)
+class Accent:
+    """A stressed word: when its loudest syllable peaks, and how strong it is (0..1). Brows rise and
+    the head nods on some of them; `question` marks the last word of a question."""
+
+    time: float
+    strength: float
+    question: bool = False
 
 
 @dataclass(frozen=True)
@@ -69,6 +80,7 @@ class VisemeTrack:
     closures: list[tuple[float, float]]  # spans (s) where the lips must be shut (P/B/M)
     envelope: list[float] = field(default_factory=list)  # speech loudness 0..1, `envelope_rate` per second
     envelope_rate: float = 100.0
+    accents: list[Accent] = field(default_factory=list)
 
     def to_json(self, path: Path) -> None:
         Path(path).write_text(json.dumps(asdict(self), indent=1), encoding="utf-8")
@@ -82,4 +94,5 @@ class VisemeTrack:
             closures=[tuple(c) for c in data["closures"]],
             envelope=data.get("envelope", []),
             envelope_rate=data.get("envelope_rate", 100.0),
+            accents=[Accent(**a) for a in data.get("accents", [])],
         )

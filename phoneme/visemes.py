@@ -8,6 +8,8 @@ Rules (all timing constants come from `MotionSettings`):
   its end (the release), recorded as closure spans that the driver enforces after smoothing;
 - rest at pauses: a silence longer than `pause_rest_s` relaxes to the rest shape;
 - smooth transitions are made by the driver (interpolation + smoothing between keyframes).
+Accents (stressed words, where brows rise and the head nods) are the loudest syllables of the words
+whose loudness peak stands out in their phrase, and the last word of a question.
 """
 
 from __future__ import annotations
@@ -19,9 +21,13 @@ import numpy as np
 
 from config import MotionSettings
 from phoneme.align import PAUSE
-from phoneme.artifacts import SpeechTimings, TimedPhone, VisemeKeyframe, VisemeTrack
+from phoneme.artifacts import Accent, SpeechTimings, TimedPhone, TimedWord, VisemeKeyframe, VisemeTrack
 
-PARAMETERS = ("jaw_open", "lip_width", "lip_round", "lip_closure", "teeth")
+PARAMETERS = ("jaw_open", "lip_width", "lip_round", "lip_closure", "teeth", "tongue")
+OPTIONAL_PARAMETERS = {"tongue": 0.0}
+QUESTION_MARKS = ("?", "？")
+ACCENT_MIN_PEAK = 0.55  # a word's loudness peak (0..1) below this is never an accent
+ACCENT_MIN_GAP_S = 0.6  # accents closer than this: the weaker one is dropped
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,7 @@ class VisemeShape:
     lip_round: float
     lip_closure: float
     teeth: float
+    tongue: float = 0.0
 
 
 class VisemeTable:
@@ -39,7 +46,9 @@ class VisemeTable:
 
     def __init__(self, raw: dict[str, Any]) -> None:
         self.shapes = {
-            key: VisemeShape(name=spec.get("name", key), **{p: float(spec[p]) for p in PARAMETERS})
+            key: VisemeShape(
+                name=spec.get("name", key), **{p: float(spec.get(p, OPTIONAL_PARAMETERS.get(p))) for p in PARAMETERS}
+            )
             for key, spec in raw["visemes"].items()
         }
         self.closure = raw["closure_viseme"]
@@ -120,8 +129,48 @@ def build_keyframes(
         keyframes=_drop_crowded(keyframes),
         closures=_merge(closures),
         envelope=list(envelope or []),
-        envelope_rate=100.0,
+        envelope_rate=ENVELOPE_RATE,
+        accents=find_accents(timings, envelope or []),
     )
+
+
+ENVELOPE_RATE = 100.0
+
+
+def _word_peak(word: TimedWord, envelope: list[float]) -> tuple[float, float]:
+    """(time, loudness) of the loudest moment inside the word."""
+    first, last = int(word.start * ENVELOPE_RATE), int(word.end * ENVELOPE_RATE) + 1
+    values = envelope[first:last]
+    if not values:
+        return (word.start + word.end) / 2, 0.0
+    index = int(np.argmax(values))
+    return (first + index) / ENVELOPE_RATE, float(values[index])
+
+
+def find_accents(timings: SpeechTimings, envelope: list[float]) -> list[Accent]:
+    """Stressed words: a loudness peak above the speaker's typical peak, on a word long enough to
+    carry stress; plus the last word of each question (brows rise on questions)."""
+    following = {id(word): after for word, after in zip(timings.words, [*timings.words[1:], None], strict=True)}
+    words = [w for w in timings.words if w.end - w.start >= 0.12]
+    if not words or not envelope:
+        return []
+    peaks = [_word_peak(word, envelope) for word in words]
+    typical = float(np.median([loudness for _, loudness in peaks]))
+    candidates: list[Accent] = []
+    for word, (time, loudness) in zip(words, peaks, strict=True):
+        after = following[id(word)]
+        question = word.text.rstrip().endswith(QUESTION_MARKS) or (
+            after is not None and after.text.strip().startswith(QUESTION_MARKS)
+        )
+        stands_out = loudness >= max(ACCENT_MIN_PEAK, typical) and (word.end - word.start) >= 0.2
+        if stands_out or question:
+            strength = float(np.clip((loudness - typical) / max(1.0 - typical, 1e-3) + 0.4, 0.3, 1.0))
+            candidates.append(Accent(round(time, 3), round(strength, 3), question))
+    kept: list[Accent] = []
+    for accent in sorted(candidates, key=lambda a: (a.question, a.strength), reverse=True):
+        if all(abs(accent.time - other.time) >= ACCENT_MIN_GAP_S for other in kept):
+            kept.append(accent)
+    return sorted(kept, key=lambda a: a.time)
 
 
 def _drop_crowded(keyframes: list[VisemeKeyframe], gap: float = 0.02) -> list[VisemeKeyframe]:

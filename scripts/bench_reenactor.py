@@ -27,10 +27,16 @@ RANGES = {
     "lip_round": (0, 1),
     "lip_closure": (0, 1),
     "teeth": (0, 1),
+    "tongue": (0, 1),
     "blink": (0, 1),
+    "eye_wide": (0, 0.5),
+    "brow": (0, 0.5),
     "head_yaw": (-3, 3),
     "head_pitch": (-2, 2),
     "head_roll": (-1, 1),
+    "head_x": (0, 0),
+    "head_y": (0, 0),
+    "head_scale": (0, 0),
 }
 
 
@@ -42,7 +48,7 @@ def main() -> int:
     settings = load_settings()
     avatar = AvatarLibrary.from_settings(settings.paths).get("sample")
     work, landmarks = avatar_stage(avatar, settings).work_image_and_landmarks(avatar)
-    reenactor = Reenactor(landmarks, ReenactorOptions())
+    reenactor = Reenactor(landmarks, ReenactorOptions(), avatar_stage(avatar, settings).person_mask())
     reenactor.prepare(work)
     rng = np.random.default_rng(0)
     times = []
