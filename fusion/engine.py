@@ -9,7 +9,7 @@ last and always present: there is no option that removes it.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +45,7 @@ class EngineOptions:
     smooth_motion: bool = False  # one-euro filter on the motion (for recorded, jittery drivers)
     watermark_payload: int = 0  # 32 bits of the content id, hidden in every frame (fusion/watermark.py)
     watermark_strength: float = 2.0
+    full_frame: bool = False  # every processor recomputes the whole frame (reference for the dirty-rect path)
 
 
 def skin_reference_rect(landmarks: np.ndarray, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
@@ -58,7 +59,13 @@ def skin_reference_rect(landmarks: np.ndarray, shape: tuple[int, ...]) -> tuple[
 
 
 class FusionEngine:
-    def __init__(self, work_image: np.ndarray, work_landmarks: np.ndarray, options: EngineOptions) -> None:
+    def __init__(
+        self,
+        work_image: np.ndarray,
+        work_landmarks: np.ndarray,
+        options: EngineOptions,
+        person: np.ndarray | None = None,
+    ) -> None:
         font = find_font(options.label.fonts)
         if font is None:
             raise FusionError(
@@ -67,7 +74,9 @@ class FusionEngine:
             )
         face_rect = skin_reference_rect(work_landmarks, work_image.shape)
         portrait = round(options.height * options.post.portrait_height_ratio)
-        self.reenactor = Reenactor(work_landmarks, options.reenactor)
+        self.full_frame = options.full_frame
+        reenactor_options = replace(options.reenactor, full_frame=options.full_frame)
+        self.reenactor = Reenactor(work_landmarks, reenactor_options, person)
         smoother: list[Processor] = (
             [MotionSmoother(options.fps, options.post.smoother_min_cutoff_hz, options.post.smoother_beta)]
             if options.smooth_motion
@@ -120,4 +129,6 @@ class FusionEngine:
             frame = next(bases) if bases is not None else self.work_image
             for processor in self.chain:
                 frame = processor.process_frame(frame, context)
+                if self.full_frame and processor is self.reenactor:
+                    context.dirty = (0, 0, frame.shape[1], frame.shape[0])
             yield frame

@@ -17,6 +17,7 @@ from fusion import topology as topo
 RIGHT_EYE_LIDS = (159, 145, 33, 133)  # upper, lower, outer corner, inner corner
 LEFT_EYE_LIDS = (386, 374, 263, 362)
 BROW_OVER_EYE = ((105, 159), (334, 386))
+PIVOT_BELOW_NOSE = 1.6  # the neck pivot, in interocular distances below the nose tip
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,10 @@ class FaceFeatures:
     yaw: float  # degrees, from the 3D line between the cheeks
     pitch: float  # degrees, from the 3D line between forehead and the base of the nose
     roll: float  # degrees, + when the eye line rotates clockwise in the image
+    brow_lift: float = 0.0  # brows above the eye-corner line / interocular distance (blinks do not move it)
+    centre_x: float = 0.0  # where the head pivots (in the neck, below the nose), in pixels: head translation
+    centre_y: float = 0.0
+    interocular_px: float = 0.0  # in pixels (head scale: nearer or farther)
 
 
 def _distance(points: np.ndarray, a: int, b: int) -> float:
@@ -84,6 +89,12 @@ def face_features(landmarks: np.ndarray, image: np.ndarray | None = None) -> Fac
     eyes_y = (right_eye[1] + left_eye[1]) / 2
     pitch = float(np.degrees(np.arctan((lm[topo.NOSE_TIP, 1] - eyes_y) / interocular)))
     brows = np.mean([_distance(lm, brow, lid) for brow, lid in BROW_OVER_EYE])
+    centre = (right_eye + left_eye) / 2
+    normal = np.array([eye_line[1], -eye_line[0]]) / interocular  # perpendicular to the eye line, upwards
+    lift = np.mean([float((lm[brow, :2] - centre) @ normal) for brow, _ in BROW_OVER_EYE])
+    # The head turns about the neck: that point moves only when the head (and body) moves, so its
+    # motion is the translation, apart from the rotation (the eyes move with both).
+    pivot = lm[topo.NOSE_TIP, :2] - PIVOT_BELOW_NOSE * interocular * normal
     return FaceFeatures(
         lip_gap=gap / max(width, 1e-6),
         lip_gap_io=gap / interocular,
@@ -95,6 +106,10 @@ def face_features(landmarks: np.ndarray, image: np.ndarray | None = None) -> Fac
         yaw=yaw,
         pitch=pitch,
         roll=roll,
+        brow_lift=lift / interocular,
+        centre_x=float(pivot[0]),
+        centre_y=float(pivot[1]),
+        interocular_px=interocular,
     )
 
 

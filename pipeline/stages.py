@@ -26,6 +26,7 @@ from fusion.framing import Framing, apply_framing, choose_framing
 from fusion.idle_loop import IdleLoop
 from fusion.models import ModelRegistry
 from fusion.processors.reenactor import ReenactorOptions
+from fusion.segmentation import person_mask
 from fusion.watermark import payload_of
 from governance.provenance import new_content_id, provenance_tags, seal
 from media.video import EncodeOptions, VideoWriter, extract_audio_wav
@@ -41,6 +42,7 @@ from quality.measure import correlation_at_best_lag, rms_envelope
 REDUCED_MOTION = ReenactorOptions(motion_scale=0.6, head_scale=0.4)  # the "reduced_motion" quality fallback
 WORK_SIZE = 640  # the reenactor's square work image; the face is about a third of it
 RECORDED_FORMAT_VERSION = 1
+AVATAR_ANALYSIS_VERSION = 2  # 2: the person mask (head motion carries the hair, not the backdrop)
 
 FrameProgress = Callable[[int, int], None]
 
@@ -126,6 +128,11 @@ class AvatarAnalysis:
             landmarks = data["landmarks"]
         return apply_framing(read_image(avatar.photo), landmarks, self.framing())
 
+    def person_mask(self) -> np.ndarray | None:
+        """The person separated from the photo's backdrop, at work size (None: not separable)."""
+        with np.load(self.landmarks_path) as data:
+            return data["person"] if "person" in data.files and data["person"].size > 1 else None
+
 
 def avatar_stage(avatar: Avatar, settings: Settings) -> AvatarAnalysis:
     """Detect and fit the face on the avatar photo once; cached per avatar version and photo hash."""
@@ -136,6 +143,7 @@ def avatar_stage(avatar: Avatar, settings: Settings) -> AvatarAnalysis:
             "photo": avatar.photo_sha256(),
             "work": WORK_SIZE,
             "models": model_hashes(settings),
+            "analysis": AVATAR_ANALYSIS_VERSION,
         }
     )
     path = settings.paths.cache / "avatars" / f"{avatar.avatar_id}-v{avatar.version}-{key}.npz"
@@ -150,13 +158,16 @@ def avatar_stage(avatar: Avatar, settings: Settings) -> AvatarAnalysis:
             f"{settings.face.min_face_px} px; use a larger photo"
         )
     framing = choose_framing(face.landmarks, image.shape, WORK_SIZE)
+    work, work_landmarks = apply_framing(image, face.landmarks, framing)
+    person = person_mask(work, work_landmarks)
     with atomic_path(path) as temporary, open(temporary, "wb") as handle:
-        np.savez(
+        np.savez_compressed(
             handle,
             landmarks=face.landmarks,
             crop=np.array(framing.crop),
             work_size=WORK_SIZE,
             box=np.array(face.detection.box),
+            person=person if person is not None else np.zeros(1, np.uint8),
         )
     return AvatarAnalysis(path, cache_hit=False)
 
@@ -201,6 +212,7 @@ def render_stage(
             watermark_payload=payload_of(content_id),
             watermark_strength=settings.provenance.watermark_strength,
         ),
+        person=analysis.person_mask(),
     )
     metadata = provenance_tags(generation, settings, content_id)
     encode = EncodeOptions(

@@ -1,13 +1,17 @@
-"""Weight-free reenactor: landmark-mesh warp of the avatar photo plus a synthesized mouth interior.
+"""Weight-free reenactor: the avatar photo deformed by the motion track, one resample per frame.
 
-How a frame is made (all at the avatar's work resolution, inside the head region only):
-1. Per-landmark displacements are a linear mix of bases (jaw, lip width, rounding, closure, teeth,
-   blink, head yaw/pitch/roll) whose dense fields were interpolated over a Delaunay mesh of the
-   landmarks and smoothed once, in `prepare`; a frame only sums weighted fields.
-2. The forward field is inverted with one fixed-point step and applied with `cv2.remap`.
-3. Where the lips part, a mouth interior is painted: dark cavity with depth shading, the upper teeth
-   fixed to the upper jaw (revealed as the lower lip slides down), lower teeth and tongue when the
-   mouth opens wide, a soft shadow under the upper lip, feathered into the lips.
+How a frame is made (all at the avatar's work resolution):
+1. The face's own motion (mouth, blinks, eye widening, brows) is a forward displacement field: a
+   linear mix of per-channel fields interpolated over the face mesh and smoothed once, in `prepare`.
+   It is inverted by a fixed-point step, and exactly (per column) around the mouth and closing lids,
+   where it is too steep for fixed-point inversion.
+2. The head's rigid 3D motion and the body's sway are one smooth backward map (`fusion.head_motion`)
+   that reaches exactly the identity outside the person: no rectangle ever moves on its own.
+3. The two maps are composed, so the photo is resampled once (no double blur).
+4. The mouth interior and closed lids are painted in the rest pose (`fusion.mouth_interior`) and
+   warped by the same head motion, so teeth ride on the skull and tilt with the head.
+The dirty rectangle is where the maps differ from the identity; with `full_frame` the whole image is
+recomputed instead (for the equivalence test and debugging: both give the same frame).
 """
 
 from __future__ import annotations
@@ -19,11 +23,24 @@ import numpy as np
 from scipy.spatial import Delaunay
 
 from fusion import topology as topo
-from fusion.motion_basis import blink_basis, face_frame, head_bases, mouth_bases, neck_jaw
+from fusion.head_motion import HeadMotion, HeadPose
+from fusion.lip_contour import refine_inner_lips
+from fusion.motion_basis import (
+    JAW_TRAVEL,
+    blink_basis,
+    brow_basis,
+    closure_neck_share,
+    eye_wide_basis,
+    face_frame,
+    mouth_bases,
+    neck_jaw,
+)
+from fusion.mouth_interior import Layer, MouthPainter
 from fusion.processors.base import FrameContext, Rect
 
 MOUTH_CHANNELS = ("jaw_open", "lip_width", "lip_round", "lip_closure", "teeth")
-HEAD_CHANNELS = ("head_yaw", "head_pitch", "head_roll")
+LIP_SHADE = 0.82  # lip colour where the stretched lip line is covered: in the shadow of the pucker
+COVER_SOFTNESS = 1.2  # px (work image): the cover's edge, soft like a lip's, not a cut
 
 
 @dataclass(frozen=True)
@@ -31,7 +48,7 @@ class ReenactorOptions:
     motion_scale: float = 1.0  # global amplitude of mouth motion (a fallback can lower it)
     head_scale: float = 1.0
     smoothing_ratio: float = 0.035  # Gaussian sigma of the displacement field, × mouth width
-    photo_gap_open_at: float = 0.6  # mouth gap (track units) at which a photo's own lip gap is fully shown
+    full_frame: bool = False  # recompute the whole image every frame (reference for the dirty-rect path)
 
 
 def _ring(centre: np.ndarray, radii: tuple[float, float], count: int) -> np.ndarray:
@@ -56,25 +73,60 @@ def _box_points(rect: Rect, per_side: int) -> np.ndarray:
 def _invert_columns(forward_dy: np.ndarray) -> np.ndarray:
     """Source row for every output pixel, inverting y → y + dy(y) exactly in each column.
 
-    The forward map is made monotone (a fold keeps its first sheet), then all columns are inverted
-    with one `searchsorted` by offsetting each column into its own value range.
+    The forward map is made monotone (a fold keeps its first sheet). Then, for every output row q,
+    the number of source rows landing at or above it is counted for all columns at once (a
+    histogram of the rounded-up landing rows, summed down each column): that count is the source
+    interval holding q, and q is interpolated inside it. Linear in the number of pixels.
     """
     height, width = forward_dy.shape
-    rows = np.arange(height, dtype=np.float64)[:, None]
-    forward = np.maximum.accumulate(rows + forward_dy, axis=0)
-    stride = float(4 * height + 1024)
-    offsets = np.arange(width, dtype=np.float64)[None, :] * stride
-    keys = (forward + offsets).T.ravel()
-    queries = (rows + offsets).T.ravel()
-    index = np.searchsorted(keys, queries)
-    column = np.repeat(np.arange(width), height)
-    within = np.clip(index - column * height, 1, height - 1)
-    upper = column * height + within
-    lower = upper - 1
-    span = np.maximum(keys[upper] - keys[lower], 1e-6)
-    t = np.clip((queries - keys[lower]) / span, 0.0, 1.0)
-    source = (within - 1) + t
-    return source.reshape(width, height).T.astype(np.float32)
+    rows = np.arange(height, dtype=np.float32)[:, None]
+    forward = np.maximum.accumulate(rows + forward_dy.astype(np.float32), axis=0)
+    buckets = np.clip(np.ceil(forward), 0, height).astype(np.int64)
+    flat = (buckets + (np.arange(width, dtype=np.int64) * (height + 1))[None, :]).ravel()
+    counts = np.bincount(flat, minlength=width * (height + 1)).reshape(width, height + 1)
+    landed = np.cumsum(counts, axis=1)[:, :height].T  # source rows with forward <= q, per (q, column)
+    lower = np.clip(landed - 1, 0, height - 2)
+    f_lo = np.take_along_axis(forward, lower, axis=0)
+    f_hi = np.take_along_axis(forward, lower + 1, axis=0)
+    t = np.clip((rows - f_lo) / np.maximum(f_hi - f_lo, 1e-6), 0.0, 1.0)
+    return (lower + t).astype(np.float32)
+
+
+def _curve(points: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    order = np.argsort(points[:, 0])
+    return np.interp(xs, points[order, 0], points[order, 1])
+
+
+def _window(shape: tuple[int, int], rects: list[Rect], fade: float) -> np.ndarray:
+    """(h, w, 1) weights: 1 well inside any of `rects`, 0 outside them, a smooth ramp `fade` pixels
+    wide along their inner edges (edges on the image border need none: fields are zero there)."""
+    height, width = shape
+    window = np.zeros(shape, np.float32)
+    for x0, y0, x1, y1 in rects:
+        ys = np.arange(height, dtype=np.float32)[:, None]
+        xs = np.arange(width, dtype=np.float32)[None, :]
+        distances = [xs - x0 if x0 > 0 else None, x1 - 1 - xs if x1 < width else None,
+                     ys - y0 if y0 > 0 else None, y1 - 1 - ys if y1 < height else None]  # fmt: skip
+        inside = np.ones(shape, np.float32)
+        for distance in distances:
+            if distance is not None:
+                t = np.clip(distance / fade, 0.0, 1.0)
+                inside = inside * (t * t * (3 - 2 * t))
+        inside[:y0] = 0
+        inside[y1:] = 0
+        inside[:, :x0] = 0
+        inside[:, x1:] = 0
+        window = np.maximum(window, inside)
+    return window[..., None]
+
+
+def _union(a: Rect, b: Rect) -> Rect:
+    return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+
+
+def _intersect(a: Rect, b: Rect) -> Rect | None:
+    rect = (max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3]))
+    return rect if rect[2] > rect[0] and rect[3] > rect[1] else None
 
 
 class DenseFields:
@@ -97,22 +149,41 @@ class DenseFields:
         corners[inside] = mesh.simplices[simplex[inside]]
         self.weights, self.corners = weights, corners
 
-    def field(self, vectors: np.ndarray, sigma: float) -> np.ndarray:
+    def field(
+        self, vectors: np.ndarray, sigma: float, split: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> np.ndarray:
+        """The dense field, smoothed (triangle edges would otherwise show as creases). With `split`
+        (a side mask and a weight), each side of the line between the lips is smoothed on its own
+        where the weight is 1 (near the lips), so the jaw can carry the lower lip away from the upper
+        one cleanly; away from the lips the ordinary smoothing takes over, continuously."""
         dense = np.einsum("nk,nkc->nc", self.weights, vectors[self.corners]).reshape(*self.shape, 2)
         dense = dense.astype(np.float32)
-        if sigma > 0:
-            dense = cv2.GaussianBlur(dense, (0, 0), sigma)
-        return dense
+        if sigma <= 0:
+            return dense
+        smooth = cv2.GaussianBlur(dense, (0, 0), sigma, borderType=cv2.BORDER_CONSTANT)
+        if split is None:
+            return smooth
+        side_mask, near = split
+        sides = np.zeros_like(dense)
+        for side in (side_mask, ~side_mask):
+            weight = side.astype(np.float32)
+            blurred = cv2.GaussianBlur(dense * weight[..., None], (0, 0), sigma, borderType=cv2.BORDER_CONSTANT)
+            norm = cv2.GaussianBlur(weight, (0, 0), sigma, borderType=cv2.BORDER_CONSTANT)
+            sides[side] = (blurred / np.maximum(norm, 1e-6)[..., None])[side]
+        return sides * near[..., None] + smooth * (1 - near[..., None])
 
 
 class Reenactor:
-    """`Processor` that animates a still avatar photo from a motion track."""
+    """`Processor` that animates a still avatar photo (or an idle loop's frames) from a motion track."""
 
     name = "reenactor"
 
-    def __init__(self, landmarks: np.ndarray, options: ReenactorOptions | None = None) -> None:
+    def __init__(
+        self, landmarks: np.ndarray, options: ReenactorOptions | None = None, person: np.ndarray | None = None
+    ) -> None:
         self.landmarks = np.asarray(landmarks, dtype=np.float64)
         self.options = options or ReenactorOptions()
+        self.person = person  # the avatar's person mask at work size (fusion.segmentation), if any
 
     def requirements(self) -> list[str]:
         return []
@@ -122,20 +193,35 @@ class Reenactor:
         self.base = base
         self.buffer = base.copy()
         height, width = base.shape[:2]
+        self.landmarks = refine_inner_lips(base, self.landmarks).astype(np.float64)
         lm = self.landmarks
         frame = face_frame(lm)
         self.face = frame
+        self.head = HeadMotion(lm, frame, (height, width), self.person)
+        self._prepare_local_fields(lm, frame, (height, width))
+        self.painter = MouthPainter(base, lm, frame)
+        self.opening_mask = self._opening_mask(lm, (height, width))
+        self.photo_gap_ratio = self.painter.photo_gap / max(frame.mouth_width, 1e-6)
+        self.lid_colours = [self._eyelid_colour(upper) for upper in (topo.RIGHT_EYE_UPPER, topo.LEFT_EYE_UPPER)]
+        return base
+
+    def _prepare_local_fields(self, lm: np.ndarray, frame, shape: tuple[int, int]) -> None:
+        """Dense fields of the face's own motion over `self.rect`, zero at its edge by construction:
+        every helper point on the ring around the face and on the rectangle's border stays still
+        (except the skin under the chin, which stretches with the jaw)."""
+        height, width = shape
         oval = lm[list(topo.FACE_OVAL), :2]
         centre = oval.mean(0)
         half = (oval.max(0) - oval.min(0)) / 2
-        head_ring = _ring(centre - [0, 0.12 * half[1]], (half[0] * 1.45, half[1] * 1.45), 28)
-        x0, y0 = np.maximum(np.floor(head_ring.min(0) - 0.25 * half), 0).astype(int)
-        x1, y1 = np.minimum(np.ceil(head_ring.max(0) + [0.25, 0.6] * half), [width, height]).astype(int)
+        ring = _ring(centre - [0, 0.12 * half[1]], (half[0] * 1.35, half[1] * 1.4), 28)
+        sigma = max(0.7, self.options.smoothing_ratio * frame.mouth_width)
+        margin = 0.3 * half + 3 * sigma
+        x0, y0 = np.maximum(np.floor(ring.min(0) - margin), 0).astype(int)
+        x1, y1 = np.minimum(np.ceil(ring.max(0) + margin + [0, 0.3 * half[1]]), [width, height]).astype(int)
         self.rect: Rect = (int(x0), int(y0), int(x1), int(y1))
-        head_ring = np.clip(head_ring, [x0 + 2, y0 + 2], [x1 - 3, y1 - 3])
-        border = _box_points(self.rect, 9)
-        vertices = np.concatenate([lm[:, :2], head_ring, border])
-        n_lm, n_ring = len(lm), len(head_ring)
+        ring = np.clip(ring, [x0 + 2, y0 + 2], [x1 - 3, y1 - 3])
+        vertices = np.concatenate([lm[:, :2], ring, _box_points(self.rect, 9)])
+        n_lm, n_ring = len(lm), len(ring)
 
         def padded(landmark_vectors: np.ndarray, ring_vectors: np.ndarray | None = None) -> np.ndarray:
             full = np.zeros((len(vertices), 2))
@@ -145,45 +231,68 @@ class Reenactor:
             return full
 
         fields = DenseFields(vertices, self.rect)
-        sigma = max(0.7, self.options.smoothing_ratio * frame.mouth_width)
         self.fields: dict[str, np.ndarray] = {}
+        neck = neck_jaw(ring, lm, frame)
+        neck_share = {"jaw_open": 1.0, "lip_closure": closure_neck_share(lm, frame)}
+        lips_split = self._lips_split(sigma)
+        self.point_bases: dict[str, np.ndarray] = {}
         for name, vectors in mouth_bases(lm, frame).items():
-            ring = neck_jaw(head_ring, lm, frame) if name == "jaw_open" else None
-            self.fields[name] = fields.field(padded(vectors, ring), sigma)
-        self.fields["blink"] = fields.field(padded(blink_basis(lm)), sigma * 0.6)
-        pivot = lm[topo.CHIN, :2] + frame.ey * frame.interocular * 0.9
-        depth = np.concatenate([lm[:, 2], np.zeros(n_ring)])
-        ring_and_lm = np.concatenate([lm[:, :2], head_ring])
-        for name, vectors in head_bases(ring_and_lm, depth, frame, pivot).items():
-            self.fields[name] = fields.field(padded(vectors[:n_lm], vectors[n_lm:]), sigma * 2)
+            self.point_bases[name] = vectors
+            ring_vectors = neck * neck_share[name] if name in neck_share else None
+            # Closing lips squeeze the photo's opening to nothing: smoothing would leave a sliver.
+            smoothing = 0.25 * sigma if name == "lip_closure" else sigma
+            self.fields[name] = fields.field(padded(vectors, ring_vectors), smoothing, lips_split)
+        self.point_bases.update(blink=blink_basis(lm), eye_wide=eye_wide_basis(lm), brow=brow_basis(lm, frame))
+        self.fields["blink"] = fields.field(padded(self.point_bases["blink"]), sigma * 0.6)
+        self.fields["eye_wide"] = fields.field(padded(self.point_bases["eye_wide"]), sigma * 0.8)
+        self.fields["brow"] = fields.field(padded(self.point_bases["brow"]), sigma * 2.0)
         self.mouth_rect = self._mouth_rect()
         self.eye_rects = [
             self._feature_rect(topo.RIGHT_EYE_UPPER + topo.RIGHT_EYE_LOWER + topo.RIGHT_BROW),
             self._feature_rect(topo.LEFT_EYE_UPPER + topo.LEFT_EYE_LOWER + topo.LEFT_BROW),
         ]
+        self.brow_rect = self._brow_rect()
+        # Each field is mixed inside its own rectangle only; fading it to zero at that rectangle's
+        # edges means no frame can ever show where a rectangle ends.
+        fade = max(4.0, 0.12 * frame.mouth_width)
+        mouth_window = _window(self.fields["jaw_open"].shape[:2], [self.mouth_rect], fade)
+        for name in MOUTH_CHANNELS:
+            self.fields[name] *= mouth_window
+        eye_window = _window(self.fields["blink"].shape[:2], self.eye_rects, fade)
+        self.fields["blink"] *= eye_window
+        self.fields["eye_wide"] *= eye_window
+        self.fields["brow"] *= _window(self.fields["brow"].shape[:2], [self.brow_rect], 2 * fade)
         ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
         self.grid_x, self.grid_y = xs, ys
-        self._palette()
-        inner = np.concatenate([lm[list(topo.LIPS_INNER_UPPER), :2], lm[list(topo.LIPS_INNER_LOWER), :2][::-1]])
-        photo_gap = float(np.max(lm[list(topo.LIPS_INNER_LOWER), 1] - lm[list(topo.LIPS_INNER_UPPER), 1]))
-        self.photo_teeth = inner if photo_gap > 0.06 * frame.mouth_width else None
-        self.photo_gap_ratio = photo_gap / max(frame.mouth_width, 1e-6)
-        opening_mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
-        cv2.fillPoly(opening_mask, [np.round((inner - [x0, y0]) * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
-        self.opening_mask = opening_mask.astype(np.float32) / 255.0
-        centre = lm[list(topo.LIPS_INNER_UPPER + topo.LIPS_INNER_LOWER), :2].mean(0) - [x0, y0]
-        self.mouth_centre = (round(centre[0]), round(centre[1]))
-        return base
 
-    def _invert_exactly(self, rect: Rect, flow: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> None:
-        """Replace the sampling maps inside `rect` (ROI coordinates) by the exact vertical inverse."""
-        x0, y0 = self.rect[:2]
-        rx0, ry0, rx1, ry1 = rect
-        exact_rows = _invert_columns(flow[ry0:ry1, rx0:rx1, 1])
-        map_y[ry0:ry1, rx0:rx1] = exact_rows + (y0 + ry0)
-        sample_x = self.grid_x[ry0:ry1, rx0:rx1] - x0
-        back_x = cv2.remap(flow[..., 0], sample_x, exact_rows + ry0, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        map_x[ry0:ry1, rx0:rx1] = self.grid_x[ry0:ry1, rx0:rx1] - back_x
+    @staticmethod
+    def _opening_mask(lm: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+        """Where the photo's lips part (for closed lips: the line where they meet), a pixel wider:
+        any output pixel the warp samples from here shows the inside of the mouth."""
+        inner = np.concatenate([lm[list(topo.LIPS_INNER_UPPER), :2], lm[list(topo.LIPS_INNER_LOWER), :2][::-1]])
+        mask = np.zeros(shape, np.uint8)
+        cv2.fillPoly(mask, [np.round(inner * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
+        cv2.polylines(mask, [np.round(inner * 16).astype(np.int32)], True, 255, 2, cv2.LINE_AA, shift=4)
+        return mask.astype(np.float32) / 255.0
+
+    def _lips_split(self, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+        """Pixels of `self.rect` below the line between the lips (the side the jaw moves), and how
+        near each pixel is to that line between the mouth's corners (1 on it, 0 from 3 σ away):
+        only there may the fields jump from one lip to the other."""
+        x0, y0, x1, y1 = self.rect
+        upper = self.landmarks[list(topo.LIPS_INNER_UPPER), :2]
+        lower = self.landmarks[list(topo.LIPS_INNER_LOWER), :2]
+        xs = np.arange(x0, x1, dtype=np.float64)
+        line = (_curve(upper, xs) + _curve(lower, xs)) / 2
+        rows = np.arange(y0, y1, dtype=np.float64)[:, None]
+        below = rows > line[None, :]
+        # The lips part between the corners only: past them the split must end within a pixel or two,
+        # or the line between the lips (stretched by the jaw) would show beside the opening.
+        left, right = float(upper[:, 0].min()) + 1.0, float(upper[:, 0].max()) - 1.0
+        beyond = 3.0 * sigma * np.clip(np.maximum(left - xs, xs - right) / 2.0, 0.0, 1.0)[None, :]
+        distance = np.sqrt((rows - line[None, :]) ** 2 + beyond**2)
+        near = 1.0 - np.clip(distance / (3.0 * sigma + 1.0), 0.0, 1.0)
+        return below, (near * near * (3 - 2 * near)).astype(np.float32)
 
     def _feature_rect(self, indices: tuple[int, ...], pad_ratio: float = 0.5) -> Rect:
         x0, y0, x1, y1 = self.rect
@@ -194,28 +303,20 @@ class Reenactor:
         return (int(lo[0]) - x0, int(lo[1]) - y0, int(hi[0]) - x0, int(hi[1]) - y0)
 
     def _mouth_rect(self) -> Rect:
-        x0, y0, x1, _y1 = self._feature_rect(topo.LIPS_OUTER_UPPER + topo.LIPS_OUTER_LOWER + (topo.CHIN,), 0.45)
+        """Where the mouth channels act: lips, cheeks beside them, chin and jaw down to the rect's edge."""
+        width = self.face.mouth_width
+        x0, y0, x1, _y1 = self._feature_rect(topo.LIPS_OUTER_UPPER + topo.LIPS_OUTER_LOWER + (topo.CHIN,), 0.55)
         return (
-            max(x0 - int(0.4 * self.face.mouth_width), 0),
-            y0,
-            min(x1 + int(0.4 * self.face.mouth_width), self.rect[2] - self.rect[0]),
+            max(x0 - int(0.6 * width), 0),
+            max(y0 - int(0.3 * width), 0),
+            min(x1 + int(0.6 * width), self.rect[2] - self.rect[0]),
             self.rect[3] - self.rect[1],
         )
 
-    def _palette(self) -> None:
-        """Interior colours derived from the photo: lips for the cavity and tongue, face brightness for teeth."""
-        lips = self.landmarks[list(topo.LIPS_OUTER_LOWER), :2].astype(np.int32)
-        mask = np.zeros(self.base.shape[:2], np.uint8)
-        cv2.fillPoly(mask, [lips], 255)
-        lip_colour = np.array(cv2.mean(self.base, mask=mask)[:3]) if mask.any() else np.array([90, 90, 160])
-        skin_mask = np.zeros_like(mask)
-        cv2.fillPoly(skin_mask, [self.landmarks[list(topo.FACE_OVAL), :2].astype(np.int32)], 255)
-        brightness = float(np.mean(cv2.mean(self.base, mask=skin_mask)[:3])) / 170.0
-        self.lip_colour = lip_colour.astype(np.float32)
-        self.cavity_colour = lip_colour * 0.22 + np.array([8, 6, 12])
-        self.tongue_colour = lip_colour * 0.72 + np.array([0, 0, 10])
-        self.teeth_colour = np.clip(np.array([206, 214, 222]) * np.clip(brightness, 0.75, 1.05), 0, 255)
-        self.lid_colours = [self._eyelid_colour(upper) for upper in (topo.RIGHT_EYE_UPPER, topo.LEFT_EYE_UPPER)]
+    def _brow_rect(self) -> Rect:
+        """Brows, forehead and upper lids (the brow field's support), up to the rect's top."""
+        x0, _y0, x1, y1 = self._feature_rect(topo.RIGHT_BROW + topo.LEFT_BROW + topo.RIGHT_EYE_UPPER, 0.9)
+        return (x0, 0, x1, y1)
 
     def _eyelid_colour(self, upper: tuple[int, ...]) -> np.ndarray:
         """Median colour of the eyelid skin just above the upper lid (what covers a closed eye)."""
@@ -228,242 +329,265 @@ class Reenactor:
         return np.median(patch, axis=0).astype(np.float32) if len(patch) else np.full(3, 180.0, np.float32)
 
     # ----------------------------------------------------------------------------------------------
-    def _mix(self, names: tuple[str, ...], weights: list[float], rect: Rect | None, out: np.ndarray) -> None:
-        if rect is None:
-            for name, weight in zip(names, weights, strict=True):
-                if weight:
-                    out += weight * self.fields[name]
-            return
+    def effective_motion(self, motion):
+        """The motion as applied to this photo, so every photo opens the same for the same track.
+
+        A photo that shows teeth (a smile) has an open mouth at rest: taken as it is, a barely open jaw
+        would look as open as a wide one and the lips would never meet between words. So its own gap
+        is closed by as much as the track's opening does not use: the visible gap at the mouth's
+        centre is always `jaw · (1 − closure) · JAW_TRAVEL · W`, from the shut lips of a P up."""
+        photo_gap = self.photo_gap_ratio
+        if photo_gap < 0.02:
+            return motion
+        scale = self.options.motion_scale
+        jaw_travel = JAW_TRAVEL * motion.jaw_open * scale
+        target = jaw_travel * (1.0 - motion.lip_closure)
+        closure = 1.0 - target / max(photo_gap + jaw_travel, 1e-6)
+        if closure <= motion.lip_closure:
+            return motion
+        return replace(motion, lip_closure=float(np.clip(closure, 0.0, 1.0)))
+
+    def head_pose(self, motion) -> HeadPose:
+        scale = self.options.head_scale
+        return HeadPose(
+            yaw=scale * motion.head_yaw,
+            pitch=scale * motion.head_pitch,
+            roll=scale * motion.head_roll,
+            x=scale * getattr(motion, "head_x", 0.0),
+            y=scale * getattr(motion, "head_y", 0.0),
+            scale=scale * getattr(motion, "head_scale", 0.0),
+        )
+
+    def _mix(self, names: tuple[str, ...], weights: list[float], rect: Rect, out: np.ndarray) -> None:
         x0, y0, x1, y1 = rect
         view = out[y0:y1, x0:x1]
         for name, weight in zip(names, weights, strict=True):
             if weight:
                 view += weight * self.fields[name][y0:y1, x0:x1]
 
-    def displacement(self, motion) -> np.ndarray:
-        """Forward displacement field over the head rectangle for one frame of motion."""
-        opts = self.options
+    def _weights(self, motion) -> dict[str, float]:
+        """How much of each field this frame's motion applies."""
+        scale = self.options.motion_scale
+        eye_wide = getattr(motion, "eye_wide", 0.0) * (1 - motion.blink)
+        brow = getattr(motion, "brow", 0.0)
+        return {
+            "jaw_open": motion.jaw_open * (1.0 - motion.lip_closure) * scale,
+            "lip_width": motion.lip_width * scale,
+            "lip_round": motion.lip_round * scale,
+            "lip_closure": motion.lip_closure,
+            "teeth": motion.teeth * scale,
+            "blink": motion.blink if motion.blink > 0.01 else 0.0,
+            "eye_wide": eye_wide if eye_wide > 0.01 else 0.0,
+            "brow": brow if brow > 0.01 else 0.0,
+        }
+
+    def local_flow(self, motion) -> np.ndarray:
+        """Forward displacement of the face's own motion over `self.rect` (rest pose of the head)."""
+        weights = self._weights(motion)
         flow = np.zeros_like(self.fields["jaw_open"])
-        head = [opts.head_scale * getattr(motion, name) for name in HEAD_CHANNELS]
-        self._mix(HEAD_CHANNELS, head, None, flow)
-        gap = motion.jaw_open * (1.0 - motion.lip_closure)
-        mouth = [
-            gap * opts.motion_scale,
-            motion.lip_width * opts.motion_scale,
-            motion.lip_round * opts.motion_scale,
-            motion.lip_closure,
-            motion.teeth * opts.motion_scale,
-        ]
-        self._mix(MOUTH_CHANNELS, mouth, self.mouth_rect, flow)
-        if motion.blink > 0.01:
+        self._mix(MOUTH_CHANNELS, [weights[name] for name in MOUTH_CHANNELS], self.mouth_rect, flow)
+        eyes = ("blink", "eye_wide")
+        if self._eyes_move(weights):
             for rect in self.eye_rects:
-                self._mix(("blink",), [motion.blink], rect, flow)
+                self._mix(eyes, [weights[name] for name in eyes], rect, flow)
+        if weights["brow"]:
+            self._mix(("brow",), [weights["brow"]], self.brow_rect, flow)
         return flow
 
-    def effective_motion(self, motion):
-        """The motion as applied to this photo: its own lip gap closes as the jaw closes.
-
-        A photo that shows teeth (a smile) has an open mouth at rest; taken as-is, a barely open jaw
-        would look as open as a wide one and the lips would never read as shut between words. So the
-        photo's gap is closed in proportion to how little the track opens the mouth (fully shut at
-        gap 0, fully the photo's own at `photo_gap_open_at`). The visible gap jaw·(1 − closure) is kept.
-        """
-        reference = self.options.photo_gap_open_at
-        if self.photo_gap_ratio < 0.02 or reference <= 0:
-            return motion
-        gap = motion.jaw_open * (1.0 - motion.lip_closure)
-        closure = 1.0 - min(gap / reference, 1.0)
-        if closure <= motion.lip_closure:
-            return motion
-        return replace(motion, jaw_open=reference, lip_closure=closure)
-
     def moved_landmarks(self, motion, indices: tuple[int, ...]) -> np.ndarray:
-        """Where the given landmarks land in this frame (sampled from the forward field)."""
-        flow = self.displacement(self.effective_motion(motion))
-        x0, y0 = self.rect[:2]
-        pts = self.landmarks[list(indices), :2]
-        xi = np.clip(np.round(pts[:, 0] - x0).astype(int), 0, flow.shape[1] - 1)
-        yi = np.clip(np.round(pts[:, 1] - y0).astype(int), 0, flow.shape[0] - 1)
-        return pts + flow[yi, xi]
+        """Where the given landmarks land in the output frame (face motion, then head motion)."""
+        motion = self.effective_motion(motion)
+        return self.head.forward_points(self._moved(indices, motion), self.head_pose(motion))
+
+    def _moved(self, indices: tuple[int, ...], motion) -> np.ndarray:
+        """Rest-pose positions of landmarks after the face's own motion, from their own displacement
+        bases (exact: sampling the dense fields would mix the two lips where they meet)."""
+        moved = self.landmarks[list(indices), :2].copy()
+        for name, weight in self._weights(motion).items():
+            if weight:
+                moved += weight * self.point_bases[name][list(indices)]
+        return moved
+
+    def _active_rects(self, motion) -> list[Rect]:
+        """The parts of `self.rect` (its own coordinates) where the face's motion is non-zero now."""
+        weights = self._weights(motion)
+        rects = [self.mouth_rect]
+        if self._eyes_move(weights):
+            rects += self.eye_rects
+        if weights["brow"]:
+            rects.append(self.brow_rect)
+        return rects
+
+    @staticmethod
+    def _eyes_move(weights: dict[str, float]) -> bool:
+        return bool(weights["blink"] or weights["eye_wide"])
+
+    def _local_backward(self, flow: np.ndarray, motion) -> tuple[np.ndarray, Rect]:
+        """Backward displacement (output → source) of the face's own motion, over the union of the
+        active parts (rect coordinates, returned with it); zero everywhere else."""
+        rects = self._active_rects(motion)
+        ux0, uy0 = min(r[0] for r in rects), min(r[1] for r in rects)
+        ux1, uy1 = max(r[2] for r in rects), max(r[3] for r in rects)
+        part = flow[uy0:uy1, ux0:ux1]
+        rows = np.arange(uy0, uy1, dtype=np.float32)[:, None]
+        columns = np.arange(ux0, ux1, dtype=np.float32)[None, :]
+        # One fixed-point step inverts the forward field: sample the flow where the pixel came from.
+        back = cv2.remap(flow, columns - part[..., 0], rows - part[..., 1], cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+        # Around the mouth the jaw field is too steep for that (the teeth would show again under the
+        # lower lip, the chin would smear), and so is a closing eyelid: there the vertical map is
+        # inverted exactly, per column, over the whole rectangle (an exact part ending on a row would
+        # show that row as a seam).
+        exact = [self.mouth_rect] + (self.eye_rects if self._eyes_move(self._weights(motion)) else [])
+        for rect in exact:
+            self._invert_exactly(rect, flow, back, (ux0, uy0))
+        return -back, (ux0, uy0, ux1, uy1)
+
+    def _invert_exactly(self, rect: Rect, flow: np.ndarray, back: np.ndarray, origin: tuple[int, int]) -> None:
+        """Replace the backward displacement inside `rect` (rect coordinates; `back` starts at
+        `origin`) by the exact vertical inverse."""
+        rx0, ry0, rx1, ry1 = rect
+        ox, oy = origin
+        source_rows = _invert_columns(flow[ry0:ry1, rx0:rx1, 1])
+        rows = np.arange(ry0, ry1, dtype=np.float32)[:, None]
+        back[ry0 - oy : ry1 - oy, rx0 - ox : rx1 - ox, 1] = rows - (source_rows + ry0)
+        columns = np.arange(rx0, rx1, dtype=np.float32)[None, :].repeat(ry1 - ry0, axis=0)
+        back[ry0 - oy : ry1 - oy, rx0 - ox : rx1 - ox, 0] = cv2.remap(
+            flow[..., 0], columns, source_rows + ry0, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
+
+    def _region(self, pose: HeadPose) -> Rect:
+        """The output rectangle this frame can change: the face's own motion, and the head's or the
+        whole person's when they move."""
+        height, width = self.base.shape[:2]
+        if self.options.full_frame:
+            return (0, 0, width, height)
+        region = self.rect
+        if not pose.is_rest:
+            region = _union(region, self.head.support_for(pose))
+        if abs(pose.x) > 1e-4 or abs(pose.y) > 1e-4:
+            region = _union(region, self.head.body_support)
+        return region
 
     def process_frame(self, frame: np.ndarray, context: FrameContext) -> np.ndarray:
         motion = self.effective_motion(context.motion)
-        flow = self.displacement(motion)
-        x0, y0, x1, y1 = self.rect
-        map_x = self.grid_x - flow[..., 0]
-        map_y = self.grid_y - flow[..., 1]
-        # One fixed-point step inverts the forward field: sample the flow where the pixel came from.
-        local_x, local_y = map_x - x0, map_y - y0
-        flow_back = cv2.remap(flow, local_x, local_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        map_x = self.grid_x - flow_back[..., 0]
-        map_y = self.grid_y - flow_back[..., 1]
-        # Around the mouth the jaw field is too steep for fixed-point inversion (it would show the
-        # teeth again under the lower lip), and so is a closing eyelid (the iris would stay visible
-        # through a blink); there the vertical map is inverted exactly, per column.
-        self._invert_exactly(self.mouth_rect, flow, map_x, map_y)
-        if motion.blink > 0.01:
-            for rect in self.eye_rects:
-                self._invert_exactly(rect, flow, map_x, map_y)
-        mx0, my0, mx1, my1 = self.mouth_rect
+        pose = self.head_pose(motion)
+        flow = self.local_flow(motion)
+        local_back, local_box = self._local_backward(flow, motion)
+        region = self._region(pose)
+        rx0, ry0, rx1, ry1 = region
+        head_map = self.head.backward_map(pose, region)
+        # Compose: output → rest pose (head) → photo (the face's own motion, zero outside self.rect).
+        # Only where that motion is: the output box of its active part, plus a margin.
+        lx0, ly0 = self.rect[0] + local_box[0], self.rect[1] + local_box[1]
+        final = head_map.copy()
+        active = self._active_output_box(pose, region, local_box)
+        if active is not None:
+            ax0, ay0, ax1, ay1 = active
+            part = head_map[ay0 - ry0 : ay1 - ry0, ax0 - rx0 : ax1 - rx0]
+            local_at = cv2.remap(
+                local_back, part[..., 0] - lx0, part[..., 1] - ly0, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
+            )
+            final[ay0 - ry0 : ay1 - ry0, ax0 - rx0 : ax1 - rx0] += local_at
         # An idle-loop avatar hands in a new base frame each time (same framing as the reference
         # photo the fields were built on); a photo avatar hands in the static base.
         moving = frame is not self.base and frame.shape == self.base.shape
         source = frame if moving else self.base
-        warped = cv2.remap(source, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-        # Output pixels that sample the photo's own mouth opening are stretched teeth: mark them.
-        opening = np.zeros(warped.shape[:2], np.float32)
-        opening[my0:my1, mx0:mx1] = cv2.remap(
-            self.opening_mask, map_x[my0:my1, mx0:mx1] - x0, map_y[my0:my1, mx0:mx1] - y0, cv2.INTER_LINEAR
-        )
-        self._paint_mouth(warped, flow, motion, opening)
-        if motion.blink > 0.5:
-            self._paint_closed_eyes(warped, flow, motion.blink)
+        warped = cv2.remap(source, final, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        for layer in self._layers(motion, local_back, local_box):
+            self._blend(warped, layer, pose, region, head_map)
         if moving:
             self.buffer[:] = frame
-        self.buffer[y0:y1, x0:x1] = warped
-        context.dirty = (0, 0, self.base.shape[1], self.base.shape[0]) if moving else self.rect
+        self.buffer[ry0:ry1, rx0:rx1] = warped
+        height, width = self.base.shape[:2]
+        context.dirty = (0, 0, width, height) if moving else region
+        context.stats["moving_base"] = moving
         return self.buffer
 
     # ----------------------------------------------------------------------------------------------
-    def _paint_mouth(self, roi: np.ndarray, flow: np.ndarray, motion, stretched: np.ndarray) -> None:
-        """Paint the opening between the moved inner lips (coordinates inside the ROI).
+    def _layers(self, motion, local_back: np.ndarray, local_box: Rect) -> list[Layer]:
+        """Painted parts in the rest pose: the mouth interior, closed lids near the end of a blink."""
+        shape = self.base.shape[:2]
+        upper = self._moved(topo.LIPS_INNER_UPPER, motion)
+        lower = self._moved(topo.LIPS_INNER_LOWER, motion)
+        layers = []
+        mouth = self.painter.paint(upper, lower, motion, shape)
+        if mouth is not None:
+            layers.append(self._cover_stretched(mouth, local_back, local_box))
+        if motion.blink > 0.5:
+            layers += self._closed_lids(motion, shape)
+        return layers
 
-        When the photo shows teeth they are reused, fixed to the upper jaw (they follow the head,
-        not the lips); otherwise an upper-teeth band is synthesized. Below them: dark cavity with
-        depth shading, the tongue and, when the jaw drops far, a hint of the lower teeth.
-        """
-        x0, y0 = self.rect[:2]
-        upper = self._moved(topo.LIPS_INNER_UPPER, flow) - [x0, y0]
-        lower = self._moved(topo.LIPS_INNER_LOWER, flow) - [x0, y0]
-        opening = float(np.max(lower[:, 1] - upper[:, 1]))
-        width = self.face.mouth_width
-        if motion.jaw_open * (1 - motion.lip_closure) < 0.06 and motion.lip_closure > 0.5:
-            self._paint_closed_lips(roi, upper, lower, motion.lip_closure)
-            return
-        if opening < 0.03 * width or (motion.jaw_open * (1 - motion.lip_closure) < 0.05 and motion.teeth < 0.3):
-            return  # at rest the photo's own mouth is the best mouth
-        polygon = np.concatenate([upper, lower[::-1]])
-        rows = np.flatnonzero(stretched.max(axis=1) > 0.02)
-        low = polygon.min(0)
-        high = polygon.max(0) if rows.size == 0 else np.maximum(polygon.max(0), [polygon[:, 0].max(), rows[-1]])
-        bx0, by0 = np.maximum(np.floor(low).astype(int) - 2, 0)
-        bx1, by1 = np.minimum(np.ceil(high).astype(int) + 3, [roi.shape[1], roi.shape[0]])
-        if bx1 - bx0 < 3 or by1 - by0 < 2:
-            return
-        scale = 3  # supersample the small mouth box for clean, anti-aliased edges
-        h, w = (by1 - by0) * scale, (bx1 - bx0) * scale
-        local = (polygon - [bx0, by0]) * scale
-        mask = np.zeros((h, w), np.uint8)
-        cv2.fillPoly(mask, [np.round(local * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
-        ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-        n = len(upper)
-        upper_y = np.interp(xs[0], local[:n, 0], local[:n, 1])[None, :]
-        lower_y = np.interp(xs[0], local[n:, 0][::-1], local[n:, 1][::-1])[None, :]
-        cx = float(local[:, 0].mean())
-        half_w = max(1.0, float(np.ptp(local[:, 0])) / 2)
-        across = np.clip(np.abs(xs - cx) / half_w, 0, 1)
-        span = np.maximum(lower_y - upper_y, 1.0)
-        depth = np.clip((ys - upper_y) / span, 0, 1)
-        shade = (0.5 + 0.5 * (1 - across**2)) * (0.8 + 0.2 * np.sin(np.pi * depth))
-        colour = self.cavity_colour.astype(np.float32) * shade[..., None]
-        tongue = np.clip((depth - 0.62) / 0.2, 0, 1) * (1 - across**2) * np.clip(opening / (0.3 * width), 0, 1)
-        colour = colour * (1 - 0.85 * tongue[..., None]) + (self.tongue_colour * shade[..., None]) * (
-            0.85 * tongue[..., None]
-        )
-        wide = float(np.clip((opening - 0.3 * width) / (0.25 * width), 0, 1))
-        if wide > 0:
-            band = np.clip(1 - (lower_y - ys) / (0.06 * width * scale), 0, 1) * (1 - across**2) * wide * 0.6
-            colour = colour * (1 - band[..., None]) + (self.teeth_colour * 0.72) * band[..., None]
-        if self.photo_teeth is not None:
-            dx, dy = self._head_shift(motion)
-            teeth_px, teeth_alpha = self._photo_teeth_patch(bx0 + x0 - dx, by0 + y0 - dy, w, h, scale)
-        else:
-            teeth_h = 0.13 * width * scale * (0.85 + 0.25 * motion.teeth)
-            limit = teeth_h * (1 - 0.3 * across**2)
-            teeth_alpha = np.clip((limit - (ys - upper_y)) / (0.35 * scale), 0, 1)
-            teeth_shade = (0.72 + 0.28 * (1 - across**2.5)) * (0.9 + 0.1 * np.clip((ys - upper_y) / teeth_h, 0, 1))
-            teeth_px = self.teeth_colour * teeth_shade[..., None]
-        colour = colour * (1 - teeth_alpha[..., None]) + teeth_px * teeth_alpha[..., None]
-        shadow = np.clip(1 - (ys - upper_y) / (0.045 * width * scale + 1), 0, 1) * 0.3
-        colour *= (1 - shadow)[..., None]
-        small = cv2.resize(colour, (bx1 - bx0, by1 - by0), interpolation=cv2.INTER_AREA)
-        alpha = cv2.resize(mask, (bx1 - bx0, by1 - by0), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
-        alpha = np.maximum(alpha, np.clip(stretched[by0:by1, bx0:bx1] * 1.3, 0, 1))[..., None]
-        region = roi[by0:by1, bx0:bx1].astype(np.float32)
-        roi[by0:by1, bx0:bx1] = np.clip(region * (1 - alpha) + small * alpha, 0, 255).astype(np.uint8)
+    def _active_output_box(self, pose: HeadPose, region: Rect, local_box: Rect) -> Rect | None:
+        """Where in the output the face's own motion can show this frame (its active rest-pose box
+        moved by the head, with a margin)."""
+        x0, y0 = self.rect[0] + local_box[0], self.rect[1] + local_box[1]
+        x1, y1 = self.rect[0] + local_box[2], self.rect[1] + local_box[3]
+        corners = np.array([[x0, y0], [x1, y0], [x0, y1], [x1, y1]], np.float64)
+        moved = self.head.forward_points(corners, pose)
+        lo = np.floor(moved.min(0)).astype(int) - 4
+        hi = np.ceil(moved.max(0)).astype(int) + 5
+        return _intersect((int(lo[0]), int(lo[1]), int(hi[0]), int(hi[1])), region)
 
-    def _paint_closed_lips(self, roi: np.ndarray, upper: np.ndarray, lower: np.ndarray, closure: float) -> None:
-        """Shut lips: cover what is left between the inner lips with lip colour and a faint contact line."""
-        polygon = np.concatenate([upper, lower[::-1]])
-        centre_line = (upper + lower) / 2
-        pad = int(np.ceil(0.05 * self.face.mouth_width)) + 2
-        bx0, by0 = np.maximum(np.floor(np.minimum(polygon.min(0), centre_line.min(0))).astype(int) - pad, 0)
-        bx1, by1 = np.minimum(np.ceil(polygon.max(0)).astype(int) + pad, [roi.shape[1], roi.shape[0]])
-        if bx1 - bx0 < 3 or by1 - by0 < 2:
-            return
-        mask = np.zeros((by1 - by0, bx1 - bx0), np.uint8)
-        cv2.fillPoly(mask, [np.round((polygon - [bx0, by0]) * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
-        cv2.polylines(mask, [np.round((centre_line - [bx0, by0]) * 16).astype(np.int32)], False, 255, 2, cv2.LINE_AA, 4)
-        alpha = cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (0, 0), 0.8)[..., None] * min(1.0, closure)
-        line = np.zeros_like(mask)
-        cv2.polylines(line, [np.round((centre_line - [bx0, by0]) * 16).astype(np.int32)], False, 255, 1, cv2.LINE_AA, 4)
-        line_alpha = cv2.GaussianBlur(line.astype(np.float32) / 255.0, (0, 0), 0.7)[..., None]
-        colour = self.lip_colour * (1 - 0.35 * line_alpha)
-        region = roi[by0:by1, bx0:bx1].astype(np.float32)
-        roi[by0:by1, bx0:bx1] = np.clip(region * (1 - alpha) + colour * alpha, 0, 255).astype(np.uint8)
+    def _cover_stretched(self, layer: Layer, local_back: np.ndarray, local_box: Rect) -> Layer:
+        """Extend the interior over every pixel where the warp samples the photo's lip line or
+        opening: stretched lip-line pixels beside the painted outline would read as dark streaks."""
+        bx0, by0, bx1, by1 = layer.box
+        lx0, ly0 = self.rect[0] + local_box[0], self.rect[1] + local_box[1]
+        columns = np.arange(bx0, bx1, dtype=np.float32)[None, :].repeat(by1 - by0, axis=0)
+        rows = np.arange(by0, by1, dtype=np.float32)[:, None].repeat(bx1 - bx0, axis=1)
+        back = cv2.remap(local_back, columns - lx0, rows - ly0, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        sampled = cv2.remap(self.opening_mask, columns + back[..., 0], rows + back[..., 1], cv2.INTER_LINEAR)
+        cover = cv2.GaussianBlur(np.clip((sampled - 0.15) * 1.6, 0.0, 1.0), (0, 0), COVER_SOFTNESS)
+        alpha = np.maximum(layer.alpha, cover)
+        # Beyond the painted opening (the corners of a rounded mouth, narrower than the stretched
+        # lip line) the cover is lip, pressed together, not the dark interior.
+        beyond = ((alpha - layer.alpha) / np.maximum(alpha, 1e-6))[..., None]
+        colour = layer.colour * (1.0 - beyond) + self.painter.palette.lip * LIP_SHADE * beyond
+        return Layer(layer.box, colour.astype(np.float32), alpha)
 
-    def _paint_closed_eyes(self, roi: np.ndarray, flow: np.ndarray, blink: float) -> None:
-        """Cover what the warp leaves of the eye opening near the end of a blink with lid skin and a
-        lash line: a mesh warp squeezes the iris but cannot make it disappear."""
-        x0, y0 = self.rect[:2]
-        strength = float(np.clip((blink - 0.5) / 0.4, 0.0, 1.0))
+    def _blend(self, warped: np.ndarray, layer: Layer, pose: HeadPose, region: Rect, head_map: np.ndarray) -> None:
+        """Warp a rest-pose layer by the head motion into the output and blend it over `warped`."""
+        bx0, by0, bx1, by1 = layer.box
+        corners = np.array([[bx0, by0], [bx1, by0], [bx0, by1], [bx1, by1]], np.float64)
+        moved = self.head.forward_points(corners, pose)
+        lo = np.floor(moved.min(0)).astype(int) - 2
+        hi = np.ceil(moved.max(0)).astype(int) + 3
+        target = _intersect((int(lo[0]), int(lo[1]), int(hi[0]), int(hi[1])), region)
+        if target is None:
+            return
+        tx0, ty0, tx1, ty1 = target
+        rx0, ry0 = region[:2]
+        sample_x = head_map[ty0 - ry0 : ty1 - ry0, tx0 - rx0 : tx1 - rx0, 0] - bx0
+        sample_y = head_map[ty0 - ry0 : ty1 - ry0, tx0 - rx0 : tx1 - rx0, 1] - by0
+        colour = cv2.remap(layer.colour, sample_x, sample_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        alpha = cv2.remap(layer.alpha, sample_x, sample_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        alpha = alpha[..., None]
+        view = warped[ty0 - ry0 : ty1 - ry0, tx0 - rx0 : tx1 - rx0]
+        view[:] = np.clip(view.astype(np.float32) * (1 - alpha) + colour * alpha, 0, 255).astype(np.uint8)
+
+    def _closed_lids(self, motion, shape: tuple[int, int]) -> list[Layer]:
+        """Lid skin and a lash line over what the warp leaves of the eye opening near the end of a
+        blink: a mesh warp squeezes the iris but cannot make it disappear."""
+        strength = float(np.clip((motion.blink - 0.5) / 0.4, 0.0, 1.0))
+        layers = []
         eyes = ((topo.RIGHT_EYE_UPPER, topo.RIGHT_EYE_LOWER), (topo.LEFT_EYE_UPPER, topo.LEFT_EYE_LOWER))
         for (upper_ids, lower_ids), colour in zip(eyes, self.lid_colours, strict=True):
-            upper = self._moved(upper_ids, flow) - [x0, y0]
-            lower = self._moved(lower_ids, flow) - [x0, y0]
+            upper = self._moved(upper_ids, motion)
+            lower = self._moved(lower_ids, motion)
             polygon = np.concatenate([upper, lower[::-1]])
-            pad = 4
-            bx0, by0 = np.maximum(np.floor(polygon.min(0)).astype(int) - pad, 0)
-            bx1, by1 = np.minimum(np.ceil(polygon.max(0)).astype(int) + pad, [roi.shape[1], roi.shape[0]])
+            bx0, by0 = np.maximum(np.floor(polygon.min(0)).astype(int) - 4, 0)
+            bx1, by1 = np.minimum(np.ceil(polygon.max(0)).astype(int) + 5, [shape[1], shape[0]])
             if bx1 - bx0 < 3 or by1 - by0 < 2:
                 continue
-            local = np.round((polygon - [bx0, by0]) * 16).astype(np.int32)
             mask = np.zeros((by1 - by0, bx1 - bx0), np.uint8)
-            cv2.fillPoly(mask, [local], 255, cv2.LINE_AA, shift=4)
-            closed_line = np.round(((upper + lower) / 2 - [bx0, by0]) * 16).astype(np.int32)
+            cv2.fillPoly(mask, [np.round((polygon - [bx0, by0]) * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
             lashes = np.zeros_like(mask)
-            cv2.polylines(lashes, [closed_line], False, 255, 2, cv2.LINE_AA, 4)
-            alpha = cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (0, 0), 0.9)[..., None] * strength
-            lash_alpha = cv2.GaussianBlur(lashes.astype(np.float32) / 255.0, (0, 0), 0.6)[..., None] * strength
-            region = roi[by0:by1, bx0:bx1].astype(np.float32)
-            region = region * (1 - alpha) + colour * alpha
-            region = region * (1 - 0.6 * lash_alpha) + (colour * 0.35) * (0.6 * lash_alpha)
-            roi[by0:by1, bx0:bx1] = np.clip(region, 0, 255).astype(np.uint8)
-
-    def _head_shift(self, motion) -> tuple[float, float]:
-        """Displacement of the mouth centre caused by head motion alone (teeth ride on the skull)."""
-        cx, cy = self.mouth_centre
-        dx = dy = 0.0
-        for name in HEAD_CHANNELS:
-            vector = self.fields[name][cy, cx] * getattr(motion, name) * self.options.head_scale
-            dx, dy = dx + float(vector[0]), dy + float(vector[1])
-        return dx, dy
-
-    def _photo_teeth_patch(self, left: float, top: float, w: int, h: int, scale: int) -> tuple[np.ndarray, np.ndarray]:
-        """The photo's own mouth opening (teeth) resampled into the supersampled box at (left, top)."""
-        affine = np.array([[1 / scale, 0, left], [0, 1 / scale, top]], dtype=np.float64)
-        pixels = cv2.warpAffine(
-            self.base, affine, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE
-        ).astype(np.float32)
-        local = (self.photo_teeth - [left, top]) * scale
-        mask = np.zeros((h, w), np.uint8)
-        cv2.fillPoly(mask, [np.round(local * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
-        return pixels, mask.astype(np.float32) / 255.0
-
-    def _moved(self, indices: tuple[int, ...], flow: np.ndarray) -> np.ndarray:
-        x0, y0 = self.rect[:2]
-        pts = self.landmarks[list(indices), :2]
-        sample_x = (pts[:, 0] - x0).astype(np.float32).reshape(1, -1)
-        sample_y = (pts[:, 1] - y0).astype(np.float32).reshape(1, -1)
-        moved = cv2.remap(flow, sample_x, sample_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).reshape(-1, 2)
-        return pts + moved
+            line = np.round(((upper + lower) / 2 - [bx0, by0]) * 16).astype(np.int32)
+            cv2.polylines(lashes, [line], False, 255, 2, cv2.LINE_AA, 4)
+            alpha = cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (0, 0), 0.9) * strength
+            lash = cv2.GaussianBlur(lashes.astype(np.float32) / 255.0, (0, 0), 0.6)[..., None]
+            paint = colour[None, None, :] * (1 - 0.65 * lash) * np.ones((*mask.shape, 1), np.float32)
+            alpha = np.maximum(alpha, lash[..., 0] * 0.6 * strength)
+            layers.append(Layer((int(bx0), int(by0), int(bx1), int(by1)), paint.astype(np.float32), alpha))
+        return layers
