@@ -58,6 +58,14 @@ def describe(name: str, report: QualityReport) -> str:
     color = report.color
     reference = f", vs avatar ΔE {color.reference_delta_e:.1f}" if color.reference_delta_e is not None else ""
     lines.append(f"  colour: drift ΔE {color.drift_delta_e:.1f}{reference}")
+    art = report.artifacts
+    seam = f"{art.seam:.2f}" if art.seam is not None else "not measured"
+    interior = f"{art.interior_black:.0%}" if art.interior_black is not None else "mouth never open"
+    chin = f"{art.chin_follows_mouth:.2f}" if art.chin_follows_mouth is not None else "not measured"
+    lines.append(
+        f"  artifacts: seam {seam}, near-black mouth {interior}, chin follows mouth {chin}, "
+        f"{art.blinks} blinks ({art.blinks_per_minute:g}/min)"
+    )
     lines += [f"  FAIL: {failure}" for failure in report.failures]
     return "\n".join(lines)
 

@@ -20,6 +20,7 @@ from fusion.identity import IdentityEmbedder
 from fusion.models import ModelRegistry
 from media.video import read_audio_mono
 from quality import gate
+from quality.artifacts import artifact_scores
 from quality.color import color_scores
 from quality.identity import identity_scores
 from quality.lipsync import lipsync_scores
@@ -54,17 +55,21 @@ def evaluate_video(
     )
     lip_gap = without_gated(seen.lip_gap, gated, limits.pose_gate_action)
     audio = read_audio_mono(path, AUDIO_RATE)
-    lipsync = lipsync_scores(lip_gap, audio, AUDIO_RATE, fps, bilabial_spans, measure_lipsync)
+    lipsync = lipsync_scores(
+        lip_gap, audio, AUDIO_RATE, fps, bilabial_spans, measure_lipsync, limits.closure_min_phones
+    )
     identity_result = identity_scores(seen.identity_distances, limits.identity_max_distance)
     pose = pose_scores(seen.pose, seen.face_found, gated)
     stability = stability_scores(seen.outside_mouth, seen.background, seen.rigid)
     color = color_scores(seen.skin, fps, reference_lab)
+    artifacts = artifact_scores(seen, fps, lip_gap, limits)
     failures = [
-        *gate.lipsync_failures(lipsync, limits),
+        *gate.lipsync_failures(lipsync, limits, seen.count),
         *gate.identity_failures(identity_result, limits),
         *gate.pose_failures(pose, seen.count, limits),
         *gate.stability_failures(stability, limits),
         *gate.color_failures(color, limits),
+        *gate.artifact_failures(artifacts, seen.count / max(fps, 1e-6), limits, seen.count),
     ]
     return QualityReport(
         passed=not failures,
@@ -76,6 +81,7 @@ def evaluate_video(
         pose=pose,
         stability=stability,
         color=color,
+        artifacts=artifacts,
         evaluation_seconds=round(time.perf_counter() - started, 2),
     )
 

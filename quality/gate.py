@@ -6,20 +6,31 @@ failure is one sentence naming the measured value and the threshold it broke."""
 from __future__ import annotations
 
 from config import QualitySettings
-from quality.scores import ColorScores, IdentityScores, LipSyncScores, PoseScores, StabilityScores
+from quality.scores import ArtifactScores, ColorScores, IdentityScores, LipSyncScores, PoseScores, StabilityScores
 
 UNMEASURABLE = -1.5  # correlation_at_best_lag answers -2 when the mouth never moves
+SHORTEST_JUDGED_FRAMES = 40  # the short-clip threshold applies in full up to this length
 
 
-def lipsync_failures(scores: LipSyncScores, limits: QualitySettings) -> list[str]:
+def required_correlation(frames: int, limits: QualitySettings) -> float:
+    """The lip-sync threshold for a video of `frames` frames. A correlation measured over a short
+    clip is noisy (its spread is about 1/sqrt(frames): ±0.17 over 35 frames), so a 1.4 s answer gets
+    a lower bar than a long one, which must clear the full threshold from `short_clip_frames` on."""
+    full, short = limits.lipsync_min_correlation, limits.lipsync_min_correlation_short
+    span = max(limits.short_clip_frames - SHORTEST_JUDGED_FRAMES, 1)
+    share = min(max((frames - SHORTEST_JUDGED_FRAMES) / span, 0.0), 1.0)
+    return round(min(short, full) + share * (full - min(short, full)), 3)
+
+
+def lipsync_failures(scores: LipSyncScores, limits: QualitySettings, frames: int = 10**6) -> list[str]:
     failures = []
     if scores.correlation is not None and scores.lag_ms is not None:
+        required = required_correlation(frames, limits)
         if scores.correlation <= UNMEASURABLE:
             failures.append("lip-sync cannot be measured: the mouth does not move")
-        elif scores.correlation < limits.lipsync_min_correlation:
+        elif scores.correlation < required:
             failures.append(
-                f"lip-sync correlation {scores.correlation:.2f} < {limits.lipsync_min_correlation} "
-                f"(lag {scores.lag_ms:.0f} ms)"
+                f"lip-sync correlation {scores.correlation:.2f} < {required} (lag {scores.lag_ms:.0f} ms)"
             )
         if abs(scores.lag_ms) > limits.lipsync_max_lag_ms:
             failures.append(f"mouth/audio offset {scores.lag_ms:.0f} ms exceeds ±{limits.lipsync_max_lag_ms:.0f} ms")
@@ -64,4 +75,42 @@ def color_failures(scores: ColorScores, limits: QualitySettings) -> list[str]:
             f"skin tone differs from the avatar by ΔE {scores.reference_delta_e:.1f} "
             f"> {limits.color_max_reference_delta}"
         )
+    return failures
+
+
+def _frames(span: tuple[int, int] | None) -> str:
+    if span is None:
+        return ""
+    first, last = span
+    return f" at frame {first}" if first == last else f" at frames {first}-{last}"
+
+
+def artifact_failures(
+    scores: ArtifactScores, duration_s: float, limits: QualitySettings, frames: int = 10**6
+) -> list[str]:
+    failures = []
+    if scores.seam is not None and scores.seam > limits.seam_max:
+        failures.append(
+            f"seam or tear in the head{_frames(scores.seam_frames)}: motion jumps across a straight line "
+            f"({scores.seam:.2f} > {limits.seam_max})"
+        )
+    if scores.interior_black is not None and scores.interior_black > limits.interior_black_max:
+        failures.append(
+            f"mouth interior is a black hole{_frames(scores.interior_black_frames)}: "
+            f"{scores.interior_black:.0%} near-black > {limits.interior_black_max:.0%}"
+        )
+    if scores.rim_black is not None and scores.rim_black > limits.rim_black_max:
+        failures.append(
+            f"dark outline along the lips{_frames(scores.rim_black_frames)}: "
+            f"{scores.rim_black:.0%} of the inner lip line near-black > {limits.rim_black_max:.0%}"
+        )
+    # A correlation over fewer frames than a short sentence has is noise (a 0.6 s "Hi." gives ±0.25).
+    moving = scores.mouth_motion >= limits.frozen_mouth_motion and frames >= SHORTEST_JUDGED_FRAMES
+    if moving and scores.chin_follows_mouth is not None and scores.chin_follows_mouth < limits.chin_min_correlation:
+        failures.append(
+            f"frozen jaw: the chin does not follow the mouth (correlation {scores.chin_follows_mouth:.2f} "
+            f"< {limits.chin_min_correlation})"
+        )
+    if duration_s >= limits.frozen_eyes_after_s and scores.blinks == 0:
+        failures.append(f"frozen eyes: no blink in {duration_s:.0f} s (speakers blink every 2-6 s)")
     return failures

@@ -39,16 +39,19 @@ def lipsync_scores(
     fps: float,
     bilabial_spans: list[tuple[float, float]] | None,
     measure: bool = True,
+    min_closures: int = 3,
 ) -> LipSyncScores:
-    """`measure=False` for a still (nothing moves on purpose); silent audio is not measured either."""
+    """`measure=False` for a still (nothing moves on purpose); silent audio is not measured either.
+    Closure is judged only on `min_closures` P/B/M phones or more: on one or two short phones (a
+    "Good morning.") a single borderline frame would decide the whole video."""
     envelope = rms_envelope(audio, audio_rate, fps, len(lip_gap))
     usable = ~np.isnan(lip_gap)
     filled = np.where(usable, lip_gap, np.nanmedian(lip_gap)) if usable.any() else lip_gap
-    closure: dict[str, float | int] = {}
+    closure: dict[str, float | int | None] = {}
     if bilabial_spans:
         closed, frames_inside = closures(lip_gap, bilabial_spans, fps)
         closure = {
-            "closure_rate": round(float(np.mean(closed)), 3) if closed else 1.0,
+            "closure_rate": round(float(np.mean(closed)), 3) if len(closed) >= min_closures else None,
             "bilabial_phones": len(closed),
             "bilabial_frames": frames_inside,
         }

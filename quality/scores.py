@@ -16,7 +16,7 @@ class LipSyncScores(Scores):
     correlation: float | None = None  # mouth opening vs audio RMS at the best lag (None: not measured)
     lag_ms: float | None = None  # + when the mouth trails the sound
     note: str | None = None  # why lip-sync was not measured (silent audio, a still)
-    closure_rate: float | None = None  # share of P/B/M phones whose lips closed
+    closure_rate: float | None = None  # share of P/B/M phones whose lips closed (None: too few to judge)
     bilabial_phones: int | None = None
     bilabial_frames: int | None = None
 
@@ -52,6 +52,19 @@ class ColorScores(Scores):
     reference_delta_e: float | None = None  # mean skin tone vs the avatar's photo
 
 
+class ArtifactScores(Scores):
+    seam: float | None = None  # strongest straight discontinuity of the upper head's motion
+    seam_frames: tuple[int, int] | None = None  # first and last frame over the threshold
+    interior_black: float | None = None  # largest near-black share inside an open mouth
+    interior_black_frames: tuple[int, int] | None = None
+    rim_black: float | None = None  # largest near-black share along the inner lips (a drawn outline)
+    rim_black_frames: tuple[int, int] | None = None
+    chin_follows_mouth: float | None = None  # correlation of chin drop with mouth opening
+    mouth_motion: float = 0.0  # spread of the mouth opening (a still mouth has nothing to follow)
+    blinks: int = 0
+    blinks_per_minute: float = 0.0
+
+
 class QualityReport(Scores):
     passed: bool
     failures: list[str]
@@ -62,4 +75,5 @@ class QualityReport(Scores):
     pose: PoseScores
     stability: StabilityScores
     color: ColorScores
+    artifacts: ArtifactScores = ArtifactScores()
     evaluation_seconds: float = 0.0

@@ -155,6 +155,10 @@ def test_evaluate_cli_passes_our_render_and_refuses_bad_files(rendered, dhf_home
         assert_refused(run_dhf(["evaluate", str(video)], dhf_home), message, tmp_path / "never.mp4")
 
 
+# Both lip-sync bars: a short sentence is judged by the short-clip one (quality.gate.required_correlation).
+IMPOSSIBLE_LIPSYNC = "lipsync_min_correlation: 0.99\n  lipsync_min_correlation_short: 0.99"
+
+
 def render_with_quality(home: Path, output: Path, quality_yaml: str):
     """`dhf render` of a short sentence with extra `quality:` settings (impossible thresholds)."""
     config = output.with_suffix(".yaml")
@@ -165,7 +169,7 @@ def render_with_quality(home: Path, output: Path, quality_yaml: str):
 
 def test_a_render_that_fails_the_gate_is_not_published(dhf_home, tmp_path):
     output = tmp_path / "gate.mp4"
-    result = render_with_quality(dhf_home, output, "lipsync_min_correlation: 0.99")
+    result = render_with_quality(dhf_home, output, IMPOSSIBLE_LIPSYNC)
     assert result.returncode == 4, result.stderr
     assert "quality check failed: lip-sync correlation" in result.stderr.strip().splitlines()[-1]
     assert not output.exists() and output.with_name("gate.rejected.mp4").is_file()
@@ -180,7 +184,7 @@ def test_a_render_that_fails_the_gate_is_not_published(dhf_home, tmp_path):
 
 def test_the_still_fallback_is_published_when_configured(dhf_home, tmp_path):
     output = tmp_path / "safe.mp4"
-    result = render_with_quality(dhf_home, output, "lipsync_min_correlation: 0.99\n  fallback: still")
+    result = render_with_quality(dhf_home, output, f"{IMPOSSIBLE_LIPSYNC}\n  fallback: still")
     assert result.returncode == 4 and "published the 'still' fallback" in result.stderr, result.stderr
     frames = [f for f in read_frames(output)]
     assert len(frames) == probe(output.with_name("safe.rejected.mp4")).frames
@@ -199,7 +203,7 @@ def test_prefect_marks_a_render_that_fails_the_gate_as_failed(dhf_home, tmp_path
     from pipeline.request import RenderRequest, validate_request
 
     settings = load_settings(home=dhf_home)
-    settings = settings.with_section("quality", lipsync_min_correlation=0.99)
+    settings = settings.with_section("quality", lipsync_min_correlation=0.99, lipsync_min_correlation_short=0.99)
     request = RenderRequest(text="Hello there.", avatar_id="sample", language="en", output=tmp_path / "p.mp4")
     with prefect_test_harness():
         state = render_flow(validate_request(request, settings), settings, return_state=True)

@@ -1,0 +1,187 @@
+"""Artifact monitor: what a viewer does not forgive, measured per frame from the pixels.
+
+- Tears and seams: a block of the head that moves on its own shows, between two frames, as motion
+  that jumps across a straight line. The optical flow of the upper head (forehead, the hair just
+  above it, between the temples; the eyes left out) is measured between consecutive frames, and its gradient is smoothed
+  along rows and along columns over a third of the face width, minus the same smoothed over a square:
+  a straight discontinuity keeps its strength, the smooth change of a rotating or nodding head and
+  the blob-shaped change of a raised brow do not. (The lower face is left out: the jaw's motion is
+  steep by nature; its artifacts are judged by the mouth interior.)
+- Mouth interior: where the mouth is open, the share of near-black pixels inside it, and the share
+  of near-black pixels along the inner lips (a drawn black outline).
+- Frozen face: a chin that does not follow a moving mouth; eyes that never blink in a long video.
+Each figure goes to the gate (`quality.gate`) with the frames where it was worst.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from fusion import topology as topo
+from quality.scores import ArtifactScores
+
+BLACK_LEVEL = 28  # grey level under which an open mouth's pixel counts as near-black
+SEAM_MARGIN = 12  # px (analysis resolution) of context around the head for the optical flow
+SEAM_EDGE = 8  # px at the image's own edges where the flow is not judged
+MOTION_TOLERANCE = 0.1  # the seam score is divided by 1 + this × the head's median flow (px per frame)
+
+
+def _box(points: np.ndarray, pad: float, shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    lo, hi = points.min(0), points.max(0)
+    size = hi - lo
+    x0, y0 = np.maximum(np.floor(lo - pad * size), 0).astype(int)
+    x1, y1 = np.minimum(np.ceil(hi + pad * size), [shape[1], shape[0]]).astype(int)
+    return int(x0), int(y0), int(x1), int(y1)
+
+
+def _outline(landmarks: np.ndarray, upper: tuple[int, ...], lower: tuple[int, ...]) -> np.ndarray:
+    return np.concatenate([landmarks[list(upper), :2], landmarks[list(lower), :2][::-1]])
+
+
+def straight_discontinuity(flow: np.ndarray, length: int) -> np.ndarray:
+    """Per pixel: how much of the flow's change lies on a straight line (rows or columns). A median
+    filter first removes the flow's point outliers (a blob of bad flow is not a line)."""
+    flow = np.dstack([cv2.medianBlur(np.ascontiguousarray(flow[..., c]), 5) for c in range(2)])
+    dx = cv2.Sobel(flow, cv2.CV_32F, 1, 0, ksize=3) / 8.0
+    dy = cv2.Sobel(flow, cv2.CV_32F, 0, 1, ksize=3) / 8.0
+    across_rows = np.sqrt((dy**2).sum(axis=2))  # a horizontal seam: the flow jumps from row to row
+    across_columns = np.sqrt((dx**2).sum(axis=2))
+    square = (length, length)
+    horizontal = cv2.blur(across_rows, (length, 1)) - cv2.blur(across_rows, square)
+    vertical = cv2.blur(across_columns, (1, length)) - cv2.blur(across_columns, square)
+    return np.maximum(horizontal, vertical)
+
+
+@dataclass
+class ArtifactObserver:
+    """Fed every analysed frame in order (with its landmarks, or None without a face)."""
+
+    seam: list[float] = field(default_factory=list)
+    black_share: list[float] = field(default_factory=list)  # nan where the mouth is closed
+    rim_darkness: list[float] = field(default_factory=list)  # near-black share along the inner lips
+    chin: list[float] = field(default_factory=list)  # chin to nose tip, per interocular distance
+    previous: np.ndarray | None = None
+
+    def add(self, frame: np.ndarray, landmarks: np.ndarray | None, lip_gap: float) -> None:
+        grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY).astype(np.float32)
+        if landmarks is None:
+            self.seam.append(np.nan)
+            self.black_share.append(np.nan)
+            self.rim_darkness.append(np.nan)
+            self.chin.append(np.nan)
+            self.previous = grey
+            return
+        self.seam.append(self._seam(grey, landmarks))
+        black, rim = self._interior(grey, landmarks, lip_gap)
+        self.black_share.append(black)
+        self.rim_darkness.append(rim)
+        io = float(np.linalg.norm(landmarks[topo.LEFT_EYE_OUTER, :2] - landmarks[topo.RIGHT_EYE_OUTER, :2]))
+        chin = float(np.linalg.norm(landmarks[topo.CHIN, :2] - landmarks[topo.NOSE_TIP, :2]))
+        self.chin.append(chin / max(io, 1e-6))
+        self.previous = grey
+
+    def _seam(self, grey: np.ndarray, landmarks: np.ndarray) -> float:
+        """Strongest straight discontinuity of the upper head's motion since the previous frame."""
+        if self.previous is None or self.previous.shape != grey.shape:
+            return np.nan
+        # Inside the head only: at its outline the head moves against a still backdrop, a real
+        # discontinuity. Forehead and the hair just above it, between the temples, down to the nose.
+        oval = landmarks[list(topo.FACE_OVAL), :2]
+        (left, top), (right, chin) = oval.min(0), oval.max(0)
+        inset = 0.08 * (right - left)
+        x0, x1 = int(max(left + inset, 0)), int(min(right - inset, grey.shape[1]))
+        y0 = int(max(top - 0.15 * (chin - top), 0))
+        bottom = int(min(landmarks[topo.NOSE_TIP, 1], grey.shape[0]))
+        if x1 - x0 < 24 or bottom - y0 < 16:
+            return np.nan
+        # Flow is estimated on a wider crop and judged inside it: at a crop's edge, content entering
+        # from outside makes the flow jump along that (straight) edge.
+        margin = SEAM_MARGIN
+        fx0, fy0 = max(x0 - margin, 0), max(y0 - margin, 0)
+        fx1, fy1 = min(x1 + margin, grey.shape[1]), min(bottom + margin, grey.shape[0])
+        before = self.previous[fy0:fy1, fx0:fx1].astype(np.uint8)
+        after = grey[fy0:fy1, fx0:fx1].astype(np.uint8)
+        flow = cv2.calcOpticalFlowFarneback(before, after, None, 0.5, 4, 9, 3, 5, 1.1, 0)
+        score = straight_discontinuity(flow, max(9, round(0.3 * (x1 - x0))))
+        # Flow errors grow with the motion itself; a tear's jump does not need fast motion to show.
+        score /= 1.0 + MOTION_TOLERANCE * float(np.median(np.linalg.norm(flow, axis=2)))
+        keep = np.zeros(score.shape, bool)
+        keep[max(y0 - fy0, SEAM_EDGE) : min(bottom - fy0, score.shape[0] - SEAM_EDGE),
+             max(x0 - fx0, SEAM_EDGE) : min(x1 - fx0, score.shape[1] - SEAM_EDGE)] = True  # fmt: skip
+        for ids in (topo.RIGHT_EYE_UPPER + topo.RIGHT_EYE_LOWER, topo.LEFT_EYE_UPPER + topo.LEFT_EYE_LOWER):
+            bx0, by0, bx1, by1 = _box(landmarks[list(ids), :2] - [fx0, fy0], 0.3, score.shape)
+            keep[by0:by1, bx0:bx1] = False  # eyelids close over the eye: a discontinuity by nature
+        return float(np.percentile(score[keep], 99.5)) if keep.any() else np.nan
+
+    def _interior(self, grey: np.ndarray, landmarks: np.ndarray, lip_gap: float) -> tuple[float, float]:
+        """(share of near-black pixels inside the open mouth, share of near-black pixels along its
+        inner lips), nan when the mouth is closed."""
+        if lip_gap < 0.08:
+            return np.nan, np.nan
+        inner = _outline(landmarks, topo.LIPS_INNER_UPPER, topo.LIPS_INNER_LOWER)
+        x0, y0, x1, y1 = _box(inner, 0.3, grey.shape)
+        crop = grey[y0:y1, x0:x1]
+        if crop.size < 64:
+            return np.nan, np.nan
+        points = np.round((inner - [x0, y0]) * 4).astype(np.int32)
+        opening = np.zeros(crop.shape, np.uint8)
+        cv2.fillPoly(opening, [points], 1, cv2.LINE_8, shift=2)
+        rim = np.zeros(crop.shape, np.uint8)
+        cv2.polylines(rim, [points], True, 1, 3, cv2.LINE_8, shift=2)
+        if opening.sum() < 6 or rim.sum() < 6:
+            return np.nan, np.nan
+        dark = crop < BLACK_LEVEL
+        return float(dark[opening > 0].mean()), float(dark[rim > 0].mean())
+
+
+def worst_frames(values: np.ndarray, threshold: float) -> tuple[int, int] | None:
+    """First and last frame whose value breaks `threshold` (None if none does)."""
+    over = np.flatnonzero(np.nan_to_num(values, nan=-np.inf) > threshold)
+    return (int(over[0]), int(over[-1])) if over.size else None
+
+
+def chin_follows(chin: np.ndarray, lip_gap: np.ndarray) -> tuple[float, float]:
+    """(correlation of the chin's distance from the nose with the mouth opening, the mouth's own
+    spread). A real jaw drops with the mouth; a frozen one does not."""
+    usable = ~(np.isnan(chin) | np.isnan(lip_gap))
+    if usable.sum() < 10:
+        return np.nan, 0.0
+    spread = float(np.std(lip_gap[usable]))
+    if spread < 1e-6 or np.std(chin[usable]) < 1e-6:
+        return 0.0, spread
+    return float(np.corrcoef(chin[usable], lip_gap[usable])[0, 1]), spread
+
+
+def blinks(eye_contrast: np.ndarray) -> int:
+    """Number of blinks: dips of the grey-level spread inside the eyes below 70 % of its median."""
+    values = eye_contrast[~np.isnan(eye_contrast)]
+    if values.size < 5:
+        return 0
+    closed = eye_contrast < 0.7 * float(np.median(values))
+    return int(np.sum(closed[1:] & ~closed[:-1]) + closed[0])
+
+
+def artifact_scores(observed, fps: float, lip_gap: np.ndarray, limits) -> ArtifactScores:
+    """The artifact figures of a video, with the frames where each broke its threshold."""
+    corr, spread = chin_follows(observed.chin, lip_gap)
+    count = blinks(observed.eye_contrast)
+    duration = len(lip_gap) / max(fps, 1e-6)
+
+    def worst(values: np.ndarray) -> float | None:
+        return round(float(np.nanmax(values)), 3) if np.isfinite(values).any() else None
+
+    return ArtifactScores(
+        seam=worst(observed.seam),
+        seam_frames=worst_frames(observed.seam, limits.seam_max),
+        interior_black=worst(observed.interior_black),
+        interior_black_frames=worst_frames(observed.interior_black, limits.interior_black_max),
+        rim_black=worst(observed.rim_black),
+        rim_black_frames=worst_frames(observed.rim_black, limits.rim_black_max),
+        chin_follows_mouth=round(corr, 3) if np.isfinite(corr) else None,
+        mouth_motion=round(spread, 4),
+        blinks=count,
+        blinks_per_minute=round(60.0 * count / duration, 1) if duration > 0 else 0.0,
+    )
