@@ -156,11 +156,17 @@ def chin_follows(chin: np.ndarray, lip_gap: np.ndarray) -> tuple[float, float]:
 
 
 def blinks(eye_contrast: np.ndarray) -> int:
-    """Number of blinks: dips of the grey-level spread inside the eyes below 70 % of its median."""
+    """Number of blinks: dips of the grey-level spread inside the eyes well below its median.
+
+    A closed lid brings the spread to 0.72-0.80 of the median on the 360p analysis frames, for only
+    1-3 frames of a 120-300 ms blink; open eyes stay within ±3 % (measured on the bench renders).
+    The dip must clear 12 % or five median deviations, whichever is larger."""
     values = eye_contrast[~np.isnan(eye_contrast)]
     if values.size < 5:
         return 0
-    closed = eye_contrast < 0.7 * float(np.median(values))
+    median = float(np.median(values))
+    spread = float(np.median(np.abs(values - median)))
+    closed = eye_contrast < median - max(0.12 * median, 5.0 * spread)
     return int(np.sum(closed[1:] & ~closed[:-1]) + closed[0])
 
 

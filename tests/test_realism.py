@@ -218,3 +218,14 @@ def test_a_short_greeting_is_not_rejected_for_one_closure(dhf_home, tmp_path):
     result = render(dhf_home, tmp_path / "greeting.mp4", "Good morning.")
     lipsync = result.report["quality"]["lipsync"]
     assert lipsync["closure_rate"] is None and lipsync["bilabial_phones"] < 3, lipsync
+
+
+def test_the_monitor_sees_every_blink_of_the_driver(rendered):
+    """A 120-300 ms blink closes the lids for 1-3 frames; the monitor must count each (a monitor
+    that misses them would fail long videos as 'frozen eyes')."""
+    report = rendered.report
+    blink = np.load(report["driver"]["track"])["blink"]
+    closed = (blink > 0.5).astype(int)
+    driven = int(np.sum(np.diff(closed) == 1) + closed[0])
+    assert driven >= 1
+    assert report["quality"]["artifacts"]["blinks"] == driven
