@@ -6,12 +6,15 @@ import argparse
 import datetime as dt
 import getpass
 import sys
+from functools import partial
 from pathlib import Path
 
 from avatars.enrollment import enroll
 from avatars.errors import AvatarError, LicenseError
 from avatars.library import Avatar, AvatarLibrary
 from config import Settings
+from governance.audit import AuditLog
+from governance.library_record import recorded
 
 
 def add_parsers(sub, common: argparse.ArgumentParser) -> None:
@@ -83,8 +86,16 @@ def _describe(avatar: Avatar) -> str:
 def run_avatar(args: argparse.Namespace, settings: Settings) -> int:
     library = AvatarLibrary.from_settings(settings.paths)
     user = getpass.getuser()
+    log = AuditLog(settings.paths.audit_db)
     if args.action == "add":
-        result = enroll(library, args.avatar_id, args.license, settings, user, photo=args.photo, name=args.name)
+        result = recorded(
+            log,
+            "avatar.add",
+            user,
+            args.avatar_id,
+            lambda: enroll(library, args.avatar_id, args.license, settings, user, photo=args.photo, name=args.name),
+            lambda done: done.avatar,
+        )
         for warning in result.warnings:
             print(f"dhf: warning: {warning}", file=sys.stderr)
         print(f"enrolled {result.avatar.avatar_id} v{result.avatar.version} ({result.avatar.change})")
@@ -104,11 +115,13 @@ def run_avatar(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{marker} v{avatar.version}\t{avatar.created}\t{avatar.created_by}\t{avatar.change}")
         return 0
     if args.action == "rollback":
-        avatar = library.rollback(args.avatar_id, args.to_version)
+        change = partial(library.rollback, args.avatar_id, args.to_version)
+        avatar = recorded(log, "avatar.rollback", user, args.avatar_id, change, lambda done: done)
         print(f"{avatar.avatar_id}: current version is now v{avatar.version}")
         return 0
     if args.action == "revoke":
-        avatar = library.revoke(args.avatar_id, user, args.reason)
+        change = partial(library.revoke, args.avatar_id, user, args.reason)
+        avatar = recorded(log, "avatar.revoke", user, args.avatar_id, change, lambda done: done)
         print(f"{avatar.avatar_id}: revoked (versions 1..{avatar.version} can no longer be rendered)")
         return 0
     raise AvatarError(f"unknown avatar action {args.action}")

@@ -248,6 +248,24 @@ class AuditLog:
             raise AuditError(f"audit entry {entry_id} not found; see `dhf audit list`")
         return _entry(row)
 
+    def latest_library_change(self, avatar_id: str, version: int) -> AuditEntry | None:
+        """The newest successful library change (`avatar.*`) recorded for this avatar version, its own
+        hash re-checked (an edited payload is an AuditError, not a silently trusted record)."""
+        with self._connect() as db:
+            row = db.execute(
+                "SELECT id, time, payload, previous_hash, entry_hash FROM entries "
+                "WHERE json_extract(payload, '$.action') LIKE 'avatar.%' "
+                "AND json_extract(payload, '$.outcome') = 'success' "
+                "AND json_extract(payload, '$.avatar_id') = ? AND json_extract(payload, '$.avatar_version') = ? "
+                "ORDER BY id DESC LIMIT 1",
+                (avatar_id, version),
+            ).fetchone()
+        if row is None:
+            return None
+        if entry_hash(row[3], row[2]) != row[4]:
+            raise AuditError(f"audit entry {row[0]} was altered (its hash does not match); run `dhf audit verify`")
+        return _entry(row)
+
     def verify(self) -> VerifyResult:
         """Walk the whole chain and compare it with the head; report the first problem found."""
         with self._connect() as db:

@@ -11,16 +11,24 @@ import datetime as dt
 from avatars.errors import LicenseError
 from avatars.library import Avatar
 from avatars.license import License, check_license
+from governance.audit import AuditLog
+from governance.library_record import check_enrolled
 
 
-def authorize(avatar: Avatar, language: str, channel: str, purpose: str, today: dt.date | None = None) -> License:
-    """The avatar's license when it allows this use now; LicenseError naming the first reason otherwise."""
+def authorize(
+    avatar: Avatar, language: str, channel: str, purpose: str, log: AuditLog, today: dt.date | None = None
+) -> License:
+    """The avatar's license when it allows this use now; LicenseError naming the first reason otherwise.
+
+    `log` is the audit log whose library entries the version's files must match (a licence edited
+    in place is refused); it is required, like everything else here."""
     if avatar.revoked:
         revocation = avatar.revocation
         raise LicenseError(
             f"avatar '{avatar.avatar_id}' v{avatar.version} was revoked on {revocation.time} by "
             f"{revocation.by}; rendering this person is no longer allowed"
         )
+    check_enrolled(avatar, log)
     lic = avatar.license()
     check_license(lic, avatar.avatar_id, language, channel, purpose, today)
     return lic

@@ -30,7 +30,7 @@ PREVIEW_PURPOSE = "test"
 def preview_engine(avatar_id: str, settings: Settings, full_frame: bool = False) -> FusionEngine:
     """The fusion engine of an authorized avatar (checked for the `test` purpose on the demo channel)."""
     avatar = AvatarLibrary.from_settings(settings.paths).get(avatar_id)
-    authorize(avatar, "en", "demo", PREVIEW_PURPOSE)
+    authorize(avatar, "en", "demo", PREVIEW_PURPOSE, AuditLog(settings.paths.audit_db))
     analysis = avatar_stage(avatar, settings)
     work, landmarks = analysis.work_image_and_landmarks(avatar)
     video = settings.video

@@ -23,6 +23,7 @@ from avatars.library import BUNDLED, AvatarLibrary
 from config import load_settings
 from fusion import topology as topo
 from governance.audit import AuditLog
+from governance.library_record import record_library_change
 from media.video import EncodeOptions, VideoWriter, probe, read_frames
 from pipeline.request import RenderRequest
 from pipeline.run import render_video
@@ -248,12 +249,22 @@ def test_versions_rollback_and_revoke_with_renders_in_between(home, photos, tmp_
         run_dhf(["avatar", "rollback", "mei", "--to", "1"], home), "cannot be made current again", tmp_path / "x.mp4"
     )
     assert "REVOKED" in run_dhf(["avatar", "list"], home).stdout
-    outputs = [
-        e.record.output_sha256
-        for e in AuditLog(load_settings(home=home).paths.audit_db).entries()
-        if e.record.outcome == "success"
-    ]
+    entries = AuditLog(load_settings(home=home).paths.audit_db).entries()
+    outputs = [e.record.output_sha256 for e in entries if e.record.outcome == "success" and e.record.action == "render"]
     assert all(outputs) and len(set(outputs)) == len(outputs) >= 3
+    # Every library change is in the log too, with the hashes of the version it made current.
+    library = [
+        (e.record.action, e.record.outcome, e.record.avatar_version)
+        for e in entries
+        if e.record.avatar_id == "mei" and e.record.action.startswith("avatar.")
+    ]
+    assert library == [
+        ("avatar.add", "success", 1),
+        ("avatar.add", "success", 2),
+        ("avatar.rollback", "success", 1),
+        ("avatar.revoke", "success", 3),
+        ("avatar.rollback", "refused", None),
+    ], library
 
 
 @pytest.mark.parametrize(
@@ -279,7 +290,9 @@ def test_every_license_refusal_leaves_no_output_and_an_audit_entry(change, use, 
         files["license.yaml"] = license_path
     if change == "tamper":
         files["consent.md"] = b"a different document\n"
-    AvatarLibrary.default(home).write_version(avatar_id, files, {"name": "t", "photo": "photo.png"}, "test", "test")
+    avatar = AvatarLibrary.default(home).write_version(avatar_id, files, {"name": "t", "photo": "photo.png"}, "t", "t")
+    # Recorded as enrolled (the library binding holds), so the licence check itself speaks.
+    record_library_change(AuditLog(load_settings(home=home).paths.audit_db), "avatar.add", "test", avatar)
     args = {"--lang": "en", "--channel": "web", "--purpose": "customer-service", **use}
     output = tmp_path / "out.mp4"
     result = run_dhf(["render", "Hello.", "--avatar", avatar_id, *sum(args.items(), ()), "-o", str(output)], home)
@@ -333,7 +346,7 @@ def test_audit_verify_export_and_tamper_through_the_cli(home, tmp_path):
         source.backup(target)
     with sqlite3.connect(database) as db:
         db.execute("DROP TRIGGER entries_no_update")
-        db.execute("UPDATE entries SET payload = replace(payload, 'render', 'RENDER') WHERE id = 2")
+        db.execute("""UPDATE entries SET payload = replace(payload, '"user":"', '"user":"forged-') WHERE id = 2""")
     (copy / "models").symlink_to(home / "models", target_is_directory=True)
     bad = run_dhf(["audit", "verify"], copy)
     assert bad.returncode == 3 and "entry 2" in bad.stderr

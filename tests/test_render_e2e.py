@@ -127,6 +127,9 @@ def test_bad_requests_fail_fast_with_one_line(args, pattern, dhf_home, tmp_path)
 def test_corrupt_avatar_photo_is_refused(dhf_home, tmp_path):
     """A photo that got corrupted in the library after enrollment (written straight into a version)."""
     from avatars.library import BUNDLED, AvatarLibrary
+    from config import load_settings
+    from governance.audit import AuditLog
+    from governance.library_record import record_library_change
 
     sample = BUNDLED / "sample"
     license_text = (sample / "license.yaml").read_text().replace("avatar_id: sample", "avatar_id: broken")
@@ -135,7 +138,9 @@ def test_corrupt_avatar_photo_is_refused(dhf_home, tmp_path):
         "license.yaml": license_text,
         "consent.md": sample / "consent.md",
     }
-    AvatarLibrary.default(dhf_home).write_version("broken", files, {"name": "b", "photo": "portrait.png"}, "t", "t")
+    library = AvatarLibrary.default(dhf_home)
+    avatar = library.write_version("broken", files, {"name": "b", "photo": "portrait.png"}, "t", "t")
+    record_library_change(AuditLog(load_settings(home=dhf_home).paths.audit_db), "avatar.add", "t", avatar)
     output = tmp_path / "out.mp4"
     result = run_dhf(["render", "Hello", "--lang", "en", "--avatar", "broken", "-o", str(output)], dhf_home)
     assert_refused(result, "is corrupt or not a supported format", output)
