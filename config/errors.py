@@ -30,3 +30,11 @@ class ConfigError(DhfError):
 
     http_status = 500  # in the API, bad configuration is the server's problem, not the caller's
     code = "server_configuration"
+
+
+class OutputPathError(DhfError):
+    """The requested output cannot be written (a folder, read-only, immutable, not creatable).
+
+    Checked before any compute, so a 10 s render is not thrown away at the last rename."""
+
+    code = "output_path"

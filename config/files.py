@@ -7,6 +7,8 @@ Why here: every stage writes content-addressed artifacts and must never leave a 
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import hashlib
 import json
 import os
@@ -14,6 +16,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from config.errors import OutputPathError
 
 
 def content_hash(value: Any, length: int = 16) -> str:
@@ -49,3 +53,48 @@ def atomic_path(target: Path) -> Iterator[Path]:
 def write_text_atomic(target: Path, text: str) -> None:
     with atomic_path(target) as temporary:
         temporary.write_text(text, encoding="utf-8")
+
+
+@contextlib.contextmanager
+def directory_lock(directory: Path) -> Iterator[None]:
+    """Hold an exclusive lock on a directory while a group of files in it is replaced.
+
+    Why: a render publishes a video, its captions and its report as one unit; two renders to the
+    same name must not interleave (one's report beside the other's video). The lock is on the
+    directory itself (flock), so nothing is left behind, and it is released if the process dies."""
+    handle = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(handle)
+
+
+def check_output_target(target: Path) -> None:
+    """Refuse, before any work, an output that could not be published: one line naming the user's
+    path. Creates the folder if missing (as publishing would) and proves it accepts new files."""
+    target = Path(target)
+    if target.is_dir():
+        example = target / "video.mp4"
+        raise OutputPathError(f"the output {target} is an existing folder; give a file name, e.g. {example}")
+    parent = target.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        handle, probe = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=".probe", dir=parent)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        message = f"cannot write into {parent} ({reason}); choose a writable folder for {target.name}"
+        raise OutputPathError(message) from exc
+    if target.exists() or target.is_symlink():
+        if not target.is_file():
+            message = f"the output {target} exists and is not a regular file; remove it or choose another name"
+            raise OutputPathError(message)
+        try:
+            os.close(os.open(target, os.O_WRONLY | os.O_APPEND))
+        except PermissionError as exc:
+            if exc.errno == errno.EPERM:  # immutable or append-only (chattr): a rename over it fails too
+                message = f"the output {target} cannot be replaced (immutable); `chattr -i` it or choose another name"
+                raise OutputPathError(message) from exc
+            # EACCES: a read-only file in a writable folder is still replaced by the rename

@@ -30,38 +30,43 @@ def rejected_path(output: Path, tag: str = "rejected") -> Path:
     return output.with_name(f"{output.stem}.{tag}{output.suffix}")
 
 
-def staging_path(output: Path) -> Path:
-    """Where a render is encoded before it is judged: hidden, beside the output (same file system)."""
+def staging_path(output: Path, token: str) -> Path:
+    """Where one render is encoded before it is judged: hidden, beside the output (same file system),
+    and unique to the render (`token`), so two renders to the same output never share a file."""
     output = Path(output)
-    return output.with_name(f".{output.stem}.pending{output.suffix}")
+    return output.with_name(f".{output.stem}.{token}.pending{output.suffix}")
+
+
+def fallback_staging_path(staging: Path) -> Path:
+    return staging.with_name(staging.name.replace(".pending", "-fallback.pending"))
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """What the gate decided: the scores, whether a video was published, and why not."""
+    """What the gate decided: the scores, whether a video is to be published, and why not.
+
+    Nothing is renamed while judging: `moves` (staged file → final name) are carried out together
+    with the captions and the report in one locked publication step (pipeline.run)."""
 
     quality: QualityReport
     published: bool
+    moves: tuple[tuple[Path, Path], ...]
     failure: str | None = None  # one line for the user when the requested render was not published
     rejected: Path | None = None
     fallback: FallbackPart | None = None
 
 
 def _judged(call: StageCall, name: str, staging: Path, output: Path, tag: str, evaluate_args: tuple):
-    """Evaluate the staged video; publish it (rename onto `output`) when it passes, otherwise move it
-    to `<output>.<tag>.mp4`. Any error while judging also moves it away: never published unjudged."""
+    """Evaluate the staged video: (scores, its final name: the output when it passes, otherwise
+    `<output>.<tag>.mp4`). An error while judging moves it to the rejected name at once: never
+    published unjudged, and kept for inspection."""
     try:
         quality = call(name, evaluate_against_avatar, staging, *evaluate_args)
     except BaseException:
         if staging.exists():
             os.replace(staging, rejected_path(output, tag))
         raise
-    if quality.passed:
-        os.replace(staging, output)
-        return quality, None
-    target = rejected_path(output, tag)
-    os.replace(staging, target)
-    return quality, target
+    return quality, output if quality.passed else rejected_path(output, tag)
 
 
 def quality_gate(
@@ -74,31 +79,39 @@ def quality_gate(
     spans: list[tuple[float, float]] | None,
     staging: Path,
 ) -> Verdict:
-    """Judge the staged render; on failure render the configured fallback into the staging path and
-    judge that."""
+    """Judge the staged render; on failure render the configured fallback into a second staging file
+    (`<staging>` with a `-fallback` token) and judge that."""
     output = Path(validated.request.output)
     avatar = validated.avatar
-    quality, rejected = _judged(call, "quality", staging, output, "rejected", (avatar, settings, spans))
-    if rejected is None:
-        return Verdict(quality, published=True)
-    failure = f"quality check failed: {'; '.join(quality.failures)}; the video was kept as {rejected}"
+    quality, target = _judged(call, "quality", staging, output, "rejected", (avatar, settings, spans))
+    moves = [(staging, target)]
+    if target == output:
+        return Verdict(quality, published=True, moves=tuple(moves))
+    failure = f"quality check failed: {'; '.join(quality.failures)}; the video was kept as {target}"
     fallback = settings.quality.fallback
     if fallback == "none":
-        return Verdict(quality, published=False, failure=failure, rejected=rejected)
+        return Verdict(quality, published=False, moves=tuple(moves), failure=failure, rejected=target)
     on_stage("fallback")
-    call("fallback", stages.render_stage, validated, *render_inputs, settings, on_frame, fallback, staging)
-    still = fallback == "still"
-    again, rejected_again = _judged(
-        call, "fallback-quality", staging, output, "fallback-rejected", (avatar, settings, spans, still)
-    )
+    second = fallback_staging_path(staging)
+    try:
+        call("fallback", stages.render_stage, validated, *render_inputs, settings, on_frame, fallback, second)
+        still = fallback == "still"
+        again, target_again = _judged(
+            call, "fallback-quality", second, output, "fallback-rejected", (avatar, settings, spans, still)
+        )
+    except BaseException:
+        os.replace(staging, target)  # the first verdict stands: keep the rejected video
+        raise
+    moves.append((second, target_again))
+    published = target_again == output
     fallback_part = FallbackPart(
         kind=fallback,
         quality=again,
-        published=rejected_again is None,
-        rejected=str(rejected_again) if rejected_again else None,
+        published=published,
+        rejected=None if published else str(target_again),
     )
-    if rejected_again is None:
+    if published:
         failure += f"; published the '{fallback}' fallback at {output}"
     else:
         failure += f"; the '{fallback}' fallback failed too ({'; '.join(again.failures)})"
-    return Verdict(quality, rejected_again is None, failure, rejected, fallback_part)
+    return Verdict(quality, published, tuple(moves), failure, target, fallback_part)

@@ -12,12 +12,14 @@ from pathlib import Path
 from avatars.library import Avatar, AvatarLibrary
 from avatars.license import License
 from config import Settings, VoiceTemplate, load_voices
+from config.files import check_output_target
 from fusion.analysis import DETECTOR_MODEL, LANDMARKER_MODEL, read_image
 from fusion.driver_video import inspect_driver_video
 from fusion.errors import FusionError
 from fusion.identity import EMBEDDING_MODEL
 from fusion.models import ModelRegistry
 from fusion.processors.post import find_font
+from governance.audit import AuditLog
 from governance.authorization import authorize
 from governance.provenance import Generation
 from phoneme.normalize import normalize_text
@@ -80,7 +82,8 @@ def validate_request(request: RenderRequest, settings: Settings) -> ValidatedReq
     else:
         spoken = normalize_text(request.text, request.language, settings.text.max_chars, settings.text.min_chars)
     avatar = AvatarLibrary.from_settings(settings.paths).get(request.avatar_id)
-    lic = authorize(avatar, request.language, request.channel, request.purpose)
+    audit = AuditLog(settings.paths.audit_db)
+    lic = authorize(avatar, request.language, request.channel, request.purpose, audit)
     read_image(avatar.photo)  # a missing or corrupt photo fails here, before any model loads
     registry = ModelRegistry(settings.paths.models)
     for name in USED_MODELS:
@@ -89,6 +92,8 @@ def validate_request(request: RenderRequest, settings: Settings) -> ValidatedReq
         raise FusionError("no CJK font for the AI label; run scripts/setup to install fonts-wqy-zenhei")
     if Path(request.output).suffix.lower() != ".mp4":
         raise FusionError(f"output must be an .mp4 file, got '{request.output}'")
+    for path in output_paths(request.output).values():
+        check_output_target(path)
     return ValidatedRequest(request, voice, avatar, lic, spoken)
 
 

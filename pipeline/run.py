@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
+import os
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from config import Settings
-from config.files import file_sha256
+from config.errors import OutputPathError
+from config.files import directory_lock, file_sha256
 from driver_synth.driver import DriverArtifact, driver_video_path
 from pipeline import stages
 from pipeline.auditing import audited_render
-from pipeline.gate import Verdict, quality_gate, rejected_path, staging_path
+from pipeline.gate import Verdict, fallback_staging_path, quality_gate, rejected_path, staging_path
 from pipeline.report import (
     AvatarPart,
     DriverPart,
@@ -224,26 +227,62 @@ def run_pipeline(
     on_stage("avatar")
     analysis = call("avatar", stages.avatar_stage, validated.avatar, settings)
     log.cache["avatar_analysis"] = analysis.cache_hit
-    # The render goes to a hidden staging file and is published (renamed onto the output) only once
-    # the quality gate has passed it: nothing unjudged ever sits under the requested name.
+    # The render goes to a hidden staging file of its own and is published (renamed onto the output,
+    # with its captions and report, under a lock) only once the quality gate has passed it: nothing
+    # unjudged ever sits under the requested name, and two renders to one name never mix.
     output = Path(validated.request.output)
-    staging = staging_path(output)
-    on_stage("render")
-    rendered = call(
-        "render", stages.render_stage, validated, analysis, driven.driver, driven.wav, settings, on_frame, "normal",
-        staging,
-    )  # fmt: skip
-    on_stage("quality")
-    inputs = (analysis, driven.driver, driven.wav)
-    verdict = quality_gate(validated, settings, call, on_stage, on_frame, inputs, driven.bilabial_spans, staging)
-    on_stage("package")
-    make_captions = driven.speech is not None and verdict.published
-    captions = call("captions", stages.captions_stage, driven.speech, validated) if make_captions else {}
-    report = build_report(validated, settings, log, driven, rendered, verdict, captions)
-    path = report.save(report_path(output, verdict.published))
+    staging = staging_path(output, uuid.uuid4().hex[:12])
+    try:
+        on_stage("render")
+        rendered = call(
+            "render", stages.render_stage, validated, analysis, driven.driver, driven.wav, settings, on_frame,
+            "normal", staging,
+        )  # fmt: skip
+        on_stage("quality")
+        inputs = (analysis, driven.driver, driven.wav)
+        verdict = quality_gate(validated, settings, call, on_stage, on_frame, inputs, driven.bilabial_spans, staging)
+        on_stage("package")
+        make_captions = driven.speech is not None and verdict.published
+        captions = call("captions", stages.captions_stage, driven.speech, validated, staging) if make_captions else {}
+
+        def build(final: dict[str, Path]) -> RenderReport:
+            return build_report(validated, settings, log, driven, rendered, verdict, final)
+
+        path, report = publish(output, verdict, captions, build)
+    finally:
+        _discard_staged(staging)
     if verdict.failure is not None:
         raise QualityGateError(verdict.failure, path)
-    return RenderResult(video=output, report=path, srt=captions.get("srt"), frames=report.frames)
+    srt = Path(report.captions["srt"]) if "srt" in report.captions else None
+    return RenderResult(video=output, report=path, srt=srt, frames=report.frames)
+
+
+def publish(
+    output: Path, verdict: Verdict, captions: dict[str, Path], build: Callable[[dict[str, Path]], RenderReport]
+) -> tuple[Path, RenderReport]:
+    """Rename the judged video(s) and the staged captions to their final names and write the report,
+    as one step under the output folder's lock: the published video, its captions and its report
+    always come from the same render (last writer wins as a whole)."""
+    final = {name: output_paths(output)[name] for name in captions}
+    with directory_lock(output.parent):
+        try:
+            for source, target in verdict.moves:
+                os.replace(source, target)
+            for name, source in captions.items():
+                os.replace(source, final[name])
+        except OSError as exc:  # checked before the render; changed since (a full disk, a chattr)
+            reason = exc.strerror or type(exc).__name__
+            raise OutputPathError(f"could not publish {output} ({reason}); check the folder and render again") from exc
+        report = build(final)
+        path = report.save(report_path(output, verdict.published))
+    return path, report
+
+
+def _discard_staged(staging: Path) -> None:
+    """Whatever a failed or interrupted render staged (video, fallback video, captions) goes."""
+    fallback = fallback_staging_path(staging)
+    for candidate in (staging, fallback, *output_paths(staging).values(), *output_paths(fallback).values()):
+        candidate.unlink(missing_ok=True)
 
 
 def render_video(

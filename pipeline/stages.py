@@ -246,8 +246,10 @@ def render_stage(
     }
 
 
-def captions_stage(speech: SpeechArtifact, validated: ValidatedRequest) -> dict[str, Path]:
-    paths = output_paths(validated.request.output)
+def captions_stage(speech: SpeechArtifact, validated: ValidatedRequest, stem: Path | None = None) -> dict[str, Path]:
+    """SRT and VTT captions beside the output, or at `<stem>.srt/.vtt` (a render's staging name,
+    published together with its video)."""
+    paths = output_paths(Path(stem).with_suffix(".mp4") if stem is not None else validated.request.output)
     timings = speech.timings()
     with atomic_path(paths["srt"]) as srt, atomic_path(paths["vtt"]) as vtt:
         write_captions(timings.words, timings.language, srt, vtt)
