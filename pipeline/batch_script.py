@@ -35,6 +35,7 @@ from avatars.errors import AvatarError, LicenseError
 from avatars.library import AvatarLibrary
 from config import Settings, load_voices
 from config.errors import EXIT_QUALITY_FAILED, DhfError
+from governance.audit import AuditLog
 from governance.authorization import authorize
 from phoneme.errors import SpeechError
 from phoneme.normalize import normalize_text
@@ -125,17 +126,56 @@ def load_script(path: Path, defaults: dict[str, Any] | None = None) -> tuple[dic
 
 
 def _load_csv(path: Path, defaults: dict[str, Any]) -> tuple[dict[str, Any], dict[str, int]]:
+    """CSV rows → items, strictly: a row with the wrong number of columns, an unknown column or a
+    quote that swallows the next rows is an error naming file:line (a lenient reader merges or drops
+    rows silently, and a batch would exit 0 without an item). A UTF-8 BOM (Excel) is accepted."""
     try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise BatchScriptError(f"{path}: cannot read the CSV ({exc}); save it as UTF-8 CSV with a header row") from exc
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle, strict=True)
+            start = 1
+            header = next(reader, None)
+            rows = []
+            start = reader.line_num + 1
+            for row in reader:
+                rows.append((start, reader.line_num, row))
+                start = reader.line_num + 1
+    except UnicodeDecodeError as exc:
+        message = f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8 CSV"
+        raise BatchScriptError(message) from exc
+    except csv.Error as exc:
+        raise BatchScriptError(
+            f"{path}:{start}: CSV syntax error in the row starting here, found at line {reader.line_num} ({exc}); "
+            "close its quote or quote the whole field"
+        ) from exc
+    except OSError as exc:
+        raise BatchScriptError(f"{path}: cannot read the CSV ({exc.strerror}); check the path") from exc
+    columns = [name.strip() for name in header or []]
+    if not columns or "id" not in columns:
+        raise BatchScriptError(f"{path}:1: the header row needs an id column and text or text_<lang> columns")
+    unknown = [name for name in columns if name not in ("id", "text") and not re.fullmatch(r"text_[\w-]+", name)]
+    if unknown or len(set(columns)) != len(columns):
+        problem = f"unknown column '{unknown[0]}'" if unknown else "a column is named twice"
+        raise BatchScriptError(f"{path}:1: {problem}; use id, and text or text_<lang> (e.g. text_zh)")
     items, lines = [], {}
-    for index, row in enumerate(rows):
-        texts = {key[5:]: value for key, value in row.items() if key and key.startswith("text_") and value}
-        text: Any = texts if texts else row.get("text")
-        items.append({"id": row.get("id"), "text": text})
-        lines[f"items[{index}]"] = lines[f"items[{index}].id"] = lines[f"items[{index}].text"] = index + 2
+    for first, last, row in rows:
+        if not any(cell.strip() for cell in row):
+            continue  # a blank line
+        if len(row) != len(columns):
+            raise BatchScriptError(
+                f"{path}:{first}: {len(row)} columns, the header has {len(columns)}; quote fields that contain commas"
+            )
+        if last > first:  # a quoted field spanning lines: an unterminated quote that swallowed rows, or
+            # a line break inside a text; the two look alike, so both are refused (predictably)
+            raise BatchScriptError(
+                f"{path}:{first}: a quoted field runs from line {first} to {last}; close the quote, and keep "
+                "each text on one line (line breaks inside a text are not allowed)"
+            )
+        values = dict(zip(columns, row, strict=True))
+        texts = {key[5:]: value for key, value in values.items() if key.startswith("text_") and value}
+        text: Any = texts if texts else values.get("text")
+        index = len(items)
+        items.append({"id": values.get("id"), "text": text})
+        lines[f"items[{index}]"] = lines[f"items[{index}].id"] = lines[f"items[{index}].text"] = first
     data = {"name": path.stem, **defaults, "items": items}
     return data, lines
 
@@ -176,8 +216,9 @@ def validate_script(path: Path, settings: Settings, defaults: dict[str, Any] | N
             raise fail("voices" if language in voices_map else "languages", str(exc)) from exc
     try:
         avatar = AvatarLibrary.from_settings(settings.paths).get(str(data["avatar"]))
+        audit = AuditLog(settings.paths.audit_db)
         for language in languages:
-            authorize(avatar, language, channel, purpose)
+            authorize(avatar, language, channel, purpose, audit)
     except (AvatarError, LicenseError) as exc:
         raise fail("avatar", str(exc)) from exc
     items = data["items"]
