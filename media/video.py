@@ -10,6 +10,7 @@ import json
 import queue
 import shutil
 import subprocess
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -227,28 +228,42 @@ def probe(path: Path, count_frames: bool = True) -> ProbeResult:
 def read_frames(
     path: Path, width: int | None = None, height: int | None = None, fps: float | None = None
 ) -> Iterator[np.ndarray]:
-    """Decode a video to BGR frames one at a time (optionally scaled, optionally resampled to `fps`)."""
+    """Decode a video to BGR frames one at a time (optionally scaled, optionally resampled to `fps`).
+
+    A corrupt or truncated file raises MediaError once its readable frames are used up (ffmpeg's
+    exit status, its error output, or fewer frames than the container declares): never a silently
+    shorter video. A consumer that stops early just stops the decoder."""
     info = probe(path, count_frames=False)
     out_w, out_h = width or info.width, height or info.height
-    command = [ffmpeg_binary(), "-v", "error", "-i", str(path)]
+    command = [ffmpeg_binary(), "-v", "error", "-i", str(path), "-an"]
     filters = [f"fps={fps}"] if fps else []
     if (out_w, out_h) != (info.width, info.height):
         filters.append(f"scale={out_w}:{out_h}")
     if filters:
         command += ["-vf", ",".join(filters)]
     command += ["-f", "rawvideo", "-pix_fmt", "bgr24", "-"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     size = out_w * out_h * 3
-    try:
-        while True:
-            data = process.stdout.read(size)
-            if len(data) < size:
-                break
-            yield np.frombuffer(data, np.uint8).reshape(out_h, out_w, 3)
-    finally:
-        process.stdout.close()
-        process.kill()
-        process.wait()
+    count = 0
+    with tempfile.TemporaryFile() as errors:  # a file, not a pipe: a chatty decoder cannot block on it
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors)
+        try:
+            while True:
+                data = process.stdout.read(size)
+                if len(data) < size:
+                    break
+                count += 1
+                yield np.frombuffer(data, np.uint8).reshape(out_h, out_w, 3)
+            process.wait()
+            errors.seek(0)
+            complaint = errors.read().decode("utf-8", "replace").strip().splitlines()
+        finally:
+            process.stdout.close()
+            process.kill()
+            process.wait()
+    declared = info.frames if fps is None else 0
+    if process.returncode != 0 or complaint or count < declared - 1:
+        reason = complaint[-1] if complaint else f"{count} of {declared} frames decoded"
+        raise MediaError(f"{path} is corrupt or truncated after {count} frames ({reason}); re-export or replace it")
 
 
 def extract_audio_wav(path: Path, target: Path, duration: float, rate: int = 24000) -> bool:
