@@ -49,12 +49,18 @@ class License:
 
 
 def _date(value: object, field: str, path: Path) -> dt.date:
+    """A licence date. A time part is accepted (YAML reads `2030-12-31T23:59:59` as a datetime): the
+    day it falls on in UTC counts, whole (a naive time is taken as UTC). Licences are granted by day."""
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise LicenseError(f"{path}: '{field}' must be a date like 2026-12-31, not '{value}'") from exc
+    if isinstance(value, dt.datetime):
+        return (value.astimezone(dt.UTC) if value.tzinfo else value).date()
     if isinstance(value, dt.date):
         return value
-    try:
-        return dt.date.fromisoformat(str(value))
-    except ValueError as exc:
-        raise LicenseError(f"{path}: '{field}' must be a date like 2026-12-31") from exc
+    raise LicenseError(f"{path}: '{field}' must be a date like 2026-12-31, not '{value}'")
 
 
 def load_license(path: Path) -> License:

@@ -87,6 +87,15 @@ def test_submit_poll_download_with_ranges_captions_and_report(api, keys, finishe
     part = httpx.get(f"{api.url}/v1/videos/{job_id}/video", headers={**_auth(token), "Range": "bytes=100-199"})
     assert part.status_code == 206 and part.content == video.content[100:200]
     assert part.headers["content-range"] == f"bytes 100-199/{len(video.content)}"
+    # Bad ranges are JSON errors like every other (Starlette alone answers them in text/plain).
+    url, size = f"{api.url}/v1/videos/{job_id}/video", len(video.content)
+    for header, status_code, code in (
+        ("bytes=abc", 400, "bad_range"),
+        (f"bytes={size + 10}-", 416, "range_not_satisfiable"),
+    ):
+        bad = httpx.get(url, headers={**_auth(token), "Range": header})
+        assert bad.status_code == status_code and bad.json()["error"]["code"] == code, bad.text
+    assert bad.headers["content-range"] == f"bytes */{size}"
     srt = httpx.get(f"{api.url}/v1/videos/{job_id}/captions", headers=_auth(token)).text
     vtt = httpx.get(f"{api.url}/v1/videos/{job_id}/captions?format=vtt", headers=_auth(token)).text
     assert "Thank" in srt and "-->" in srt and vtt.startswith("WEBVTT")

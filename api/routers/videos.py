@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Header
 from fastapi.responses import FileResponse, PlainTextResponse
 
 from api.context import Context, Reader, Renderer, admit, checked_video, own_job
 from api.errors import ERRORS, ApiError
 from api.keys import ApiKey
+from api.ranges import video_response
 from api.schemas import JobAccepted, JobId, JobStatus, VideoCreate
 from pipeline.report import RenderReport
 
@@ -49,9 +50,11 @@ def video_status(job_id: JobId, key: Reader, context: Context) -> dict:
 
 
 @router.get("/{job_id}/video", response_model=None, responses={**ERRORS, **MP4_RESPONSE})
-def video_file(job_id: JobId, key: Reader, context: Context) -> FileResponse:
+def video_file(
+    job_id: JobId, key: Reader, context: Context, range_header: Annotated[str | None, Header(alias="Range")] = None
+) -> FileResponse:
     path = finished_file(context, job_id, key, "video")
-    return FileResponse(path, media_type="video/mp4", filename=f"{job_id}.mp4")
+    return video_response(path, f"{job_id}.mp4", range_header)
 
 
 @router.get("/{job_id}/captions", response_model=None, responses={**ERRORS, **CAPTIONS_RESPONSE})
