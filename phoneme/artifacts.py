@@ -20,14 +20,22 @@ class TimedPhone:
 
 @dataclass(frozen=True)
 class TimedWord:
+    """A word with its time span. For captions: the word as written, whether a space precedes it in
+    the written text (Chinese characters have none), and whether a <break> pause follows it."""
+
     text: str
     start: float
     end: float
+    space_before: bool = True
+    break_after: bool = False
 
 
 @dataclass(frozen=True)
 class SpeechTimings:
-    """What the TTS engine said and when: the basis for visemes and captions."""
+    """What the TTS engine said and when: the basis for visemes and captions.
+
+    `words` are the caption words, as written (`written_text`), each timed by the speech that says
+    it; `spoken_words` are espeak-ng's words of `spoken_text`, which `phones[].word_index` points to."""
 
     text: str
     spoken_text: str
@@ -37,6 +45,8 @@ class SpeechTimings:
     sample_rate: int
     words: list[TimedWord] = field(default_factory=list)
     phones: list[TimedPhone] = field(default_factory=list)
+    written_text: str = ""
+    spoken_words: list[TimedWord] = field(default_factory=list)
 
     def to_json(self, path: Path) -> None:
         Path(path).write_text(json.dumps(asdict(self), ensure_ascii=False, indent=1), encoding="utf-8")
@@ -45,6 +55,7 @@ class SpeechTimings:
     def from_json(cls, path: Path) -> SpeechTimings:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         data["words"] = [TimedWord(**w) for w in data["words"]]
+        data["spoken_words"] = [TimedWord(**w) for w in data.get("spoken_words", [])]
         data["phones"] = [TimedPhone(**p) for p in data["phones"]]
         return cls(**data)
 

@@ -1,4 +1,8 @@
-"""Captions (SRT and WebVTT) from word timings; CJK text is broken by characters, not spaces."""
+"""Captions (SRT and WebVTT) from the timed written words; CJK text is broken by characters, not spaces.
+
+Each word knows whether a space precedes it in the written text, so a cue reproduces the writing
+("我的IBAN账户 online banking"); a cue also ends where a <break> pause follows a word.
+"""
 
 from __future__ import annotations
 
@@ -17,29 +21,29 @@ class Cue:
     text: str
 
 
-def _joiner(language: str) -> str:
-    return "" if language in CJK_LANGUAGES else " "
+def join_words(words: list[TimedWord]) -> str:
+    """The words as written: a space only where the written text had one."""
+    return "".join((" " if w.space_before and i else "") + w.text for i, w in enumerate(words))
 
 
 def build_cues(words: list[TimedWord], language: str, max_chars: int = 42, max_seconds: float = 5.0) -> list[Cue]:
-    """Group words into cues of at most `max_chars` characters (16 for CJK) and `max_seconds`."""
+    """Group words into cues of at most `max_chars` characters (16 for CJK) and `max_seconds`; a cue
+    ends at a sentence end and before a <break> pause."""
     limit = 16 if language in CJK_LANGUAGES else max_chars
-    joiner = _joiner(language)
     cues: list[Cue] = []
     current: list[TimedWord] = []
 
     def flush() -> None:
         if current:
-            text = joiner.join(w.text for w in current).strip()
-            cues.append(Cue(current[0].start, max(current[-1].end, current[0].start + 0.3), text))
+            cues.append(Cue(current[0].start, max(current[-1].end, current[0].start + 0.3), join_words(current)))
             current.clear()
 
     for word in words:
-        candidate = joiner.join([w.text for w in current] + [word.text])
+        candidate = join_words([*current, word])
         if current and (len(candidate) > limit or word.end - current[0].start > max_seconds):
             flush()
         current.append(word)
-        if word.text[-1:] in ".?!。？！":
+        if word.text[-1:] in ".?!。？！" or word.break_after:
             flush()
     flush()
     return cues

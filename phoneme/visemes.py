@@ -150,8 +150,9 @@ def _word_peak(word: TimedWord, envelope: list[float]) -> tuple[float, float]:
 def find_accents(timings: SpeechTimings, envelope: list[float]) -> list[Accent]:
     """Stressed words: a loudness peak above the speaker's typical peak, on a word long enough to
     carry stress; plus the last word of each question (brows rise on questions)."""
-    following = {id(word): after for word, after in zip(timings.words, [*timings.words[1:], None], strict=True)}
-    words = [w for w in timings.words if w.end - w.start >= 0.12]
+    spoken = timings.spoken_words or timings.words  # stress is in what is said ("one year"), not "1-year"
+    following = {id(word): after for word, after in zip(spoken, [*spoken[1:], None], strict=True)}
+    words = [w for w in spoken if w.end - w.start >= 0.12]
     if not words or not envelope:
         return []
     peaks = [_word_peak(word, envelope) for word in words]
