@@ -168,8 +168,8 @@ class QualitySettings(Section):
     lipsync_max_lag_ms: float = Field(80.0, ge=0.0, le=1000.0)
     closure_min_rate: Fraction = 0.8
     identity_max_distance: Positive = 0.6
-    identity_max_alarm_ratio: Fraction = 0.1
-    identity_sample_fps: float = Field(1.0, gt=0.0, le=120.0)
+    identity_max_alarm_ratio: Fraction = 0.2
+    identity_sample_fps: float = Field(0.5, gt=0.0, le=120.0)
     pose_gate_yaw_deg: Degrees = 60.0
     pose_gate_pitch_deg: Degrees = 45.0
     pose_gate_roll_deg: Degrees = 45.0

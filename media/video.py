@@ -39,6 +39,11 @@ class EncodeOptions:
     audio_bitrate: str = "128k"
     threads: int = 0
     metadata: tuple[tuple[str, str], ...] = ()
+    keyframe_every: int = 0  # > 0: a keyframe at least every this many frames (checkable, cuttable)
+
+
+def _keyframe_args(every: int) -> list[str]:
+    return ["-force_key_frames", f"expr:gte(n,n_forced*{every})"] if every > 0 else []
 
 
 class VideoWriter:
@@ -96,6 +101,7 @@ class VideoWriter:
             "yuv420p",
             "-threads",
             str(options.threads),
+            *_keyframe_args(options.keyframe_every),
             "-movflags",
             "+faststart+use_metadata_tags",
         ]
@@ -264,6 +270,29 @@ def read_frames(
     if process.returncode != 0 or complaint or count < declared - 1:
         reason = complaint[-1] if complaint else f"{count} of {declared} frames decoded"
         raise MediaError(f"{path} is corrupt or truncated after {count} frames ({reason}); re-export or replace it")
+
+
+def read_keyframes(path: Path, width: int, height: int) -> list[tuple[int, np.ndarray]]:
+    """(frame index, grey frame at width×height) for every keyframe: only those are decoded, so this
+    costs a few decodes per ten seconds of video (a render checks its encode with them)."""
+    info = probe(path, count_frames=False)
+    times = subprocess.run(
+        [ffmpeg_binary("ffprobe"), "-v", "error", "-skip_frame", "nokey", "-select_streams", "v:0",
+         "-show_entries", "frame=best_effort_timestamp_time", "-of", "csv=p=0", str(path)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    decoded = subprocess.run(
+        [ffmpeg_binary(), "-v", "error", "-skip_frame", "nokey", "-i", str(path), "-an", "-vf",
+         f"scale={width}:{height}", "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "gray", "-"],
+        capture_output=True,
+    )  # fmt: skip
+    if times.returncode != 0 or decoded.returncode != 0:
+        raise MediaError(f"{path} is not a readable video: {(times.stderr or decoded.stderr.decode())[-200:]}")
+    stamps = [float(cell) for line in times.stdout.splitlines() for cell in line.split(",") if cell.strip()]
+    size = width * height
+    frames = [np.frombuffer(decoded.stdout[i * size : (i + 1) * size], np.uint8).reshape(height, width)
+              for i in range(len(decoded.stdout) // size)]  # fmt: skip
+    return [(round(stamp * info.fps), frame) for stamp, frame in zip(stamps, frames, strict=False)]
 
 
 def extract_audio_wav(path: Path, target: Path, duration: float, rate: int = 24000) -> bool:

@@ -19,7 +19,7 @@ from config import Settings
 from pipeline import stages
 from pipeline.report import FallbackPart
 from pipeline.request import ValidatedRequest
-from quality.evaluate import evaluate_against_avatar
+from quality.inline import EncodeMonitor, judge_encoded
 from quality.scores import QualityReport
 
 StageCall = Callable[..., Any]
@@ -56,12 +56,14 @@ class Verdict:
     fallback: FallbackPart | None = None
 
 
-def _judged(call: StageCall, name: str, staging: Path, output: Path, tag: str, evaluate_args: tuple):
-    """Evaluate the staged video: (scores, its final name: the output when it passes, otherwise
-    `<output>.<tag>.mp4`). An error while judging moves it to the rejected name at once: never
-    published unjudged, and kept for inspection."""
+def _judged(call: StageCall, name: str, staging: Path, output: Path, tag: str, judge_args: tuple):
+    """Judge the staged video (what its monitor saw while it was encoded, confirmed against the
+    encode): (scores, its final name: the output when it passes, otherwise `<output>.<tag>.mp4`).
+    An error while judging moves it to the rejected name at once: never published unjudged, and
+    kept for inspection."""
+    monitor, *rest = judge_args
     try:
-        quality = call(name, evaluate_against_avatar, staging, *evaluate_args)
+        quality = call(name, judge_encoded, monitor, staging, *rest)
     except BaseException:
         if staging.exists():
             os.replace(staging, rejected_path(output, tag))
@@ -78,12 +80,14 @@ def quality_gate(
     render_inputs: tuple,
     spans: list[tuple[float, float]] | None,
     staging: Path,
+    monitor: EncodeMonitor,
 ) -> Verdict:
-    """Judge the staged render; on failure render the configured fallback into a second staging file
-    (`<staging>` with a `-fallback` token) and judge that."""
+    """Judge the staged render (observed by `monitor` while it was encoded); on failure render the
+    configured fallback into a second staging file (`<staging>` with a `-fallback` token), observed
+    by a monitor of its own, and judge that."""
     output = Path(validated.request.output)
-    avatar = validated.avatar
-    quality, target = _judged(call, "quality", staging, output, "rejected", (avatar, settings, spans))
+    limits = settings.quality
+    quality, target = _judged(call, "quality", staging, output, "rejected", (monitor, limits, spans))
     moves = [(staging, target)]
     if target == output:
         return Verdict(quality, published=True, moves=tuple(moves))
@@ -94,10 +98,11 @@ def quality_gate(
     on_stage("fallback")
     second = fallback_staging_path(staging)
     try:
-        call("fallback", stages.render_stage, validated, *render_inputs, settings, on_frame, fallback, second)
+        watcher = monitor.fresh()
+        call("fallback", stages.render_stage, validated, *render_inputs, settings, on_frame, fallback, second, watcher)
         still = fallback == "still"
         again, target_again = _judged(
-            call, "fallback-quality", second, output, "fallback-rejected", (avatar, settings, spans, still)
+            call, "fallback-quality", second, output, "fallback-rejected", (watcher, limits, spans, still)
         )
     except BaseException:
         os.replace(staging, target)  # the first verdict stands: keep the rejected video

@@ -36,6 +36,7 @@ from pipeline.report import (
 )
 from pipeline.request import RenderRequest, ValidatedRequest, model_hashes, output_paths, validate_request
 from quality.errors import QualityGateError
+from quality.inline import EncodeMonitor, monitor_setup
 
 StageCall = Callable[..., Any]
 StageHook = Callable[[str], None]
@@ -232,15 +233,19 @@ def run_pipeline(
     # unjudged ever sits under the requested name, and two renders to one name never mix.
     output = Path(validated.request.output)
     staging = staging_path(output, uuid.uuid4().hex[:12])
+    video, setup = settings.video, monitor_setup(validated.avatar, settings)
+    # The gate's monitor watches every frame on its way to the encoder (quality.inline).
+    monitor = EncodeMonitor(setup, video.width, video.height, video.fps, settings.quality.analysis_height)
     try:
         on_stage("render")
         rendered = call(
             "render", stages.render_stage, validated, analysis, driven.driver, driven.wav, settings, on_frame,
-            "normal", staging,
+            "normal", staging, monitor,
         )  # fmt: skip
         on_stage("quality")
         inputs = (analysis, driven.driver, driven.wav)
-        verdict = quality_gate(validated, settings, call, on_stage, on_frame, inputs, driven.bilabial_spans, staging)
+        spans = driven.bilabial_spans
+        verdict = quality_gate(validated, settings, call, on_stage, on_frame, inputs, spans, staging, monitor)
         on_stage("package")
         make_captions = driven.speech is not None and verdict.published
         captions = call("captions", stages.captions_stage, driven.speech, validated, staging) if make_captions else {}
@@ -250,6 +255,7 @@ def run_pipeline(
 
         path, report = publish(output, verdict, captions, build)
     finally:
+        monitor.abort()  # a no-op once judged; stops its thread if the render failed early
         _discard_staged(staging)
     if verdict.failure is not None:
         raise QualityGateError(verdict.failure, path)

@@ -37,6 +37,7 @@ from phoneme.speech import SpeechArtifact, synthesize_speech
 from phoneme.tts import EspeakEngine, read_wav
 from phoneme.visemes import VisemeTable, build_keyframes, loudness_envelope
 from pipeline.request import ValidatedRequest, model_hashes, output_paths
+from quality.inline import KEYFRAME_EVERY, EncodeMonitor
 from quality.measure import correlation_at_best_lag, rms_envelope
 
 REDUCED_MOTION = ReenactorOptions(motion_scale=0.6, head_scale=0.4)  # the "reduced_motion" quality fallback
@@ -188,11 +189,13 @@ def render_stage(
     on_frame: FrameProgress | None = None,
     mode: str = "normal",
     target: Path | None = None,
+    monitor: EncodeMonitor | None = None,
 ) -> dict[str, object]:
     """Fusion + post + encode, streamed into a temp MP4 that is renamed over the output only when complete.
 
     `mode` is "normal", or a quality fallback: "reduced_motion" (smaller mouth and head motion) or
-    "still" (the labeled portrait without motion, with the audio)."""
+    "still" (the labeled portrait without motion, with the audio). `monitor` (the quality gate's)
+    observes every frame handed to the encoder; keyframes are forced where it can check the encode."""
     track = driver.track()
     work, landmarks = analysis.work_image_and_landmarks(validated.avatar)
     video = settings.video
@@ -216,7 +219,13 @@ def render_stage(
     )
     metadata = provenance_tags(generation, settings, content_id)
     encode = EncodeOptions(
-        video.fps, video.crf, video.preset, video.audio_bitrate, video.encoder_threads, tuple(metadata.items())
+        video.fps,
+        video.crf,
+        video.preset,
+        video.audio_bitrate,
+        video.encoder_threads,
+        tuple(metadata.items()),
+        keyframe_every=KEYFRAME_EVERY,
     )
     target = Path(target or validated.request.output)
     reenact_seconds = 0.0
@@ -228,13 +237,20 @@ def render_stage(
             frames = iter([engine.still] * track.frame_count)
         else:
             frames = engine.frames(track, idle_bases(validated.avatar, analysis, video.fps, track.frame_count))
-        for index in range(track.frame_count):
-            start = time.perf_counter()
-            frame = next(frames)
-            reenact_seconds += time.perf_counter() - start
-            writer.write(frame)
-            if on_frame is not None:
-                on_frame(index + 1, track.frame_count)
+        try:
+            for index in range(track.frame_count):
+                start = time.perf_counter()
+                frame = next(frames)
+                reenact_seconds += time.perf_counter() - start
+                writer.write(frame)
+                if monitor is not None:
+                    monitor.add(frame)
+                if on_frame is not None:
+                    on_frame(index + 1, track.frame_count)
+        except BaseException:
+            if monitor is not None:
+                monitor.abort()
+            raise
     marks = seal(target, generation, settings, content_id, driver.track_path, Path(audio))
     marks["watermark_ms_per_frame"] = round(1000 * engine.watermark_seconds / max(track.frame_count, 1), 2)
     return {

@@ -24,7 +24,7 @@ from quality.artifacts import artifact_scores
 from quality.color import color_scores
 from quality.identity import identity_scores
 from quality.lipsync import lipsync_scores
-from quality.observe import IdentityProbe, observe_video
+from quality.observe import IdentityProbe, Observations, observe_video
 from quality.pose import gated_frames, pose_scores, without_gated
 from quality.reference import avatar_reference
 from quality.scores import QualityReport
@@ -49,12 +49,26 @@ def evaluate_video(
     if embedder is not None and reference_embedding is not None:
         identity = IdentityProbe(embedder, reference_embedding, limits.identity_sample_fps)
     seen = observe_video(path, analyser, limits.analysis_height, identity, on_frame)
+    audio = read_audio_mono(path, AUDIO_RATE)
+    report = score_observations(seen, audio, limits, reference_lab, bilabial_spans, measure_lipsync)
+    return report.model_copy(update={"evaluation_seconds": round(time.perf_counter() - started, 2)})
+
+
+def score_observations(
+    seen: Observations,
+    audio: np.ndarray,
+    limits: QualitySettings,
+    reference_lab: np.ndarray | None = None,
+    bilabial_spans: list[tuple[float, float]] | None = None,
+    measure_lipsync: bool = True,
+) -> QualityReport:
+    """Every monitor's scores from one pass of observations (of a file, or of the frames a render
+    handed to its encoder) and the audio, judged against the thresholds."""
     fps = seen.info.fps
     gated = gated_frames(
         seen.pose, seen.face_found, (limits.pose_gate_yaw_deg, limits.pose_gate_pitch_deg, limits.pose_gate_roll_deg)
     )
     lip_gap = without_gated(seen.lip_gap, gated, limits.pose_gate_action)
-    audio = read_audio_mono(path, AUDIO_RATE)
     lipsync = lipsync_scores(
         lip_gap, audio, AUDIO_RATE, fps, bilabial_spans, measure_lipsync, limits.closure_min_phones
     )
@@ -82,7 +96,7 @@ def evaluate_video(
         stability=stability,
         color=color,
         artifacts=artifacts,
-        evaluation_seconds=round(time.perf_counter() - started, 2),
+        evaluation_seconds=0.0,
     )
 
 

@@ -29,9 +29,7 @@ def lipsync_failures(scores: LipSyncScores, limits: QualitySettings, frames: int
         if scores.correlation <= UNMEASURABLE:
             failures.append("lip-sync cannot be measured: the mouth does not move")
         elif scores.correlation < required:
-            failures.append(
-                f"lip-sync correlation {scores.correlation:.2f} < {required} (lag {scores.lag_ms:.0f} ms)"
-            )
+            failures.append(f"lip-sync correlation {scores.correlation:.2f} < {required} (lag {scores.lag_ms:.0f} ms)")
         if abs(scores.lag_ms) > limits.lipsync_max_lag_ms:
             failures.append(f"mouth/audio offset {scores.lag_ms:.0f} ms exceeds ±{limits.lipsync_max_lag_ms:.0f} ms")
     if scores.closure_rate is not None and scores.closure_rate < limits.closure_min_rate:

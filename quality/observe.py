@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from fusion import topology as topo
@@ -71,6 +72,85 @@ def head_pitch(landmarks: np.ndarray) -> float:
     return float(np.degrees(np.arctan2(-vertical[2], vertical[1])))
 
 
+class FrameObserver:
+    """The per-frame pass, fed one analysis-size frame at a time: from a decoded file
+    (`observe_video`) or from the frames a render hands to its encoder (the gate runs while the
+    video is being encoded). Keeps only the per-frame numbers, never the frames."""
+
+    def __init__(self, analyser: FaceAnalyser, fps: float, identity: IdentityProbe | None = None) -> None:
+        self.analyser = analyser
+        self.fps = fps
+        self.identity = identity
+        self.step = max(1, round(fps / max(identity.sample_fps, 1e-6))) if identity is not None else 0
+        self.gaps: list[float] = []
+        self.poses: list[tuple[float, float, float]] = []
+        self.rigid: list[np.ndarray] = []
+        self.outside: list[float] = []
+        self.background: list[float] = []
+        self.skin: list[np.ndarray] = []
+        self.distances: list[float] = []
+        self.eyes: list[float] = []
+        self.artifacts = ArtifactObserver()
+        self.previous: Face | None = None
+
+    @property
+    def count(self) -> int:
+        return len(self.gaps)
+
+    def add(self, frame: np.ndarray) -> None:
+        index = self.count
+        height, width = frame.shape[:2]
+        face = self.analyser.track(frame, self.previous)
+        self.previous = face
+        corners = np.concatenate([frame[: height // 8, : width // 12], frame[: height // 8, -width // 12 :]], axis=1)
+        self.background.append(float(np.mean(cv2.mean(corners)[:3])))
+        if face is None:
+            self.gaps.append(np.nan)
+            self.poses.append(NO_POSE)
+            self.rigid.append(np.full((len(RIGID_POINTS), 2), np.nan))
+            self.outside.append(np.nan)
+            self.skin.append(np.full(3, np.nan))
+            self.eyes.append(np.nan)
+            self.artifacts.add(frame, None, np.nan)
+            return
+        landmarks = face.landmarks
+        features = face_features(landmarks, frame)
+        self.eyes.append(features.eye_contrast)
+        self.artifacts.add(frame, landmarks, features.lip_gap)
+        self.gaps.append(features.lip_gap)
+        self.poses.append((features.yaw, head_pitch(landmarks), features.roll))
+        self.rigid.append(landmarks[list(RIGID_POINTS), :2] / max(face.interocular, 1e-6))
+        self.outside.append(mean_outside_mouth(frame, landmarks))
+        self.skin.append(skin_lab(frame, landmarks))
+        if self.identity is not None and index % self.step == 0:
+            embedding = self.identity.embedder.embed(frame, landmarks)
+            self.distances.append(identity_distance(embedding, self.identity.reference))
+
+    def result(self, info: ProbeResult, name: str) -> Observations:
+        if self.count == 0:
+            raise MediaError(f"{name} has no decodable frames; it may be corrupt")
+        artifacts = self.artifacts
+        observed = Observations(
+            info=info,
+            count=self.count,
+            lip_gap=np.asarray(self.gaps, float),
+            pose=np.asarray(self.poses, float),
+            rigid=np.asarray(self.rigid, float),
+            outside_mouth=np.asarray(self.outside, float),
+            background=np.asarray(self.background, float),
+            skin=np.asarray(self.skin, float),
+            identity_distances=np.asarray(self.distances, float),
+            seam=np.asarray(artifacts.seam, float),
+            interior_black=np.asarray(artifacts.black_share, float),
+            rim_black=np.asarray(artifacts.rim_darkness, float),
+            chin=np.asarray(artifacts.chin, float),
+            eye_contrast=np.asarray(self.eyes, float),
+        )
+        if not observed.face_found.any():
+            raise QualityError(f"no face found in any frame of {name}; this is not a talking-head video")
+        return observed
+
+
 def observe_video(
     path: Path,
     analyser: FaceAnalyser,
@@ -86,57 +166,9 @@ def observe_video(
         raise QualityError(f"{path.name} has no audio track; lip-sync cannot be measured without the speech")
     width, height = analysis_size(info, analysis_height)
     expected = max(info.frames, 1)
-    step = max(1, round(info.fps / max(identity.sample_fps, 1e-6))) if identity is not None else 0
-    gaps, poses, rigid, outside, background, skin, distances, eyes = [], [], [], [], [], [], [], []
-    artifacts = ArtifactObserver()
-    previous: Face | None = None
-    count = 0
-    for index, frame in enumerate(read_frames(path, width, height)):
-        count = index + 1
-        face = analyser.track(frame, previous)
-        previous = face
-        corners = np.concatenate([frame[: height // 8, : width // 12], frame[: height // 8, -width // 12 :]], axis=1)
-        background.append(float(corners.mean()))
-        if face is None:
-            gaps.append(np.nan)
-            poses.append(NO_POSE)
-            rigid.append(np.full((len(RIGID_POINTS), 2), np.nan))
-            outside.append(np.nan)
-            skin.append(np.full(3, np.nan))
-            eyes.append(np.nan)
-            artifacts.add(frame, None, np.nan)
-        else:
-            landmarks = face.landmarks
-            features = face_features(landmarks, frame)
-            eyes.append(features.eye_contrast)
-            artifacts.add(frame, landmarks, features.lip_gap)
-            gaps.append(features.lip_gap)
-            poses.append((features.yaw, head_pitch(landmarks), features.roll))
-            rigid.append(landmarks[list(RIGID_POINTS), :2] / max(face.interocular, 1e-6))
-            outside.append(mean_outside_mouth(frame, landmarks))
-            skin.append(skin_lab(frame, landmarks))
-            if identity is not None and index % step == 0:
-                distances.append(identity_distance(identity.embedder.embed(frame, landmarks), identity.reference))
+    observer = FrameObserver(analyser, info.fps, identity)
+    for frame in read_frames(path, width, height):
+        observer.add(frame)
         if on_frame is not None:
-            on_frame(count, expected)
-    if count == 0:
-        raise MediaError(f"{path.name} has no decodable frames; it may be corrupt")
-    observed = Observations(
-        info=info,
-        count=count,
-        lip_gap=np.asarray(gaps, float),
-        pose=np.asarray(poses, float),
-        rigid=np.asarray(rigid, float),
-        outside_mouth=np.asarray(outside, float),
-        background=np.asarray(background, float),
-        skin=np.asarray(skin, float),
-        identity_distances=np.asarray(distances, float),
-        seam=np.asarray(artifacts.seam, float),
-        interior_black=np.asarray(artifacts.black_share, float),
-        rim_black=np.asarray(artifacts.rim_darkness, float),
-        chin=np.asarray(artifacts.chin, float),
-        eye_contrast=np.asarray(eyes, float),
-    )
-    if not observed.face_found.any():
-        raise QualityError(f"no face found in any frame of {path.name}; this is not a talking-head video")
-    return observed
+            on_frame(observer.count, expected)
+    return observer.result(info, path.name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from fusion import topology as topo
@@ -14,14 +15,21 @@ def mean_outside_mouth(frame: np.ndarray, landmarks: np.ndarray) -> float:
     """Mean brightness of the whole frame except a padded box around the mouth: everything that a
     talking head should keep still. A large area, so head motion and landmark jitter barely move it,
     while a flickering exposure or colour correction moves all of it."""
-    grey = frame.mean(axis=2) if frame.ndim == 3 else frame
+    height, width = frame.shape[:2]
     lips = landmarks[list(topo.LIPS_OUTER_UPPER + topo.LIPS_OUTER_LOWER), :2]
     pad = 0.5 * float(np.ptp(lips[:, 0]))
     x0, y0 = np.maximum(np.floor(lips.min(0) - pad).astype(int), 0)
-    x1, y1 = np.minimum(np.ceil(lips.max(0) + pad).astype(int), [grey.shape[1], grey.shape[0]])
-    total, inner = float(grey.sum()), float(grey[y0:y1, x0:x1].sum())
-    count = grey.size - max(0, (x1 - x0) * (y1 - y0))
-    return (total - inner) / max(count, 1)
+    x1, y1 = np.minimum(np.ceil(lips.max(0) + pad).astype(int), [width, height])
+    box = max(0, x1 - x0) * max(0, y1 - y0)
+    # cv2.mean sums in C without a float copy of the frame (the numpy version cost ~3 ms a frame).
+    total = _brightness(frame) * height * width
+    inner = _brightness(frame[y0:y1, x0:x1]) * box if box else 0.0
+    return (total - inner) / max(height * width - box, 1)
+
+
+def _brightness(image: np.ndarray) -> float:
+    means = cv2.mean(image)
+    return float(np.mean(means[: image.shape[2]])) if image.ndim == 3 else float(means[0])
 
 
 def typical_step(series: np.ndarray) -> float:

@@ -45,7 +45,8 @@ def test_the_render_passes_and_reports_its_quality(rendered):
     assert quality["passed"], quality["failures"]
     assert quality["lipsync"]["correlation"] >= 0.5 and quality["lipsync"]["lag_ms"] == 0
     assert quality["lipsync"]["closure_rate"] >= 0.9 and quality["lipsync"]["bilabial_phones"] > 0
-    assert quality["identity"]["sampled_frames"] >= 5 and quality["identity"]["max_distance"] < 0.45
+    sampled = quality["identity"]["sampled_frames"]
+    assert sampled >= int(rendered.report["video"]["duration_s"] * 0.5) and quality["identity"]["max_distance"] < 0.45
     assert quality["pose"]["gated_frames"] == 0 and quality["stability"]["flicker"] < 0.3
     assert "quality" in rendered.report["stage_seconds"]
 
@@ -253,3 +254,35 @@ def test_closure_is_judged_per_bilabial_phone_with_one_frame_of_tolerance():
     half[10] = 0.05
     half[30] = 0.2  # 0.2 is not closed (threshold: 35 % of the open mouth)
     assert rate(half) == 0.5
+
+
+def test_the_gate_judges_what_it_saw_encoded_and_refuses_an_encode_that_differs(rendered, settings, tmp_path):
+    """The gate observes frames on their way to the encoder; the encode is then confirmed against
+    them (frame count and every keyframe). A video whose frames differ from what was observed (here
+    one keyframe painted over after the fact) is refused, not judged by what the monitor saw."""
+    from quality.errors import QualityError
+    from quality.inline import KEYFRAME_EVERY, EncodeMonitor, monitor_setup
+
+    info = probe(rendered.video)
+    wav = tmp_path / "audio.wav"
+    ffmpeg("-i", str(rendered.video), "-vn", "-ac", "1", "-ar", "24000", str(wav))
+    setup = monitor_setup(None, settings)
+    monitors = [EncodeMonitor(setup, info.width, info.height, info.fps, settings.quality.analysis_height) for _ in "ab"]
+    options = EncodeOptions(fps=round(info.fps), keyframe_every=KEYFRAME_EVERY)
+    faithful, forged = tmp_path / "faithful.mp4", tmp_path / "forged.mp4"
+    with (
+        VideoWriter(faithful, info.width, info.height, options, wav) as a,
+        VideoWriter(forged, info.width, info.height, options, wav) as b,
+    ):
+        for index, frame in enumerate(read_frames(rendered.video)):
+            for monitor in monitors:
+                monitor.add(frame)
+            a.write(frame)
+            if index == KEYFRAME_EVERY:
+                frame = frame.copy()
+                frame[200:900, 600:1300] = 128  # the face painted over, after the monitor saw it
+            b.write(frame)
+    report = monitors[0].judge(faithful, settings.quality)
+    assert report.frames == info.frames and report.lipsync.correlation > 0.5
+    with pytest.raises(QualityError, match=f"frame {KEYFRAME_EVERY} as encoded differs"):
+        monitors[1].judge(forged, settings.quality)
