@@ -13,6 +13,7 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi_offline import FastAPIOffline
 
 from api.context import ApiContext
 from api.errors import install_error_handlers
@@ -30,7 +31,8 @@ def create_app(settings: Settings) -> FastAPI:
         yield
         context.runner.shutdown()
 
-    app = FastAPI(
+    # /docs and /redoc with Swagger UI and ReDoc served from the package, not a CDN: they work offline.
+    app = FastAPIOffline(
         title="Digital Human Factory API",
         version="1.0",
         description="Licensed, labeled talking-head videos from text. Keys: `dhf api-key create`.",

@@ -2,7 +2,9 @@
 
 Why here and not in the tests: the scale-out integration test and `scripts/bench_pool.py` both need
 exactly this, and it is how to try the work pool on a laptop before setting up real machines
-(README: Scale-out). Production runs `prefect server start` against PostgreSQL instead.
+(README: Scale-out). Production runs `prefect server start` against PostgreSQL instead: pass
+`database_url` (postgresql+asyncpg://…) and this server uses it instead of a SQLite file in its PREFECT_HOME
+(tests/reliability/test_postgres.py runs the pool on PostgreSQL this way).
 """
 
 from __future__ import annotations
@@ -27,9 +29,15 @@ def free_port() -> int:
 
 
 class LocalCluster:
-    """`prefect server start` on a free localhost port with its own PREFECT_HOME, plus workers."""
+    """`prefect server start` on a free localhost port with its own PREFECT_HOME, plus workers.
 
-    def __init__(self, folder: Path, dhf_home: Path, config: Path | None = None) -> None:
+    `database_url` is the server's PREFECT_API_DATABASE_CONNECTION_URL (default: SQLite in PREFECT_HOME); only
+    the server process gets it, as in production, where workers and `dhf batch` know only PREFECT_API_URL.
+    """
+
+    def __init__(
+        self, folder: Path, dhf_home: Path, config: Path | None = None, database_url: str | None = None
+    ) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -44,6 +52,9 @@ class LocalCluster:
             "PREFECT_UI_ENABLED": "false",
             "DO_NOT_TRACK": "1",
         }
+        self.server_env = dict(self.env)
+        if database_url:
+            self.server_env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
         self.processes: list[subprocess.Popen] = []
         self.workers: list[subprocess.Popen] = []
 
@@ -57,10 +68,15 @@ class LocalCluster:
         config = ["--config", str(self.config)] if self.config else []
         return [sys.executable, "-m", "cli.main", *config, *args]
 
-    def spawn(self, command: list[str], log: str) -> subprocess.Popen:
+    def spawn(self, command: list[str], log: str, env: dict[str, str] | None = None) -> subprocess.Popen:
         with (self.folder / log).open("w") as out:
             process = subprocess.Popen(
-                command, cwd=PROJECT_ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                command,
+                cwd=PROJECT_ROOT,
+                env=env or self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         self.processes.append(process)
         return process
@@ -73,14 +89,20 @@ class LocalCluster:
     def start(self, workers: int, timeout: float = 90) -> LocalCluster:
         """Server up and healthy, pool set up, `workers` worker processes polling it."""
         server = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(self.port)]
-        self.spawn(server, "server.log")
+        self.spawn(server, "server.log", self.server_env)
         self._wait_healthy(timeout)
         setup = self.run("pool", "setup", timeout=120)
         if setup.returncode != 0:
             raise RuntimeError(f"dhf pool setup failed: {setup.stderr[-2000:]}")
         for index in range(1, workers + 1):
-            self.workers.append(self.spawn(self.dhf("pool", "worker", "--name", f"w{index}"), f"worker{index}.log"))
+            self.start_worker(f"w{index}")
         return self
+
+    def start_worker(self, name: str) -> subprocess.Popen:
+        """One more `dhf pool worker` process (named `name` in the Prefect UI and its events)."""
+        worker = self.spawn(self.dhf("pool", "worker", "--name", name), f"worker-{name}.log")
+        self.workers.append(worker)
+        return worker
 
     def _wait_healthy(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -153,3 +153,54 @@ class ApiServer:
                 self.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+# --- Offline guard (issue 15): no test may reach anything but this machine. --------------------------------
+# The product promises to work without a network, so the suite must not lean on one by accident. For the whole
+# session, every socket.connect()/connect_ex() made in the pytest process (httpx, urllib, asyncio, Prefect's
+# in-process client and test server all end there) to an address outside loopback raises NetworkAccessError,
+# which is not an OSError, so no retry loop or "connection failed" handler swallows it. Unix sockets and
+# loopback (127.0.0.0/8, ::1, and 0.0.0.0/:: which mean this host) pass. Not covered: DNS look-ups done inside
+# libc, and subprocesses (the CLI, `dhf api`, Prefect servers): tests/reliability/test_offline.py runs those in
+# a network namespace that has nothing but loopback.
+class NetworkAccessError(RuntimeError):
+    """A test tried to connect outside this machine."""
+
+
+def _is_local(family: int, address) -> bool:
+    import ipaddress
+    import socket
+
+    if family not in (socket.AF_INET, socket.AF_INET6) or not isinstance(address, tuple):
+        return True  # AF_UNIX paths, netlink, ...
+    host = str(address[0]).lower()
+    try:
+        ip = ipaddress.ip_address(host.split("%")[0])
+    except ValueError:  # a host name: only localhost is local (no DNS look-up to decide)
+        return host == "localhost" or host.endswith(".localhost")
+    ip = getattr(ip, "ipv4_mapped", None) or ip
+    return ip.is_loopback or ip.is_unspecified
+
+
+@pytest.fixture(scope="session", autouse=True)
+def block_non_loopback_sockets():
+    import socket
+
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def check(sock: socket.socket, address) -> None:
+        if not _is_local(sock.family, address):
+            raise NetworkAccessError(f"blocked a connection to {address!r}: tests run offline (tests/conftest.py)")
+
+    def connect(self, address):
+        check(self, address)
+        return real_connect(self, address)
+
+    def connect_ex(self, address):
+        check(self, address)
+        return real_connect_ex(self, address)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(socket.socket, "connect", connect)
+        patch.setattr(socket.socket, "connect_ex", connect_ex)
+        yield
