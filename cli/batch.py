@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from config import Settings
+from flows.prefect_env import apply_client_bounds, configured_api_url, require_local_room, require_reachable
 from pipeline.batch_script import validate_script
 
 
@@ -40,6 +41,14 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
 def run_batch(args: argparse.Namespace, settings: Settings) -> int:
     defaults = {k: getattr(args, k) for k in ("avatar", "languages", "channel", "purpose") if getattr(args, k)}
     script = validate_script(args.script, settings, defaults)  # every check before the first render
+    # A batch stays a Prefect flow even without a server (docs/decisions.md: per-video retries and
+    # progress artifacts; the temporary server's ~5 s is small against many videos).
+    url = configured_api_url()
+    if url is not None:
+        apply_client_bounds()  # before Prefect is imported: a server that stops answering fails in seconds
+        require_reachable(url)  # a dead or hung server: one line now, not a traceback minutes later
+    else:
+        require_local_room()  # the temporary server's database: a full disk is one line, not a traceback
     from flows.batch_flow import batch_flow  # imports Prefect: only once the script is valid
     from flows.pool import require_server
 

@@ -3,22 +3,36 @@
 Every user-facing failure ends as one line `dhf: error: <problem>; <fix>` and the error's own exit
 code (2 for a refused request, 4 for a quality failure; see `config.errors`); no partial output is
 left behind (stages write to temp files and rename on success).
+
+Signals: SIGINT (Ctrl-C) exits 130 and SIGTERM (`kill`, systemd, a container stop) exits 143, both
+by the same path: a KeyboardInterrupt unwinds the command, so the render's audit entry is written
+("interrupted"), staged files are removed, cached stages stay, and exit handlers run (they stop a
+temporary Prefect server that a batch started). Without the handler, SIGTERM ended the process on
+the spot: no audit entry, and an orphaned server after every kill.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
+import os
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from cli import api, audit, avatar, batch, evaluate, models, pool, render, verify
 from config import load_settings
 from config.errors import EXIT_USER_ERROR, DhfError
-from flows.prefect_env import apply_offline_defaults
+from flows.errors import Terminated
+from flows.prefect_env import apply_offline_defaults, prefect_home
 
 COMMAND_GROUPS = (render, batch, avatar, audit, evaluate, verify, models, pool, api)
-EXIT_INTERRUPTED = 130
-ENOSPC = 28
+EXIT_INTERRUPTED = 130  # 128 + SIGINT
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+INTERRUPTED = "nothing half-written was published (re-run to resume from the cached stages)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,23 +47,97 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminate(signum: int, frame) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
+    raise Terminated("SIGTERM")
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises `Terminated` while the command runs; the previous handler is restored after
+    (so `main()` called from Python leaves its caller's signal handling as it was)."""
+    try:
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread: signals cannot be handled here
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     # Command modules import Prefect only inside their handlers, so this still comes first.
     apply_offline_defaults()
     args = build_parser().parse_args(argv)
     try:
-        settings = load_settings(args.config)
-        return args.handler(args, settings)
+        with sigterm_as_interrupt():
+            settings = load_settings(args.config)
+            return args.handler(args, settings)
     except DhfError as exc:
         print(f"dhf: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Terminated:
+        print(f"dhf: terminated (SIGTERM); {INTERRUPTED}", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
-        print("dhf: interrupted; nothing was published (re-run to resume from the cached stages)", file=sys.stderr)
+        print(f"dhf: interrupted; {INTERRUPTED}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except OSError as exc:
-        hint = "free disk space and re-run" if exc.errno == ENOSPC else "check the path and permissions"
-        print(f"dhf: error: {exc.strerror or exc} ({exc.filename or ''}); {hint}", file=sys.stderr)
+    except Exception as exc:
+        line = one_line(exc)
+        if line is None:
+            raise  # a bug: the traceback is what a developer needs
+        print(f"dhf: error: {line}", file=sys.stderr)
         return EXIT_USER_ERROR
+
+
+def one_line(exc: BaseException) -> str | None:
+    """The one-line message for a failure of the machine rather than the request: disk full (here
+    or inside Prefect's database), another OS error, an orchestrator that stopped answering. None
+    for anything else."""
+    chain = _chain(exc)
+    for item in chain:
+        if isinstance(item, OSError) and item.errno in DISK_FULL:
+            where = f" writing {item.filename}" if item.filename else ""
+            return f"the disk is full{where} ({item.strerror}); free disk space (df -h) and re-run"
+    for item in chain:  # SQLite (Prefect's database) says it in words, with no errno
+        if "database or disk is full" in str(item) or "No space left on device" in str(item):
+            return f"the disk is full ({str(item).splitlines()[0][:200]}); free disk space (df -h) and re-run"
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{exc.strerror or exc}{where}; check the path and permissions"
+    return _orchestrator_line(chain)
+
+
+def _orchestrator_line(chain: list[BaseException]) -> str | None:
+    import httpx  # already imported by Prefect whenever it could be the cause
+
+    words = ("Failed to reach API", "ephemeral Prefect API server")
+    for item in chain:
+        if isinstance(item, httpx.HTTPError) or any(w in str(item) for w in words):
+            url = os.environ.get("PREFECT_API_URL")
+            if url:
+                return (
+                    f"the Prefect server at PREFECT_API_URL={url} failed ({type(item).__name__}); check it "
+                    "(`prefect server start`) or unset PREFECT_API_URL, and re-run"
+                )
+            return (
+                f"Prefect's temporary server failed ({str(item).splitlines()[0][:120]}); check free space and "
+                f"permissions under PREFECT_HOME={prefect_home()}, or start a server and set PREFECT_API_URL"
+            )
+    return None
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception and its causes/contexts, innermost last (bounded: chains never need more)."""
+    chain = [exc]
+    while len(chain) < 20:
+        inner = chain[-1].__cause__ or chain[-1].__context__
+        if inner is None or inner in chain:
+            break
+        chain.append(inner)
+    return chain
 
 
 if __name__ == "__main__":

@@ -1,4 +1,11 @@
-"""`dhf render`: one video, validated up front, rendered as a Prefect flow with progress bars."""
+"""`dhf render`: one video, validated up front, rendered with progress bars.
+
+Where it runs: in this process (the stages of `pipeline.run`, exactly as `render_video` runs them)
+unless a Prefect server is configured (PREFECT_API_URL), in which case it is a `render-video` flow
+run on that server, with its tasks and summary artifact in the UI. Why not always Prefect: without a
+server Prefect starts a temporary one (~5 s of a 2 s video's render) whose records vanish with the
+process. Either way: the same validation, report, audit entry and outputs.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +17,17 @@ from pathlib import Path
 from tqdm import tqdm
 
 from config import Settings
+from flows.prefect_env import apply_client_bounds, configured_api_url
 from phoneme.errors import SpeechError
 from pipeline.auditing import audited_render
 from pipeline.request import RenderRequest, ValidatedRequest, validate_request
-from pipeline.run import stage_names
+from pipeline.run import RenderResult, StageLog, run_pipeline, stage_names
 
 
 def add_parsers(sub, common: argparse.ArgumentParser) -> None:
-    render = sub.add_parser("render", parents=[common], help="render one video through the Prefect flow")
+    render = sub.add_parser(
+        "render", parents=[common], help="render one video (a Prefect flow run when PREFECT_API_URL is set)"
+    )
     render.set_defaults(handler=run_render)
     render.add_argument(
         "text",
@@ -62,7 +72,7 @@ def run_render(args: argparse.Namespace, settings: Settings) -> int:
     )
     with audited_render(request, settings) as attempt:  # every attempt, refused or not, is audited
         attempt.validated = validate_request(request, settings)  # fails fast, before Prefect or any model
-        result = _run_flow(attempt.validated, settings, args.quiet)
+        result = _run(attempt.validated, settings, args.quiet)
         attempt.report_path = result.report
     captions = f"captions: {result.srt}  " if result.srt else ""
     print(f"{result.video}  ({result.frames} frames, {result.seconds:.1f} s)  {captions}report: {result.report}")
@@ -70,7 +80,7 @@ def run_render(args: argparse.Namespace, settings: Settings) -> int:
 
 
 @dataclass(frozen=True)
-class _FlowOutcome:
+class _Outcome:
     video: Path
     report: Path
     srt: Path | None
@@ -106,13 +116,22 @@ class _Progress:
         self.frames.close()
 
 
-def _run_flow(validated: ValidatedRequest, settings: Settings, quiet: bool) -> _FlowOutcome:
-    from flows.render_flow import render_flow  # imports Prefect: only once the request is valid
-
+def _run(validated: ValidatedRequest, settings: Settings, quiet: bool) -> _Outcome:
     progress = _Progress(stage_names(validated), quiet)
     started = time.perf_counter()
     try:
-        result = render_flow(validated, settings, on_frame=progress.on_frame, on_stage=progress.on_stage)
+        result = _execute(validated, settings, progress)
     finally:
         progress.close()
-    return _FlowOutcome(result.video, result.report, result.srt, result.frames, time.perf_counter() - started)
+    return _Outcome(result.video, result.report, result.srt, result.frames, time.perf_counter() - started)
+
+
+def _execute(validated: ValidatedRequest, settings: Settings, progress: _Progress) -> RenderResult:
+    url = configured_api_url()
+    if url is None:  # what `pipeline.run.render_video` does inside its audit (which the caller holds)
+        log = StageLog()
+        return run_pipeline(validated, settings, log.timed_call, log, progress.on_stage, progress.on_frame)
+    apply_client_bounds()  # before Prefect is imported: a server that stops answering fails in seconds
+    from flows.render_flow import render_on_server  # imports Prefect
+
+    return render_on_server(validated, settings, url, on_frame=progress.on_frame, on_stage=progress.on_stage)

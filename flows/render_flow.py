@@ -1,8 +1,9 @@
 """Prefect flow for one render: one task per stage, visible in the Prefect UI.
 
-Without PREFECT_API_URL the flow runs on Prefect's temporary local server; with it, against that
-server (`prefect server start`). Tasks do not use Prefect's result cache: every stage caches its own
-content-addressed artifacts on disk, which also survives a killed run.
+`dhf render` runs it only when a Prefect server is configured (PREFECT_API_URL); without one it runs
+the same pipeline in process (`pipeline.run`), since a temporary server costs seconds and keeps no
+records. Tasks do not use Prefect's result cache: every stage caches its own content-addressed
+artifacts on disk, which also survives a killed run.
 """
 
 from __future__ import annotations
@@ -10,11 +11,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import httpx
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.exceptions import TerminationSignal
 
 from config import Settings
+from config.errors import DhfError
+from flows.errors import Terminated
+from flows.prefect_env import require_reachable, unavailable
 from pipeline.request import ValidatedRequest
 from pipeline.run import RenderResult, StageLog, run_pipeline
 
@@ -46,3 +52,29 @@ def render_flow(
         description="Render summary",
     )
     return result
+
+
+def render_on_server(
+    validated: ValidatedRequest,
+    settings: Settings,
+    url: str,
+    on_frame: Callable[[int, int], None] | None = None,
+    on_stage: Callable[[str], None] | None = None,
+) -> RenderResult:
+    """The flow against the server at `url`, failing in one line if that server is down or stops
+    answering (the caller set `flows.prefect_env.CLIENT_BOUNDS`, so each call gives up in ~18 s)."""
+    require_reachable(url)  # a dead or hung server: one line in seconds, before any work
+    try:
+        return render_flow(validated, settings, on_frame=on_frame, on_stage=on_stage)
+    except DhfError:
+        raise
+    except TerminationSignal:
+        # Prefect's own SIGTERM handler while the flow runs; it re-sends the signal to the CLI's handler
+        # after marking the run Crashed, but that may land anywhere: say the same thing either way.
+        raise Terminated("SIGTERM") from None
+    except httpx.HTTPError as exc:  # includes Prefect's PrefectHTTPStatusError
+        raise unavailable(url, f"failed during the render ({type(exc).__name__})") from exc
+    except RuntimeError as exc:
+        if "Failed to reach API" not in str(exc):  # Prefect's own words for a server gone mid-run
+            raise
+        raise unavailable(url, "stopped answering") from exc

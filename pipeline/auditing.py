@@ -119,7 +119,10 @@ def audited_render(request: RenderRequest, settings: Settings, user: str | None 
     except BaseException as exc:
         attempt.report_path = getattr(exc, "report_path", None) or attempt.report_path
         outcome = "refused" if attempt.validated is None and isinstance(exc, Exception) else "failed"
-        detail = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, KeyboardInterrupt):  # Ctrl-C, or SIGTERM raised as one by the CLI ("SIGTERM")
+            detail = f"interrupted ({exc})" if str(exc) else "interrupted"
+        else:
+            detail = f"{type(exc).__name__}: {exc}"
         log.append(_record(attempt, settings, outcome, detail.splitlines()[0][:500], who))
         raise
     log.append(_record(attempt, settings, "success", "", who))
