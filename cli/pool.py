@@ -24,6 +24,12 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
 
 
 def run_pool(args: argparse.Namespace, settings: Settings) -> int:
+    from flows.prefect_env import apply_client_bounds, configured_api_url, require_reachable
+
+    configured = configured_api_url()
+    if configured is not None and args.action == "setup":
+        apply_client_bounds()  # before Prefect is imported: a dead or hung server is one line in seconds
+        require_reachable(configured)
     from flows.pool import flow_run_env, require_server, setup_pool, worker_command  # imports Prefect: only here
 
     factory = settings.factory.with_changes(pool=args.pool) if args.pool else settings.factory

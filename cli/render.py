@@ -50,12 +50,18 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
 
 
 def read_text(argument: str) -> str:
-    """The text itself, or the contents of a UTF-8 file given as `@path`."""
+    """The text itself, or the contents of a UTF-8 file given as `@path` (a BOM is dropped)."""
     if argument.startswith("@"):
         path = Path(argument[1:])
         if not path.is_file():
             raise SpeechError(f"text file not found: {path}")
-        return path.read_text(encoding="utf-8")
+        try:
+            return path.read_text(encoding="utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise SpeechError(
+                f"text file {path} is not UTF-8 (byte {exc.start}: 0x{exc.object[exc.start]:02x}); "
+                "save it as UTF-8, e.g. iconv -f GB18030 -t UTF-8"
+            ) from exc
     return argument
 
 

@@ -469,6 +469,8 @@ def _database_problem(path: Path, exc: sqlite3.DatabaseError) -> str:
             f"the audit log {path} is not a readable SQLite database ({text}); "
             "move it aside (keep it as evidence) and a new log will be started"
         )
+    if "disk is full" in text or "disk I/O error" in text:
+        return f"the disk holding the audit log {path} is full or failing ({text}); free space (df -h) and re-run"
     if "locked" in text or "busy" in text:
         return (
             f"the audit log {path} stayed locked for {BUSY_TIMEOUT_S:.0f} s ({text}); retry when other renders finish"

@@ -7,8 +7,10 @@ exist, so a killed render resumes from its finished stages.
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +18,7 @@ import numpy as np
 
 from avatars.library import Avatar
 from config import Settings, load_visemes_table
+from config.errors import OutputPathError
 from config.files import atomic_path, content_hash, file_sha256
 from driver_synth.driver import DriverArtifact, build_driver, render_driver_video
 from fusion.analysis import FaceAnalyser, read_image
@@ -28,7 +31,9 @@ from fusion.models import ModelRegistry
 from fusion.processors.reenactor import ReenactorOptions
 from fusion.segmentation import person_mask
 from fusion.watermark import payload_of
+from governance.c2pa_signing import ProvenanceError
 from governance.provenance import new_content_id, provenance_tags, seal
+from media.errors import MediaError
 from media.video import EncodeOptions, VideoWriter, extract_audio_wav
 from phoneme.artifacts import VisemeTrack
 from phoneme.captions import write_captions
@@ -40,6 +45,7 @@ from pipeline.request import ValidatedRequest, model_hashes, output_paths
 from quality.inline import KEYFRAME_EVERY, EncodeMonitor
 from quality.measure import correlation_at_best_lag, rms_envelope
 
+LOW_DISK_BYTES = 64 * 2**20  # an encoder failure with less free space than this is a full disk
 REDUCED_MOTION = ReenactorOptions(motion_scale=0.6, head_scale=0.4)  # the "reduced_motion" quality fallback
 WORK_SIZE = 640  # the reenactor's square work image; the face is about a third of it
 RECORDED_FORMAT_VERSION = 1
@@ -180,6 +186,21 @@ def idle_bases(avatar: Avatar, analysis: AvatarAnalysis, fps: int, count: int) -
     return IdleLoop(avatar.idle_video, analysis.framing(), fps).bases(count)
 
 
+@contextmanager
+def _writing_to(output: Path) -> Iterator[None]:
+    """Encoder failures named by the user's output, not the hidden staging file; a full disk said so."""
+    try:
+        yield
+    except (MediaError, ProvenanceError, OSError) as exc:
+        free = shutil.disk_usage(output.parent).free if output.parent.is_dir() else 0
+        if free < LOW_DISK_BYTES:
+            raise OutputPathError(
+                f"the disk is full under {output.parent} ({free // 2**20} MiB free) while writing {output.name}; "
+                "free disk space (df -h) and re-run"
+            ) from exc
+        raise
+
+
 def render_stage(
     validated: ValidatedRequest,
     analysis: AvatarAnalysis,
@@ -230,6 +251,7 @@ def render_stage(
     target = Path(target or validated.request.output)
     reenact_seconds = 0.0
     with (
+        _writing_to(Path(validated.request.output)),
         atomic_path(target) as temporary,
         VideoWriter(temporary, video.width, video.height, encode, audio=audio) as writer,
     ):
@@ -251,7 +273,8 @@ def render_stage(
             if monitor is not None:
                 monitor.abort()
             raise
-    marks = seal(target, generation, settings, content_id, driver.track_path, Path(audio))
+    with _writing_to(Path(validated.request.output)):
+        marks = seal(target, generation, settings, content_id, driver.track_path, Path(audio))
     marks["watermark_ms_per_frame"] = round(1000 * engine.watermark_seconds / max(track.frame_count, 1), 2)
     return {
         "frames": track.frame_count,

@@ -241,3 +241,31 @@ def test_a_truncated_driver_video_is_refused_not_rendered_shorter(dhf_home, tmp_
     result = run_dhf(["render", "--driver-video", str(truncated), "--avatar", "sample", "--lang", "en", "-o",
                       str(output), "--quiet"], dhf_home)  # fmt: skip
     assert_refused(result, "corrupt or truncated", output)
+
+
+# --- 6b. a full disk under the output, and a text file that is not UTF-8 ----------------------------
+
+
+def test_a_full_disk_under_the_output_is_one_line_naming_the_folder(dhf_home, tmp_path):
+    folder = tmp_path / "small"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(folder)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        output = folder / "answer.mp4"
+        result = run_dhf(["render", "Hello there, welcome.", "--avatar", "sample", "--lang", "en", "-o", str(output),
+                          "--quiet"], dhf_home)  # fmt: skip
+        line = result.stderr.strip().splitlines()[-1]
+        assert result.returncode == 2 and f"the disk is full under {folder}" in line and "pending" not in line, line
+        assert os.listdir(folder) == []  # nothing half-written, no staging file
+    finally:
+        subprocess.run(["umount", str(folder)], capture_output=True)
+
+
+def test_a_text_file_that_is_not_utf8_is_one_line(dhf_home, tmp_path):
+    text = tmp_path / "latin1.txt"
+    text.write_bytes("Café au lait.".encode("latin-1"))
+    output = tmp_path / "out.mp4"
+    result = run_dhf(["render", f"@{text}", "--avatar", "sample", "--lang", "en", "-o", str(output)], dhf_home)
+    assert_refused(result, "is not UTF-8 (byte 3: 0xe9)", output)
