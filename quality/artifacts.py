@@ -66,7 +66,7 @@ class ArtifactObserver:
     previous: np.ndarray | None = None
 
     def add(self, frame: np.ndarray, landmarks: np.ndarray | None, lip_gap: float) -> None:
-        grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY).astype(np.float32)
+        grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame  # uint8: flow wants it
         if landmarks is None:
             self.seam.append(np.nan)
             self.black_share.append(np.nan)
@@ -102,8 +102,8 @@ class ArtifactObserver:
         margin = SEAM_MARGIN
         fx0, fy0 = max(x0 - margin, 0), max(y0 - margin, 0)
         fx1, fy1 = min(x1 + margin, grey.shape[1]), min(bottom + margin, grey.shape[0])
-        before = self.previous[fy0:fy1, fx0:fx1].astype(np.uint8)
-        after = grey[fy0:fy1, fx0:fx1].astype(np.uint8)
+        before = self.previous[fy0:fy1, fx0:fx1]
+        after = grey[fy0:fy1, fx0:fx1]
         flow = cv2.calcOpticalFlowFarneback(before, after, None, 0.5, 3, 9, 2, 5, 1.1, 0)  # 3 levels, 2 iterations:
         # scores within 0.015 of 4 levels × 3 iterations on clean, swept and torn videos, ~25 % cheaper
         score = straight_discontinuity(flow, max(9, round(0.3 * (x1 - x0))))

@@ -114,9 +114,10 @@ class FrameObserver:
             self.artifacts.add(frame, None, np.nan)
             return
         landmarks = face.landmarks
-        features = face_features(landmarks, frame)
+        grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)  # once, for the eyes and the artifact monitor
+        features = face_features(landmarks, grey)
         self.eyes.append(features.eye_contrast)
-        self.artifacts.add(frame, landmarks, features.lip_gap)
+        self.artifacts.add(grey, landmarks, features.lip_gap)
         self.gaps.append(features.lip_gap)
         self.poses.append((features.yaw, head_pitch(landmarks), features.roll))
         self.rigid.append(landmarks[list(RIGID_POINTS), :2] / max(face.interocular, 1e-6))
