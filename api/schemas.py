@@ -20,7 +20,7 @@ class VideoOptions(BaseModel):
 
 class VideoCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    text: str = Field(min_length=1, max_length=2000, description="what the avatar says")
+    text: str = Field(min_length=1, max_length=10_000, description="what the avatar says")
     language: str = Field(pattern=r"^[a-z]{2,3}$", description="e.g. en, zh, es")
     avatar_id: str = Field(pattern=ID_PATTERN)
     voice: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="config/voices.yaml")
@@ -33,7 +33,7 @@ class GenerateDigitalHuman(BaseModel):
     """The synchronous request of the established FaceFusion-style deployments (short texts)."""
 
     model_config = ConfigDict(extra="forbid")
-    text: str = Field(min_length=1, max_length=2000)
+    text: str = Field(min_length=1, max_length=10_000)
     avatar_id: str = Field(pattern=ID_PATTERN)
     language: str = Field(default="zh", pattern=r"^[a-z]{2,3}$")
     voice: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")

@@ -20,6 +20,7 @@ from config import Settings
 from flows.prefect_env import apply_client_bounds, configured_api_url
 from phoneme.errors import SpeechError
 from pipeline.auditing import audited_render
+from pipeline.chunked import NoServerRunner
 from pipeline.request import RenderRequest, ValidatedRequest, validate_request
 from pipeline.run import RenderResult, StageLog, run_pipeline, stage_names
 
@@ -136,7 +137,8 @@ def _execute(validated: ValidatedRequest, settings: Settings, progress: _Progres
     url = configured_api_url()
     if url is None:  # what `pipeline.run.render_video` does inside its audit (which the caller holds)
         log = StageLog()
-        return run_pipeline(validated, settings, log.timed_call, log, progress.on_stage, progress.on_frame)
+        chunks = NoServerRunner() if settings.chunking.executor == "pool" else None
+        return run_pipeline(validated, settings, log.timed_call, log, progress.on_stage, progress.on_frame, chunks)
     apply_client_bounds()  # before Prefect is imported: a server that stops answering fails in seconds
     from flows.render_flow import render_on_server  # imports Prefect
 

@@ -82,7 +82,7 @@ class VideoSettings(Section):
 
 
 class TextSettings(Section):
-    max_chars: int = Field(2000, ge=1, le=100_000)
+    max_chars: int = Field(10_000, ge=1, le=100_000)  # ≈ 12 minutes of English speech
     min_chars: int = Field(1, ge=1)
 
     @model_validator(mode="after")
@@ -272,6 +272,21 @@ class ApiSettings(Section):
     executor: Literal["local", "pool"] = "local"  # local: in the API process; pool: Prefect work pool
 
 
+class ChunkingSettings(Section):
+    """Long videos rendered in parallel chunks (pipeline/chunked.py, README: Long videos).
+
+    Why speech seconds and not characters: the text is spoken once, whole, before anything is
+    rendered (one TTS pass, one audio track); its duration is then known exactly and is what the
+    render time scales with."""
+
+    min_seconds: Positive = 45.0  # speech at least this long is rendered in chunks (≈ 650 characters)
+    chunk_seconds: float = Field(120.0, ge=1.0)  # longest chunk; more chunks than workers only beyond this
+    workers: int = Field(2, ge=0, le=64)  # local chunk processes per render; 0 = one per CPU core
+    executor: Literal["local", "pool"] = "local"  # pool: chunks are flow runs on the Prefect work pool
+    min_pause_s: float = Field(0.12, ge=0.0, le=5.0)  # a cut goes into a silence at least this long
+    sentence_preference_s: float = Field(2.0, ge=0.0)  # a sentence end this much farther away still wins
+
+
 class Settings(Section):
     """Everything a render, a batch, a worker or the API server is configured with."""
 
@@ -288,6 +303,7 @@ class Settings(Section):
     provenance: ProvenanceSettings = ProvenanceSettings()
     factory: FactorySettings = FactorySettings()
     api: ApiSettings = ApiSettings()
+    chunking: ChunkingSettings = ChunkingSettings()
 
     def with_section(self, name: str, **changes: object) -> Settings:
         """A copy with one section's values changed, validated like a YAML override."""

@@ -19,10 +19,18 @@ from prefect.exceptions import TerminationSignal
 
 from config import Settings
 from config.errors import DhfError
+from flows.chunk_flow import PoolChunkRunner
 from flows.errors import Terminated
 from flows.prefect_env import require_reachable, unavailable
 from pipeline.request import ValidatedRequest
 from pipeline.run import RenderResult, StageLog, run_pipeline
+
+
+def flow_run_label() -> str:
+    """The name the chunk runs are listed under in the UI: this render's flow run name."""
+    from prefect.runtime import flow_run
+
+    return str(flow_run.get_name() or "render")
 
 
 @flow(name="render-video", log_prints=False, persist_result=False)
@@ -41,7 +49,9 @@ def render_flow(
         log.timings[name] = round(time.perf_counter() - start, 3)
         return result
 
-    result = run_pipeline(validated, settings, call, log, on_stage or (lambda name: None), on_frame)
+    # A long render's chunks: flow runs on the work pool when so configured, else local processes.
+    chunks = PoolChunkRunner(settings.factory, flow_run_label()) if settings.chunking.executor == "pool" else None
+    result = run_pipeline(validated, settings, call, log, on_stage or (lambda name: None), on_frame, chunks)
     create_markdown_artifact(
         key="render-summary",
         markdown=(

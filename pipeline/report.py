@@ -122,6 +122,18 @@ class BatchPart(ReportPart):
     shared_text: bool
 
 
+class ChunksPart(ReportPart):
+    """How a long render was split (pipeline.chunked): where the cuts are and what each chunk cost."""
+
+    count: int
+    cuts: list[int]  # first frame of every chunk after the first
+    runner: str  # LocalRunner: processes on the rendering machine; PoolChunkRunner: work-pool flow runs
+    chunk_seconds: list[float]
+    chunk_peak_rss_mb: list[float]
+    render_seconds: float
+    join_seconds: float
+
+
 class RenderReport(ReportPart):
     """Everything about one render. `published` says whether the video under `output` is this one."""
 
@@ -152,6 +164,7 @@ class RenderReport(ReportPart):
     driver_audio_sync: SyncPart
     batch_key: str | None = None
     batch: BatchPart | None = None
+    chunks: ChunksPart | None = None  # a long render made in parallel chunks
 
     def save(self, path: Path) -> Path:
         write_text_atomic(path, self.model_dump_json(indent=2))

@@ -20,8 +20,9 @@ from config import Settings
 from config.errors import OutputPathError
 from config.files import directory_lock, file_sha256
 from driver_synth.driver import DriverArtifact, driver_video_path
-from pipeline import stages
+from pipeline import chunked, stages
 from pipeline.auditing import audited_render
+from pipeline.chunked import ChunkRunner
 from pipeline.gate import Verdict, fallback_staging_path, quality_gate, rejected_path, staging_path
 from pipeline.report import (
     AvatarPart,
@@ -201,6 +202,7 @@ def build_report(
         ),
         captions={name: str(path) for name, path in captions.items()},
         driver_audio_sync=SyncPart(**stages.track_audio_sync(driven.wav, driven.driver)),
+        chunks=rendered.get("chunks"),
     )
 
 
@@ -220,7 +222,12 @@ def run_pipeline(
     log: StageLog,
     on_stage: StageHook = lambda name: None,
     on_frame: FrameHook = None,
+    chunk_runner: ChunkRunner | None = None,
 ) -> RenderResult:
+    """Every stage of one render, each through `call` (timed in process, a task in the Prefect flow).
+
+    `chunk_runner` runs a long render's chunks (default: local processes; the flow passes the
+    work-pool runner when `chunking.executor` is `pool`)."""
     if validated.request.driver_video is not None:
         driven = _recorded_driver(validated, settings, call, log, on_stage, on_frame)
     else:
@@ -238,9 +245,10 @@ def run_pipeline(
     monitor = EncodeMonitor(setup, video.width, video.height, video.fps, settings.quality.analysis_height)
     try:
         on_stage("render")
+        # Long speech renders in parallel chunks (pipeline.chunked); anything else in one pass.
         rendered = call(
-            "render", stages.render_stage, validated, analysis, driven.driver, driven.wav, settings, on_frame,
-            "normal", staging, monitor,
+            "render", chunked.render_stage, validated, analysis, driven.driver, driven.wav, settings, on_frame,
+            "normal", staging, monitor, driven.speech, chunk_runner,
         )  # fmt: skip
         on_stage("quality")
         inputs = (analysis, driven.driver, driven.wav)

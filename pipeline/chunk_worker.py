@@ -1,0 +1,55 @@
+"""One chunk of a long render, in a process of its own (`python -m pipeline.chunk_worker`).
+
+The job arrives as one JSON line on stdin (pipeline.chunked.job_to_json); the answer is lines on
+stdout: `progress <frames done>` now and then, then `result {…}` or `error {"message": …}` (a
+DhfError's one line). Anything else (a crash) shows as a non-zero exit and the last line of stderr.
+The submitter keeps stdin open while it waits: when it closes (the submitter was killed, even with
+SIGKILL), this process stops at once instead of rendering for nobody.
+"""
+
+from __future__ import annotations
+
+import _thread
+import json
+import os
+import sys
+import threading
+import time
+from dataclasses import asdict
+
+from config.errors import DhfError
+from pipeline.chunked import job_from_json, render_chunk
+
+ORPHANED_EXIT = 3
+GRACE_S = 10.0  # after the interrupt, before a hard exit
+
+
+def _stop_when_orphaned() -> None:
+    """Block until stdin reaches end of file (the submitter closed it or died), then interrupt the
+    render: the partial segment and the encoder are cleaned up as for Ctrl-C; hard exit if stuck."""
+    sys.stdin.read()
+    _thread.interrupt_main()
+    time.sleep(GRACE_S)
+    os._exit(ORPHANED_EXIT)
+
+
+def main() -> int:
+    job = job_from_json(sys.stdin.readline())
+    threading.Thread(target=_stop_when_orphaned, name="orphan-watch", daemon=True).start()
+
+    def progress(index: int, done: int) -> None:
+        print(f"progress {done}", flush=True)
+
+    try:
+        result = render_chunk(job, progress)
+    except DhfError as exc:
+        print("error " + json.dumps({"message": str(exc)}), flush=True)
+        return 2
+    except KeyboardInterrupt:  # Ctrl-C in the terminal, or the submitter is gone
+        return ORPHANED_EXIT
+    print("result " + json.dumps(asdict(result)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,446 @@
+"""A long render in parallel chunks: same frames, one audio track, one set of AI marks.
+
+How it stays identical to a single pass (tests/test_chunked.py compares the two):
+- the text is spoken once and moved once (speech, visemes and the motion track are the stages
+  before this one, unchanged), so head pose, blink phase and every other channel are continuous
+  across a cut by construction: chunk k renders frames [start, stop) of the one track, and an
+  idle-loop avatar's base frames continue at the same loop position;
+- each chunk is a separate process (local: `LocalRunner`; across machines: flows/chunk_flow.py) that
+  encodes its frames as a video-only segment with the render's x264 settings, so the segment begins
+  with a keyframe; the segments are joined without re-encoding (media/concat.py), with the whole
+  WAV encoded once, exactly as a single pass encodes it;
+- the content id is drawn once here: every chunk hides the same watermark payload, and the joined
+  file gets the metadata tags and is sealed (C2PA) once. The quality gate, the captions, the report
+  and the audit entry are the pipeline's, for the one joined video.
+
+Memory stays flat with length: a chunk holds one engine and streams its frames into ffmpeg; this
+process holds only the plan and waits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from avatars.library import Avatar, AvatarLibrary
+from config import Settings
+from config.files import atomic_path
+from driver_synth.driver import DriverArtifact
+from driver_synth.track import MotionTrack
+from fusion.engine import EngineOptions, FusionEngine
+from fusion.idle_loop import IdleLoop
+from fusion.processors.reenactor import ReenactorOptions
+from fusion.watermark import payload_of
+from governance.provenance import new_content_id, provenance_tags, seal
+from media.concat import join_segments
+from media.errors import MediaError
+from media.video import EncodeOptions, VideoWriter, probe, read_frames
+from phoneme.speech import SpeechArtifact
+from pipeline import stages
+from pipeline.chunks import ChunkingError, ChunkPlan, plan_chunks, worker_count
+from pipeline.request import ValidatedRequest
+from quality.inline import KEYFRAME_EVERY, EncodeMonitor
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROGRESS_EVERY = 25  # frames between progress messages from a chunk (1 s of video at 25 fps)
+
+FrameProgress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class ChunkJob:
+    """Everything a chunk process needs; plain data, so it crosses process and machine boundaries
+    (a work-pool flow run's parameters). The files it names are in the render's work folder, beside
+    the output, which pool workers share with the submitter."""
+
+    index: int
+    start: int
+    stop: int
+    avatar_id: str
+    avatar_version: int
+    settings: Settings
+    track: Path  # the whole motion track (NPZ)
+    segment: Path  # where the chunk's video-only MP4 goes
+    watermark_payload: int
+    mode: str = "normal"
+
+    @property
+    def frames(self) -> int:
+        return self.stop - self.start
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    index: int
+    frames: int
+    processors: list[str]
+    reenact_seconds: float
+    watermark_seconds: float
+    seconds: float
+    peak_rss_mb: float  # of the process that rendered the chunk (a reused worker: its peak so far)
+
+
+class ChunkRunner(Protocol):
+    """Runs chunk jobs somewhere and returns their results in job order; `progress(index, frames)`
+    reports frames done within chunk `index` (as often as the runner can)."""
+
+    def __call__(self, jobs: list[ChunkJob], progress: Callable[[int, int], None]) -> list[ChunkResult]: ...
+
+
+# --- one chunk, in its own process ------------------------------------------------------------------------
+
+
+def track_slice(track: MotionTrack, start: int, stop: int) -> MotionTrack:
+    """Frames [start, stop) of a track: the same values a single pass reads at those frames."""
+    return MotionTrack(track.fps, {name: values[start:stop] for name, values in track.channels.items()}, track.source)
+
+
+def idle_bases_between(
+    avatar: Avatar, analysis: stages.AvatarAnalysis, fps: int, start: int, stop: int
+) -> Iterator[np.ndarray] | None:
+    """An idle-loop avatar's base frames for output frames [start, stop): the loop continues where the
+    previous chunk left it (same ping-pong position as a single pass), or None for a photo."""
+    if avatar.idle_video is None:
+        return None
+    loop = IdleLoop(avatar.idle_video, analysis.framing(), fps)
+    order = loop.order(stop)[start:]
+    return (cv2.imdecode(np.frombuffer(loop.frames[index], np.uint8), cv2.IMREAD_COLOR) for index in order)
+
+
+def build_engine(
+    avatar: Avatar, analysis: stages.AvatarAnalysis, settings: Settings, payload: int, mode: str, recorded: bool
+) -> FusionEngine:
+    """The engine `stages.render_stage` builds, for a chunk (same options, so the same pixels)."""
+    work, landmarks = analysis.work_image_and_landmarks(avatar)
+    video = settings.video
+    return FusionEngine(
+        work,
+        landmarks,
+        EngineOptions(
+            video.width,
+            video.height,
+            video.fps,
+            settings.post,
+            settings.label,
+            reenactor=stages.REDUCED_MOTION if mode == "reduced_motion" else ReenactorOptions(),
+            smooth_motion=recorded,
+            watermark_payload=payload,
+            watermark_strength=settings.provenance.watermark_strength,
+        ),
+        person=analysis.person_mask(),
+    )
+
+
+def segment_options(settings: Settings) -> EncodeOptions:
+    """x264 settings of every segment: the render's own, no audio and no tags (the join adds both)."""
+    video = settings.video
+    return EncodeOptions(
+        video.fps, video.crf, video.preset, video.audio_bitrate, video.encoder_threads, keyframe_every=KEYFRAME_EVERY
+    )
+
+
+def render_chunk(job: ChunkJob, progress: Callable[[int, int], None] | None = None) -> ChunkResult:
+    """Render frames [start, stop) of the track into `job.segment` (atomically)."""
+    started = time.perf_counter()
+    settings = job.settings
+    avatar = AvatarLibrary.from_settings(settings.paths).get(job.avatar_id, job.avatar_version)
+    analysis = stages.avatar_stage(avatar, settings)  # cached on disk: computed by the submitter already
+    track = MotionTrack.load(job.track)
+    if job.stop > track.frame_count or job.start < 0 or job.start >= job.stop:
+        raise ChunkingError(
+            f"chunk {job.index} asks for frames {job.start}-{job.stop} of a {track.frame_count}-frame track"
+        )
+    part = track_slice(track, job.start, job.stop)
+    engine = build_engine(avatar, analysis, settings, job.watermark_payload, job.mode, track.source == "recorded")
+    video = settings.video
+    if job.mode == "still":
+        frames: Iterator[np.ndarray] = iter([engine.still] * part.frame_count)
+    else:
+        frames = engine.frames(part, idle_bases_between(avatar, analysis, video.fps, job.start, job.stop))
+    reenact = 0.0
+    with (
+        atomic_path(job.segment) as temporary,
+        VideoWriter(temporary, video.width, video.height, segment_options(settings)) as writer,
+    ):
+        for done in range(1, part.frame_count + 1):
+            start = time.perf_counter()
+            frame = next(frames)
+            reenact += time.perf_counter() - start
+            writer.write(frame)
+            if progress is not None and (done % PROGRESS_EVERY == 0 or done == part.frame_count):
+                progress(job.index, done)
+    return ChunkResult(
+        index=job.index,
+        frames=part.frame_count,
+        processors=engine.processor_names,
+        reenact_seconds=round(reenact, 3),
+        watermark_seconds=round(engine.watermark_seconds, 3),
+        seconds=round(time.perf_counter() - started, 3),
+        peak_rss_mb=round(peak_rss_mb(), 1),
+    )
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size in MB.
+
+    Linux: VmHWM of /proc/self/status, the high-water mark of this process's own memory. Not
+    `ru_maxrss`: Linux carries it across fork + exec, so a chunk started by a 900 MB parent would
+    report at least 900 MB whatever it used itself. Elsewhere `ru_maxrss` (kB on Linux, bytes on macOS)."""
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+# --- local processes --------------------------------------------------------------------------------------
+
+
+class LocalRunner:
+    """Chunks as `python -m pipeline.chunk_worker` processes on this machine, `workers` at a time.
+
+    Why plain subprocesses and not multiprocessing: a spawned multiprocessing child re-imports the
+    caller's main module (a script without a `__main__` guard would start again), and a forked one
+    copies whatever threads the caller runs (Prefect's, the encoder's) mid-state. A subprocess reads
+    its job as JSON on stdin and answers progress and its result as lines on stdout; a failed chunk
+    stops the others at once."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = max(1, workers)
+
+    def __call__(self, jobs: list[ChunkJob], progress: Callable[[int, int], None]) -> list[ChunkResult]:
+        messages: queue.Queue[tuple[int, int]] = queue.Queue()
+        running: list[subprocess.Popen] = []
+        stop = threading.Event()
+        with ThreadPoolExecutor(max_workers=min(self.workers, len(jobs)), thread_name_prefix="chunk") as pool:
+            futures = [pool.submit(_run_worker, job, messages, running, stop) for job in jobs]
+            try:
+                while True:
+                    finished, pending = wait(futures, timeout=0.5, return_when=FIRST_EXCEPTION)
+                    _drain(messages, progress)
+                    failed = [f for f in finished if f.exception() is not None]
+                    if failed:
+                        raise failed[0].exception()
+                    if not pending:
+                        return [future.result() for future in futures]
+            finally:
+                stop.set()  # queued chunks do not start; running ones are killed
+                for future in futures:
+                    future.cancel()
+                for process in list(running):
+                    if process.poll() is None:
+                        process.kill()
+
+
+class NoServerRunner:
+    """`chunking.executor: pool` for a render without a Prefect server: a long text fails in one line
+    (before any frame is rendered; a short one never gets here and renders as usual)."""
+
+    def __call__(self, jobs: list[ChunkJob], progress: Callable[[int, int], None]) -> list[ChunkResult]:
+        raise ChunkingError(
+            "chunking.executor is 'pool' but this render runs without a Prefect server; set PREFECT_API_URL "
+            "(README: Scale-out) or use chunking.executor: local"
+        )
+
+
+def _drain(messages: queue.Queue[tuple[int, int]], progress: Callable[[int, int], None]) -> None:
+    while True:
+        try:
+            index, done = messages.get_nowait()
+        except queue.Empty:
+            return
+        progress(index, done)
+
+
+def _run_worker(
+    job: ChunkJob, messages: queue.Queue[tuple[int, int]], running: list[subprocess.Popen], stop: threading.Event
+) -> ChunkResult:
+    """One chunk in a child process (run in a thread of the submitter): relay its progress lines,
+    return its result line, or raise its one-line error."""
+    if stop.is_set():
+        raise ChunkingError(f"chunk {job.index} was not started: another chunk failed")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))}
+    with tempfile.TemporaryFile() as errors:  # a file, not a pipe: a chatty child cannot block on it
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.chunk_worker"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors, env=env, text=True, cwd=PROJECT_ROOT,
+        )  # fmt: skip
+        running.append(process)
+        try:
+            process.stdin.write(job_to_json(job) + "\n")
+            process.stdin.flush()  # stdin stays open: the child exits when it closes (this process died)
+            answer: dict | None = None
+            for line in process.stdout:
+                kind, _, payload = line.partition(" ")
+                if kind == "progress":
+                    messages.put((job.index, int(payload)))
+                elif kind in ("result", "error"):
+                    answer = {"kind": kind, **json.loads(payload)}
+            code = process.wait()
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            for pipe in (process.stdin, process.stdout):
+                with contextlib.suppress(OSError):
+                    pipe.close()
+        errors.seek(0)
+        stderr = errors.read().decode("utf-8", "replace").strip().splitlines()
+    if answer is not None and answer["kind"] == "result" and code == 0:
+        return ChunkResult(**{k: v for k, v in answer.items() if k != "kind"})
+    if stop.is_set():
+        raise ChunkingError(f"chunk {job.index} was stopped: another chunk failed")
+    reason = answer["message"] if answer is not None and answer["kind"] == "error" else None
+    reason = reason or (stderr[-1] if stderr else f"its process exited with status {code}")
+    raise ChunkingError(f"chunk {job.index + 1} (frames {job.start}-{job.stop}) failed: {reason}")
+
+
+def job_to_json(job: ChunkJob) -> str:
+    data = {**{f: getattr(job, f) for f in ChunkJob.__dataclass_fields__ if f != "settings"}}
+    data.update(track=str(job.track), segment=str(job.segment), settings=json.loads(job.settings.model_dump_json()))
+    return json.dumps(data)
+
+
+def job_from_json(text: str) -> ChunkJob:
+    data = json.loads(text)
+    settings = Settings.model_validate(data["settings"])
+    data.update(track=Path(data["track"]), segment=Path(data["segment"]), settings=settings)
+    return ChunkJob(**data)
+
+
+# --- the chunked render stage ----------------------------------------------------------------------------
+
+
+def plan_for(driver: DriverArtifact, speech: SpeechArtifact | None, settings: Settings) -> ChunkPlan:
+    """The chunk plan of a render: one span for a short text or a recorded driver (its motion is
+    smoothed frame to frame, state a cut would reset), else cuts at pauses of the speech."""
+    track = driver.track()
+    if speech is None or track.source != "synthetic":
+        return ChunkPlan(track.frame_count, ((0, track.frame_count),))
+    return plan_chunks(speech.timings().words, track.frame_count, track.fps, settings.chunking)
+
+
+def render_stage(
+    validated: ValidatedRequest,
+    analysis: stages.AvatarAnalysis,
+    driver: DriverArtifact,
+    audio: Path,
+    settings: Settings,
+    on_frame: FrameProgress | None = None,
+    mode: str = "normal",
+    target: Path | None = None,
+    monitor: EncodeMonitor | None = None,
+    speech: SpeechArtifact | None = None,
+    runner: ChunkRunner | None = None,
+) -> dict[str, object]:
+    """`stages.render_stage`, in chunks when the speech is long enough (`chunking.min_seconds`).
+
+    Same arguments and result, plus `speech` (where the pauses are; without it the render is one
+    pass) and `runner` (default: local processes; `chunking.executor: pool` needs the work-pool
+    runner of flows/chunk_flow.py, which the Prefect flow passes). The chunks' frames are made in
+    other processes, so the gate's `monitor` observes the joined file as decoded (what is published)."""
+    plan = plan_for(driver, speech, settings) if mode != "still" else None
+    if plan is None or not plan.chunked:
+        return stages.render_stage(validated, analysis, driver, audio, settings, on_frame, mode, target, monitor)
+    # No runner: local processes. A batch's or the API's videos are already spread over the pool's
+    # workers, so their chunks run beside them whatever `chunking.executor` says.
+    runner = runner or LocalRunner(worker_count(settings.chunking))
+    try:
+        rendered = render_chunked(validated, analysis, driver, audio, settings, plan, runner, on_frame, mode, target)
+        if monitor is not None:
+            for frame in read_frames(Path(target or validated.request.output)):
+                monitor.add(frame)
+    except BaseException:
+        if monitor is not None:
+            monitor.abort()
+        raise
+    return rendered
+
+
+def render_chunked(
+    validated: ValidatedRequest,
+    analysis: stages.AvatarAnalysis,
+    driver: DriverArtifact,
+    audio: Path,
+    settings: Settings,
+    plan: ChunkPlan,
+    runner: ChunkRunner,
+    on_frame: FrameProgress | None = None,
+    mode: str = "normal",
+    target: Path | None = None,
+) -> dict[str, object]:
+    """Render `plan`'s chunks with `runner`, join them into `target` and seal it once."""
+    del analysis  # each chunk loads the (cached) avatar analysis itself, wherever it runs
+    started = time.perf_counter()
+    target = Path(target or validated.request.output)
+    generation = validated.generation()
+    content_id = new_content_id(generation)
+    work = target.with_name(f".{target.name}.chunks")
+    shutil.rmtree(work, ignore_errors=True)  # a killed earlier attempt at this staging name
+    work.mkdir(parents=True)
+    try:
+        track = work / "track.npz"
+        shutil.copyfile(driver.track_path, track)  # beside the output: pool workers share that storage
+        avatar = validated.avatar
+        jobs = [
+            ChunkJob(index, start, stop, avatar.avatar_id, avatar.version, settings, track,
+                     work / f"chunk-{index:04d}.mp4", payload_of(content_id), mode)
+            for index, (start, stop) in enumerate(plan.spans)
+        ]  # fmt: skip
+        done = dict.fromkeys(range(len(jobs)), 0)
+
+        def progress(index: int, frames: int) -> None:
+            done[index] = frames
+            if on_frame is not None:
+                on_frame(sum(done.values()), plan.frame_count)
+
+        results = runner(jobs, progress)
+        rendered_at = time.perf_counter()
+        metadata = provenance_tags(generation, settings, content_id)
+        options = EncodeOptions(**{**asdict(segment_options(settings)), "metadata": tuple(metadata.items())})
+        with atomic_path(target) as temporary:
+            join_segments([job.segment for job in jobs], temporary, options, audio, work / "concat.txt")
+            joined = probe(temporary, count_frames=False).frames
+            if joined != plan.frame_count:
+                raise MediaError(f"joined {joined} frames instead of {plan.frame_count}; render again")
+        joined_at = time.perf_counter()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    marks = seal(target, generation, settings, content_id, driver.track_path, Path(audio))
+    frames = plan.frame_count
+    marks["watermark_ms_per_frame"] = round(1000 * sum(r.watermark_seconds for r in results) / frames, 2)
+    return {
+        "frames": frames,
+        "processors": results[0].processors,
+        "process_ms_per_frame": round(1000 * sum(r.reenact_seconds for r in results) / frames, 2),
+        "metadata": metadata,
+        "provenance": marks,
+        "chunks": {
+            "count": len(jobs),
+            "cuts": list(plan.cuts),
+            "runner": type(runner).__name__,
+            "chunk_seconds": [r.seconds for r in results],
+            "chunk_peak_rss_mb": [r.peak_rss_mb for r in results],
+            "render_seconds": round(rendered_at - started, 3),
+            "join_seconds": round(joined_at - rendered_at, 3),
+        },
+    }
