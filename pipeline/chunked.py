@@ -11,7 +11,8 @@ How it stays identical to a single pass (tests/test_chunked.py compares the two)
   WAV encoded once, exactly as a single pass encodes it;
 - the content id is drawn once here: every chunk hides the same watermark payload, and the joined
   file gets the metadata tags and is sealed (C2PA) once. The quality gate, the captions, the report
-  and the audit entry are the pipeline's, for the one joined video.
+  and the audit entry are the pipeline's, for the one joined video; the gate's monitor runs in each
+  chunk on that chunk's frames, and the render's monitor takes the observations over in order.
 
 Memory stays flat with length: a chunk holds one engine and streams its frames into ffmpeg; this
 process holds only the plan and waits.
@@ -51,12 +52,12 @@ from fusion.watermark import payload_of
 from governance.provenance import new_content_id, provenance_tags, seal
 from media.concat import join_segments
 from media.errors import MediaError
-from media.video import EncodeOptions, VideoWriter, probe, read_frames
+from media.video import EncodeOptions, VideoWriter, probe
 from phoneme.speech import SpeechArtifact
 from pipeline import stages
 from pipeline.chunks import ChunkingError, ChunkPlan, plan_chunks, worker_count
 from pipeline.request import ValidatedRequest
-from quality.inline import KEYFRAME_EVERY, EncodeMonitor
+from quality.inline import KEYFRAME_EVERY, EncodeMonitor, monitor_setup
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PROGRESS_EVERY = 25  # frames between progress messages from a chunk (1 s of video at 25 fps)
@@ -80,6 +81,7 @@ class ChunkJob:
     segment: Path  # where the chunk's video-only MP4 goes
     watermark_payload: int
     mode: str = "normal"
+    observe: bool = False  # run the quality gate's monitor on the chunk's frames (saved beside the segment)
 
     @property
     def frames(self) -> int:
@@ -175,17 +177,27 @@ def render_chunk(job: ChunkJob, progress: Callable[[int, int], None] | None = No
     else:
         frames = engine.frames(part, idle_bases_between(avatar, analysis, video.fps, job.start, job.stop))
     reenact = 0.0
-    with (
-        atomic_path(job.segment) as temporary,
-        VideoWriter(temporary, video.width, video.height, segment_options(settings)) as writer,
-    ):
-        for done in range(1, part.frame_count + 1):
-            start = time.perf_counter()
-            frame = next(frames)
-            reenact += time.perf_counter() - start
-            writer.write(frame)
-            if progress is not None and (done % PROGRESS_EVERY == 0 or done == part.frame_count):
-                progress(job.index, done)
+    monitor = chunk_monitor(avatar, settings, job.start) if job.observe else None
+    try:
+        with (
+            atomic_path(job.segment) as temporary,
+            VideoWriter(temporary, video.width, video.height, segment_options(settings)) as writer,
+        ):
+            for done in range(1, part.frame_count + 1):
+                start = time.perf_counter()
+                frame = next(frames)
+                reenact += time.perf_counter() - start
+                writer.write(frame)
+                if monitor is not None:
+                    monitor.add(frame)
+                if progress is not None and (done % PROGRESS_EVERY == 0 or done == part.frame_count):
+                    progress(job.index, done)
+        if monitor is not None:
+            with atomic_path(observed_path(job.segment)) as temporary, open(temporary, "wb") as handle:
+                np.savez(handle, **monitor.export())
+    finally:
+        if monitor is not None:
+            monitor.abort()  # a no-op once exported; stops its thread if the chunk failed
     return ChunkResult(
         index=job.index,
         frames=part.frame_count,
@@ -195,6 +207,19 @@ def render_chunk(job: ChunkJob, progress: Callable[[int, int], None] | None = No
         seconds=round(time.perf_counter() - started, 3),
         peak_rss_mb=round(peak_rss_mb(), 1),
     )
+
+
+def chunk_monitor(avatar: Avatar, settings: Settings, start: int) -> EncodeMonitor:
+    """The gate's monitor for a chunk's frames: observed here, in parallel with the other chunks, and
+    handed to the render's monitor (`EncodeMonitor.absorb`) instead of decoding the joined file again."""
+    video = settings.video
+    setup = monitor_setup(avatar, settings)
+    return EncodeMonitor(setup, video.width, video.height, video.fps, settings.quality.analysis_height, start)
+
+
+def observed_path(segment: Path) -> Path:
+    """Where a chunk saves what its monitor observed: beside its segment."""
+    return Path(segment).with_suffix(".observed.npz")
 
 
 def peak_rss_mb() -> float:
@@ -356,8 +381,8 @@ def render_stage(
 
     Same arguments and result, plus `speech` (where the pauses are; without it the render is one
     pass) and `runner` (default: local processes; `chunking.executor: pool` needs the work-pool
-    runner of flows/chunk_flow.py, which the Prefect flow passes). The chunks' frames are made in
-    other processes, so the gate's `monitor` observes the joined file as decoded (what is published)."""
+    runner of flows/chunk_flow.py, which the Prefect flow passes). The gate's `monitor` gets what
+    each chunk's own monitor observed; its keyframe check then runs on the joined file."""
     plan = plan_for(driver, speech, settings) if mode != "still" else None
     if plan is None or not plan.chunked:
         return stages.render_stage(validated, analysis, driver, audio, settings, on_frame, mode, target, monitor)
@@ -365,15 +390,13 @@ def render_stage(
     # workers, so their chunks run beside them whatever `chunking.executor` says.
     runner = runner or LocalRunner(worker_count(settings.chunking))
     try:
-        rendered = render_chunked(validated, analysis, driver, audio, settings, plan, runner, on_frame, mode, target)
-        if monitor is not None:
-            for frame in read_frames(Path(target or validated.request.output)):
-                monitor.add(frame)
+        return render_chunked(
+            validated, analysis, driver, audio, settings, plan, runner, on_frame, mode, target, monitor
+        )
     except BaseException:
         if monitor is not None:
             monitor.abort()
         raise
-    return rendered
 
 
 def render_chunked(
@@ -387,8 +410,10 @@ def render_chunked(
     on_frame: FrameProgress | None = None,
     mode: str = "normal",
     target: Path | None = None,
+    monitor: EncodeMonitor | None = None,
 ) -> dict[str, object]:
-    """Render `plan`'s chunks with `runner`, join them into `target` and seal it once."""
+    """Render `plan`'s chunks with `runner`, join them into `target` and seal it once. With a
+    `monitor`, every chunk observes its own frames and the monitor takes them over, in order."""
     del analysis  # each chunk loads the (cached) avatar analysis itself, wherever it runs
     started = time.perf_counter()
     target = Path(target or validated.request.output)
@@ -403,7 +428,7 @@ def render_chunked(
         avatar = validated.avatar
         jobs = [
             ChunkJob(index, start, stop, avatar.avatar_id, avatar.version, settings, track,
-                     work / f"chunk-{index:04d}.mp4", payload_of(content_id), mode)
+                     work / f"chunk-{index:04d}.mp4", payload_of(content_id), mode, monitor is not None)
             for index, (start, stop) in enumerate(plan.spans)
         ]  # fmt: skip
         done = dict.fromkeys(range(len(jobs)), 0)
@@ -414,6 +439,10 @@ def render_chunked(
                 on_frame(sum(done.values()), plan.frame_count)
 
         results = runner(jobs, progress)
+        if monitor is not None:
+            for job in jobs:
+                with np.load(observed_path(job.segment)) as observed:
+                    monitor.absorb(dict(observed))
         rendered_at = time.perf_counter()
         metadata = provenance_tags(generation, settings, content_id)
         options = EncodeOptions(**{**asdict(segment_options(settings)), "metadata": tuple(metadata.items())})

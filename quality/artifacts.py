@@ -16,6 +16,7 @@ Each figure goes to the gate (`quality.gate`) with the frames where it was worst
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import cv2
 import numpy as np
@@ -58,6 +59,8 @@ def straight_discontinuity(flow: np.ndarray, length: int) -> np.ndarray:
 @dataclass
 class ArtifactObserver:
     """Fed every analysed frame in order (with its landmarks, or None without a face)."""
+
+    SERIES: ClassVar[tuple[str, ...]] = ("seam", "black_share", "rim_darkness", "chin")
 
     seam: list[float] = field(default_factory=list)
     black_share: list[float] = field(default_factory=list)  # nan where the mouth is closed

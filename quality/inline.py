@@ -73,12 +73,15 @@ def downscale(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 class EncodeMonitor:
     """Fed every frame the encoder gets (full size, BGR; the buffer may be reused after `add`)."""
 
-    def __init__(self, setup: MonitorSetup, width: int, height: int, fps: float, analysis_height: int) -> None:
+    def __init__(
+        self, setup: MonitorSetup, width: int, height: int, fps: float, analysis_height: int, start: int = 0
+    ) -> None:
         scale = min(analysis_height, height) / height
         self.size = (int(round(width * scale / 2) * 2), int(round(height * scale / 2) * 2))
         self.check_size = (int(round(width * CHECK_HEIGHT / height / 2) * 2), CHECK_HEIGHT)
         self.setup, self.width, self.height = setup, width, height
-        self.observer = FrameObserver(setup.analyser, fps, setup.identity)
+        self.start = start  # first frame's index in the whole video (a chunk of a long render starts later)
+        self.observer = FrameObserver(setup.analyser, fps, setup.identity, start)
         self.thumbnails: dict[int, np.ndarray] = {}
         self.frames = 0
         self.seconds = 0.0  # time spent observing (on the monitor thread)
@@ -105,9 +108,9 @@ class EncodeMonitor:
 
     def add(self, frame: np.ndarray) -> None:
         small = downscale(frame, self.size)
-        if self.frames % KEYFRAME_EVERY == 0:
+        if self.frames % KEYFRAME_EVERY == 0:  # the encoder forces a keyframe here (a chunk's count from its start)
             grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
-            self.thumbnails[self.frames] = cv2.resize(grey, self.check_size, interpolation=cv2.INTER_AREA)
+            self.thumbnails[self.start + self.frames] = cv2.resize(grey, self.check_size, interpolation=cv2.INTER_AREA)
         self.frames += 1
         self._queue.put(small)
 
@@ -119,6 +122,25 @@ class EncodeMonitor:
         if self._failure is not None:
             raise self._failure
         return self
+
+    def export(self) -> dict[str, np.ndarray]:
+        """Everything observed, as arrays: a chunk process saves it for its render (`absorb`)."""
+        self.finish()
+        indices = sorted(self.thumbnails)
+        return self.observer.export() | {
+            "frames": np.asarray(self.frames),
+            "seconds": np.asarray(self.seconds),
+            "thumbnail_index": np.asarray(indices, np.int64),
+            "thumbnails": np.stack([self.thumbnails[i] for i in indices]) if indices else np.zeros((0, 1, 1), np.uint8),
+        }
+
+    def absorb(self, exported: dict[str, np.ndarray]) -> None:
+        """Take over what another monitor observed of the frames that follow (the next chunk of a long
+        render, rendered and observed in another process), as if this monitor had seen them."""
+        self.observer.extend(exported)
+        self.frames += int(exported["frames"])
+        self.seconds += float(exported["seconds"])
+        self.thumbnails.update(zip(exported["thumbnail_index"].tolist(), exported["thumbnails"], strict=True))
 
     def abort(self) -> None:
         self._failure = self._failure or QualityError("monitoring stopped")

@@ -77,10 +77,15 @@ class FrameObserver:
     (`observe_video`) or from the frames a render hands to its encoder (the gate runs while the
     video is being encoded). Keeps only the per-frame numbers, never the frames."""
 
-    def __init__(self, analyser: FaceAnalyser, fps: float, identity: IdentityProbe | None = None) -> None:
+    SERIES = ("gaps", "poses", "rigid", "outside", "background", "skin", "distances", "eyes")
+
+    def __init__(
+        self, analyser: FaceAnalyser, fps: float, identity: IdentityProbe | None = None, start: int = 0
+    ) -> None:
         self.analyser = analyser
         self.fps = fps
         self.identity = identity
+        self.start = start  # index of the first frame in the whole video (a chunk of a long render)
         self.step = max(1, round(fps / max(identity.sample_fps, 1e-6))) if identity is not None else 0
         self.gaps: list[float] = []
         self.poses: list[tuple[float, float, float]] = []
@@ -98,7 +103,7 @@ class FrameObserver:
         return len(self.gaps)
 
     def add(self, frame: np.ndarray) -> None:
-        index = self.count
+        index = self.start + self.count  # identity is sampled at the same frames however a video is cut
         height, width = frame.shape[:2]
         face = self.analyser.track(frame, self.previous)
         self.previous = face
@@ -126,6 +131,20 @@ class FrameObserver:
         if self.identity is not None and index % self.step == 0:
             embedding = self.identity.embedder.embed(frame, landmarks)
             self.distances.append(identity_distance(embedding, self.identity.reference))
+
+    def export(self) -> dict[str, np.ndarray]:
+        """The per-frame numbers as arrays (what a chunk process hands back to its render)."""
+        series = {name: np.asarray(getattr(self, name), float) for name in self.SERIES}
+        artifacts = {f"artifacts.{name}": getattr(self.artifacts, name) for name in ArtifactObserver.SERIES}
+        return series | {name: np.asarray(values, float) for name, values in artifacts.items()}
+
+    def extend(self, exported: dict[str, np.ndarray]) -> None:
+        """Append another observer's numbers for the frames that follow this one's (the next chunk)."""
+        for name in self.SERIES:
+            getattr(self, name).extend(list(exported[name]))
+        for name in ArtifactObserver.SERIES:
+            getattr(self.artifacts, name).extend(list(exported[f"artifacts.{name}"]))
+        self.previous = None
 
     def result(self, info: ProbeResult, name: str) -> Observations:
         if self.count == 0:

@@ -33,6 +33,7 @@ from pipeline import stages
 from pipeline.chunked import idle_bases_between, plan_for, track_slice
 from pipeline.chunks import chunk_count, plan_chunks
 from pipeline.request import RenderRequest, validate_request
+from quality.inline import EncodeMonitor, judge_encoded, monitor_setup
 
 REPO = Path(__file__).resolve().parents[1]
 TEXT = (
@@ -129,22 +130,46 @@ def both(dhf_home, tmp_path_factory):
     analysis = stages.avatar_stage(validated.avatar, settings)
     plan = plan_for(driver, speech, settings)
     content_id = governance.provenance.new_content_id(validated.generation())
+    video, setup = settings.video, monitor_setup(validated.avatar, settings)
+    monitors = [EncodeMonitor(setup, video.width, video.height, video.fps, settings.quality.analysis_height)
+                for _ in range(2)]  # fmt: skip
     with pytest.MonkeyPatch.context() as patch:  # one content id for both: the same watermark in every frame
         patch.setattr(stages, "new_content_id", lambda generation: content_id)
         patch.setattr(pipeline.chunked, "new_content_id", lambda generation: content_id)
         single_path, chunked_path = folder / "single.mp4", folder / "chunked.mp4"
         single = stages.render_stage(
-            validated, analysis, driver, speech.wav_path, settings, None, "normal", single_path
+            validated, analysis, driver, speech.wav_path, settings, None, "normal", single_path, monitors[0]
         )
         progress: list[tuple[int, int]] = []
         chunked = pipeline.chunked.render_stage(
             validated, analysis, driver, speech.wav_path, settings, lambda done, total: progress.append((done, total)),
-            "normal", chunked_path, speech=speech,
+            "normal", chunked_path, monitors[1], speech=speech,
         )  # fmt: skip
+    spans = [tuple(span) for span in visemes.closures]
+    paths = (single_path, chunked_path)
+    judged = [judge_encoded(m, path, settings.quality, spans) for m, path in zip(monitors, paths, strict=True)]
     return SimpleNamespace(
         settings=settings, validated=validated, speech=speech, plan=plan, content_id=content_id, folder=folder,
         single=single, chunked=chunked, single_path=single_path, chunked_path=chunked_path, progress=progress,
+        judged=judged,
     )  # fmt: skip
+
+
+def test_the_gate_scores_a_chunked_render_like_the_single_pass(both):
+    """Each chunk observes its own frames (in parallel); the render's monitor takes them over and
+    checks the joined file's keyframes: the verdict and the scores are the single pass's."""
+    single, chunked = both.judged
+    assert single.passed and chunked.passed, (single.failures, chunked.failures)
+    assert chunked.frames == single.frames == both.plan.frame_count
+    assert abs(chunked.lipsync.correlation - single.lipsync.correlation) <= 0.02
+    assert chunked.lipsync.closure_rate == single.lipsync.closure_rate
+    assert abs(chunked.identity.max_distance - single.identity.max_distance) <= 0.02
+    assert chunked.identity.sampled_frames == single.identity.sampled_frames  # sampled at the same frames
+    assert abs(chunked.stability.flicker - single.stability.flicker) <= 0.05
+    assert chunked.artifacts.blinks == single.artifacts.blinks
+    assert abs(chunked.artifacts.seam - single.artifacts.seam) <= 0.03
+    print("single", single.lipsync.correlation, single.identity.max_distance, single.artifacts.seam,
+          "chunked", chunked.lipsync.correlation, chunked.identity.max_distance, chunked.artifacts.seam)  # fmt: skip
 
 
 def test_chunked_frames_match_the_single_pass(both):
