@@ -362,8 +362,12 @@ class FusionSettings(Section):
             raise ValueError("the chain must start with 'reenactor' (it animates the avatar)")
         if names[-1] != "compositor":
             raise ValueError("the chain must end with 'compositor' (it makes the output frame)")
-        if "upscaler" in names and "frame_enhancer" in names:
-            raise ValueError("'frame_enhancer' replaces 'upscaler'; list one of them")
+        sizers = [name for name in names if name in ("upscaler", "frame_enhancer")]
+        if len(sizers) != 1:
+            raise ValueError(
+                "list exactly one of 'upscaler' and 'frame_enhancer' (it sizes the portrait; frame_enhancer "
+                "replaces upscaler)"
+            )
         return self
 
 

@@ -204,19 +204,23 @@ def check_format(path: Path, fmt: ModelFormat) -> None:
                 )
 
 
-def add_model(source: Path, fmt: ModelFormat, model_dir: Path) -> tuple[Path, str, bool]:
+def add_model(
+    source: Path, fmt: ModelFormat, model_dir: Path, expected_sha256: str | None = None
+) -> tuple[Path, str, bool]:
     """Copy a user's model file into the model directory under its format's file name, pin its
     sha256 and record its licence; returns (path, sha256, replaced). Checked before anything is
-    written: the file's I/O must match the format, and a known published hash must match."""
+    written: the file's I/O must match the format, and the hash the user expects (`--sha256`, from
+    where they downloaded it) or the format's published one must match."""
     source = Path(source)
     if not source.is_file():
         raise ModelError(f"no model file at {source}; give the path of the downloaded .onnx file")
     check_format(source, fmt)
     sha256 = file_sha256(source)
-    if fmt.sha256 and sha256 != fmt.sha256:
+    expected = (expected_sha256 or fmt.sha256).strip().lower()
+    if expected and sha256 != expected:
         raise ModelError(
-            f"{source.name} has sha256 {sha256[:12]}…, the published {fmt.name} has {fmt.sha256[:12]}…; "
-            f"download it again from {fmt.source}"
+            f"{source.name} has sha256 {sha256[:12]}…, expected {expected[:12]}… (a truncated or different "
+            f"download); download it again from {fmt.source}"
         )
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)

@@ -44,7 +44,7 @@ from phoneme.g2p import shared_g2p
 from phoneme.speech import SpeechArtifact, synthesize_speech
 from phoneme.tts import EspeakEngine, read_wav
 from phoneme.visemes import VisemeTable, build_keyframes, loudness_envelope
-from pipeline.request import ValidatedRequest, model_hashes, output_paths
+from pipeline.request import USED_MODELS, ValidatedRequest, model_hashes, output_paths
 from quality.inline import KEYFRAME_EVERY, EncodeMonitor
 from quality.measure import correlation_at_best_lag, rms_envelope
 
@@ -152,7 +152,7 @@ def avatar_stage(avatar: Avatar, settings: Settings) -> AvatarAnalysis:
             "version": avatar.version,
             "photo": avatar.photo_sha256(),
             "work": WORK_SIZE,
-            "models": model_hashes(settings),
+            "models": model_hashes(settings, USED_MODELS),  # the face analysis only, not the chain
             "analysis": AVATAR_ANALYSIS_VERSION,
         }
     )
