@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from fusion.models import FACEFUSION_ASSETS, ModelFormat, TensorSpec
-from fusion.processors.base import FrameContext, ProcessorSetup, Rect
+from fusion.processors.base import FrameContext, ProcessorSetup, Rect, resize_geometry
 
 _IN = (TensorSpec("input", (None, 3, None, None)),)
 _OUT = (TensorSpec(None, (None, 3, None, None)),)
@@ -70,8 +70,9 @@ class FrameEnhancer:
 
     @property
     def geometry(self) -> tuple[float, float, float]:
-        """Input pixel (x, y) → output pixel (x·s, y·s): where the face landmarks move."""
-        return (self.factor, 0.0, 0.0)
+        """Where an input pixel lands in the output (the engine maps the face landmarks with it);
+        the work image is square, so one factor serves both axes."""
+        return resize_geometry(self.factor)
 
     def prepare(self, base: np.ndarray, setup: ProcessorSetup | None = None) -> np.ndarray:
         if setup is None:
@@ -90,9 +91,10 @@ class FrameEnhancer:
         self.shape = (height, width)
         size = self.options.size
         self.factor = size / width
-        self.interpolation = cv2.INTER_AREA if size <= width * s else cv2.INTER_CUBIC
-        # Output rectangles on this grid of enhanced pixels map onto whole output pixels (see Upscaler).
-        self.step = (width * s) // math.gcd(width * s, size)
+        self.interpolation = cv2.INTER_AREA if size <= min(width, height) * s else cv2.INTER_CUBIC
+        # Output rectangles on this grid of enhanced pixels map onto whole output pixels (see Upscaler);
+        # per axis, as a frame that is not square is stretched to the square portrait.
+        self.steps = ((width * s) // math.gcd(width * s, size), (height * s) // math.gcd(height * s, size))
         self.margin = 0 if self.interpolation == cv2.INTER_AREA else 3 * s
         self._enhance_tiles(base, [(r, c) for r in range(self.rows) for c in range(self.columns)])
         self.base = cv2.resize(self.enhanced[: height * s, : width * s], (size, size), interpolation=self.interpolation)
@@ -146,16 +148,17 @@ class FrameEnhancer:
     def _resample(self, changed: Rect) -> Rect:
         """Resize the enhanced pixels of `changed` into the output buffer; returns the output rect."""
         height, width = self.shape
-        full_w, full_h, step, margin = width * self.scale, height * self.scale, self.step, self.margin
-        x0, y0 = max(changed[0] - margin, 0) // step * step, max(changed[1] - margin, 0) // step * step
-        x1 = min(-(-(changed[2] + margin) // step) * step, full_w)
-        y1 = min(-(-(changed[3] + margin) // step) * step, full_h)
-        f, size = self.options.size / full_w, self.options.size
-        dx0, dy0 = round(x0 * f), round(y0 * f)
-        dx1, dy1 = min(round(x1 * f), size), min(round(y1 * f), size)
+        full_w, full_h, margin = width * self.scale, height * self.scale, self.margin
+        (sx, sy), size = self.steps, self.options.size
+        x0, y0 = max(changed[0] - margin, 0) // sx * sx, max(changed[1] - margin, 0) // sy * sy
+        x1 = min(-(-(changed[2] + margin) // sx) * sx, full_w)
+        y1 = min(-(-(changed[3] + margin) // sy) * sy, full_h)
+        fx, fy = size / full_w, size / full_h
+        dx0, dy0 = round(x0 * fx), round(y0 * fy)
+        dx1, dy1 = min(round(x1 * fx), size), min(round(y1 * fy), size)
         patch = cv2.resize(self.enhanced[y0:y1, x0:x1], (dx1 - dx0, dy1 - dy0), interpolation=self.interpolation)
-        ix0, iy0 = max(math.floor(changed[0] * f), dx0), max(math.floor(changed[1] * f), dy0)
-        ix1, iy1 = min(math.ceil(changed[2] * f), dx1), min(math.ceil(changed[3] * f), dy1)
+        ix0, iy0 = max(math.floor(changed[0] * fx), dx0), max(math.floor(changed[1] * fy), dy0)
+        ix1, iy1 = min(math.ceil(changed[2] * fx), dx1), min(math.ceil(changed[3] * fy), dy1)
         self.buffer[iy0:iy1, ix0:ix1] = patch[iy0 - dy0 : iy1 - dy0, ix0 - dx0 : ix1 - dx0]
         return (ix0, iy0, ix1, iy1)
 
