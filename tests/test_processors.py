@@ -24,10 +24,11 @@ from avatars.library import AvatarLibrary
 from config import load_settings
 from config.errors import ConfigError
 from config.settings import FusionSettings
+from driver_synth.track import MotionTrack
 from fusion.engine import EngineOptions, EngineResources, FusionEngine
 from fusion.errors import FusionError, ModelError
 from fusion.models import PLACED_LOCK, ModelRegistry, add_model
-from fusion.processors import mel
+from fusion.processors import face_enhancer, face_swapper, lip_syncer, mel
 from fusion.processors.base import AudioTrack, FrameContext, ProcessorSetup
 from fusion.processors.catalog import MODEL_FORMATS
 from fusion.processors.face_enhancer import FaceEnhancer, FaceEnhancerOptions
@@ -115,6 +116,18 @@ def test_face_enhancer_pastes_the_models_output_exactly_where_the_face_is(face, 
     corners = crop_to_frame(matrix, np.array([[0, 0], [512, 0], [0, 512], [512, 512]], np.float64))
     assert (changed[:, ::-1] >= corners.min(0) - 1).all() and (changed[:, ::-1] <= corners.max(0) + 1).all()
     enhancer.close()
+
+
+def test_each_format_gets_its_channel_order_and_value_range():
+    red = np.zeros((4, 4, 3), np.uint8)
+    red[..., 2] = 255  # BGR
+    assert face_enhancer.to_model(red)[0, :, 0, 0].tolist() == [1.0, -1.0, -1.0]  # RGB in [-1, 1]
+    assert embedding_input(red)[0, :, 0, 0].tolist() == [1.0, -1.0, -1.0]  # ArcFace: RGB in [-1, 1]
+    assert face_swapper.to_model(red)[0, :, 0, 0].tolist() == [1.0, 0.0, 0.0]  # inswapper: RGB in [0, 1]
+    assert to_model(red)[0, :, 0, 0].tolist() == [1.0, 0.0, 0.0]  # Real-ESRGAN: RGB in [0, 1]
+    wav2lip = lip_syncer.to_model(cv2.resize(red, (96, 96)))[0, :, 10, 10].tolist()
+    assert wav2lip == [0.0, 0.0, 1.0, 0.0, 0.0, 1.0]  # Wav2Lip: BGR in [0, 1], masked crop then whole
+    assert lip_syncer.to_model(cv2.resize(red, (96, 96)))[0, 2, 60, 10] == 0.0  # lower half blacked out
 
 
 def test_face_enhancer_keeps_rgb_order_and_feathers_the_crop_edge(face, tmp_path):
@@ -402,3 +415,22 @@ def test_a_render_runs_all_four_neural_processors_and_stays_labeled_and_watermar
 
     entry = AuditLog(settings.paths.audit_db).entries()[-1].record
     assert entry.models["gfpgan_1.4"] == placed["gfpgan_1.4"] and entry.extra["providers"] == report["providers"]
+
+
+def test_face_landmarks_follow_the_frame_through_resizing_stages(face, settings, tmp_path):
+    """A face processor after the upscaler aligns on the landmarks in the upscaled frame's pixels: its
+    constant red crop is centred on the face in the finished frame, wherever the compositor put it."""
+    registry = place(tmp_path, {"gfpgan_1.4": lambda p: tiny.face_enhancer(p, "constant", colour=(1.0, -1.0, -1.0))})
+    fusion = FusionSettings(processors=("reenactor", "upscaler", "face_enhancer", "compositor"))
+    fusion = fusion.model_copy(update={"face_enhancer": fusion.face_enhancer.model_copy(update={"blend": 1.0})})
+    engine = engine_with(face, settings, fusion, registry)
+    track = MotionTrack.from_channels(25, {"head_yaw": np.array([0.0, 12.0])})
+    upscaler, compositor = engine.chain[1], engine.chain[3]
+    for frame, index in zip(engine.frames(track), range(2), strict=True):
+        red = (frame[..., 2] > 240) & (frame[..., 1] < 15) & (frame[..., 0] < 15)
+        ys, xs = np.nonzero(red)
+        moved = engine.reenactor.frame_landmarks(track.frame(index))
+        points = five_points(moved) * upscaler.scale + (upscaler.scale - 1) / 2 + [compositor.left, compositor.top]
+        assert all(red[int(round(y)), int(round(x))] for x, y in points), (index, points)  # under the crop
+        assert abs(xs.mean() - points[:, 0].mean()) < 0.02 * frame.shape[1]  # centred on the face
+    engine.close()
