@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fusion.errors import FusionError
 from fusion.models import FACEFUSION_ASSETS, ModelFormat, TensorSpec
 from fusion.processors.base import FrameContext, ProcessorSetup
 from fusion.processors.face_geometry import OutputBuffer, align, feather_mask, paste, warp_crop
@@ -63,7 +64,7 @@ class FaceEnhancer:
 
     def __init__(self, options: FaceEnhancerOptions) -> None:
         if options.model not in MODELS:
-            raise ValueError(f"unknown face_enhancer model '{options.model}'; known: {', '.join(MODELS)}")
+            raise FusionError(f"unknown face_enhancer model '{options.model}'; known: {', '.join(MODELS)}")
         self.options = options
         self.format = MODELS[options.model]
         self.session = None
@@ -74,7 +75,7 @@ class FaceEnhancer:
 
     def prepare(self, base: np.ndarray, setup: ProcessorSetup | None = None) -> np.ndarray:
         if setup is None:
-            raise ValueError("face_enhancer needs a ProcessorSetup (models and the avatar)")
+            raise FusionError("face_enhancer needs a ProcessorSetup (models and the avatar)")
         self.session = setup.session(self.options.model)
         self.size = int(self.format.fact("size"))
         self.template = str(self.format.fact("template"))

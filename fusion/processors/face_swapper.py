@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fusion.errors import ModelError
+from fusion.errors import FusionError, ModelError
 from fusion.models import FACEFUSION_ASSETS, ModelFormat, TensorSpec
 from fusion.processors.base import FrameContext, ProcessorSetup
 from fusion.processors.face_geometry import OutputBuffer, align, feather_mask, paste, warp_crop
@@ -97,9 +97,9 @@ class FaceSwapper:
 
     def __init__(self, options: FaceSwapperOptions) -> None:
         if options.model not in SWAPPERS:
-            raise ValueError(f"unknown face_swapper model '{options.model}'; known: {', '.join(SWAPPERS)}")
+            raise FusionError(f"unknown face_swapper model '{options.model}'; known: {', '.join(SWAPPERS)}")
         if options.embedder not in EMBEDDERS:
-            raise ValueError(f"unknown face_swapper embedder '{options.embedder}'; known: {', '.join(EMBEDDERS)}")
+            raise FusionError(f"unknown face_swapper embedder '{options.embedder}'; known: {', '.join(EMBEDDERS)}")
         self.options = options
         self.format = SWAPPERS[options.model]
         self.session = None
@@ -110,7 +110,7 @@ class FaceSwapper:
 
     def prepare(self, base: np.ndarray, setup: ProcessorSetup | None = None) -> np.ndarray:
         if setup is None:
-            raise ValueError("face_swapper needs a ProcessorSetup (models and the avatar)")
+            raise FusionError("face_swapper needs a ProcessorSetup (models and the avatar)")
         embedder_format = EMBEDDERS[self.options.embedder]
         embedder = setup.session(self.options.embedder)
         size = int(embedder_format.fact("size"))

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from fusion.errors import FusionError
 from fusion.models import FACEFUSION_ASSETS, ModelFormat, TensorSpec
 from fusion.processors.base import FrameContext, ProcessorSetup, Rect, resize_geometry
 
@@ -60,7 +61,7 @@ class FrameEnhancer:
 
     def __init__(self, options: FrameEnhancerOptions) -> None:
         if options.model not in MODELS:
-            raise ValueError(f"unknown frame_enhancer model '{options.model}'; known: {', '.join(MODELS)}")
+            raise FusionError(f"unknown frame_enhancer model '{options.model}'; known: {', '.join(MODELS)}")
         self.options = options
         self.scale = int(MODELS[options.model].fact("scale"))
         self.session = None
@@ -76,7 +77,7 @@ class FrameEnhancer:
 
     def prepare(self, base: np.ndarray, setup: ProcessorSetup | None = None) -> np.ndarray:
         if setup is None:
-            raise ValueError("frame_enhancer needs a ProcessorSetup (models)")
+            raise FusionError("frame_enhancer needs a ProcessorSetup (models)")
         self.session = setup.session(self.options.model)
         self.input_name = self.session.get_inputs()[0].name
         fixed = self.session.get_inputs()[0].shape[2:]

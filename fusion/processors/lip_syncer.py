@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fusion import topology as topo
+from fusion.errors import FusionError
 from fusion.models import FACEFUSION_ASSETS, ModelFormat, TensorSpec
 from fusion.processors import mel
 from fusion.processors.base import FrameContext, ProcessorSetup
@@ -84,7 +85,7 @@ class LipSyncer:
 
     def __init__(self, options: LipSyncerOptions) -> None:
         if options.model not in MODELS:
-            raise ValueError(f"unknown lip_syncer model '{options.model}'; known: {', '.join(MODELS)}")
+            raise FusionError(f"unknown lip_syncer model '{options.model}'; known: {', '.join(MODELS)}")
         self.options = options
         self.session = None
         self.filters = mel.mel_filters()
@@ -96,16 +97,16 @@ class LipSyncer:
 
     def prepare(self, base: np.ndarray, setup: ProcessorSetup | None = None) -> np.ndarray:
         if setup is None or setup.audio is None:
-            raise ValueError("lip_syncer needs the speech audio (a ProcessorSetup with audio)")
+            raise FusionError("lip_syncer needs the speech audio (a ProcessorSetup with audio)")
         if setup.audio.rate != mel.RATE:
-            raise ValueError(f"lip_syncer needs {mel.RATE} Hz audio, got {setup.audio.rate} Hz")
+            raise FusionError(f"lip_syncer needs {mel.RATE} Hz audio, got {setup.audio.rate} Hz")
         self.session = setup.session(self.options.model)
         return base  # the still keeps the avatar's own closed mouth
 
     def mel_for(self, context: FrameContext) -> np.ndarray:
         """The frame's (80, 16) mel window from its audio window."""
         if context.audio is None:
-            raise ValueError("lip_syncer got a frame without its audio window")
+            raise FusionError("lip_syncer got a frame without its audio window")
         start, stop = mel.samples_needed(mel.first_mel_frame(context.time_s))
         return mel.mel_window(context.audio.between(start, stop), self.filters)
 
