@@ -1,23 +1,49 @@
-"""`dhf models provision|verify`: the pinned face models (README: What the two commands do)."""
+"""`dhf models provision|verify|add`: the pinned face models, and the neural processors' models the
+user places by hand (README: What the two commands do; README: Neural processors)."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from config import Settings
-from fusion.models import ModelRegistry
+from config.errors import DhfError
+from fusion.models import ModelRegistry, add_model
+from fusion.processors.catalog import MODEL_FORMATS, model_format
 from fusion.provision import provision
 
 
+class ModelsUsageError(DhfError):
+    code = "usage"
+
+
 def add_parsers(sub, common: argparse.ArgumentParser) -> None:
-    models = sub.add_parser("models", parents=[common], help="provision or verify the pinned models")
+    models = sub.add_parser(
+        "models",
+        parents=[common],
+        help="provision or verify the pinned models, or add a neural processor's model file",
+        description="`dhf models add FILE --as NAME` copies a model file you downloaded into the model directory, "
+        f"pins its sha256 and records its licence. Names: {', '.join(sorted(MODEL_FORMATS))}.",
+    )
     models.set_defaults(handler=run_models)
-    models.add_argument("action", choices=["provision", "verify"])
+    models.add_argument("action", choices=["provision", "verify", "add"])
+    models.add_argument("file", nargs="?", type=Path, help="add: the downloaded .onnx file")
+    models.add_argument("--as", dest="name", help="add: the model's name (e.g. gfpgan_1.4)")
+    models.add_argument("--sha256", help="add: the sha256 the file must have (refused otherwise)")
 
 
 def run_models(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "provision":
         provision(settings.paths.models)
+        return 0
+    if args.action == "add":
+        if args.file is None or not args.name:
+            raise ModelsUsageError("usage: dhf models add FILE --as NAME (e.g. --as gfpgan_1.4)")
+        fmt = model_format(args.name)
+        target, sha256, replaced = add_model(args.file, fmt, settings.paths.models, args.sha256)
+        verb = "replaced" if replaced else "added"
+        print(f"{verb} {fmt.name}: {target} sha256 {sha256}")
+        print(f"licence: {fmt.license}{'' if fmt.commercial else ' (refused for commercial purposes and channels)'}")
         return 0
     registry = ModelRegistry(settings.paths.models)
     for name in registry.specs:

@@ -287,6 +287,90 @@ class ChunkingSettings(Section):
     sentence_preference_s: float = Field(2.0, ge=0.0)  # a sentence end this much farther away still wins
 
 
+BUILT_IN_PROCESSORS = ("reenactor", "color_matcher", "upscaler", "compositor")
+NEURAL_PROCESSORS = ("face_swapper", "lip_syncer", "face_enhancer", "frame_enhancer")
+ALWAYS_LAST = ("labeler", "watermarker")  # appended by the engine; never listed, removed or reordered
+
+
+class FaceEnhancerSettings(Section):
+    """GFPGAN / GPEN-BFR / CodeFormer-format face restoration (README: Neural processors)."""
+
+    model: str = "gfpgan_1.4"
+    blend: Fraction = 0.8  # share of the restored face in the result
+    weight: Fraction = 0.5  # CodeFormer's fidelity input (models without a `weight` input ignore it)
+    mask_feather: Fraction = 0.15  # feathered edge of the pasted crop, as a share of its side
+
+
+class FrameEnhancerSettings(Section):
+    """Real-ESRGAN-format upscaling on overlapping tiles; replaces the upscaler when listed."""
+
+    model: str = "real_esrgan_x4"
+    tile: int = Field(256, ge=32, le=2048)  # input pixels per tile side, overlap included (dynamic-size models)
+    overlap: int = Field(16, ge=1, le=256)  # context pixels on each side of a tile, cut after the model
+
+
+class LipSyncerSettings(Section):
+    """Wav2Lip-format re-mouthing from the speech audio."""
+
+    model: str = "wav2lip_gan_96"
+    blend: Fraction = 1.0
+
+
+class FaceSwapperSettings(Section):
+    """inswapper-128-format identity swap onto the licensed avatar (its ArcFace embedding)."""
+
+    model: str = "inswapper_128"
+    embedder: str = "arcface_w600k_r50"
+    blend: Fraction = 1.0
+    mask_feather: Fraction = 0.15
+
+
+class FusionSettings(Section):
+    """The engine's processor chain and where its neural models run (README: Neural processors).
+
+    `processors` is the chain in order; the labeler and the watermarker are always appended after it
+    and cannot be listed, so no configuration can drop or move them. Model licences: a model whose
+    licence is non-commercial is refused for any purpose or channel listed here as commercial."""
+
+    processors: tuple[str, ...] = BUILT_IN_PROCESSORS
+    providers: tuple[Literal["tensorrt", "cuda", "cpu"], ...] = ()  # empty: TensorRT → CUDA → CPU, as available
+    tensorrt_fp16: bool = True
+    threads: int = Field(1, ge=0, le=256)  # onnxruntime intra-op threads per model (0: onnxruntime decides)
+    face_enhancer: FaceEnhancerSettings = FaceEnhancerSettings()
+    frame_enhancer: FrameEnhancerSettings = FrameEnhancerSettings()
+    lip_syncer: LipSyncerSettings = LipSyncerSettings()
+    face_swapper: FaceSwapperSettings = FaceSwapperSettings()
+    commercial_purposes: tuple[str, ...] = ("marketing", "ads", "advertising", "sales", "customer_service")
+    commercial_channels: tuple[str, ...] = ("ads", "social", "web", "tv", "app")
+
+    @model_validator(mode="after")
+    def _valid_chain(self) -> FusionSettings:
+        names = list(self.processors)
+        known = BUILT_IN_PROCESSORS + NEURAL_PROCESSORS
+        for name in names:
+            if name in ALWAYS_LAST:
+                raise ValueError(
+                    f"'{name}' cannot be listed: the labeler and the watermarker are always appended last; "
+                    "remove it from the list"
+                )
+            if name not in known:
+                raise ValueError(f"unknown processor '{name}'; known: {', '.join(known)}")
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"'{duplicates[0]}' is listed twice; list each processor once")
+        if not names or names[0] != "reenactor":
+            raise ValueError("the chain must start with 'reenactor' (it animates the avatar)")
+        if names[-1] != "compositor":
+            raise ValueError("the chain must end with 'compositor' (it makes the output frame)")
+        sizers = [name for name in names if name in ("upscaler", "frame_enhancer")]
+        if len(sizers) != 1:
+            raise ValueError(
+                "list exactly one of 'upscaler' and 'frame_enhancer' (it sizes the portrait; frame_enhancer "
+                "replaces upscaler)"
+            )
+        return self
+
+
 class Settings(Section):
     """Everything a render, a batch, a worker or the API server is configured with."""
 
@@ -304,6 +388,7 @@ class Settings(Section):
     factory: FactorySettings = FactorySettings()
     api: ApiSettings = ApiSettings()
     chunking: ChunkingSettings = ChunkingSettings()
+    fusion: FusionSettings = FusionSettings()
 
     def with_section(self, name: str, **changes: object) -> Settings:
         """A copy with one section's values changed, validated like a YAML override."""

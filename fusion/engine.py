@@ -1,9 +1,16 @@
 """The fusion engine: an avatar's work image + a motion track → a stream of finished output frames.
 
-Chain (each a `Processor`): [smoother] → reenactor → color_matcher → upscaler → compositor → labeler.
-The smoother runs for recorded drivers only: a synthetic track is already smooth, and filtering it
-again would blunt closure releases and peaks (the lips would lag the sound). The labeler is always
-last and always present: there is no option that removes it.
+The chain comes from the configuration (`fusion.processors`, default: reenactor → color_matcher →
+upscaler → compositor), with neural processors (face_swapper, lip_syncer, face_enhancer,
+frame_enhancer) wherever the user lists them. Two stages are not configurable:
+- the smoother runs first for recorded drivers only: a synthetic track is already smooth, and
+  filtering it again would blunt closure releases and peaks (the lips would lag the sound);
+- the labeler (visible AI label) and the watermarker are always appended last. `FusionSettings`
+  refuses a chain that lists them, and nothing here can leave them out or move them.
+
+Per frame the engine fills the `FrameContext`: the motion, the frame's time (a chunk of a long render
+starts later than 0), the face landmarks and box (moved by the reenactor, then mapped by every stage
+that declares a `geometry`: resizing and placing), and the audio window of processors that need one.
 """
 
 from __future__ import annotations
@@ -15,10 +22,16 @@ from pathlib import Path
 import numpy as np
 
 from config import LabelSettings, PostSettings
+from config.settings import FusionSettings
 from driver_synth.track import MotionTrack
 from fusion import topology as topo
 from fusion.errors import FusionError
-from fusion.processors.base import FrameContext, Processor
+from fusion.models import ModelRegistry
+from fusion.processors.base import AudioTrack, FrameContext, Processor, ProcessorSetup, map_points
+from fusion.processors.face_enhancer import FaceEnhancer, FaceEnhancerOptions
+from fusion.processors.face_swapper import FaceSwapper, FaceSwapperOptions
+from fusion.processors.frame_enhancer import FrameEnhancer, FrameEnhancerOptions
+from fusion.processors.lip_syncer import LipSyncer, LipSyncerOptions
 from fusion.processors.post import (
     ColorMatcher,
     Compositor,
@@ -32,6 +45,7 @@ from fusion.processors.post import (
     find_font,
 )
 from fusion.processors.reenactor import Reenactor, ReenactorOptions
+from fusion.providers import ProviderChoice
 
 
 @dataclass(frozen=True)
@@ -46,6 +60,16 @@ class EngineOptions:
     watermark_payload: int = 0  # 32 bits of the content id, hidden in every frame (fusion/watermark.py)
     watermark_strength: float = 2.0
     full_frame: bool = False  # every processor recomputes the whole frame (reference for the dirty-rect path)
+    fusion: FusionSettings = field(default_factory=FusionSettings)  # the chain and the neural processors
+
+
+@dataclass(frozen=True)
+class EngineResources:
+    """What neural processors run on: the model registry, the execution providers, the speech."""
+
+    registry: ModelRegistry | None = None
+    providers: ProviderChoice = field(default_factory=ProviderChoice)
+    audio: AudioTrack | None = None
 
 
 def skin_reference_rect(landmarks: np.ndarray, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
@@ -58,6 +82,29 @@ def skin_reference_rect(landmarks: np.ndarray, shape: tuple[int, ...]) -> tuple[
     return (int(max(x0, 0)), int(max(y0, 0)), int(min(x1, width)), int(min(max(y1, y0 + 4), height)))
 
 
+def _configured(name: str, options: EngineOptions, work_image: np.ndarray, work_landmarks: np.ndarray) -> Processor:
+    """One listed processor, built from its settings (names are validated by `FusionSettings`)."""
+    post, neural = options.post, options.fusion
+    portrait = round(options.height * post.portrait_height_ratio)
+    if name == "color_matcher":
+        return ColorMatcher(skin_reference_rect(work_landmarks, work_image.shape), post.color_match_strength)
+    if name == "upscaler":
+        return Upscaler(UpscalerOptions(size=portrait, sharpen=post.sharpen_amount, filter=post.upscale_filter))
+    if name == "compositor":
+        return Compositor(
+            CompositorOptions(options.width, options.height, post.background, tuple(post.background_color))
+        )
+    if name == "face_enhancer":
+        return FaceEnhancer(FaceEnhancerOptions(**neural.face_enhancer.model_dump()))
+    if name == "frame_enhancer":
+        return FrameEnhancer(FrameEnhancerOptions(size=portrait, **neural.frame_enhancer.model_dump()))
+    if name == "lip_syncer":
+        return LipSyncer(LipSyncerOptions(**neural.lip_syncer.model_dump()))
+    if name == "face_swapper":
+        return FaceSwapper(FaceSwapperOptions(**neural.face_swapper.model_dump()))
+    raise FusionError(f"unknown processor '{name}' in fusion.processors; see README: Neural processors")
+
+
 class FusionEngine:
     def __init__(
         self,
@@ -65,6 +112,7 @@ class FusionEngine:
         work_landmarks: np.ndarray,
         options: EngineOptions,
         person: np.ndarray | None = None,
+        resources: EngineResources | None = None,
     ) -> None:
         font = find_font(options.label.fonts)
         if font is None:
@@ -72,42 +120,48 @@ class FusionEngine:
                 f"no CJK font for the AI label (looked for {', '.join(options.label.fonts)}); "
                 "run scripts/setup to install fonts-wqy-zenhei"
             )
-        face_rect = skin_reference_rect(work_landmarks, work_image.shape)
-        portrait = round(options.height * options.post.portrait_height_ratio)
+        resources = resources or EngineResources()
+        self.options = options
         self.full_frame = options.full_frame
-        reenactor_options = replace(options.reenactor, full_frame=options.full_frame)
-        self.reenactor = Reenactor(work_landmarks, reenactor_options, person)
+        self.reenactor = Reenactor(work_landmarks, replace(options.reenactor, full_frame=options.full_frame), person)
         smoother: list[Processor] = (
             [MotionSmoother(options.fps, options.post.smoother_min_cutoff_hz, options.post.smoother_beta)]
             if options.smooth_motion
             else []
         )
-        self.chain: list[Processor] = [
-            *smoother,
-            self.reenactor,
-            ColorMatcher(face_rect, options.post.color_match_strength),
-            Upscaler(
-                UpscalerOptions(size=portrait, sharpen=options.post.sharpen_amount, filter=options.post.upscale_filter)
-            ),
-            Compositor(
-                CompositorOptions(
-                    options.width, options.height, options.post.background, tuple(options.post.background_color)
-                )
-            ),
-            Labeler(
-                LabelOptions(
-                    options.label.text,
-                    Path(font),
-                    options.label.height_ratio,
-                    options.label.margin_ratio,
-                    options.label.opacity,
-                )
-            ),
+        listed = [
+            self.reenactor if name == "reenactor" else _configured(name, options, work_image, work_landmarks)
+            for name in options.fusion.processors
+        ]
+        label = options.label
+        always_last: list[Processor] = [
+            Labeler(LabelOptions(label.text, Path(font), label.height_ratio, label.margin_ratio, label.opacity)),
             Watermarker(options.watermark_payload, options.watermark_strength),
         ]
+        self.chain: list[Processor] = [*smoother, *listed, *always_last]
+        self.track_face = any(getattr(p, "needs_landmarks", False) for p in self.chain)
+        spans = [p.audio_span for p in self.chain if getattr(p, "audio_span", None)]
+        self.audio_span = (max(s[0] for s in spans), max(s[1] for s in spans)) if spans else None
+        self.setup = ProcessorSetup(
+            avatar_image=work_image,
+            avatar_landmarks=np.asarray(work_landmarks, np.float64)[:, :2],
+            fps=options.fps,
+            registry=resources.registry,
+            providers=resources.providers,
+            audio=resources.audio,
+        )
         base = work_image
-        for processor in self.chain:
-            base = processor.prepare(base)
+        try:
+            for processor in self.chain:
+                base = processor.prepare(base, self.setup)
+                if processor is self.reenactor:
+                    self.setup.base_landmarks = self.reenactor.landmarks[:, :2].copy()
+                geometry = getattr(processor, "geometry", None)
+                if geometry is not None and self.setup.base_landmarks is not None:
+                    self.setup.base_landmarks = map_points(self.setup.base_landmarks, *geometry)
+        except BaseException:
+            self.close()
+            raise
         self.work_image = work_image
         self.still = base  # the finished frame with no motion applied (thumbnail, fallback)
 
@@ -119,16 +173,59 @@ class FusionEngine:
     def processor_names(self) -> list[str]:
         return [p.name for p in self.chain]
 
-    def frames(self, track: MotionTrack, bases: Iterator[np.ndarray] | None = None) -> Iterator[np.ndarray]:
+    @property
+    def models(self) -> list[str]:
+        """Registry names of the models this chain runs (the report lists them with their hashes)."""
+        return [name for p in self.chain for name in p.requirements()]
+
+    @property
+    def providers_used(self) -> dict[str, str]:
+        """Model name → the execution provider its session really runs on."""
+        return dict(self.setup.providers_used)
+
+    def frames(
+        self, track: MotionTrack, bases: Iterator[np.ndarray] | None = None, first_frame: int = 0
+    ) -> Iterator[np.ndarray]:
         """Yield finished frames; the yielded array is reused, so consume (write) it before the next.
 
         `bases` (an idle-loop avatar) gives each frame its own work-size base image, framed like the
-        reference photo the engine was built on; without it every frame starts from the photo."""
+        reference photo the engine was built on; without it every frame starts from the photo.
+        `first_frame`: the index of the track's first frame in the whole render (a chunk's start),
+        so a frame's time, and the speech it hears, are those of a single pass."""
+        audio = self.setup.audio if self.audio_span is not None else None
         for index in range(track.frame_count):
-            context = FrameContext(index=index, motion=track.frame(index))
+            time_s = (first_frame + index) / self.options.fps
+            context = FrameContext(index=index, motion=track.frame(index), time_s=time_s)
+            if audio is not None:
+                context.audio = audio.window(time_s - self.audio_span[0], time_s + self.audio_span[1])
             frame = next(bases) if bases is not None else self.work_image
             for processor in self.chain:
                 frame = processor.process_frame(frame, context)
-                if self.full_frame and processor is self.reenactor:
-                    context.dirty = (0, 0, frame.shape[1], frame.shape[0])
+                if processor is self.reenactor:
+                    if self.full_frame:
+                        context.dirty = (0, 0, frame.shape[1], frame.shape[0])
+                    if self.track_face:
+                        context.landmarks = self.reenactor.frame_landmarks(context.motion)
+                        context.box = _box(context.landmarks)
+                geometry = getattr(processor, "geometry", None)
+                if geometry is not None:
+                    context.map_geometry(*geometry)
             yield frame
+
+    def close(self) -> None:
+        """Release every processor's sessions and buffers (idempotent)."""
+        for processor in self.chain if hasattr(self, "chain") else []:
+            close = getattr(processor, "close", None)
+            if close is not None:
+                close()
+
+    def __enter__(self) -> FusionEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _box(landmarks: np.ndarray) -> tuple[int, int, int, int]:
+    lo, hi = np.floor(landmarks.min(0)).astype(int), np.ceil(landmarks.max(0)).astype(int)
+    return (int(lo[0]), int(lo[1]), int(hi[0]), int(hi[1]))

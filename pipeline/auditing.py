@@ -75,6 +75,8 @@ def _record(attempt: RenderAttempt, settings: Settings, outcome: str, detail: st
         fields["extra"]["report"] = str(attempt.report_path)
         fields["extra"]["content_id"] = report.provenance.content_id  # what `dhf verify` matches a watermark to
         fields["extra"]["frames"] = report.frames
+        if report.providers:  # the neural processors' models, and what each ran on
+            fields["extra"]["providers"] = report.providers
         if report.rejected:
             fields["extra"]["rejected"] = report.rejected
         if report.fallback:

@@ -33,7 +33,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -45,9 +45,8 @@ from config import Settings
 from config.files import atomic_path
 from driver_synth.driver import DriverArtifact
 from driver_synth.track import MotionTrack
-from fusion.engine import EngineOptions, FusionEngine
+from fusion.engine import FusionEngine
 from fusion.idle_loop import IdleLoop
-from fusion.processors.reenactor import ReenactorOptions
 from fusion.watermark import payload_of
 from governance.provenance import new_content_id, provenance_tags, seal
 from media.concat import join_segments
@@ -81,6 +80,7 @@ class ChunkJob:
     segment: Path  # where the chunk's video-only MP4 goes
     watermark_payload: int
     mode: str = "normal"
+    audio: Path | None = None  # the speech, beside the track, when a processor hears it (lip_syncer)
     observe: bool = False  # run the quality gate's monitor on the chunk's frames (saved beside the segment)
 
     @property
@@ -97,6 +97,7 @@ class ChunkResult:
     watermark_seconds: float
     seconds: float
     peak_rss_mb: float  # of the process that rendered the chunk (a reused worker: its peak so far)
+    providers: dict[str, str] = field(default_factory=dict)  # model → execution provider it ran on
 
 
 class ChunkRunner(Protocol):
@@ -127,27 +128,16 @@ def idle_bases_between(
 
 
 def build_engine(
-    avatar: Avatar, analysis: stages.AvatarAnalysis, settings: Settings, payload: int, mode: str, recorded: bool
+    avatar: Avatar,
+    analysis: stages.AvatarAnalysis,
+    settings: Settings,
+    payload: int,
+    mode: str,
+    recorded: bool,
+    audio: Path | None = None,
 ) -> FusionEngine:
-    """The engine `stages.render_stage` builds, for a chunk (same options, so the same pixels)."""
-    work, landmarks = analysis.work_image_and_landmarks(avatar)
-    video = settings.video
-    return FusionEngine(
-        work,
-        landmarks,
-        EngineOptions(
-            video.width,
-            video.height,
-            video.fps,
-            settings.post,
-            settings.label,
-            reenactor=stages.REDUCED_MOTION if mode == "reduced_motion" else ReenactorOptions(),
-            smooth_motion=recorded,
-            watermark_payload=payload,
-            watermark_strength=settings.provenance.watermark_strength,
-        ),
-        person=analysis.person_mask(),
-    )
+    """The engine `stages.render_stage` builds (the same builder, so the same chain and pixels)."""
+    return stages.build_engine(avatar, analysis, settings, payload, mode, recorded, audio)
 
 
 def segment_options(settings: Settings) -> EncodeOptions:
@@ -170,16 +160,19 @@ def render_chunk(job: ChunkJob, progress: Callable[[int, int], None] | None = No
             f"chunk {job.index} asks for frames {job.start}-{job.stop} of a {track.frame_count}-frame track"
         )
     part = track_slice(track, job.start, job.stop)
-    engine = build_engine(avatar, analysis, settings, job.watermark_payload, job.mode, track.source == "recorded")
+    recorded = track.source == "recorded"
+    engine = build_engine(avatar, analysis, settings, job.watermark_payload, job.mode, recorded, job.audio)
     video = settings.video
     if job.mode == "still":
         frames: Iterator[np.ndarray] = iter([engine.still] * part.frame_count)
     else:
-        frames = engine.frames(part, idle_bases_between(avatar, analysis, video.fps, job.start, job.stop))
+        bases = idle_bases_between(avatar, analysis, video.fps, job.start, job.stop)
+        frames = engine.frames(part, bases, first_frame=job.start)
     reenact = 0.0
     monitor = chunk_monitor(avatar, settings, job.start) if job.observe else None
     try:
         with (
+            engine,
             atomic_path(job.segment) as temporary,
             VideoWriter(temporary, video.width, video.height, segment_options(settings)) as writer,
         ):
@@ -206,6 +199,7 @@ def render_chunk(job: ChunkJob, progress: Callable[[int, int], None] | None = No
         watermark_seconds=round(engine.watermark_seconds, 3),
         seconds=round(time.perf_counter() - started, 3),
         peak_rss_mb=round(peak_rss_mb(), 1),
+        providers=engine.providers_used,
     )
 
 
@@ -342,6 +336,7 @@ def _run_worker(
 def job_to_json(job: ChunkJob) -> str:
     data = {**{f: getattr(job, f) for f in ChunkJob.__dataclass_fields__ if f != "settings"}}
     data.update(track=str(job.track), segment=str(job.segment), settings=json.loads(job.settings.model_dump_json()))
+    data.update(audio=str(job.audio) if job.audio is not None else None)
     return json.dumps(data)
 
 
@@ -349,6 +344,7 @@ def job_from_json(text: str) -> ChunkJob:
     data = json.loads(text)
     settings = Settings.model_validate(data["settings"])
     data.update(track=Path(data["track"]), segment=Path(data["segment"]), settings=settings)
+    data.update(audio=Path(data["audio"]) if data.get("audio") else None)
     return ChunkJob(**data)
 
 
@@ -425,10 +421,14 @@ def render_chunked(
     try:
         track = work / "track.npz"
         shutil.copyfile(driver.track_path, track)  # beside the output: pool workers share that storage
+        speech = None
+        if "lip_syncer" in settings.fusion.processors:
+            speech = work / f"speech{Path(audio).suffix}"
+            shutil.copyfile(audio, speech)
         avatar = validated.avatar
         jobs = [
             ChunkJob(index, start, stop, avatar.avatar_id, avatar.version, settings, track,
-                     work / f"chunk-{index:04d}.mp4", payload_of(content_id), mode, monitor is not None)
+                     work / f"chunk-{index:04d}.mp4", payload_of(content_id), mode, speech, monitor is not None)
             for index, (start, stop) in enumerate(plan.spans)
         ]  # fmt: skip
         done = dict.fromkeys(range(len(jobs)), 0)
@@ -460,6 +460,7 @@ def render_chunked(
     return {
         "frames": frames,
         "processors": results[0].processors,
+        "providers": {name: provider for r in results for name, provider in r.providers.items()},
         "process_ms_per_frame": round(1000 * sum(r.reenact_seconds for r in results) / frames, 2),
         "metadata": metadata,
         "provenance": marks,

@@ -151,6 +151,7 @@ class RenderReport(ReportPart):
     created: str
     frames: int
     processors: list[str]
+    providers: dict[str, str] = Field(default_factory=dict)  # model → execution provider it ran on
     process_ms_per_frame: float
     metadata: dict[str, str]
     provenance: ProvenancePart

@@ -18,9 +18,11 @@ from fusion.driver_video import inspect_driver_video
 from fusion.errors import FusionError
 from fusion.identity import EMBEDDING_MODEL
 from fusion.models import ModelRegistry
+from fusion.processors.catalog import check_placed, model_format, required_models
 from fusion.processors.post import find_font
 from governance.audit import AuditLog
 from governance.authorization import authorize
+from governance.model_licences import check_model_licences
 from governance.provenance import Generation
 from phoneme.normalize import normalize_text
 from phoneme.speech import resolve_voice
@@ -73,7 +75,8 @@ def output_paths(output: Path) -> dict[str, Path]:
 
 
 def validate_request(request: RenderRequest, settings: Settings) -> ValidatedRequest:
-    """Every check that needs no heavy compute: text, language/voice, avatar, license, models, font."""
+    """Every check that needs no heavy compute: text, language/voice, avatar, license, models (the
+    processor chain's too: placed, sha256 right, licence in scope), font."""
     voices, defaults = load_voices()
     voice = resolve_voice(request.language, request.voice, voices, defaults)
     if request.driver_video is not None:
@@ -88,6 +91,10 @@ def validate_request(request: RenderRequest, settings: Settings) -> ValidatedReq
     registry = ModelRegistry(settings.paths.models)
     for name in USED_MODELS:
         registry.path(name)
+    chain = required_models(settings.fusion)  # the neural processors' models: placed, intact, licensed
+    check_placed(registry, chain)
+    licensed = [(registry.spec(name), model_format(name)) for name in chain]
+    check_model_licences(licensed, request.purpose, request.channel, settings.fusion)
     if find_font(settings.label.fonts) is None:
         raise FusionError("no CJK font for the AI label; run scripts/setup to install fonts-wqy-zenhei")
     if Path(request.output).suffix.lower() != ".mp4":
@@ -97,7 +104,10 @@ def validate_request(request: RenderRequest, settings: Settings) -> ValidatedReq
     return ValidatedRequest(request, voice, avatar, lic, spoken)
 
 
-def model_hashes(settings: Settings, names: tuple[str, ...] = USED_MODELS) -> dict[str, str]:
-    """Pinned sha256 of the models a render uses (the report, the audit log, cache keys)."""
+def model_hashes(settings: Settings, names: tuple[str, ...] | None = None) -> dict[str, str]:
+    """Pinned sha256 of the models a render uses (the report, the audit log, cache keys): by default
+    the face-analysis models and those of the configured processor chain."""
     registry = ModelRegistry(settings.paths.models)
+    if names is None:
+        names = (*USED_MODELS, *required_models(settings.fusion))
     return {name: registry.spec(name).sha256 for name in names}

@@ -186,6 +186,7 @@ def build_report(
         created=dt.datetime.now(dt.UTC).isoformat(),
         frames=rendered["frames"],
         processors=rendered["processors"],
+        providers=rendered.get("providers", {}),
         process_ms_per_frame=rendered["process_ms_per_frame"],
         metadata=rendered["metadata"],
         provenance=rendered["provenance"],

@@ -23,25 +23,28 @@ from config.files import atomic_path, content_hash, file_sha256
 from driver_synth.driver import DriverArtifact, build_driver, render_driver_video
 from fusion.analysis import FaceAnalyser, read_image
 from fusion.driver_video import READER_VERSION, inspect_driver_video, track_from_video
-from fusion.engine import EngineOptions, FusionEngine
+from fusion.engine import EngineOptions, EngineResources, FusionEngine
 from fusion.errors import FusionError
 from fusion.framing import Framing, apply_framing, choose_framing
 from fusion.idle_loop import IdleLoop
 from fusion.models import ModelRegistry
+from fusion.processors import mel
+from fusion.processors.base import AudioTrack
 from fusion.processors.reenactor import ReenactorOptions
+from fusion.providers import ProviderChoice
 from fusion.segmentation import person_mask
 from fusion.watermark import payload_of
 from governance.c2pa_signing import ProvenanceError
 from governance.provenance import new_content_id, provenance_tags, seal
 from media.errors import MediaError
-from media.video import EncodeOptions, VideoWriter, extract_audio_wav
+from media.video import EncodeOptions, VideoWriter, extract_audio_wav, read_audio_mono
 from phoneme.artifacts import VisemeTrack
 from phoneme.captions import write_captions
 from phoneme.g2p import shared_g2p
 from phoneme.speech import SpeechArtifact, synthesize_speech
 from phoneme.tts import EspeakEngine, read_wav
 from phoneme.visemes import VisemeTable, build_keyframes, loudness_envelope
-from pipeline.request import ValidatedRequest, model_hashes, output_paths
+from pipeline.request import USED_MODELS, ValidatedRequest, model_hashes, output_paths
 from quality.inline import KEYFRAME_EVERY, EncodeMonitor
 from quality.measure import correlation_at_best_lag, rms_envelope
 
@@ -149,7 +152,7 @@ def avatar_stage(avatar: Avatar, settings: Settings) -> AvatarAnalysis:
             "version": avatar.version,
             "photo": avatar.photo_sha256(),
             "work": WORK_SIZE,
-            "models": model_hashes(settings),
+            "models": model_hashes(settings, USED_MODELS),  # the face analysis only, not the chain
             "analysis": AVATAR_ANALYSIS_VERSION,
         }
     )
@@ -186,6 +189,52 @@ def idle_bases(avatar: Avatar, analysis: AvatarAnalysis, fps: int, count: int) -
     return IdleLoop(avatar.idle_video, analysis.framing(), fps).bases(count)
 
 
+def provider_choice(settings: Settings) -> ProviderChoice:
+    """The execution providers the configuration asks for; TensorRT engines cached under the DHF home."""
+    fusion = settings.fusion
+    return ProviderChoice(
+        requested=fusion.providers,
+        tensorrt_fp16=fusion.tensorrt_fp16,
+        cache_dir=settings.paths.cache / "tensorrt",
+        threads=fusion.threads,
+    )
+
+
+def build_engine(
+    avatar: Avatar,
+    analysis: AvatarAnalysis,
+    settings: Settings,
+    payload: int,
+    mode: str = "normal",
+    recorded: bool = False,
+    audio: Path | None = None,
+    full_frame: bool = False,
+) -> FusionEngine:
+    """The one way a render, a chunk of a long render and a preview build the engine, so all three run
+    the same chain with the same options (a chunk's pixels equal the single pass's). `audio`: the
+    speech (or the recorded clip's audio), read only when a processor of the chain hears it."""
+    work, landmarks = analysis.work_image_and_landmarks(avatar)
+    video = settings.video
+    track = None
+    if audio is not None and "lip_syncer" in settings.fusion.processors:
+        track = AudioTrack(read_audio_mono(Path(audio), mel.RATE), mel.RATE)
+    options = EngineOptions(
+        video.width,
+        video.height,
+        video.fps,
+        settings.post,
+        settings.label,
+        reenactor=REDUCED_MOTION if mode == "reduced_motion" else ReenactorOptions(),
+        smooth_motion=recorded,
+        watermark_payload=payload,
+        watermark_strength=settings.provenance.watermark_strength,
+        full_frame=full_frame,
+        fusion=settings.fusion,
+    )
+    resources = EngineResources(ModelRegistry(settings.paths.models), provider_choice(settings), track)
+    return FusionEngine(work, landmarks, options, person=analysis.person_mask(), resources=resources)
+
+
 @contextmanager
 def _writing_to(output: Path) -> Iterator[None]:
     """Encoder failures named by the user's output, not the hidden staging file; a full disk said so."""
@@ -218,25 +267,11 @@ def render_stage(
     "still" (the labeled portrait without motion, with the audio). `monitor` (the quality gate's)
     observes every frame handed to the encoder; keyframes are forced where it can check the encode."""
     track = driver.track()
-    work, landmarks = analysis.work_image_and_landmarks(validated.avatar)
     video = settings.video
     generation = validated.generation()
     content_id = new_content_id(generation)
-    engine = FusionEngine(
-        work,
-        landmarks,
-        EngineOptions(
-            video.width,
-            video.height,
-            video.fps,
-            settings.post,
-            settings.label,
-            reenactor=REDUCED_MOTION if mode == "reduced_motion" else ReenactorOptions(),
-            smooth_motion=track.source == "recorded",
-            watermark_payload=payload_of(content_id),
-            watermark_strength=settings.provenance.watermark_strength,
-        ),
-        person=analysis.person_mask(),
+    engine = build_engine(
+        validated.avatar, analysis, settings, payload_of(content_id), mode, track.source == "recorded", Path(audio)
     )
     metadata = provenance_tags(generation, settings, content_id)
     encode = EncodeOptions(
@@ -251,6 +286,7 @@ def render_stage(
     target = Path(target or validated.request.output)
     reenact_seconds = 0.0
     with (
+        engine,
         _writing_to(Path(validated.request.output)),
         atomic_path(target) as temporary,
         VideoWriter(temporary, video.width, video.height, encode, audio=audio) as writer,
@@ -279,6 +315,7 @@ def render_stage(
     return {
         "frames": track.frame_count,
         "processors": engine.processor_names,
+        "providers": engine.providers_used,
         "process_ms_per_frame": round(1000 * reenact_seconds / max(track.frame_count, 1), 2),
         "metadata": metadata,
         "provenance": marks,

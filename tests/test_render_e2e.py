@@ -112,7 +112,7 @@ def test_rerun_reuses_cached_speech_and_driver(rendered, dhf_home, tmp_path):
     ("args", "pattern"),
     [
         (["", "--lang", "en", "--avatar", "sample"], "the text is empty"),
-        (["x" * 2001, "--lang", "en", "--avatar", "sample"], "over the limit of 2000"),
+        (["x" * 10_001, "--lang", "en", "--avatar", "sample"], "over the limit of 10000"),
         (["Hello", "--lang", "xx", "--avatar", "sample"], "unknown language 'xx'"),
         (["Hello", "--lang", "en", "--avatar", "nobody"], "unknown avatar 'nobody'"),
         (["Hello", "--lang", "en", "--avatar", "../etc"], "invalid avatar id"),

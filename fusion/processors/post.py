@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from driver_synth.track import CHANNELS
-from fusion.processors.base import FrameContext, Rect, scale_rect
+from fusion.processors.base import FrameContext, ProcessorSetup, Rect, resize_geometry, scale_rect
 from fusion.watermark import WatermarkEmbedder
 
 
@@ -32,9 +32,12 @@ class MotionSmoother:
     def requirements(self) -> list[str]:
         return []
 
-    def prepare(self, base: np.ndarray) -> np.ndarray:
+    def prepare(self, base: np.ndarray, setup: ProcessorSetup | None = None) -> np.ndarray:
         self.state = {}
         return base
+
+    def close(self) -> None:
+        self.state = {}
 
     @staticmethod
     def _alpha(cutoff: float, fps: int) -> float:
@@ -85,7 +88,10 @@ class ColorMatcher:
         lab = cv2.cvtColor(image[y0:y1:2, x0:x1:2], cv2.COLOR_BGR2LAB).reshape(-1, 3).astype(np.float32)
         return lab.mean(0), lab.std(0) + 1e-3
 
-    def prepare(self, base: np.ndarray) -> np.ndarray:
+    def close(self) -> None:
+        self.mask = None
+
+    def prepare(self, base: np.ndarray, setup: ProcessorSetup | None = None) -> np.ndarray:
         self.reference = self._stats(base)
         x0, y0, x1, y1 = self.face_rect
         centre = ((x0 + x1) / 2, (y0 + y1) / 2)
@@ -157,7 +163,15 @@ class Upscaler:
         blurred = cv2.GaussianBlur(image, (0, 0), sigma)
         return cv2.addWeighted(image, 1 + self.options.sharpen, blurred, -self.options.sharpen, 0)
 
-    def prepare(self, base: np.ndarray) -> np.ndarray:
+    @property
+    def geometry(self) -> tuple[float, float, float]:
+        """Where a pixel of the input lands in the output (the engine maps the face landmarks with it)."""
+        return resize_geometry(self.scale)
+
+    def close(self) -> None:
+        self.base = self.buffer = None
+
+    def prepare(self, base: np.ndarray, setup: ProcessorSetup | None = None) -> np.ndarray:
         self.scale = self.options.size / base.shape[1]
         size = (self.options.size, self.options.size)
         self.interpolation = INTERPOLATION[self.options.filter]
@@ -211,7 +225,14 @@ class Compositor:
     def requirements(self) -> list[str]:
         return []
 
-    def prepare(self, base: np.ndarray) -> np.ndarray:
+    @property
+    def geometry(self) -> tuple[float, float, float]:
+        return (1.0, float(self.left), float(self.top))
+
+    def close(self) -> None:
+        self.base = self.buffer = None
+
+    def prepare(self, base: np.ndarray, setup: ProcessorSetup | None = None) -> np.ndarray:
         width, height = self.options.width, self.options.height
         side = base.shape[0]
         if self.options.background == "blur":
@@ -308,14 +329,18 @@ class Labeler:
         rgba = np.asarray(plate).astype(np.float32)
         return rgba[..., 2::-1].copy(), rgba[..., 3:] / 255.0
 
-    def prepare(self, base: np.ndarray) -> np.ndarray:
+    def close(self) -> None:
+        self.under = None
+        self.primed = False
+
+    def prepare(self, base: np.ndarray, setup: ProcessorSetup | None = None) -> np.ndarray:
         height, width = base.shape[:2]
         pixels, alpha = self.render_label(height)
         margin = int(height * self.options.margin_ratio)
         h, w = alpha.shape[:2]
         self.rect = (width - margin - w, margin, width - margin, margin + h)
         self.pixels, self.alpha = pixels, alpha
-        self._labeled_buffer = -1
+        self.primed = False  # no frame labeled yet: the first one is labeled all over
         self.under: np.ndarray | None = None  # the unlabeled pixels under the label
         return self._apply(base.copy(), None)
 
@@ -336,8 +361,8 @@ class Labeler:
         return frame
 
     def process_frame(self, frame: np.ndarray, context: FrameContext) -> np.ndarray:
-        if id(frame) != self._labeled_buffer:  # a buffer the label was never blended into
-            self._labeled_buffer = id(frame)
+        if not self.primed or context.dirty is None:  # the first frame, or an unknown change
+            self.primed = True
             return self._apply(frame, None)
         if context.dirty is not None and _overlaps(context.dirty, self.rect):
             return self._apply(frame, context.dirty)
@@ -361,26 +386,27 @@ class Watermarker:
         self.strength = strength
         self.embedder: WatermarkEmbedder | None = None
         self.output: np.ndarray | None = None
-        self._source = -1
         self.seconds = 0.0  # time spent watermarking (the cost of this mark, reported per render)
 
     def requirements(self) -> list[str]:
         return []
 
-    def prepare(self, base: np.ndarray) -> np.ndarray:
+    def close(self) -> None:
+        self.output = None
+
+    def prepare(self, base: np.ndarray, setup: ProcessorSetup | None = None) -> np.ndarray:
         height, width = base.shape[:2]
+        self.output = None
         self.embedder = WatermarkEmbedder(width, height, self.payload, self.strength)
         still = np.empty_like(base)
         return self.embedder.apply(base, still)
 
     def process_frame(self, frame: np.ndarray, context: FrameContext) -> np.ndarray:
         start = time.perf_counter()
-        if self.output is None or self.output.shape != frame.shape:
-            self.output = np.empty_like(frame)
-            self._source = -1
-        if id(frame) != self._source or context.dirty is None:
-            self._source = id(frame)  # a new buffer (or an unknown change): watermark all of it
-            rect = None
+        if self.output is None or self.output.shape != frame.shape or context.dirty is None:
+            if self.output is None or self.output.shape != frame.shape:
+                self.output = np.empty_like(frame)
+            rect = None  # the first frame (or an unknown change): watermark all of it
         else:
             rect = _clip_rect(context.dirty, frame.shape)
         result = self.embedder.apply(frame, self.output, rect)

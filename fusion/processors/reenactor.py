@@ -36,7 +36,7 @@ from fusion.motion_basis import (
     neck_jaw,
 )
 from fusion.mouth_interior import Layer, MouthPainter
-from fusion.processors.base import FrameContext, Rect
+from fusion.processors.base import FrameContext, ProcessorSetup, Rect
 
 MOUTH_CHANNELS = ("jaw_open", "lip_width", "lip_round", "lip_closure", "teeth")
 LIP_SHADE = 0.82  # lip colour where the stretched lip line is covered: in the shadow of the pucker
@@ -189,7 +189,7 @@ class Reenactor:
         return []
 
     # ----------------------------------------------------------------------------------------------
-    def prepare(self, base: np.ndarray) -> np.ndarray:
+    def prepare(self, base: np.ndarray, setup: ProcessorSetup | None = None) -> np.ndarray:
         self.base = base
         self.buffer = base.copy()
         height, width = base.shape[:2]
@@ -393,6 +393,14 @@ class Reenactor:
         if weights["brow"]:
             self._mix(("brow",), [weights["brow"]], self.brow_rect, flow)
         return flow
+
+    def close(self) -> None:
+        self.buffer = None
+
+    def frame_landmarks(self, motion) -> np.ndarray:
+        """Every mesh point where it is in this frame's output (the face processors align on these).
+        For an idle-loop avatar these are the reference frame's points moved by the track."""
+        return self.moved_landmarks(motion, tuple(range(len(self.landmarks))))
 
     def moved_landmarks(self, motion, indices: tuple[int, ...]) -> np.ndarray:
         """Where the given landmarks land in the output frame (face motion, then head motion)."""
