@@ -281,7 +281,7 @@ class ChunkingSettings(Section):
 
     min_seconds: Positive = 45.0  # speech at least this long is rendered in chunks (≈ 650 characters)
     chunk_seconds: float = Field(120.0, ge=1.0)  # longest chunk; more chunks than workers only beyond this
-    workers: int = Field(2, ge=0, le=64)  # local chunk processes per render; 0 = one per CPU core
+    workers: int = Field(0, ge=0, le=64)  # chunk processes per render; 0 = one per 2 CPU cores
     executor: Literal["local", "pool"] = "local"  # pool: chunks are flow runs on the Prefect work pool
     min_pause_s: float = Field(0.12, ge=0.0, le=5.0)  # a cut goes into a silence at least this long
     sentence_preference_s: float = Field(2.0, ge=0.0)  # a sentence end this much farther away still wins

@@ -149,7 +149,11 @@ def segment_options(settings: Settings) -> EncodeOptions:
 
 
 def render_chunk(job: ChunkJob, progress: Callable[[int, int], None] | None = None) -> ChunkResult:
-    """Render frames [start, stop) of the track into `job.segment` (atomically)."""
+    """Render frames [start, stop) of the track into `job.segment` (atomically).
+
+    Runs in a process of its own (a chunk process or a work-pool flow run), beside other chunks that
+    keep every core busy: OpenCV's own thread pool would only oversubscribe the cores, so it is off."""
+    cv2.setNumThreads(1)
     started = time.perf_counter()
     settings = job.settings
     avatar = AvatarLibrary.from_settings(settings.paths).get(job.avatar_id, job.avatar_version)

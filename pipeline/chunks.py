@@ -53,15 +53,25 @@ class ChunkPlan:
         return tuple(start for start, _ in self.spans[1:])
 
 
-def worker_count(chunking: ChunkingSettings) -> int:
-    return chunking.workers or os.cpu_count() or 1
+CORES_PER_RENDER = 2  # a single-pass render keeps ~1.7 cores busy (engine, monitor thread, x264)
 
 
-def chunk_count(duration: float, chunking: ChunkingSettings) -> int:
-    """1 below `min_seconds`; otherwise enough chunks of at most `chunk_seconds`, a multiple of the
-    workers (so equal chunks keep every worker busy to the end)."""
-    workers = worker_count(chunking)
-    if duration < chunking.min_seconds or (workers == 1 and duration <= chunking.chunk_seconds):
+def worker_count(chunking: ChunkingSettings, cores: int | None = None) -> int:
+    """`chunking.workers`, or with 0 one chunk process per `CORES_PER_RENDER` cores of this machine.
+
+    Why not one per core: a single pass already keeps ~1.7 cores busy, so on 2 cores two chunk
+    processes only share the same cores (measured: 1.06× the single pass's wall time, docs/benchmarks.md)."""
+    if chunking.workers:
+        return chunking.workers
+    return max(1, (cores or os.cpu_count() or 1) // CORES_PER_RENDER)
+
+
+def chunk_count(duration: float, chunking: ChunkingSettings, cores: int | None = None) -> int:
+    """1 below `min_seconds` or with a single worker (chunks one after the other would only add process
+    start-ups: memory is flat with length anyway); otherwise enough chunks of at most `chunk_seconds`,
+    a multiple of the workers (so equal chunks keep every worker busy to the end)."""
+    workers = worker_count(chunking, cores)
+    if duration < chunking.min_seconds or workers == 1:
         return 1
     rounds = math.ceil(duration / (workers * chunking.chunk_seconds))
     count = workers * rounds

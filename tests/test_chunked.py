@@ -91,6 +91,14 @@ def test_short_speech_is_one_chunk_and_a_text_without_pauses_is_cut_anyway():
     assert plan.cuts == (1500,)  # no pause: the target frame (the motion is one track anyway)
 
 
+def test_workers_default_to_one_per_two_cores_and_one_worker_never_chunks():
+    auto = ChunkingSettings(min_seconds=45, chunk_seconds=60)
+    assert auto.workers == 0
+    assert [chunk_count(300, auto, cores) for cores in (1, 2, 3, 4, 8)] == [1, 1, 1, 6, 8]  # 2 or 4 workers
+    single = ChunkingSettings(min_seconds=45, chunk_seconds=60, workers=1)
+    assert chunk_count(600, single) == 1  # chunks one after another would only add process start-ups
+
+
 def test_idle_loop_position_continues_across_a_cut(tmp_path):
     """Chunk [start, stop) of an idle-loop avatar gets the base frames a single pass shows there
     (the loop plays forward and back; a chunk restarting the loop would show frame 0 again)."""
@@ -365,7 +373,9 @@ def test_dhf_render_chunks_a_long_text_and_gates_the_joined_video(dhf_home, tmp_
     assert 0.3 * frames < cut < 0.7 * frames  # two balanced chunks
 
     pool = tmp_path / "pool.yaml"
-    pool.write_text("video: {width: 640, height: 360}\nchunking: {min_seconds: 4, executor: pool}\n", encoding="utf-8")
+    pool.write_text(
+        "video: {width: 640, height: 360}\nchunking: {min_seconds: 4, workers: 2, executor: pool}\n", encoding="utf-8"
+    )
     refused = run_dhf(["render", TEXT, "--avatar", "sample", "--lang", "en", "-o", str(tmp_path / "p.mp4"),
                        "--quiet", "--config", str(pool)], dhf_home)  # fmt: skip
     assert refused.returncode == 2 and "chunking.executor is 'pool'" in refused.stderr, refused.stderr[-1500:]
