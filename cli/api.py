@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from config import Settings
 
@@ -39,7 +40,11 @@ def run_api_key(args: argparse.Namespace, settings: Settings) -> int:
     store = KeyStore(settings.paths.home / "api" / "keys.sqlite")
     if args.action == "create":
         key, token = store.create(args.name, [s.strip() for s in args.scopes.split(",") if s.strip()])
-        print(f"key {key.id} ({key.name}; scopes {','.join(key.scopes)}). Secret, shown once:\n{token}")
+        # stdout is the secret alone (KEY=$(dhf api-key create ...) works); the rest goes to stderr
+        print(
+            f"key {key.id} ({key.name}; scopes {','.join(key.scopes)}); the secret below is shown once", file=sys.stderr
+        )
+        print(token)
     elif args.action == "list":
         for key in store.list():
             state = f"revoked {key.revoked}" if key.revoked else "active"

@@ -28,4 +28,6 @@ def run_verify(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{args.video}: {'all marks valid' if report.passed else 'MARKS MISSING OR INVALID'}")
         for check in report.checks:
             print(f"  {check.mark:<14} {check.status:<8} {check.detail}")
+        if report.review:
+            print(f"  {'review':<14} {report.review}")
     return 0 if report.passed else EXIT_VERIFICATION_FAILED
