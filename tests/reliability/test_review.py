@@ -11,10 +11,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import ApiServer, run_dhf
 
 from config import load_settings
 from governance.audit import AuditLog
-from conftest import ApiServer, run_dhf
 
 SMALL = "video: {width: 640, height: 360}\n"
 REVIEW = SMALL + "governance: {review: required}\n"
@@ -34,8 +34,10 @@ def _config(folder: Path, text: str, name: str = "review.yaml") -> Path:
 
 def _render(home: Path, output: Path, config: Path, text: str = TEXT) -> str:
     """Render with review required: the command succeeds, names the review, and publishes nothing."""
-    result = run_dhf(["render", text, "--avatar", "sample", "--lang", "en", "-o", str(output), "--quiet",
-                      "--config", str(config)], home)  # fmt: skip  (--config after the subcommand, as README shows)
+    result = run_dhf(
+        ["render", text, "--avatar", "sample", "--lang", "en", "-o", str(output), "--quiet", "--config", str(config)],
+        home,
+    )  # fmt: skip  (--config after the subcommand, as README shows)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "held for review" in result.stdout, result.stdout
     review_id = result.stdout.split("held for review ")[1].split()[0]
@@ -62,7 +64,8 @@ def test_cli_reject_then_approve_and_verify_names_the_approver(home, tmp_path):
     assert result.returncode == 0, result.stderr
     assert list(output.parent.iterdir()) == []  # nothing published, nothing left held
     (entry,) = _review_entries(home, rejected)
-    assert (entry.record.user, entry.record.outcome, entry.record.extra["comment"]) == ("carol", "refused", "wrong rate")
+    record = entry.record
+    assert (record.user, record.outcome, record.extra["comment"]) == ("carol", "refused", "wrong rate")
 
     approved = _render(home, output, config)  # the stages come from the cache: a second review
     assert approved != rejected
@@ -80,7 +83,8 @@ def test_cli_reject_then_approve_and_verify_names_the_approver(home, tmp_path):
 
     verified = run_dhf(["verify", str(output), "--json"], home)
     assert verified.returncode == 0, verified.stdout + verified.stderr
-    assert json.loads(verified.stdout)["review"].startswith(f"approved by alice at {entry.time} (audit entry #{entry.id})")
+    expected = f"approved by alice at {entry.time} (audit entry #{entry.id})"
+    assert json.loads(verified.stdout)["review"].startswith(expected)
 
 
 def test_undecided_review_times_out_as_rejected(home, tmp_path):
@@ -143,7 +147,7 @@ def test_batch_manifest_shows_review_state(home, tmp_path):
     script = tmp_path / "held.yaml"
     script.write_text(
         "name: held\navatar: sample\nlanguages: [en]\nchannel: demo\npurpose: demo\nreview: required\n"
-        f"items:\n  - id: q1\n    text: \"{TEXT}\"\n",
+        f'items:\n  - id: q1\n    text: "{TEXT}"\n',
         encoding="utf-8",
     )
     config = _config(tmp_path, SMALL)
