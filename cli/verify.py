@@ -16,7 +16,7 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
         "verify", parents=[common], help="check a video's AI marks: visible label, metadata, watermark, C2PA"
     )
     verify.set_defaults(handler=run_verify)
-    verify.add_argument("video", type=Path)
+    verify.add_argument("video", type=Path, help="the MP4 to check (any copy: re-encoded, resized, cropped)")
     verify.add_argument("--json", action="store_true", help="print the full report as JSON")
 
 
