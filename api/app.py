@@ -18,7 +18,7 @@ from fastapi_offline import FastAPIOffline
 from api.context import ApiContext
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
-from api.routers import avatars, batches, compat, operations, videos
+from api.routers import avatars, batches, compat, operations, reviews, videos
 from config import Settings
 
 
@@ -47,7 +47,7 @@ def create_app(settings: Settings) -> FastAPI:
         context.metrics.count_response(response.status_code)
         return response
 
-    for router in (videos.router, batches.router, avatars.router, compat.router, operations.router):
+    for router in (videos.router, batches.router, reviews.router, avatars.router, compat.router, operations.router):
         app.include_router(router)
     app.add_middleware(BodySizeLimit, limit=settings.api.max_body_bytes)
     return app

@@ -92,6 +92,7 @@ def caller(scope: str):
 
 Reader = Annotated[ApiKey, Depends(caller("read"))]
 Renderer = Annotated[ApiKey, Depends(caller("render"))]
+Reviewer = Annotated[ApiKey, Depends(caller("review"))]
 
 
 def own_job(context: ApiContext, job_id: str, key: ApiKey, kind: str) -> Job:

@@ -18,7 +18,8 @@ from pathlib import Path
 from api.store import connect
 from config.errors import DhfError
 
-SCOPES = ("render", "read", "admin")
+SCOPES = ("render", "read", "review", "admin")
+EXPLICIT_ONLY = ("review",)  # approving videos for publication: never implied by render or admin (four eyes)
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS keys (
         id TEXT PRIMARY KEY,
@@ -46,7 +47,7 @@ class ApiKey:
     revoked: str | None
 
     def allows(self, scope: str) -> bool:
-        return scope in self.scopes or "admin" in self.scopes
+        return scope in self.scopes or ("admin" in self.scopes and scope not in EXPLICIT_ONLY)
 
 
 def _hash(token: str) -> str:

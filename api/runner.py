@@ -131,7 +131,13 @@ class JobRunner:
                     "identity_max_distance": report.quality.identity.max_distance,
                 },
                 "license_id": report.license.license_id,
-                "paths": {"video": str(video), "report": str(report_path), "srt": str(srt) if srt.is_file() else ""},
+                # held for review: the files appear at these paths once a reviewer approves
+                "review": {"id": report.review.id, "state": report.review.state} if report.review else None,
+                "paths": {
+                    "video": str(video),
+                    "report": str(output_paths(video)["report"] if report.review else report_path),
+                    "srt": str(srt) if srt.is_file() or (report.review and report.captions) else "",
+                },
             },
         )
 
@@ -176,7 +182,18 @@ def settings_with_options(settings: Settings, options: dict | None) -> Settings:
 
 
 def _public_rows(rows: list[JobResult]) -> list[dict]:
-    keep = {"item", "language", "status", "sha256", "duration_s", "lipsync", "quality_passed", "license_id", "error"}
+    keep = {
+        "item",
+        "language",
+        "status",
+        "sha256",
+        "duration_s",
+        "lipsync",
+        "quality_passed",
+        "license_id",
+        "review",
+        "error",
+    }
     return [row.model_dump(include=keep) for row in rows]
 
 

@@ -33,6 +33,7 @@ class License:
     valid_until: dt.date
     revoked: bool
     path: Path
+    review_required: bool = False  # `review: required`: every video of this person needs a human approval
 
     def as_report(self) -> dict[str, object]:
         return {
@@ -91,6 +92,7 @@ def load_license(path: Path) -> License:
             valid_until=_date(data["valid_until"], "valid_until", path),
             revoked=bool(data.get("revoked", False)),
             path=path,
+            review_required=str(data.get("review", "")).strip().lower() == "required",
         )
     except KeyError as exc:
         raise LicenseError(f"license {path} lacks required field {exc}; see avatars/sample/license.yaml") from exc

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from config import Settings
 
@@ -11,18 +12,20 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     api = sub.add_parser("api", parents=[common], help="serve the REST API (FastAPI on uvicorn)")
     api.set_defaults(handler=run_api)
     api.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    api.add_argument("--port", type=int, default=8000)
+    api.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     keys = sub.add_parser("api-key", parents=[common], help="create, list or revoke REST API keys")
     keys.set_defaults(handler=run_api_key)
     actions = keys.add_subparsers(dest="action", required=True)
     create = actions.add_parser("create", help="create a key; the secret is printed once")
     create.add_argument("--name", required=True, help="who uses it, e.g. cms")
     create.add_argument(
-        "--scopes", default="render,read", help="comma list of render, read, admin (default render,read)"
+        "--scopes",
+        default="render,read",
+        help="comma list of render, read, review, admin (default render,read); review is never implied",
     )
     actions.add_parser("list", help="list keys (never the secrets)")
     revoke = actions.add_parser("revoke", help="revoke a key at once")
-    revoke.add_argument("key_id")
+    revoke.add_argument("key_id", help="the key id (`dhf api-key list`; the part after dhf_ in the secret)")
 
 
 def run_api(args: argparse.Namespace, settings: Settings) -> int:
@@ -39,7 +42,11 @@ def run_api_key(args: argparse.Namespace, settings: Settings) -> int:
     store = KeyStore(settings.paths.home / "api" / "keys.sqlite")
     if args.action == "create":
         key, token = store.create(args.name, [s.strip() for s in args.scopes.split(",") if s.strip()])
-        print(f"key {key.id} ({key.name}; scopes {','.join(key.scopes)}). Secret, shown once:\n{token}")
+        # stdout is the secret alone (KEY=$(dhf api-key create ...) works); the rest goes to stderr
+        print(
+            f"key {key.id} ({key.name}; scopes {','.join(key.scopes)}); the secret below is shown once", file=sys.stderr
+        )
+        print(token)
     elif args.action == "list":
         for key in store.list():
             state = f"revoked {key.revoked}" if key.revoked else "active"

@@ -22,7 +22,7 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     listing.add_argument("--since", type=dt.date.fromisoformat, help="YYYY-MM-DD (inclusive)")
     listing.add_argument("--until", type=dt.date.fromisoformat, help="YYYY-MM-DD (exclusive)")
     show = actions.add_parser("show", help="one entry in full")
-    show.add_argument("entry_id", type=int)
+    show.add_argument("entry_id", type=int, help="the entry number (`dhf audit list`)")
     actions.add_parser("verify", help="check the hash chain; names the first edited, deleted or reordered entry")
     export = actions.add_parser("export", help="all entries for auditors")
     kind = export.add_mutually_exclusive_group()

@@ -57,10 +57,11 @@ def run_batch(args: argparse.Namespace, settings: Settings) -> int:
     if pool is not None:
         require_server()  # before the flow starts, so the error is immediate
     results = batch_flow(script, settings, args.out.resolve(), pool=pool)
-    counts = {status: sum(r.status == status for r in results) for status in ("rendered", "cached")}
+    counts = {status: sum(r.status == status for r in results) for status in ("rendered", "cached", "in review")}
+    held = f", {counts['in review']} held for review (`dhf review list`)" if counts["in review"] else ""
     print(
-        f"{script.name}: {len(results)} videos ({counts['rendered']} rendered, {counts['cached']} unchanged) in "
-        f"{time.perf_counter() - started:.1f} s; manifest: {args.out / script.name / 'manifest.json'}"
+        f"{script.name}: {len(results)} videos ({counts['rendered']} rendered, {counts['cached']} unchanged{held}) "
+        f"in {time.perf_counter() - started:.1f} s; manifest: {args.out / script.name / 'manifest.json'}"
     )
     return 0
 

@@ -17,7 +17,7 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
         "evaluate", parents=[common], help="score a video: lip-sync, identity, pose, flicker, colour"
     )
     evaluate.set_defaults(handler=run_evaluate)
-    evaluate.add_argument("video", type=Path)
+    evaluate.add_argument("video", type=Path, help="the MP4 to measure")
     evaluate.add_argument("--avatar", help="compare identity and skin tone with this avatar")
     evaluate.add_argument("--json", action="store_true", help="print the full report as JSON")
 

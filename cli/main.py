@@ -22,13 +22,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from cli import api, audit, avatar, batch, evaluate, models, pool, render, verify
+from cli import api, audit, avatar, batch, evaluate, models, pool, render, review, verify
 from config import load_settings
 from config.errors import EXIT_USER_ERROR, DhfError
 from flows.errors import Terminated
 from flows.prefect_env import apply_offline_defaults, prefect_home
 
-COMMAND_GROUPS = (render, batch, avatar, audit, evaluate, verify, models, pool, api)
+COMMAND_GROUPS = (render, batch, review, avatar, audit, evaluate, verify, models, pool, api)
 EXIT_INTERRUPTED = 130  # 128 + SIGINT
 EXIT_TERMINATED = 143  # 128 + SIGTERM
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -44,7 +44,25 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for group in COMMAND_GROUPS:
         group.add_parsers(sub, common)
+    _complete_help(parser)
     return parser
+
+
+def _complete_help(parser: argparse.ArgumentParser) -> None:
+    """Every (sub)command's `--help` opens with what it does (its one-line help as description), and
+    takes `--config` after the command at any depth (`dhf api-key create --config my.yaml ...`)."""
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        helps = {choice.dest: choice.help for choice in action._choices_actions}
+        for name, child in action.choices.items():
+            if child.description is None and helps.get(name):
+                child.description = helps[name][:1].upper() + helps[name][1:] + "."
+            if "--config" not in child._option_string_actions:
+                child.add_argument(
+                    "--config", type=Path, default=argparse.SUPPRESS, help="YAML file overriding the defaults"
+                )
+            _complete_help(child)
 
 
 def _terminate(signum: int, frame) -> None:

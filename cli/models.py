@@ -26,7 +26,11 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
         f"pins its sha256 and records its licence. Names: {', '.join(sorted(MODEL_FORMATS))}.",
     )
     models.set_defaults(handler=run_models)
-    models.add_argument("action", choices=["provision", "verify", "add"])
+    models.add_argument(
+        "action",
+        choices=["provision", "verify", "add"],
+        help="provision: the face models; verify: every pinned model; add: place a model file",
+    )
     models.add_argument("file", nargs="?", type=Path, help="add: the downloaded .onnx file")
     models.add_argument("--as", dest="name", help="add: the model's name (e.g. gfpgan_1.4)")
     models.add_argument("--sha256", help="add: the sha256 the file must have (refused otherwise)")

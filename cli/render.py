@@ -81,8 +81,16 @@ def run_render(args: argparse.Namespace, settings: Settings) -> int:
         attempt.validated = validate_request(request, settings)  # fails fast, before Prefect or any model
         result = _run(attempt.validated, settings, args.quiet)
         attempt.report_path = result.report
+    video_seconds = result.frames / settings.video.fps
+    made = f"{result.frames} frames = {video_seconds:.1f} s of video, rendered in {result.seconds:.1f} s"
+    if result.review:
+        print(
+            f"held for review {result.review} ({made}); nothing is published at {result.video} until "
+            f"`dhf review approve {result.review}` (or reject); report: {result.report}"
+        )
+        return 0
     captions = f"captions: {result.srt}  " if result.srt else ""
-    print(f"{result.video}  ({result.frames} frames, {result.seconds:.1f} s)  {captions}report: {result.report}")
+    print(f"{result.video}  ({made})  {captions}report: {result.report}")
     return 0
 
 
@@ -93,6 +101,7 @@ class _Outcome:
     srt: Path | None
     frames: int
     seconds: float
+    review: str | None = None
 
 
 class _Progress:
@@ -130,7 +139,8 @@ def _run(validated: ValidatedRequest, settings: Settings, quiet: bool) -> _Outco
         result = _execute(validated, settings, progress)
     finally:
         progress.close()
-    return _Outcome(result.video, result.report, result.srt, result.frames, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    return _Outcome(result.video, result.report, result.srt, result.frames, seconds, result.review)
 
 
 def _execute(validated: ValidatedRequest, settings: Settings, progress: _Progress) -> RenderResult:

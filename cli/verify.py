@@ -16,7 +16,7 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
         "verify", parents=[common], help="check a video's AI marks: visible label, metadata, watermark, C2PA"
     )
     verify.set_defaults(handler=run_verify)
-    verify.add_argument("video", type=Path)
+    verify.add_argument("video", type=Path, help="the MP4 to check (any copy: re-encoded, resized, cropped)")
     verify.add_argument("--json", action="store_true", help="print the full report as JSON")
 
 
@@ -28,4 +28,6 @@ def run_verify(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{args.video}: {'all marks valid' if report.passed else 'MARKS MISSING OR INVALID'}")
         for check in report.checks:
             print(f"  {check.mark:<14} {check.status:<8} {check.detail}")
+        if report.review:
+            print(f"  {'review':<14} {report.review}")
     return 0 if report.passed else EXIT_VERIFICATION_FAILED

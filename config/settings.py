@@ -26,6 +26,13 @@ def _even(value: int) -> int:
     return value
 
 
+def _yaml_switch(value: object) -> object:
+    """YAML reads a bare `off` as false (and `on`/`yes` as true): take them as the words meant."""
+    if isinstance(value, bool):
+        return "required" if value else "off"
+    return value
+
+
 ExpandedPath = Annotated[Path, BeforeValidator(_expand_path)]
 EvenSize = Annotated[int, Field(ge=64, le=7680), AfterValidator(_even)]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -371,6 +378,18 @@ class FusionSettings(Section):
         return self
 
 
+class GovernanceSettings(Section):
+    """Human review before publishing (README: Review before publishing).
+
+    `review: required` holds every video that passed the quality gate in review until a person
+    approves it (`dhf review`, `/v1/reviews`, or the paused flow run in the Prefect UI). An avatar's
+    licence (`review: required`) or a batch script can require it too; nothing can waive it then.
+    A review left undecided for `review_timeout_seconds` counts as rejected."""
+
+    review: Annotated[Literal["off", "required"], BeforeValidator(_yaml_switch)] = "off"
+    review_timeout_seconds: int = Field(259200, ge=1)  # 72 h
+
+
 class Settings(Section):
     """Everything a render, a batch, a worker or the API server is configured with."""
 
@@ -389,6 +408,7 @@ class Settings(Section):
     api: ApiSettings = ApiSettings()
     chunking: ChunkingSettings = ChunkingSettings()
     fusion: FusionSettings = FusionSettings()
+    governance: GovernanceSettings = GovernanceSettings()
 
     def with_section(self, name: str, **changes: object) -> Settings:
         """A copy with one section's values changed, validated like a YAML override."""
@@ -397,7 +417,8 @@ class Settings(Section):
 
     def hashable(self) -> dict[str, object]:
         """What decides an output (every section but the machine's paths), for content hashes."""
-        return self.model_dump(exclude={"paths"})
+        # The review gate decides who publishes, not what the video is: it changes no content hash.
+        return self.model_dump(exclude={"paths", "governance"})
 
 
 class VoiceTemplate(Section):

@@ -78,7 +78,7 @@ def batch_flow(
     todo: list[tuple[BatchJob, str]] = []
     for job in script.jobs:
         key = job_key(script, job, settings, avatar_version)
-        cached = cached_result(script, job, out_root, key)
+        cached = cached_result(script, job, out_root, key, settings)
         if cached is not None:
             results.append(cached)
         else:

@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.artifacts import create_image_artifact
 from prefect.cache_policies import NO_CACHE
 
@@ -43,7 +44,23 @@ def _retry_transient(task_, task_run, state) -> bool:
 def render_job(
     script: BatchScript, job: BatchJob, settings: Settings, out_root: Path, key: str, user: str | None = None
 ) -> JobResult:
-    result, thumbnail = render_job_here(script, job, settings, Path(out_root), key, user)
+    logger = get_run_logger()
+    try:
+        result, thumbnail = render_job_here(script, job, settings, Path(out_root), key, user)
+    except Exception as exc:  # the UI's Logs tab says why, not only the red state
+        logger.error(f"{job.item_id} [{job.language}] failed: {str(exc).splitlines()[0] if str(exc) else exc!r}")
+        raise
+    held = f"; held for review {result.review_id} (dhf review approve {result.review_id})" if result.review_id else ""
+    logger.info(
+        f"{job.item_id} [{job.language}]: {result.status}, {result.duration_s} s of video, lip-sync "
+        f"{result.lipsync}, identity {result.identity_max_distance}, quality passed {result.quality_passed}{held}"
+    )
     if thumbnail is not None:
-        create_image_artifact(image_url=thumbnail.resolve().as_uri(), description=f"{job.item_id} [{job.language}]")
+        create_image_artifact(image_url=image_data_url(thumbnail), description=f"{job.item_id} [{job.language}]")
     return result
+
+
+def image_data_url(path: Path) -> str:
+    """The thumbnail embedded in the artifact: a browser refuses `file://` images on an http page (the
+    UI showed broken icons), and the UI may run on another machine than the render."""
+    return "data:image/jpeg;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")

@@ -22,6 +22,11 @@ OFFLINE_DEFAULTS = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",  # telemetry would try the network
     "DO_NOT_TRACK": "1",
     "PREFECT_LOGGING_LEVEL": "CRITICAL",  # the CLI reports problems in one line of its own
+    # ... but the runs' own logs (stage timings, quality verdict, why a run failed) go to the server, so
+    # the UI's Logs tab explains each run; the console handler stays silent, the terminal unchanged.
+    "PREFECT_LOGGING_LOGGERS_PREFECT_FLOW_RUNS_LEVEL": "INFO",
+    "PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL": "INFO",
+    "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "CRITICAL",
 }
 
 # A command-line client must give up on a server that stopped answering, not wait Prefect's default

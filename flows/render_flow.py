@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 
 import httpx
-from prefect import flow, task
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import TerminationSignal
@@ -33,7 +33,12 @@ def flow_run_label() -> str:
     return str(flow_run.get_name() or "render")
 
 
-@flow(name="render-video", log_prints=False, persist_result=False)
+@flow(
+    name="render-video",
+    flow_run_name="render {validated.request.output.stem} [{validated.request.language}]",
+    log_prints=False,
+    persist_result=False,
+)
 def render_flow(
     validated: ValidatedRequest,
     settings: Settings,
@@ -44,14 +49,30 @@ def render_flow(
 
     def call(name: str, func, *args):
         start = time.perf_counter()
-        stage = task(func, name=f"{name} [{validated.request.language}]", cache_policy=NO_CACHE, persist_result=False)
+        label = f"{name} [{validated.request.language}]"
+        stage = task(func, name=label, task_run_name=label, cache_policy=NO_CACHE, persist_result=False)
         result = stage(*args)
         log.timings[name] = round(time.perf_counter() - start, 3)
+        logger.info(f"{name}: {log.timings[name]:.2f} s")
         return result
+
+    logger = get_run_logger()
+    request = validated.request
+    logger.info(f"{validated.avatar.avatar_id} v{validated.avatar.version} [{request.language}] -> {request.output}")
 
     # A long render's chunks: flow runs on the work pool when so configured, else local processes.
     chunks = PoolChunkRunner(settings.factory, flow_run_label()) if settings.chunking.executor == "pool" else None
-    result = run_pipeline(validated, settings, call, log, on_stage or (lambda name: None), on_frame, chunks)
+    try:
+        result = run_pipeline(validated, settings, call, log, on_stage or (lambda name: None), on_frame, chunks)
+    except Exception as exc:  # the Logs tab says why the run failed (the tasks may all be green)
+        logger.error(f"render failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+        raise
+    verdict = (
+        f"held for review {result.review}: nothing is published until `dhf review approve {result.review}`"
+        if result.review
+        else f"quality passed; published {result.video}"
+    )
+    logger.info(f"{result.frames} frames; {verdict}; stage seconds {log.timings}")
     create_markdown_artifact(
         key="render-summary",
         markdown=(

@@ -11,7 +11,10 @@ Checks, in the order a re-published copy tends to lose them:
 - visible_label: the burnt-in "AI生成 / AI-generated" label, searched in sampled frames.
 
 The video passes only when all four are valid. A copy with only the watermark can still be traced
-to its audit entry; the report says so.
+to its audit entry; the report says so. When the video went through human review (governance.review),
+`review` says who approved it, from the audit log's `review` entry for its content id. Why the audit
+log and not the C2PA manifest: the manifest is signed when the video is encoded, before anyone has
+seen it; re-signing after approval would change the file the reviewer approved.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ class VerifyReport:
     checks: list[MarkCheck]
     content_id: str | None = None
     audit_entry: int | None = None
+    review: str | None = None  # "approved by alice at … (audit entry #n): comment", from the audit log
     extra: dict = field(default_factory=dict)
 
     @property
@@ -92,6 +96,7 @@ def verify_video(video: Path, settings: Settings) -> VerifyReport:
         [label, metadata_check, watermark, c2pa_check],
         content_id=expected,
         audit_entry=audit_id,
+        review=review_of(settings, expected),
         extra={"watermark_frames": reading.frames, "label_scores": [round(s, 2) for s in label_scores]},
     )
 
@@ -153,6 +158,18 @@ def _audit_lookup(settings: Settings, payload: int | None) -> tuple[int | None, 
         return None, None
     for entry in reversed(AuditLog(settings.paths.audit_db).entries()):
         content_id = (entry.record.extra or {}).get("content_id")
-        if content_id and payload_of(str(content_id)) == payload:
+        if entry.record.action == "render" and content_id and payload_of(str(content_id)) == payload:
             return entry.id, entry.time
     return None, None
+
+
+def review_of(settings: Settings, content_id: str | None) -> str | None:
+    """Who decided the human review of the video with this content id (the newest `review` entry)."""
+    if not content_id or not settings.paths.audit_db.is_file():
+        return None
+    for entry in reversed(AuditLog(settings.paths.audit_db).entries()):
+        extra = entry.record.extra or {}
+        if entry.record.action == "review" and extra.get("content_id") == content_id:
+            words = f"{extra.get('decision')} by {entry.record.user} at {entry.time} (audit entry #{entry.id})"
+            return words + (f": {extra['comment']}" if extra.get("comment") else "")
+    return None

@@ -1,24 +1,43 @@
-"""Captions (SRT and WebVTT) from the timed written words; CJK text is broken by characters, not spaces.
+"""Captions (SRT and WebVTT) from the timed written words: the text as the author wrote it (numbers,
+currency, full-width punctuation), timed by the speech that says it.
 
 Each word knows whether a space precedes it in the written text, so a cue reproduces the writing
 ("我的IBAN账户 online banking"); a cue also ends where a <break> pause follows a word.
+
+Layout, as subtitle guidelines ask: a cue is at most two lines of `max_chars` characters (16 for
+Chinese and Japanese, whose characters are twice as wide), ends at a sentence end, and is cut
+preferably after a comma-like mark (，、；： or , ; :), otherwise between words, never inside one.
+Chinese has no spaces, so its word boundaries come from jieba's dictionary segmentation
+("客服中心" stays whole; the old 16-character cut gave "客服中 / 心。"). A cue shows for at least
+`min_seconds` where the next cue leaves room, so a short answer is still readable.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from phoneme.artifacts import TimedWord
 
 CJK_LANGUAGES = {"zh", "ja", "ko"}
+SENTENCE_END = ".?!。？！"
+SOFT_BREAK = ",;:，、；：）)」』】"
+CJK_LINE_CHARS = 16
+MAX_LINES = 2
 
 
 @dataclass(frozen=True)
 class Cue:
     start: float
     end: float
-    text: str
+    text: str  # the words as written, on one line
+    lines: tuple[str, ...] = field(default=())  # how the cue is shown: at most two lines
+
+    @property
+    def shown(self) -> str:
+        return "\n".join(self.lines) if self.lines else self.text
 
 
 def join_words(words: list[TimedWord]) -> str:
@@ -26,26 +45,128 @@ def join_words(words: list[TimedWord]) -> str:
     return "".join((" " if w.space_before and i else "") + w.text for i, w in enumerate(words))
 
 
-def build_cues(words: list[TimedWord], language: str, max_chars: int = 42, max_seconds: float = 5.0) -> list[Cue]:
-    """Group words into cues of at most `max_chars` characters (16 for CJK) and `max_seconds`; a cue
-    ends at a sentence end and before a <break> pause."""
-    limit = 16 if language in CJK_LANGUAGES else max_chars
-    cues: list[Cue] = []
-    current: list[TimedWord] = []
+@functools.lru_cache(maxsize=1)
+def _segmenter():
+    """jieba's dictionary segmenter (bundled with the package, no download), loaded once per process."""
+    import jieba
 
-    def flush() -> None:
-        if current:
-            cues.append(Cue(current[0].start, max(current[-1].end, current[0].start + 0.3), join_words(current)))
-            current.clear()
+    jieba.setLogLevel(logging.WARNING)
+    tokenizer = jieba.Tokenizer()
+    tokenizer.initialize()
+    return tokenizer
 
-    for word in words:
-        candidate = join_words([*current, word])
-        if current and (len(candidate) > limit or word.end - current[0].start > max_seconds):
-            flush()
-        current.append(word)
-        if word.text[-1:] in ".?!。？！" or word.break_after:
-            flush()
-    flush()
+
+def word_boundaries(text: str) -> set[int]:
+    """Character offsets in `text` where a Chinese word ends (jieba, dictionary only: deterministic)."""
+    offsets, position = set(), 0
+    for token in _segmenter().cut(text, HMM=False):
+        position += len(token)
+        offsets.add(position)
+    return offsets
+
+
+def _has_cjk(text: str) -> bool:
+    return any("\u3040" <= ch <= "\u30ff" or "\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff" for ch in text)
+
+
+def break_allowed(words: list[TimedWord], language: str) -> list[bool]:
+    """`allowed[i]`: may a cue or a line end after `words[i]`? Between written words always; inside
+    CJK text only where the segmenter ends a word (timed words there are single characters)."""
+    allowed = [True] * len(words)
+    if language not in CJK_LANGUAGES or not any(_has_cjk(w.text) for w in words):
+        return allowed
+    text, ends = "", []
+    for index, word in enumerate(words):
+        text += (" " if word.space_before and index else "") + word.text
+        ends.append(len(text))
+    boundaries = word_boundaries(text) if language == "zh" else set(ends)
+    for index, end in enumerate(ends[:-1]):
+        spaced = words[index + 1].space_before
+        allowed[index] = spaced or end in boundaries or words[index].text[-1:] in SOFT_BREAK + SENTENCE_END
+    return allowed
+
+
+def _phrases(words: list[TimedWord]) -> list[tuple[int, int]]:
+    """Index ranges that no cue may span: sentences, and the stretches between <break> pauses."""
+    spans, start = [], 0
+    for index, word in enumerate(words):
+        if word.text[-1:] in SENTENCE_END or word.break_after:
+            spans.append((start, index + 1))
+            start = index + 1
+    if start < len(words):
+        spans.append((start, len(words)))
+    return spans
+
+
+def _best_cut(words, allowed, lo, hi, fits, line_chars) -> int:
+    """Where to end the cue that starts at `lo` (exclusive end index): the last allowed break that
+    fits, or an earlier one after a comma-like mark when that leaves at least half a line."""
+    candidates = [k for k in range(lo + 1, hi) if allowed[k - 1] and fits(lo, k)]
+    if not candidates:  # one word longer than a cue: let it run over rather than cut inside it
+        later = [k for k in range(lo + 1, hi) if allowed[k - 1]]
+        return later[0] if later else hi
+    soft = [k for k in candidates if words[k - 1].text[-1:] in SOFT_BREAK]
+    if soft and len(join_words(words[lo : soft[-1]])) >= line_chars // 2:
+        return soft[-1]
+    return candidates[-1]
+
+
+def _lines(words: list[TimedWord], allowed: list[bool], line_chars: int) -> tuple[str, ...]:
+    """One line when it fits; else two, split at the allowed break that balances them best
+    (a comma-like mark wins a near tie)."""
+    text = join_words(words)
+    if len(text) <= line_chars or len(words) < 2:
+        return (text,)
+    best, best_score = None, None
+    for k in range(1, len(words)):
+        if not allowed[k - 1]:
+            continue
+        first, second = join_words(words[:k]), join_words(words[k:])
+        over = max(0, len(first) - line_chars) + max(0, len(second) - line_chars)
+        score = (over, abs(len(first) - len(second)) - (3 if words[k - 1].text[-1:] in SOFT_BREAK else 0))
+        if best_score is None or score < best_score:
+            best, best_score = (first, second), score
+    return best or (text,)
+
+
+def build_cues(
+    words: list[TimedWord],
+    language: str,
+    max_chars: int = 42,
+    max_seconds: float = 7.0,
+    min_seconds: float = 1.0,
+) -> list[Cue]:
+    """Group words into cues of at most two lines of `max_chars` (16 for CJK) and `max_seconds`;
+    a cue ends at a sentence end and before a <break> pause, and breaks only between words."""
+    if not words:
+        return []
+    cjk = language in CJK_LANGUAGES
+    line_chars = CJK_LINE_CHARS if cjk else max_chars
+    allowed = break_allowed(words, language)
+
+    def fits(lo: int, hi: int) -> bool:
+        text = join_words(words[lo:hi])
+        if words[hi - 1].end - words[lo].start > max_seconds:
+            return False
+        return len(text) <= line_chars or (
+            len(text) <= MAX_LINES * line_chars
+            and all(len(line) <= line_chars for line in _lines(words[lo:hi], allowed[lo:hi], line_chars))
+        )
+
+    ranges: list[tuple[int, int]] = []
+    for lo, hi in _phrases(words):
+        while lo < hi:
+            end = hi if fits(lo, hi) else _best_cut(words, allowed, lo, hi, fits, line_chars)
+            ranges.append((lo, end))
+            lo = end
+    cues = []
+    for index, (lo, hi) in enumerate(ranges):
+        part = words[lo:hi]
+        start, end = part[0].start, max(part[-1].end, part[0].start + 0.3)
+        if end - start < min_seconds:  # readable: stay up longer where the next cue leaves room
+            following = words[ranges[index + 1][0]].start if index + 1 < len(ranges) else None
+            end = start + min_seconds if following is None else max(end, min(start + min_seconds, following))
+        cues.append(Cue(start, end, join_words(part), _lines(part, allowed[lo:hi], line_chars)))
     return cues
 
 
@@ -58,12 +179,12 @@ def _stamp(seconds: float, separator: str) -> str:
 
 
 def to_srt(cues: list[Cue]) -> str:
-    blocks = [f"{i}\n{_stamp(c.start, ',')} --> {_stamp(c.end, ',')}\n{c.text}\n" for i, c in enumerate(cues, 1)]
+    blocks = [f"{i}\n{_stamp(c.start, ',')} --> {_stamp(c.end, ',')}\n{c.shown}\n" for i, c in enumerate(cues, 1)]
     return "\n".join(blocks)
 
 
 def to_vtt(cues: list[Cue]) -> str:
-    blocks = [f"{_stamp(c.start, '.')} --> {_stamp(c.end, '.')}\n{c.text}\n" for c in cues]
+    blocks = [f"{_stamp(c.start, '.')} --> {_stamp(c.end, '.')}\n{c.shown}\n" for c in cues]
     return "WEBVTT\n\n" + "\n".join(blocks)
 
 

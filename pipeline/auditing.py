@@ -79,6 +79,8 @@ def _record(attempt: RenderAttempt, settings: Settings, outcome: str, detail: st
             fields["extra"]["providers"] = report.providers
         if report.rejected:
             fields["extra"]["rejected"] = report.rejected
+        if report.review:  # held for a person's approval: not published yet
+            fields["extra"]["review"] = report.review.id
         if report.fallback:
             fields["extra"]["fallback"] = {"kind": report.fallback.kind, "published": report.fallback.published}
     return AuditRecord(**fields)

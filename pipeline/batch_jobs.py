@@ -22,6 +22,8 @@ from pipeline.auditing import inputs_hash
 from pipeline.batch_script import BatchJob, BatchScript
 from pipeline.report import BatchPart, RenderReport
 from pipeline.request import RenderRequest, output_paths
+from pipeline.review import attach_batch
+from pipeline.review_store import ReviewStore
 from pipeline.run import render_video
 
 
@@ -32,7 +34,7 @@ class JobResult(BaseModel):
 
     item: str
     language: str
-    status: str  # rendered | cached | failed
+    status: str  # rendered | cached | failed | in review | rejected
     output: str
     sha256: str | None = None
     duration_s: float | None = None
@@ -42,6 +44,8 @@ class JobResult(BaseModel):
     license_id: str | None = None
     avatar_version: int | None = None
     shared_text: bool = False
+    review: str = ""  # pending | approved | rejected when the script (or licence) requires human review
+    review_id: str = ""
     error: str = ""
 
     @classmethod
@@ -59,6 +63,8 @@ class JobResult(BaseModel):
             license_id=report.license.license_id,
             avatar_version=report.avatar.version,
             shared_text=job.shared_text,
+            review=report.review.state if report.review else "",
+            review_id=report.review.id if report.review else "",
         )
 
 
@@ -105,11 +111,33 @@ def result_from_report(script: BatchScript, job: BatchJob, out_root: Path, statu
     return JobResult.from_report(job_report(output), job, output, status)
 
 
-def cached_result(script: BatchScript, job: BatchJob, out_root: Path, key: str) -> JobResult | None:
-    """The job's result when its video exists and was rendered from the same inputs (key)."""
+def script_settings(script: BatchScript, settings: Settings) -> Settings:
+    """The settings a script's videos render with: `review: required` in the script holds them all
+    for human review (it can only add the requirement, never waive the settings' or a licence's)."""
+    return settings.with_section("governance", review="required") if script.review else settings
+
+
+def held_result(script: BatchScript, job: BatchJob, out_root: Path, key: str, settings: Settings) -> JobResult | None:
+    """The job's row when its video, rendered from the same inputs, waits in review (not rendered again)."""
+    output = job_output(out_root, script, job)
+    for record in ReviewStore(settings).pending_for(output):
+        try:
+            report = RenderReport.load(Path(record.staged["report"]))
+        except (OSError, ValidationError, KeyError):
+            continue
+        if report.batch_key == key:
+            return JobResult.from_report(report, job, output, "in review")
+    return None
+
+
+def cached_result(
+    script: BatchScript, job: BatchJob, out_root: Path, key: str, settings: Settings | None = None
+) -> JobResult | None:
+    """The job's result when its video exists and was rendered from the same inputs (key), or waits
+    in review."""
     output = job_output(out_root, script, job)
     if not (output.is_file() and output_paths(output)["report"].is_file()):
-        return None
+        return held_result(script, job, out_root, key, settings) if settings is not None else None
     try:
         report = job_report(output)
     except (OSError, ValidationError):
@@ -126,8 +154,14 @@ def render_job_here(
     and a thumbnail of the video's middle frame (None if ffmpeg could not make one)."""
     output = job_output(out_root, script, job)
     output.parent.mkdir(parents=True, exist_ok=True)
-    render_video(job_request(script, job, output), settings, user=user)
+    settings = script_settings(script, settings)
+    rendered = render_video(job_request(script, job, output), settings, user=user)
     batch = BatchPart(script=str(script.source), name=script.name, item=job.item_id, shared_text=job.shared_text)
+    if rendered.review:  # held for a person: the report, video and thumbnail wait under hidden names
+        report = RenderReport.load(rendered.report).model_copy(update={"batch_key": key, "batch": batch})
+        record = attach_batch(settings, rendered.review, f"{script.name}/{job_label(job)}", report)
+        thumbnail = Path(record.staged["thumbnail"]) if "thumbnail" in record.staged else None
+        return JobResult.from_report(report, job, output, "in review"), thumbnail
     report = job_report(output).model_copy(update={"batch_key": key, "batch": batch})
     report.save(output_paths(output)["report"])
     thumbnail = output.with_suffix(".jpg")

@@ -42,7 +42,7 @@ from phoneme.normalize import normalize_text
 from phoneme.speech import resolve_voice
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-TOP_LEVEL = {"name", "avatar", "languages", "voices", "channel", "purpose", "items"}
+TOP_LEVEL = {"name", "avatar", "languages", "voices", "channel", "purpose", "items", "review"}
 
 
 class BatchScriptError(DhfError):
@@ -78,6 +78,7 @@ class BatchScript:
     purpose: str
     jobs: tuple[BatchJob, ...]
     source: Path
+    review: bool = False  # `review: required`: every video waits for a person's approval (README)
 
 
 def _line(node: yaml.Node | None) -> int:
@@ -221,6 +222,10 @@ def validate_script(path: Path, settings: Settings, defaults: dict[str, Any] | N
             authorize(avatar, language, channel, purpose, audit)
     except (AvatarError, LicenseError) as exc:
         raise fail("avatar", str(exc)) from exc
+    review = data.get("review", "off")
+    review = {True: "required", False: "off"}.get(review, review) if isinstance(review, bool) else review
+    if review not in ("off", "required"):
+        raise fail("review", f"'{review}' is not a choice; use review: required (or leave it out)")
     items = data["items"]
     if not isinstance(items, list):
         raise fail("items", "give a list of items, each with an id and a text")
@@ -252,4 +257,6 @@ def validate_script(path: Path, settings: Settings, defaults: dict[str, Any] | N
             except SpeechError as exc:
                 raise fail(f"{where}.text", f"[{language}] {exc}") from exc
             jobs.append(BatchJob(item_id, language, voices[language], str(value), shared))
-    return BatchScript(name, avatar.avatar_id, tuple(languages), channel, purpose, tuple(jobs), path)
+    return BatchScript(
+        name, avatar.avatar_id, tuple(languages), channel, purpose, tuple(jobs), path, review == "required"
+    )

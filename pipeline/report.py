@@ -134,6 +134,18 @@ class ChunksPart(ReportPart):
     join_seconds: float
 
 
+class ReviewPart(ReportPart):
+    """A human review of this video (pipeline.review): pending until a person decides, or timed out."""
+
+    id: str
+    state: Literal["pending", "approved", "rejected"]
+    deadline: str
+    reviewer: str | None = None
+    comment: str = ""
+    decided: str | None = None
+    audit_entry: int | None = None
+
+
 class RenderReport(ReportPart):
     """Everything about one render. `published` says whether the video under `output` is this one."""
 
@@ -166,6 +178,7 @@ class RenderReport(ReportPart):
     batch_key: str | None = None
     batch: BatchPart | None = None
     chunks: ChunksPart | None = None  # a long render made in parallel chunks
+    review: ReviewPart | None = None  # held for a person's approval (governance.review)
 
     def save(self, path: Path) -> Path:
         write_text_atomic(path, self.model_dump_json(indent=2))

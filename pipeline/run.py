@@ -36,6 +36,7 @@ from pipeline.report import (
     VideoPart,
 )
 from pipeline.request import RenderRequest, ValidatedRequest, model_hashes, output_paths, validate_request
+from pipeline.review_store import hold_for_review, review_required
 from quality.errors import QualityGateError
 from quality.inline import EncodeMonitor, monitor_setup
 
@@ -64,6 +65,7 @@ class RenderResult:
     report: Path
     srt: Path | None  # None for a recorded driver clip (no timed words to caption)
     frames: int
+    review: str | None = None  # the review id when the video waits for a person's approval (not published)
 
 
 @dataclass(frozen=True)
@@ -262,14 +264,34 @@ def run_pipeline(
         def build(final: dict[str, Path]) -> RenderReport:
             return build_report(validated, settings, log, driven, rendered, verdict, final)
 
-        path, report = publish(output, verdict, captions, build)
+        if verdict.published and review_required(validated, settings):
+            # governance.review: a person approves before anything appears under the requested name
+            scores = quality_scores(verdict.quality)
+            path, report = hold_for_review(validated, settings, verdict.moves, captions, build, scores)
+        else:
+            path, report = publish(output, verdict, captions, build)
     finally:
         monitor.abort()  # a no-op once judged; stops its thread if the render failed early
         _discard_staged(staging)
     if verdict.failure is not None:
         raise QualityGateError(verdict.failure, path)
     srt = Path(report.captions["srt"]) if "srt" in report.captions else None
-    return RenderResult(video=output, report=path, srt=srt, frames=report.frames)
+    review = report.review.id if report.review else None
+    return RenderResult(video=output, report=path, srt=srt, frames=report.frames, review=review)
+
+
+def quality_scores(quality) -> dict[str, float]:
+    """The headline quality numbers a reviewer sees next to the video."""
+    candidates = {
+        "lipsync_correlation": quality.lipsync.correlation,
+        "lipsync_lag_ms": quality.lipsync.lag_ms,
+        "closure_rate": quality.lipsync.closure_rate,
+        "identity_max_distance": quality.identity.max_distance,
+        "flicker": quality.stability.flicker,
+        "landmark_jitter": quality.stability.landmark_jitter,
+        "color_drift_delta_e": quality.color.drift_delta_e,
+    }
+    return {name: round(float(value), 4) for name, value in candidates.items() if value is not None}
 
 
 def publish(

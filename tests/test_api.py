@@ -26,8 +26,9 @@ DEMO = {"avatar_id": "sample", "language": "en", "channel": "demo", "purpose": "
 def _key(home: Path, name: str, scopes: str) -> tuple[str, str]:
     result = run_dhf(["api-key", "create", "--name", name, "--scopes", scopes], home)
     assert result.returncode == 0, result.stderr
-    key_id = result.stdout.split()[1]
-    return key_id, result.stdout.strip().splitlines()[-1]
+    token = result.stdout.strip()
+    assert token.count("\n") == 0, result.stdout  # the secret alone on stdout
+    return token.split("_")[1], token
 
 
 def _auth(token: str) -> dict[str, str]:

@@ -5,6 +5,7 @@ with file:line before any render."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import csv
 import json
 from pathlib import Path
@@ -81,6 +82,9 @@ def test_prefect_shows_progress_table_summary_and_thumbnails(first_run):
     assert kinds.count("image") == 4 and "table" in kinds and "markdown" in kinds and "progress" in kinds
     progress = next(a for a in artifacts if a.type == "progress")
     assert float(progress.data) == 100.0
+    # thumbnails embedded (a browser refuses file:// images on the UI's http page)
+    images = [base64.b64decode(a.data.split(",", 1)[1]) for a in artifacts if a.type == "image"]
+    assert all(image[:3] == b"\xff\xd8\xff" and len(image) > 2000 for image in images)
 
 
 def test_unchanged_rerun_renders_nothing_and_an_edit_rerenders_exactly_its_variants(first_run, dhf_home):

@@ -145,7 +145,8 @@ def test_api_jobs_render_on_the_pool_under_the_api_key(pool_batch, dhf_home, tmp
 
     cluster, *_ = pool_batch
     created = run_dhf(["api-key", "create", "--name", "pool-cms", "--scopes", "render,read"], dhf_home)
-    key_id, token = created.stdout.split()[1], created.stdout.strip().splitlines()[-1]
+    token = created.stdout.strip()
+    key_id = token.split("_")[1]
     config = CONFIG + "api:\n  executor: pool\n"
     server = ApiServer(dhf_home, tmp_path, config, env={"PREFECT_API_URL": cluster.url}).start()
     try:

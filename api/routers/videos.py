@@ -14,6 +14,7 @@ from api.keys import ApiKey
 from api.ranges import video_response
 from api.schemas import JobAccepted, JobId, JobStatus, VideoCreate
 from pipeline.report import RenderReport
+from pipeline.review_store import ReviewError, ReviewStore
 
 router = APIRouter(prefix="/v1/videos", tags=["videos"])
 MP4_RESPONSE = {200: {"content": {"video/mp4": {}}, "description": "the MP4 (HTTP range requests supported)"}}
@@ -29,6 +30,9 @@ def finished_file(context: Context, job_id: str, key: ApiKey, name: str) -> Path
     job = own_job(context, job_id, key, "video")
     if job.status != "succeeded":
         raise ApiError(404, "not_ready", f"job {job_id} is {job.status}; the file exists once it succeeded")
+    review = live_review(context, job.result)
+    if review and review["state"] != "approved":
+        raise ApiError(404, "not_published", f"job {job_id}'s video is {review['state']} in review {review['id']}")
     path = Path((job.result or {}).get("paths", {}).get(name) or "")
     if not path.is_file():
         raise ApiError(404, "not_found", f"job {job_id} has no {name} file")
@@ -44,9 +48,27 @@ def create_video(body: VideoCreate, key: Renderer, context: Context) -> JobAccep
     return JobAccepted(job_id=job.id, status=job.status, links=links(job.id))
 
 
+def live_review(context: Context, result: dict | None) -> dict | None:
+    """The job's review as it stands now (a reviewer may have decided since the render finished)."""
+    held = (result or {}).get("review")
+    if not held:
+        return None
+    try:
+        record = ReviewStore(context.settings).get(held["id"])
+    except ReviewError:
+        return held
+    return {"id": record.id, "state": record.state, "decided_by": record.decided_by, "decided": record.decided}
+
+
 @router.get("/{job_id}", response_model=JobStatus, responses=ERRORS)
 def video_status(job_id: JobId, key: Reader, context: Context) -> dict:
-    return own_job(context, job_id, key, "video").public()
+    """Status, progress and quality; `result.review` when the video waits for (or had) a human review."""
+    job = own_job(context, job_id, key, "video")
+    public = job.public()
+    review = live_review(context, job.result)
+    if review:
+        public["result"] = {**(public["result"] or {}), "review": review}
+    return public
 
 
 @router.get("/{job_id}/video", response_model=None, responses={**ERRORS, **MP4_RESPONSE})
