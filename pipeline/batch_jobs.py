@@ -41,6 +41,7 @@ class JobResult(BaseModel):
     quality_passed: bool | None = None
     license_id: str | None = None
     avatar_version: int | None = None
+    scene: str | None = None  # the scene the video was rendered in (empty: the classic layout)
     shared_text: bool = False
     error: str = ""
 
@@ -58,6 +59,7 @@ class JobResult(BaseModel):
             quality_passed=report.quality.passed,
             license_id=report.license.license_id,
             avatar_version=report.avatar.version,
+            scene=report.scene.name if report.scene is not None else None,
             shared_text=job.shared_text,
         )
 
@@ -83,6 +85,7 @@ def job_request(script: BatchScript, job: BatchJob, output: Path) -> RenderReque
         voice=job.voice,
         channel=script.channel,
         purpose=script.purpose,
+        scene=script.scene,
     )
 
 
