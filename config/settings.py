@@ -383,8 +383,8 @@ def _asset_path(value: object) -> object:
     """`~`/`$VAR` expanded; a relative path is relative to the config folder (where the bundled
     templates' images live), not to whatever folder the command runs in."""
     expanded = _expand_path(value)
-    if isinstance(expanded, Path) and not expanded.is_absolute():
-        return SCENE_ASSETS / expanded
+    if isinstance(expanded, Path):  # a str, so that a report's JSON validates as well as the YAML
+        return str(expanded if expanded.is_absolute() else SCENE_ASSETS / expanded)
     return expanded
 
 
