@@ -213,3 +213,17 @@ def test_scene_render_burns_each_caption_into_its_own_frames(scene_render):
         if text_only.shape[1] <= box[2] - box[0] + 8:
             wrong, _ = best_match(outside, text_only, (box[0] - 4, box[1] - 4, box[2] + 4, box[3] + 4))
             assert wrong < score - 0.15, (index, cue.lines, score, wrong)
+
+
+def test_cutout_contact_replaces_the_backdrop_and_keeps_the_person(settings, tmp_path):
+    from avatars.library import AvatarLibrary
+    from pipeline.cutout import TILE, write_cutout
+
+    avatar = AvatarLibrary.from_settings(settings.paths).get("sample")
+    image = cv2.imread(str(write_cutout(avatar, settings, tmp_path / "cutout.png")))
+    assert image.shape == (TILE, 3 * TILE, 3)
+    photo, cut = image[:, :TILE].astype(int), image[:, 2 * TILE :].astype(int)
+    corner = (slice(0, 40), slice(0, 40))  # the photo's backdrop, top-left
+    assert np.abs(cut[corner] - 128).max() <= 3 and np.abs(photo[corner] - 128).mean() > 20
+    face = (slice(int(0.36 * TILE), int(0.48 * TILE)), slice(int(0.42 * TILE), int(0.58 * TILE)))  # cheeks, nose
+    assert np.abs(cut[face] - photo[face]).max() <= 2  # the person untouched
