@@ -260,3 +260,21 @@ def test_scene_dirty_rectangles_give_the_same_frames_as_a_full_recompute(scene_r
     for a, b in zip(fast.frames(track, first_frame=first), full.frames(track, first_frame=first), strict=True):
         worst = max(worst, int(np.abs(a.astype(np.int16) - b.astype(np.int16)).max()))
     assert worst <= 2, f"dirty-rect scene frames differ from a full recompute by {worst} grey levels"
+
+
+def test_batch_script_scene_is_checked_up_front_and_overridable(settings, tmp_path):
+    from pipeline.batch_jobs import job_key, job_request
+    from pipeline.batch_script import BatchScriptError, override_scene, validate_script
+
+    script = tmp_path / "faq.yaml"
+    body = "name: faq\navatar: sample\nlanguages: [en]\nchannel: demo\npurpose: demo\n{scene}"
+    body += "items:\n  - id: q1\n    text: Hi.\n"
+    script.write_text(body.format(scene="scene: social\n"))
+    loaded = validate_script(script, settings)
+    assert loaded.scene == "social" and job_request(loaded, loaded.jobs[0], tmp_path / "q1.mp4").scene == "social"
+    web = override_scene(loaded, "web", settings)
+    assert web.scene == "web"
+    assert job_key(web, web.jobs[0], settings, 1) != job_key(loaded, loaded.jobs[0], settings, 1)  # re-rendered
+    script.write_text(body.format(scene="scene: nope\n"))
+    with pytest.raises(BatchScriptError, match=r"faq.yaml:6: scene: unknown scene 'nope'"):
+        validate_script(script, settings)
