@@ -124,6 +124,7 @@ def checked_video(context: ApiContext, body: VideoCreate | GenerateDigitalHuman,
         voice=body.voice,
         channel=body.channel,
         purpose=body.purpose,
+        scene=body.scene,
     )
     try:
         validate_request(probe, context.settings)

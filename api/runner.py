@@ -43,6 +43,7 @@ def video_request(settings: Settings, job: Job) -> RenderRequest:
         voice=data.get("voice"),
         channel=data["channel"],
         purpose=data["purpose"],
+        scene=data.get("scene"),
     )
 
 

@@ -26,6 +26,9 @@ class VideoCreate(BaseModel):
     voice: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="config/voices.yaml")
     channel: str = Field(default="web", pattern=ID_PATTERN, description="must be in the avatar's license")
     purpose: str = Field(default="customer-service", pattern=ID_PATTERN, description="must be in the license")
+    scene: str | None = Field(
+        default=None, pattern=ID_PATTERN, description="scene template (README: Scenes); 'none': classic layout"
+    )
     options: VideoOptions | None = None
 
 
@@ -39,6 +42,7 @@ class GenerateDigitalHuman(BaseModel):
     voice: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     channel: str = Field(default="web", pattern=ID_PATTERN)
     purpose: str = Field(default="customer-service", pattern=ID_PATTERN)
+    scene: str | None = Field(default=None, pattern=ID_PATTERN)
 
 
 class BatchCreate(BaseModel):

@@ -13,8 +13,10 @@ from avatars.enrollment import enroll
 from avatars.errors import AvatarError, LicenseError
 from avatars.library import Avatar, AvatarLibrary
 from config import Settings
+from fusion.processors.scene_layout import SceneError
 from governance.audit import AuditLog
 from governance.library_record import recorded
+from pipeline.cutout import write_cutout
 
 
 def add_parsers(sub, common: argparse.ArgumentParser) -> None:
@@ -28,6 +30,11 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     add.add_argument("--id", dest="avatar_id", required=True, help="avatar id: lowercase letters, digits, - or _")
     add.add_argument("--license", type=Path, required=True, help="license.yaml with its consent document beside it")
     add.add_argument("--name", default="", help="display name")
+    add.add_argument("--cutout", type=Path, help="also write the person cut-out (for scenes) to this PNG, to check it")
+    cutout = actions.add_parser("cutout", help="the person cut out of the photo (scene backgrounds), as a PNG to check")
+    cutout.add_argument("avatar_id")
+    cutout.add_argument("-o", "--output", type=Path, required=True, help="PNG: photo | mask | person on the background")
+    cutout.add_argument("--scene", help="show the person on this scene's background (default: grey)")
     actions.add_parser("list", help="all avatars with version and authorization status")
     show = actions.add_parser("show", help="one avatar: version, license, enrollment checks")
     show.add_argument("avatar_id", help="the avatar id (`dhf avatar list`)")
@@ -99,6 +106,15 @@ def run_avatar(args: argparse.Namespace, settings: Settings) -> int:
         for warning in result.warnings:
             print(f"dhf: warning: {warning}", file=sys.stderr)
         print(f"enrolled {result.avatar.avatar_id} v{result.avatar.version} ({result.avatar.change})")
+        if args.cutout is not None:
+            written = write_cutout(result.avatar, settings, args.cutout)
+            print(f"person cut-out for scenes: {written} (check the hair and the edges)")
+        return 0
+    if args.action == "cutout":
+        if args.scene is not None and args.scene not in settings.scenes:
+            raise SceneError(f"unknown scene '{args.scene}'; configured: {', '.join(sorted(settings.scenes))}")
+        avatar = library.get(args.avatar_id)
+        print(f"person cut-out: {write_cutout(avatar, settings, args.output, args.scene)} (photo | mask | cut out)")
         return 0
     if args.action == "list":
         for avatar_id in library.ids():

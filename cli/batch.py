@@ -8,7 +8,7 @@ from pathlib import Path
 
 from config import Settings
 from flows.prefect_env import apply_client_bounds, configured_api_url, require_local_room, require_reachable
-from pipeline.batch_script import validate_script
+from pipeline.batch_script import override_scene, validate_script
 
 
 def add_parsers(sub, common: argparse.ArgumentParser) -> None:
@@ -22,6 +22,9 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     batch.add_argument("--languages", help="CSV scripts: comma-separated languages, e.g. zh,en")
     batch.add_argument("--channel", help="CSV scripts: publication channel")
     batch.add_argument("--purpose", help="CSV scripts: purpose")
+    batch.add_argument(
+        "--scene", help="scene template for every video (wins over the script's `scene:`; 'none': classic)"
+    )
     batch.add_argument(
         "--pool",
         nargs="?",
@@ -41,6 +44,8 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
 def run_batch(args: argparse.Namespace, settings: Settings) -> int:
     defaults = {k: getattr(args, k) for k in ("avatar", "languages", "channel", "purpose") if getattr(args, k)}
     script = validate_script(args.script, settings, defaults)  # every check before the first render
+    if args.scene:
+        script = override_scene(script, args.scene, settings)
     # A batch stays a Prefect flow even without a server (docs/decisions.md: per-video retries and
     # progress artifacts; the temporary server's ~5 s is small against many videos).
     url = configured_api_url()

@@ -47,6 +47,10 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
         type=Path,
         help="drive the avatar with a recorded face clip instead of speech synthesis (its audio is used)",
     )
+    render.add_argument(
+        "--scene",
+        help="scene template (config scenes:, e.g. web, app, social; 'none': classic); default: the channel's",
+    )
     render.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -76,6 +80,7 @@ def run_render(args: argparse.Namespace, settings: Settings) -> int:
         channel=args.channel,
         purpose=args.purpose,
         driver_video=args.driver_video.resolve() if args.driver_video else None,
+        scene=args.scene,
     )
     with audited_render(request, settings) as attempt:  # every attempt, refused or not, is audited
         attempt.validated = validate_request(request, settings)  # fails fast, before Prefect or any model

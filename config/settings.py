@@ -388,6 +388,103 @@ class GovernanceSettings(Section):
 
     review: Annotated[Literal["off", "required"], BeforeValidator(_yaml_switch)] = "off"
     review_timeout_seconds: int = Field(259200, ge=1)  # 72 h
+# --- branded scenes (README: Scenes) -----------------------------------------------------------------------
+
+SCENE_ASSETS = Path(__file__).resolve().parent  # a scene's relative image path is relative to config/
+HexColor = Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$")]
+SceneName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+Corner = Literal["top-left", "top-right", "bottom-left", "bottom-right"]
+
+
+def _asset_path(value: object) -> object:
+    """`~`/`$VAR` expanded; a relative path is relative to the config folder (where the bundled
+    templates' images live), not to whatever folder the command runs in."""
+    expanded = _expand_path(value)
+    if isinstance(expanded, Path):  # a str, so that a report's JSON validates as well as the YAML
+        return str(expanded if expanded.is_absolute() else SCENE_ASSETS / expanded)
+    return expanded
+
+
+AssetPath = Annotated[Path, BeforeValidator(_asset_path)]
+
+
+class SceneBackground(Section):
+    """What is behind the person: a solid colour, an image (cover-fitted), or the photo itself blurred
+    (the classic look; the person is then not cut out)."""
+
+    kind: Literal["solid", "image", "blur"] = "solid"
+    color: HexColor = "#262a30"
+    image: AssetPath | None = None
+    soften: float = Field(0.0, ge=0.0, le=0.1)  # Gaussian blur of the image, × the canvas's short side
+
+    @model_validator(mode="after")
+    def _image_given(self) -> SceneBackground:
+        if self.kind == "image" and self.image is None:
+            raise ValueError("kind 'image' needs image: <path to a PNG or JPEG>")
+        return self
+
+
+class ScenePerson(Section):
+    """Where the person sits: the head-and-shoulders square stands on the bottom edge of the canvas."""
+
+    height: float = Field(0.9, ge=0.3, le=1.5)  # the square's side, × the canvas height
+    x: Fraction = 0.5  # the square's centre, × the canvas width
+
+
+class SceneLogo(Section):
+    image: AssetPath
+    corner: Corner = "top-left"
+    height: float = Field(0.08, gt=0.0, le=0.5)  # × the canvas's short side
+    opacity: Fraction = 1.0
+
+
+class SceneNameTag(Section):
+    """The lower-third name tag: the avatar record's name, and an optional second line."""
+
+    title: str = ""
+    align: Literal["left", "center", "right"] = "left"
+    y: Fraction = 0.7  # the tag's top, × the canvas height
+    size: float = Field(0.035, ge=0.01, le=0.2)  # name text height, × the canvas's short side
+    max_width: Fraction = 0.6  # × the canvas width (a longer name is set smaller)
+    color: HexColor = "#ffffff"
+    plate: HexColor = "#1f3a68"
+    accent: HexColor = "#f2a900"
+    opacity: Fraction = 0.9
+
+
+class SceneCaptions(Section):
+    """Captions burnt into the frames (the sidecar's cues, at most `max_lines` lines each)."""
+
+    size: float = Field(0.04, ge=0.01, le=0.2)  # text height, × the canvas's short side
+    max_lines: int = Field(2, ge=1, le=2)
+    max_width: Fraction = 0.86  # × the canvas width
+    bottom: Fraction = 0.05  # gap under the caption box, × the canvas height
+    color: HexColor = "#ffffff"
+    box: HexColor = "#000000"
+    box_opacity: Fraction = 0.62
+
+
+class SceneTemplate(Section):
+    """One branded layout: canvas, background, person, logo, name tag, burnt-in captions. Checked
+    against the AI label's rectangle when it is used (fusion.processors.scene_layout.layout_scene)."""
+
+    width: EvenSize
+    height: EvenSize
+    description: str = ""
+    margin: float = Field(0.04, ge=0.0, le=0.2)  # safe margin at the canvas edges, × its short side
+    background: SceneBackground = SceneBackground()
+    person: ScenePerson = ScenePerson()
+    logo: SceneLogo | None = None
+    name_tag: SceneNameTag | None = None
+    captions: SceneCaptions | None = None
+
+
+class SceneChoice(Section):
+    """Which scene a render uses: the request's (`--scene`), else its channel's, else `name`; none of
+    them: the classic layout (`video.width` × `video.height`, the portrait on its blurred copy)."""
+
+    name: SceneName | None = None  # the default scene (and, during a render, the one in use)
+    channels: dict[str, SceneName] = {}  # channel → scene, e.g. {web: web, app: app, social: social}
 
 
 class Settings(Section):
@@ -409,6 +506,30 @@ class Settings(Section):
     chunking: ChunkingSettings = ChunkingSettings()
     fusion: FusionSettings = FusionSettings()
     governance: GovernanceSettings = GovernanceSettings()
+    scene: SceneChoice = SceneChoice()
+    scenes: dict[SceneName, SceneTemplate] = {}
+
+    @model_validator(mode="after")
+    def _scenes_known(self) -> Settings:
+        named = [("scene.name", self.scene.name)] + [(f"scene.channels.{c}", n) for c, n in self.scene.channels.items()]
+        for key, name in named:
+            if name is not None and name not in self.scenes:
+                known = ", ".join(sorted(self.scenes)) or "none"
+                raise ValueError(f"{key}: unknown scene '{name}'; defined under scenes: {known}")
+        return self
+
+    def for_scene(self, name: str | None) -> Settings:
+        """The settings of a render in scene `name` (None: the classic layout): the canvas becomes the
+        template's, and `scene.name` says which scene is in use (every stage, chunk and worker reads it)."""
+        if name is None:
+            return self.model_copy(update={"scene": self.scene.model_copy(update={"name": None})})
+        template = self.scenes[name]
+        video = self.video.model_copy(update={"width": template.width, "height": template.height})
+        return self.model_copy(update={"video": video, "scene": self.scene.model_copy(update={"name": name})})
+
+    @property
+    def scene_template(self) -> SceneTemplate | None:
+        return self.scenes[self.scene.name] if self.scene.name is not None else None
 
     def with_section(self, name: str, **changes: object) -> Settings:
         """A copy with one section's values changed, validated like a YAML override."""

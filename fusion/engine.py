@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from config import LabelSettings, PostSettings
-from config.settings import FusionSettings
+from config.settings import FusionSettings, SceneTemplate
 from driver_synth.track import MotionTrack
 from fusion import topology as topo
 from fusion.errors import FusionError
@@ -45,7 +45,18 @@ from fusion.processors.post import (
     find_font,
 )
 from fusion.processors.reenactor import Reenactor, ReenactorOptions
+from fusion.processors.scene import SceneCompositor, SceneCompositorOptions, SceneOverlay, SceneOverlayOptions
+from fusion.processors.scene_layout import (
+    SceneLayout,
+    background_canvas,
+    cut_out,
+    layout_scene,
+    soft_person,
+    square_background,
+)
 from fusion.providers import ProviderChoice
+
+CUTOUT_FEATHER = 2.5  # work pixels: the soft edge of the person cut out of the photo's backdrop
 
 
 @dataclass(frozen=True)
@@ -61,6 +72,8 @@ class EngineOptions:
     watermark_strength: float = 2.0
     full_frame: bool = False  # every processor recomputes the whole frame (reference for the dirty-rect path)
     fusion: FusionSettings = field(default_factory=FusionSettings)  # the chain and the neural processors
+    scene: SceneTemplate | None = None  # a branded scene (README: Scenes); None: the classic layout
+    scene_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -70,6 +83,20 @@ class EngineResources:
     registry: ModelRegistry | None = None
     providers: ProviderChoice = field(default_factory=ProviderChoice)
     audio: AudioTrack | None = None
+    avatar_name: str = ""  # the scene's name tag (the avatar record's name)
+    captions: tuple = ()  # the scene's burnt-in cues (fusion.burned_captions.BurnedCue)
+
+
+@dataclass(frozen=True)
+class SceneParts:
+    """What a scene adds to the chain: its layout, its painted background (None for `blur`) and the
+    person mask at work size (None: no cut-out)."""
+
+    name: str
+    template: SceneTemplate
+    layout: SceneLayout
+    background: np.ndarray | None
+    person: np.ndarray | None
 
 
 def skin_reference_rect(landmarks: np.ndarray, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
@@ -82,14 +109,19 @@ def skin_reference_rect(landmarks: np.ndarray, shape: tuple[int, ...]) -> tuple[
     return (int(max(x0, 0)), int(max(y0, 0)), int(min(x1, width)), int(min(max(y1, y0 + 4), height)))
 
 
-def _configured(name: str, options: EngineOptions, work_image: np.ndarray, work_landmarks: np.ndarray) -> Processor:
+def _configured(
+    name: str, options: EngineOptions, work_image: np.ndarray, work_landmarks: np.ndarray, scene: SceneParts | None
+) -> Processor:
     """One listed processor, built from its settings (names are validated by `FusionSettings`)."""
     post, neural = options.post, options.fusion
-    portrait = round(options.height * post.portrait_height_ratio)
+    portrait = scene.layout.side if scene is not None else round(options.height * post.portrait_height_ratio)
     if name == "color_matcher":
         return ColorMatcher(skin_reference_rect(work_landmarks, work_image.shape), post.color_match_strength)
     if name == "upscaler":
         return Upscaler(UpscalerOptions(size=portrait, sharpen=post.sharpen_amount, filter=post.upscale_filter))
+    if name == "compositor" and scene is not None:
+        parts = (scene.template, scene.layout, options.label, scene.background, scene.person)
+        return SceneCompositor(SceneCompositorOptions(scene.name, *parts))
     if name == "compositor":
         return Compositor(
             CompositorOptions(options.width, options.height, post.background, tuple(post.background_color))
@@ -122,6 +154,14 @@ class FusionEngine:
             )
         resources = resources or EngineResources()
         self.options = options
+        self.scene = self._scene(options, person)
+        self.cutout: tuple[np.ndarray, np.ndarray] | None = None
+        if self.scene is not None and self.scene.background is not None and person is not None:
+            # The photo's backdrop becomes the scene's (once per video): the head then moves over it.
+            alpha = soft_person(person, CUTOUT_FEATHER)
+            behind = square_background(self.scene.background, self.scene.layout.square, work_image.shape[0])
+            self.cutout = (alpha, behind)
+            work_image = cut_out(work_image, alpha, behind)
         self.full_frame = options.full_frame
         self.reenactor = Reenactor(work_landmarks, replace(options.reenactor, full_frame=options.full_frame), person)
         smoother: list[Processor] = (
@@ -130,10 +170,17 @@ class FusionEngine:
             else []
         )
         listed = [
-            self.reenactor if name == "reenactor" else _configured(name, options, work_image, work_landmarks)
+            self.reenactor
+            if name == "reenactor"
+            else _configured(name, options, work_image, work_landmarks, self.scene)
             for name in options.fusion.processors
         ]
         label = options.label
+        if self.scene is not None:  # logo, name tag, captions: under the label, which always wins
+            overlay = SceneOverlayOptions(
+                self.scene.template, self.scene.layout, label, resources.avatar_name, tuple(resources.captions)
+            )
+            listed.append(SceneOverlay(overlay))
         always_last: list[Processor] = [
             Labeler(LabelOptions(label.text, Path(font), label.height_ratio, label.margin_ratio, label.opacity)),
             Watermarker(options.watermark_payload, options.watermark_strength),
@@ -164,6 +211,16 @@ class FusionEngine:
             raise
         self.work_image = work_image
         self.still = base  # the finished frame with no motion applied (thumbnail, fallback)
+
+    @staticmethod
+    def _scene(options: EngineOptions, person: np.ndarray | None) -> SceneParts | None:
+        template = options.scene
+        if template is None:
+            return None
+        layout = layout_scene(options.scene_name, template, options.label)
+        kind = template.background.kind
+        background = background_canvas(template.background, layout.width, layout.height) if kind != "blur" else None
+        return SceneParts(options.scene_name, template, layout, background, person if kind != "blur" else None)
 
     @property
     def watermark_seconds(self) -> float:
@@ -199,6 +256,8 @@ class FusionEngine:
             if audio is not None:
                 context.audio = audio.window(time_s - self.audio_span[0], time_s + self.audio_span[1])
             frame = next(bases) if bases is not None else self.work_image
+            if bases is not None and self.cutout is not None:
+                frame = cut_out(frame, *self.cutout)  # an idle loop's frame: its backdrop replaced too
             for processor in self.chain:
                 frame = processor.process_frame(frame, context)
                 if processor is self.reenactor:

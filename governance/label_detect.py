@@ -20,12 +20,13 @@ SCALES = (0.8, 0.87, 0.94, 1.0, 1.06, 1.13, 1.2)
 
 
 class LabelDetector:
-    def __init__(self, label: LabelSettings, frame_height: int) -> None:
+    def __init__(self, label: LabelSettings, frame_height: int, frame_width: int | None = None) -> None:
         font = find_font(label.fonts)
         if font is None:
             raise FileNotFoundError(f"no CJK font for the label (looked for {', '.join(label.fonts)})")
         labeler = Labeler(LabelOptions(label.text, Path(font), label.height_ratio, label.margin_ratio, label.opacity))
-        pixels, alpha = labeler.render_label(frame_height)
+        short = min(frame_height, frame_width) if frame_width is not None else frame_height  # as the labeler sizes it
+        pixels, alpha = labeler.render_label(short)
         grey = cv2.cvtColor((pixels * alpha + 128.0 * (1 - alpha)).astype(np.uint8), cv2.COLOR_BGR2GRAY)
         self.templates = [cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) for scale in SCALES]
 

@@ -68,7 +68,7 @@ def verify_video(video: Path, settings: Settings) -> VerifyReport:
     width = min(ANALYSIS_WIDTH, info.width)
     height = max(2, round(info.height * width / info.width / 2) * 2)
     decoder = WatermarkDecoder()
-    detector = LabelDetector(settings.label, height)
+    detector = LabelDetector(settings.label, height, width)
     label_scores: list[float] = []
     frames = max(1, round(info.duration * SAMPLE_FPS))
     label_every = max(1, frames // LABEL_SAMPLES)

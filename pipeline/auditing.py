@@ -37,8 +37,10 @@ def inputs_hash(request: RenderRequest, settings: Settings) -> str:
     """Hash of everything that decides the output apart from the avatar: text, language, voice, use,
     driver clip and the settings."""
     clip = request.driver_video
+    scene = {"scene": request.scene} if request.scene is not None else {}  # absent: hashes as before scenes
     return content_hash(
         {
+            **scene,
             "text": request.text,
             "language": request.language,
             "voice": request.voice,

@@ -43,6 +43,7 @@ class JobResult(BaseModel):
     quality_passed: bool | None = None
     license_id: str | None = None
     avatar_version: int | None = None
+    scene: str | None = None  # the scene the video was rendered in (empty: the classic layout)
     shared_text: bool = False
     review: str = ""  # pending | approved | rejected when the script (or licence) requires human review
     review_id: str = ""
@@ -62,6 +63,7 @@ class JobResult(BaseModel):
             quality_passed=report.quality.passed,
             license_id=report.license.license_id,
             avatar_version=report.avatar.version,
+            scene=report.scene.name if report.scene is not None else None,
             shared_text=job.shared_text,
             review=report.review.state if report.review else "",
             review_id=report.review.id if report.review else "",
@@ -89,6 +91,7 @@ def job_request(script: BatchScript, job: BatchJob, output: Path) -> RenderReque
         voice=job.voice,
         channel=script.channel,
         purpose=script.purpose,
+        scene=script.scene,
     )
 
 

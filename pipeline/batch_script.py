@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import csv
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +40,10 @@ from governance.authorization import authorize
 from phoneme.errors import SpeechError
 from phoneme.normalize import normalize_text
 from phoneme.speech import resolve_voice
+from pipeline.request import RenderRequest, resolve_scene
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-TOP_LEVEL = {"name", "avatar", "languages", "voices", "channel", "purpose", "items", "review"}
+TOP_LEVEL = {"name", "avatar", "languages", "voices", "channel", "purpose", "scene", "items", "review"}
 
 
 class BatchScriptError(DhfError):
@@ -79,6 +80,19 @@ class BatchScript:
     jobs: tuple[BatchJob, ...]
     source: Path
     review: bool = False  # `review: required`: every video waits for a person's approval (README)
+    scene: str | None = None  # the scene template every video uses (README: Scenes); None: the channel's
+
+
+def check_scene(scene: str | None, channel: str, settings: Settings) -> str | None:
+    """The scene name as given (checked: known, and laid out against the AI label) or None."""
+    probe = RenderRequest(text="", avatar_id="", language="", output=Path("x.mp4"), channel=channel, scene=scene)
+    resolve_scene(probe, settings)
+    return scene
+
+
+def override_scene(script: BatchScript, scene: str, settings: Settings) -> BatchScript:
+    """`dhf batch --scene NAME`: every video of the script in that scene (wins over the script's)."""
+    return replace(script, scene=check_scene(scene, script.channel, settings))
 
 
 def _line(node: yaml.Node | None) -> int:
@@ -257,6 +271,11 @@ def validate_script(path: Path, settings: Settings, defaults: dict[str, Any] | N
             except SpeechError as exc:
                 raise fail(f"{where}.text", f"[{language}] {exc}") from exc
             jobs.append(BatchJob(item_id, language, voices[language], str(value), shared))
+    scene = data.get("scene")
+    try:
+        scene = check_scene(str(scene) if scene is not None else None, channel, settings)
+    except DhfError as exc:
+        raise fail("scene", str(exc)) from exc
     return BatchScript(
-        name, avatar.avatar_id, tuple(languages), channel, purpose, tuple(jobs), path, review == "required"
+        name, avatar.avatar_id, tuple(languages), channel, purpose, tuple(jobs), path, review == "required", scene
     )

@@ -82,6 +82,7 @@ class ChunkJob:
     mode: str = "normal"
     audio: Path | None = None  # the speech, beside the track, when a processor hears it (lip_syncer)
     observe: bool = False  # run the quality gate's monitor on the chunk's frames (saved beside the segment)
+    timings: Path | None = None  # the speech's timed words, beside the track, when the scene burns captions in
 
     @property
     def frames(self) -> int:
@@ -135,9 +136,10 @@ def build_engine(
     mode: str,
     recorded: bool,
     audio: Path | None = None,
+    timings: Path | None = None,
 ) -> FusionEngine:
     """The engine `stages.render_stage` builds (the same builder, so the same chain and pixels)."""
-    return stages.build_engine(avatar, analysis, settings, payload, mode, recorded, audio)
+    return stages.build_engine(avatar, analysis, settings, payload, mode, recorded, audio, timings=timings)
 
 
 def segment_options(settings: Settings) -> EncodeOptions:
@@ -165,7 +167,7 @@ def render_chunk(job: ChunkJob, progress: Callable[[int, int], None] | None = No
         )
     part = track_slice(track, job.start, job.stop)
     recorded = track.source == "recorded"
-    engine = build_engine(avatar, analysis, settings, job.watermark_payload, job.mode, recorded, job.audio)
+    engine = build_engine(avatar, analysis, settings, job.watermark_payload, job.mode, recorded, job.audio, job.timings)
     video = settings.video
     if job.mode == "still":
         frames: Iterator[np.ndarray] = iter([engine.still] * part.frame_count)
@@ -341,6 +343,7 @@ def job_to_json(job: ChunkJob) -> str:
     data = {**{f: getattr(job, f) for f in ChunkJob.__dataclass_fields__ if f != "settings"}}
     data.update(track=str(job.track), segment=str(job.segment), settings=json.loads(job.settings.model_dump_json()))
     data.update(audio=str(job.audio) if job.audio is not None else None)
+    data.update(timings=str(job.timings) if job.timings is not None else None)
     return json.dumps(data)
 
 
@@ -349,6 +352,7 @@ def job_from_json(text: str) -> ChunkJob:
     settings = Settings.model_validate(data["settings"])
     data.update(track=Path(data["track"]), segment=Path(data["segment"]), settings=settings)
     data.update(audio=Path(data["audio"]) if data.get("audio") else None)
+    data.update(timings=Path(data["timings"]) if data.get("timings") else None)
     return ChunkJob(**data)
 
 
@@ -429,10 +433,16 @@ def render_chunked(
         if "lip_syncer" in settings.fusion.processors:
             speech = work / f"speech{Path(audio).suffix}"
             shutil.copyfile(audio, speech)
+        timings = stages.speech_timings(Path(audio))
+        if timings is not None and stages.scene_captions(settings, timings):
+            timings = Path(shutil.copyfile(timings, work / "timings.json"))  # pool workers share this folder
+        else:
+            timings = None
         avatar = validated.avatar
         jobs = [
             ChunkJob(index, start, stop, avatar.avatar_id, avatar.version, settings, track,
-                     work / f"chunk-{index:04d}.mp4", payload_of(content_id), mode, speech, monitor is not None)
+                     work / f"chunk-{index:04d}.mp4", payload_of(content_id), mode, speech, monitor is not None,
+                     timings)
             for index, (start, stop) in enumerate(plan.spans)
         ]  # fmt: skip
         done = dict.fromkeys(range(len(jobs)), 0)

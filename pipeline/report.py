@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from config.files import write_text_atomic
-from config.settings import MotionSettings, PostSettings, VideoSettings
+from config.settings import MotionSettings, PostSettings, SceneTemplate, VideoSettings
 from quality.scores import QualityReport
 
 
@@ -104,6 +104,17 @@ class VideoPart(ReportPart):
     fps: int
 
 
+class ScenePart(ReportPart):
+    """The scene a video was rendered in (None in the report: the classic layout)."""
+
+    name: str
+    template: SceneTemplate
+
+    @classmethod
+    def of(cls, name: str | None, template: SceneTemplate | None) -> ScenePart | None:
+        return cls(name=name, template=template) if name is not None and template is not None else None
+
+
 class SettingsPart(ReportPart):
     video: VideoSettings
     motion: MotionSettings
@@ -179,6 +190,7 @@ class RenderReport(ReportPart):
     batch: BatchPart | None = None
     chunks: ChunksPart | None = None  # a long render made in parallel chunks
     review: ReviewPart | None = None  # held for a person's approval (governance.review)
+    scene: ScenePart | None = None  # the branded scene (README: Scenes); None: the classic layout
 
     def save(self, path: Path) -> Path:
         write_text_atomic(path, self.model_dump_json(indent=2))

@@ -20,6 +20,7 @@ from fusion.identity import EMBEDDING_MODEL
 from fusion.models import ModelRegistry
 from fusion.processors.catalog import check_placed, model_format, required_models
 from fusion.processors.post import find_font
+from fusion.processors.scene_layout import SceneError, layout_scene
 from governance.audit import AuditLog
 from governance.authorization import authorize
 from governance.model_licences import check_model_licences
@@ -41,6 +42,7 @@ class RenderRequest:
     channel: str = "demo"
     purpose: str = "demo"
     driver_video: Path | None = None  # a recorded face clip drives the avatar (its audio is used, text optional)
+    scene: str | None = None  # a scene template (README: Scenes); None: the channel's; "none": the classic layout
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class ValidatedRequest:
     avatar: Avatar
     license: License
     spoken_text: str
+    scene: str | None = None  # the scene this render uses (resolved from the request, its channel, the config)
 
     def generation(self) -> Generation:
         """What the AI marks say about this render."""
@@ -72,6 +75,27 @@ def output_paths(output: Path) -> dict[str, Path]:
         "vtt": Path(f"{stem}.vtt"),
         "report": Path(f"{stem}.report.json"),
     }
+
+
+def resolve_scene(request: RenderRequest, settings: Settings) -> str | None:
+    """The scene of a request: its own (`none`: the classic layout), else its channel's, else the
+    configured default; the template is laid out and checked against the AI label here, before any
+    compute (one line naming the element and the fix otherwise)."""
+    if request.scene is not None:
+        if request.scene == "none":
+            return None
+        if request.scene not in settings.scenes:
+            known = ", ".join(sorted(settings.scenes)) or "none defined"
+            raise SceneError(
+                f"unknown scene '{request.scene}'; configured: {known} (add it under scenes: in your config, "
+                "or use 'none')"
+            )
+        name: str | None = request.scene
+    else:
+        name = settings.scene.channels.get(request.channel, settings.scene.name)
+    if name is not None:
+        layout_scene(name, settings.scenes[name], settings.label)
+    return name
 
 
 def validate_request(request: RenderRequest, settings: Settings) -> ValidatedRequest:
@@ -99,9 +123,10 @@ def validate_request(request: RenderRequest, settings: Settings) -> ValidatedReq
         raise FusionError("no CJK font for the AI label; run scripts/setup to install fonts-wqy-zenhei")
     if Path(request.output).suffix.lower() != ".mp4":
         raise FusionError(f"output must be an .mp4 file, got '{request.output}'")
+    scene = resolve_scene(request, settings)
     for path in output_paths(request.output).values():
         check_output_target(path)
-    return ValidatedRequest(request, voice, avatar, lic, spoken)
+    return ValidatedRequest(request, voice, avatar, lic, spoken, scene)
 
 
 def model_hashes(settings: Settings, names: tuple[str, ...] | None = None) -> dict[str, str]:

@@ -30,6 +30,7 @@ from pipeline.report import (
     LicensePart,
     RenderReport,
     RequestPart,
+    ScenePart,
     SettingsPart,
     SpeechPart,
     SyncPart,
@@ -206,6 +207,7 @@ def build_report(
         captions={name: str(path) for name, path in captions.items()},
         driver_audio_sync=SyncPart(**stages.track_audio_sync(driven.wav, driven.driver)),
         chunks=rendered.get("chunks"),
+        scene=ScenePart.of(settings.scene.name, settings.scene_template),
     )
 
 
@@ -231,6 +233,7 @@ def run_pipeline(
 
     `chunk_runner` runs a long render's chunks (default: local processes; the flow passes the
     work-pool runner when `chunking.executor` is `pool`)."""
+    settings = settings.for_scene(validated.scene)  # the scene's canvas, for every stage, chunk and worker
     if validated.request.driver_video is not None:
         driven = _recorded_driver(validated, settings, call, log, on_stage, on_frame)
     else:

@@ -22,6 +22,7 @@ from config.errors import OutputPathError
 from config.files import atomic_path, content_hash, file_sha256
 from driver_synth.driver import DriverArtifact, build_driver, render_driver_video
 from fusion.analysis import FaceAnalyser, read_image
+from fusion.burned_captions import BurnedCue, burned_cues
 from fusion.driver_video import READER_VERSION, inspect_driver_video, track_from_video
 from fusion.engine import EngineOptions, EngineResources, FusionEngine
 from fusion.errors import FusionError
@@ -31,6 +32,7 @@ from fusion.models import ModelRegistry
 from fusion.processors import mel
 from fusion.processors.base import AudioTrack
 from fusion.processors.reenactor import ReenactorOptions
+from fusion.processors.scene_layout import label_font
 from fusion.providers import ProviderChoice
 from fusion.segmentation import person_mask
 from fusion.watermark import payload_of
@@ -38,7 +40,7 @@ from governance.c2pa_signing import ProvenanceError
 from governance.provenance import new_content_id, provenance_tags, seal
 from media.errors import MediaError
 from media.video import EncodeOptions, VideoWriter, extract_audio_wav, read_audio_mono
-from phoneme.artifacts import VisemeTrack
+from phoneme.artifacts import SpeechTimings, VisemeTrack
 from phoneme.captions import write_captions
 from phoneme.g2p import shared_g2p
 from phoneme.speech import SpeechArtifact, synthesize_speech
@@ -209,10 +211,12 @@ def build_engine(
     recorded: bool = False,
     audio: Path | None = None,
     full_frame: bool = False,
+    timings: Path | None = None,
 ) -> FusionEngine:
     """The one way a render, a chunk of a long render and a preview build the engine, so all three run
     the same chain with the same options (a chunk's pixels equal the single pass's). `audio`: the
-    speech (or the recorded clip's audio), read only when a processor of the chain hears it."""
+    speech (or the recorded clip's audio), read only when a processor of the chain hears it.
+    `timings`: the speech's timed words, burnt in as captions when the render's scene asks for them."""
     work, landmarks = analysis.work_image_and_landmarks(avatar)
     video = settings.video
     track = None
@@ -230,9 +234,36 @@ def build_engine(
         watermark_strength=settings.provenance.watermark_strength,
         full_frame=full_frame,
         fusion=settings.fusion,
+        scene=settings.scene_template,
+        scene_name=settings.scene.name or "",
     )
-    resources = EngineResources(ModelRegistry(settings.paths.models), provider_choice(settings), track)
+    resources = EngineResources(
+        ModelRegistry(settings.paths.models),
+        provider_choice(settings),
+        track,
+        avatar_name=avatar.name or avatar.avatar_id,
+        captions=scene_captions(settings, timings),
+    )
     return FusionEngine(work, landmarks, options, person=analysis.person_mask(), resources=resources)
+
+
+def speech_timings(audio: Path | None) -> Path | None:
+    """The timed words of a synthesized speech WAV (the speech stage writes `<key>.json` beside
+    `<key>.wav`); None for a recorded clip's audio, which has no words."""
+    if audio is None:
+        return None
+    timings = Path(audio).with_suffix(".json")
+    return timings if timings.is_file() else None
+
+
+def scene_captions(settings: Settings, timings: Path | None) -> tuple[BurnedCue, ...]:
+    """The burnt-in cues of the render's scene (none without a scene, captions or timed words)."""
+    template = settings.scene_template
+    if template is None or template.captions is None or timings is None:
+        return ()
+    spoken = SpeechTimings.from_json(timings)
+    width, short, font = template.width, min(template.width, template.height), label_font(settings.label)
+    return tuple(burned_cues(spoken.words, spoken.language, template.captions, short, width, font))
 
 
 @contextmanager
@@ -271,8 +302,9 @@ def render_stage(
     generation = validated.generation()
     content_id = new_content_id(generation)
     engine = build_engine(
-        validated.avatar, analysis, settings, payload_of(content_id), mode, track.source == "recorded", Path(audio)
-    )
+        validated.avatar, analysis, settings, payload_of(content_id), mode, track.source == "recorded", Path(audio),
+        timings=speech_timings(Path(audio)),
+    )  # fmt: skip
     metadata = provenance_tags(generation, settings, content_id)
     encode = EncodeOptions(
         video.fps,

@@ -76,7 +76,9 @@ class EncodeMonitor:
     def __init__(
         self, setup: MonitorSetup, width: int, height: int, fps: float, analysis_height: int, start: int = 0
     ) -> None:
-        scale = min(analysis_height, height) / height
+        short = min(width, height)  # the short side is analysed at `analysis_height` (portrait canvases too)
+        scale = min(analysis_height, short) / short
+        self.analysis_height = analysis_height
         self.size = (int(round(width * scale / 2) * 2), int(round(height * scale / 2) * 2))
         self.check_size = (int(round(width * CHECK_HEIGHT / height / 2) * 2), CHECK_HEIGHT)
         self.setup, self.width, self.height = setup, width, height
@@ -92,8 +94,7 @@ class EncodeMonitor:
 
     def fresh(self) -> EncodeMonitor:
         """A new monitor with the same setup and geometry (for a second render, the fallback)."""
-        height = self.size[1]
-        return EncodeMonitor(self.setup, self.width, self.height, self.observer.fps, height)
+        return EncodeMonitor(self.setup, self.width, self.height, self.observer.fps, self.analysis_height)
 
     def _observe(self) -> None:
         while (frame := self._queue.get()) is not None:

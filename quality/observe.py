@@ -62,9 +62,10 @@ class IdentityProbe:
 
 
 def analysis_size(info: ProbeResult, analysis_height: int) -> tuple[int, int]:
-    height = min(analysis_height, info.height)
-    height -= height % 2
-    return int(round(info.width * height / info.height / 2) * 2), height
+    """The short side at `analysis_height` (a 9:16 video's face is as large as a 16:9 one's)."""
+    short = min(info.width, info.height)
+    scale = min(analysis_height, short) / short
+    return int(round(info.width * scale / 2) * 2), int(round(info.height * scale / 2) * 2)
 
 
 def head_pitch(landmarks: np.ndarray) -> float:

@@ -95,6 +95,10 @@ def main() -> int:
     for avatar_id in AVATARS:
         for path in gallery(avatar_id, args.out, settings):
             print(path)
+    from scene_gallery import scene_frames  # one frame of each scene template (scripts/scene_gallery.py)
+
+    for path in scene_frames(args.out, settings):
+        print(path)
     return 0
 
 

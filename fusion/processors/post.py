@@ -312,7 +312,8 @@ class Labeler:
         return []
 
     def render_label(self, frame_height: int) -> tuple[np.ndarray, np.ndarray]:
-        """BGR pixels and alpha of the label plate (rendered with a CJK-capable font)."""
+        """BGR pixels and alpha of the label plate (rendered with a CJK-capable font); `frame_height`
+        is the frame's short side (its height in landscape)."""
         size = max(12, int(frame_height * self.options.height_ratio))
         font = ImageFont.truetype(str(self.options.font_path), size)
         left, top, right, bottom = font.getbbox(self.options.text)
@@ -333,13 +334,18 @@ class Labeler:
         self.under = None
         self.primed = False
 
+    def layout(self, width: int, height: int) -> tuple[np.ndarray, np.ndarray, Rect]:
+        """The label's pixels, alpha and rectangle in a frame of this size. Sized by the frame's short
+        side, so it is the same label in 1920×1080, 1080×1920 and 1080×1080 (and unchanged at 16:9)."""
+        short = min(width, height)
+        pixels, alpha = self.render_label(short)
+        margin = int(short * self.options.margin_ratio)
+        h, w = alpha.shape[:2]
+        return pixels, alpha, (width - margin - w, margin, width - margin, margin + h)
+
     def prepare(self, base: np.ndarray, setup: ProcessorSetup | None = None) -> np.ndarray:
         height, width = base.shape[:2]
-        pixels, alpha = self.render_label(height)
-        margin = int(height * self.options.margin_ratio)
-        h, w = alpha.shape[:2]
-        self.rect = (width - margin - w, margin, width - margin, margin + h)
-        self.pixels, self.alpha = pixels, alpha
+        self.pixels, self.alpha, self.rect = self.layout(width, height)
         self.primed = False  # no frame labeled yet: the first one is labeled all over
         self.under: np.ndarray | None = None  # the unlabeled pixels under the label
         return self._apply(base.copy(), None)
