@@ -188,14 +188,17 @@ def analyse_recording(
         face_px=width,
         pose_deg=tuple(float(v) for v in np.median(np.array(poses), axis=0)),
         motion=float(np.percentile(drift, 99)),
-        light_drift=float((np.percentile(light_values, 95) - np.percentile(light_values, 5)) / max(np.median(light_values), 1.0)),
+        light_drift=float(
+            (np.percentile(light_values, 95) - np.percentile(light_values, 5)) / max(np.median(light_values), 1.0)
+        ),
     )
 
 
 def check_length(name: str, duration: float, limits: SpeakingSettings) -> None:
     if not limits.min_seconds <= duration <= limits.max_seconds:
         raise EnrollmentError(
-            f"{name}: the recording is {duration:.1f} s long, outside {limits.min_seconds:.0f}-{limits.max_seconds:.0f} s; "
+            f"{name}: the recording is {duration:.1f} s long, outside "
+            f"{limits.min_seconds:.0f}-{limits.max_seconds:.0f} s; "
             "record the enrollment script once (docs/recording-guide.md)"
         )
 
@@ -204,8 +207,9 @@ def check_recording(name: str, rec: RecordingAnalysis, limits: SpeakingSettings)
     """The measured recording against the limits; EnrollmentError names the first failure."""
     if rec.speech_ratio < limits.min_speech_ratio:
         raise EnrollmentError(
-            f"{name}: speech is heard in {rec.speech_ratio:.0%} of the recording (minimum {limits.min_speech_ratio:.0%} "
-            f"above {limits.speech_dbfs:.0f} dBFS); record with the microphone on, reading the script aloud"
+            f"{name}: speech is heard in {rec.speech_ratio:.0%} of the recording "
+            f"(minimum {limits.min_speech_ratio:.0%} above {limits.speech_dbfs:.0f} dBFS); "
+            "record with the microphone on, reading the script aloud"
         )
     if rec.missing_ratio > limits.max_missing_ratio:
         raise EnrollmentError(
@@ -255,8 +259,9 @@ def idle_clip(path: Path, quiet: tuple[int, int], fps: int, limits: SpeakingSett
     length = min((quiet[1] - quiet[0]) / fps, limits.idle_seconds)
     with tempfile.TemporaryDirectory() as folder:
         target = Path(folder) / "idle.mp4"
-        command = [ffmpeg_binary(), "-v", "error", "-y", "-ss", f"{start:.3f}", "-i", str(path), "-t", f"{length:.3f}",
-                   "-an", "-r", str(fps), "-c:v", "libx264", "-crf", "14", "-pix_fmt", "yuv420p", str(target)]  # fmt: skip
+        command = [ffmpeg_binary(), "-v", "error", "-y", "-ss", f"{start:.3f}", "-i", str(path),
+                   "-t", f"{length:.3f}", "-an", "-r", str(fps), "-c:v", "libx264", "-crf", "14",
+                   "-pix_fmt", "yuv420p", str(target)]  # fmt: skip
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0 or not target.is_file():
             raise MediaError(f"could not cut the idle loop from {path.name}: {result.stderr.strip()[-200:]}")
@@ -297,7 +302,9 @@ def enroll_speaking(
     check_recording(recording.name, rec, limits)
     if rec.reference is None or rec.reference_face is None:
         raise EnrollmentError(f"{recording.name}: no face in the quiet stretch; sit still facing the camera first")
-    checked: EnrolledPhoto = check_image(rec.reference, f"{recording.name} (quiet frame)", analyser, settings.enrollment)
+    checked: EnrolledPhoto = check_image(
+        rec.reference, f"{recording.name} (quiet frame)", analyser, settings.enrollment
+    )
     embedding = IdentityEmbedder(registry).embed(checked.image, checked.face.landmarks)
     warnings = []
     for other_id in library.ids():

@@ -354,7 +354,7 @@ class MouthBankSettings(Section):
     margin_ratio: Fraction = 0.45  # blend mask reach beyond the lips, × mouth width
     feather_ratio: Fraction = 0.07  # blend mask edge (Gaussian sigma), × mouth width
     colour_match: bool = True
-    shape_strength: Fraction = 0.0  # 0: unit placed by head pose only (best on held-out footage); 1: fitted to target lips
+    shape_strength: Fraction = 0.0  # 0: the unit placed by head pose only (best held-out); 1: fitted to target lips
 
 
 class FusionSettings(Section):

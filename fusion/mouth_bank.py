@@ -36,12 +36,7 @@ IO_PX = 96.0  # interocular distance in the canonical frame (≈ the work image'
 CROP = (-0.875, 0.45, 0.875, 1.825)  # x0, y0, x1, y1 of the crop in interocular units from the eye midpoint
 JPEG_QUALITY = 92
 STABLE_POINTS = (33, 133, 362, 263, 168, 6, 197, 195)  # eye corners and the nose bridge
-LIP_POINTS = (
-    topo.LIPS_OUTER_UPPER
-    + topo.LIPS_OUTER_LOWER[1:-1]
-    + topo.LIPS_INNER_UPPER
-    + topo.LIPS_INNER_LOWER[1:-1]
-)
+LIP_POINTS = topo.LIPS_OUTER_UPPER + topo.LIPS_OUTER_LOWER[1:-1] + topo.LIPS_INNER_UPPER + topo.LIPS_INNER_LOWER[1:-1]
 OUTER_LIP_COUNT = len(topo.LIPS_OUTER_UPPER) + len(topo.LIPS_OUTER_LOWER) - 2
 FEATURES = ("jaw_open", "lip_width", "lip_round", "lip_closure", "teeth")
 VISEME_CLASSES = ("closed", "mid", "open", "wide", "round")
@@ -182,9 +177,7 @@ class MouthBank:
         try:
             with np.load(path) as data:
                 if int(data["version"]) != BANK_VERSION or float(data["io_px"]) != IO_PX:
-                    raise FusionError(
-                        f"mouth bank {path} has an older format; re-enroll the avatar from its recording"
-                    )
+                    raise FusionError(f"mouth bank {path} has an older format; re-enroll the avatar from its recording")
                 jpeg, offsets = data["jpeg"].tobytes(), data["offsets"]
                 return cls(
                     crops=[jpeg[offsets[i] : offsets[i + 1]] for i in range(len(offsets) - 1)],

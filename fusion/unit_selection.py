@@ -55,7 +55,11 @@ def select_units(bank_features: np.ndarray, bank_frames: np.ndarray, targets: np
     for start in range(0, count, BLOCK):
         block = goal[start : start + BLOCK]
         distance = np.sqrt(np.maximum(((block[:, None, :] - units[None, :, :]) ** 2).sum(-1), 0.0))
-        top = np.argpartition(distance, k - 1, axis=1)[:, :k] if k < len(units) else np.tile(np.arange(len(units)), (len(block), 1))
+        top = (
+            np.argpartition(distance, k - 1, axis=1)[:, :k]
+            if k < len(units)
+            else np.tile(np.arange(len(units)), (len(block), 1))
+        )
         for row in range(len(block)):
             candidates = top[row]
             if lattice:

@@ -140,7 +140,7 @@ def evaluate_held_out(
 ) -> HeldOutEvaluation:
     """Hold out the last `share` of the recording's frames; score the bank and the painted mouth."""
     total = int(bank.frames.max()) + 1
-    split = int(round(total * (1.0 - share)))
+    split = round(total * (1.0 - share))
     train, held = bank.subset(bank.frames < split), bank.subset(bank.frames >= split)
     if len(held) < MIN_HELD_OUT or len(train) < MIN_HELD_OUT:
         raise QualityError(

@@ -54,7 +54,9 @@ def mouth_colour(gap: float, width: float, rounded: float) -> np.ndarray:
 
 
 def paint_interior(frame: np.ndarray, landmarks: np.ndarray, colour: np.ndarray) -> None:
-    inner = np.concatenate([landmarks[list(topo.LIPS_INNER_UPPER), :2], landmarks[list(topo.LIPS_INNER_LOWER), :2][::-1]])
+    inner = np.concatenate(
+        [landmarks[list(topo.LIPS_INNER_UPPER), :2], landmarks[list(topo.LIPS_INNER_LOWER), :2][::-1]]
+    )
     mask = np.zeros(frame.shape[:2], np.uint8)
     cv2.fillPoly(mask, [np.round(inner * 4).astype(np.int32)], 255, lineType=cv2.LINE_AA, shift=2)
     rows = np.arange(frame.shape[0])[:, None, None]
