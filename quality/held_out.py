@@ -53,6 +53,8 @@ class HeldOutEvaluation:
     selection_error: float  # mean shape distance between chosen unit and target
     selection_error_p95: float
     mean_run: float  # mean run of consecutive recorded frames along the chosen path
+    held_frames: np.ndarray | None = None  # recording frame of every compared held-out frame
+    chosen_frames: np.ndarray | None = None  # recording frame of the unit shown there (from the other 80 %)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -175,4 +177,6 @@ def evaluate_held_out(
         selection_error=float(errors.mean()),
         selection_error_p95=float(np.percentile(errors, 95)),
         mean_run=float(run_lengths(train.frames, path).mean()),
+        held_frames=held.frames.copy(),
+        chosen_frames=train.frames[path[held.frames - split]],
     )

@@ -81,6 +81,7 @@ class MouthBankProcessor:
         self.chosen: list[int] = []  # unit per processed frame (for tests and the evaluation)
         self._border = _border_mask()
         self._crop_stable: np.ndarray | None = None
+        self.last_mask: tuple[int, int, np.ndarray] | None = None
 
     def requirements(self) -> list[str]:
         return []
@@ -164,6 +165,7 @@ class MouthBankProcessor:
             if ring.sum() >= 16:
                 gains = base[ring].mean(0) / np.maximum(warped[ring].mean(0), 1.0)
                 warped *= np.clip(gains, *GAIN_LIMITS)
+        self.last_mask = (x0, y0, mask)  # the blend weights of the last paste (seam checks)
         alpha = mask[..., None]
         image[y0:y1, x0:x1] = np.clip(base + (warped - base) * alpha + 0.5, 0, 255).astype(np.uint8)
         return (int(x0), int(y0), int(x1), int(y1))
