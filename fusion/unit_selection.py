@@ -6,8 +6,10 @@ every single frame has the right shape. As in concatenative speech synthesis (Hu
 Video Rewrite, each frame has a target cost (weighted distance between the target's mouth channels
 and the unit's) and each step a join cost: zero when the next unit is the recording's next frame
 (a natural run), `repeat_cost` for holding the same unit, otherwise `join_cost` plus the shape
-jump between the two units. Viterbi finds the cheapest path through the top `candidates` units per
-frame, plus the run successors of the previous frame's candidates (so long runs stay reachable).
+jump between the two units. A closure in the target (P, B, M: the lips must meet, and the quality
+gate checks that they do) only accepts closed units unless none exist. Viterbi finds the cheapest path through the top `candidates` units per
+frame, plus the `candidates` best run successors of the previous frame's candidates (so long runs
+stay reachable while the lattice stays at most twice `candidates` wide).
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ import numpy as np
 
 WEIGHTS = np.array([1.0, 1.5, 1.5, 0.6, 0.3], np.float32)  # jaw_open, lip_width, lip_round, lip_closure, teeth
 GAP_WEIGHT = 2.0  # the visible opening (jaw_open × (1 − closure)) counts most
-BLOCK = 512  # target frames per distance block (bounded memory for long videos)
+BLOCK = 256
+CLOSED = 0.8  # lip_closure from which a frame is a closure (P, B, M): only closed units may show it
+CLOSURE_PENALTY = 1.0  # added to the target cost of an open unit at a closure (a hard preference)  # target frames per distance block (bounded memory for long videos)
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,8 @@ def select_units(bank_features: np.ndarray, bank_frames: np.ndarray, targets: np
     for start in range(0, count, BLOCK):
         block = goal[start : start + BLOCK]
         distance = np.sqrt(np.maximum(((block[:, None, :] - units[None, :, :]) ** 2).sum(-1), 0.0))
+        closing = targets[start : start + BLOCK, 3] >= CLOSED
+        distance += CLOSURE_PENALTY * (closing[:, None] & (bank_features[None, :, 3] < CLOSED))
         top = (
             np.argpartition(distance, k - 1, axis=1)[:, :k]
             if k < len(units)
@@ -62,9 +68,12 @@ def select_units(bank_features: np.ndarray, bank_frames: np.ndarray, targets: np
         )
         for row in range(len(block)):
             candidates = top[row]
-            if lattice:
-                runs = following[lattice[-1]]
-                candidates = np.unique(np.concatenate([candidates, runs[runs >= 0]]))
+            if lattice:  # keep the runs alive: the best `k` successors of the previous frame's candidates
+                runs = np.setdiff1d(following[lattice[-1]], candidates)
+                runs = runs[runs >= 0]
+                if len(runs) > k:
+                    runs = runs[np.argpartition(distance[row, runs], k - 1)[:k]]
+                candidates = np.concatenate([candidates, runs])
             lattice.append(candidates)
             costs.append(distance[row, candidates])
     total = costs[0].copy()

@@ -145,7 +145,8 @@ def test_viterbi_prefers_runs_without_losing_the_shape():
     assert runs_chained >= 3.0 and runs_chained > 2.5 * runs_nearest, (runs_chained, runs_nearest)
     err_chained = selection_error(recorded, chained, targets).mean()
     err_nearest = selection_error(recorded, nearest, targets).mean()
-    assert err_chained <= err_nearest + 0.06, (err_chained, err_nearest)
+    # A run is worth at most one join (0.08) of extra shape distance per frame: the bound of the trade.
+    assert err_chained <= err_nearest + SelectionOptions().join_cost, (err_chained, err_nearest)
 
 
 def _seam(image: np.ndarray, x0: int, y0: int, mask: np.ndarray) -> float:
@@ -158,7 +159,8 @@ def _seam(image: np.ndarray, x0: int, y0: int, mask: np.ndarray) -> float:
 
 def test_blend_leaves_no_seam_even_when_the_light_changed(enrolled, home, config):
     """The bank's light is made 20 % brighter than the base's: the colour-matched, feathered blend
-    shows no more edge than the base has there; a hard, unmatched paste shows a clear one."""
+    shows no more edge than the base has there; without the colour match the patch shows (a soft
+    bright ring), and a hard, unmatched paste shows a clear line."""
     settings = load_settings(config, home=home)
     work, landmarks = avatar_stage(enrolled, settings).work_image_and_landmarks(enrolled)
     bank = MouthBank.load(enrolled.mouth_bank)
@@ -170,8 +172,13 @@ def test_blend_leaves_no_seam_even_when_the_light_changed(enrolled, home, config
     reenactor = Reenactor(landmarks)
     reenactor.prepare(work)
     track = held_out_track(bank, articulation_scale(bank.features), 0, 40, bank.fps)
-    seams = {"base": [], "blended": [], "hard": []}
-    for name, options in (("blended", MouthBankOptions()), ("hard", MouthBankOptions(feather_ratio=0.0, colour_match=False))):
+    seams = {"base": [], "blended": [], "unmatched": [], "hard": []}
+    variants = {
+        "blended": MouthBankOptions(),
+        "unmatched": MouthBankOptions(colour_match=False),
+        "hard": MouthBankOptions(feather_ratio=0.0, colour_match=False),
+    }
+    for name, options in variants.items():
         processor = MouthBankProcessor(options, bank)
         processor.prepare(work)
         processor.plan(track)
@@ -185,9 +192,9 @@ def test_blend_leaves_no_seam_even_when_the_light_changed(enrolled, home, config
             if name == "blended":
                 seams["base"].append(_seam(base, x0, y0, mask))
                 assert context.dirty is not None  # the pasted region is reported as changed
-    base, blended, hard = (float(np.mean(v)) for v in seams.values())
-    assert blended <= base * 1.25 + 2.0, seams
-    assert hard > base * 1.25 + 2.0, seams
+    base, blended, unmatched, hard = (float(np.mean(v)) for v in seams.values())
+    limit = base * 1.1 + 1.0  # measured: base 30.6, blended 28.5, unmatched 36.4, hard 76.8
+    assert blended <= limit and unmatched > limit and hard > limit, seams
 
 
 def test_recordings_are_refused_with_one_line(home, config, recording, tmp_path):
