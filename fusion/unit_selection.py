@@ -7,9 +7,10 @@ Video Rewrite, each frame has a target cost (weighted distance between the targe
 and the unit's) and each step a join cost: zero when the next unit is the recording's next frame
 (a natural run), `repeat_cost` for holding the same unit, otherwise `join_cost` plus the shape
 jump between the two units. A closure in the target (P, B, M: the lips must meet, and the quality
-gate checks that they do) only accepts closed units unless none exist. Viterbi finds the cheapest path through the top `candidates` units per
-frame, plus the `candidates` best run successors of the previous frame's candidates (so long runs
-stay reachable while the lattice stays at most twice `candidates` wide).
+gate checks that they do) only accepts closed units unless none exist. Viterbi finds the cheapest
+path through the top `candidates` units per frame, plus the `candidates` best run successors of the
+previous frame's candidates (so long runs stay reachable while the lattice stays at most twice
+`candidates` wide).
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ import numpy as np
 
 WEIGHTS = np.array([1.0, 1.5, 1.5, 0.6, 0.3], np.float32)  # jaw_open, lip_width, lip_round, lip_closure, teeth
 GAP_WEIGHT = 2.0  # the visible opening (jaw_open × (1 − closure)) counts most
-BLOCK = 256
+BLOCK = 256  # target frames per distance block (bounded memory for long videos)
 CLOSED = 0.8  # lip_closure from which a frame is a closure (P, B, M): only closed units may show it
-CLOSURE_PENALTY = 1.0  # added to the target cost of an open unit at a closure (a hard preference)  # target frames per distance block (bounded memory for long videos)
+CLOSURE_PENALTY = 1.0  # added to the target cost of an open unit at a closure (a hard preference)
 
 
 @dataclass(frozen=True)
