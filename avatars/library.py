@@ -60,6 +60,8 @@ class Avatar:
     change: str = ""
     revocation: Revocation | None = None
     idle_video: Path | None = None  # an idle-loop clip used as the moving base; `photo` is its reference frame
+    recording: Path | None = None  # a personal avatar's consented speaking recording (README: Personal avatars)
+    mouth_bank: Path | None = None  # ... and the mouth bank built from it (fusion/mouth_bank.py)
 
     def license(self) -> License:
         return load_license(self.folder / "license.yaml")
@@ -100,6 +102,8 @@ def _load_version(folder: Path, bundled: bool = False, revocation: Revocation | 
             change=str(data.get("change", "")),
             revocation=revocation,
             idle_video=folder / str(data["idle_video"]) if data.get("idle_video") else None,
+            recording=folder / str(data["recording"]) if data.get("recording") else None,
+            mouth_bank=folder / str(data["mouth_bank"]) if data.get("mouth_bank") else None,
         )
     except (KeyError, ValueError) as exc:
         raise AvatarError(f"avatar folder {folder} has a broken avatar.yaml ({exc}); fix or re-enroll it") from exc
@@ -260,8 +264,9 @@ class AvatarLibrary:
         }
         files["license.yaml"] = yaml.safe_dump(license_data, allow_unicode=True, sort_keys=False)
         meta = {"name": current.name, "photo": current.photo.name}
-        if current.idle_video is not None:
-            meta["idle_video"] = current.idle_video.name
+        for key in ("idle_video", "recording", "mouth_bank"):
+            if getattr(current, key) is not None:
+                meta[key] = getattr(current, key).name
         # The marker goes first and covers the version about to be written: if anything fails after
         # it, every existing version is already refused (fail closed), never the other way round.
         marker = {

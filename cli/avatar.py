@@ -35,6 +35,12 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     cutout.add_argument("avatar_id")
     cutout.add_argument("-o", "--output", type=Path, required=True, help="PNG: photo | mask | person on the background")
     cutout.add_argument("--scene", help="show the person on this scene's background (default: grey)")
+    add.add_argument(
+        "--speaking",
+        action="store_true",
+        help="the file is a 60-180 s recording of the person reading an enrollment script: a personal avatar "
+        "with its own mouths (README: Personal avatars)",
+    )
     actions.add_parser("list", help="all avatars with version and authorization status")
     show = actions.add_parser("show", help="one avatar: version, license, enrollment checks")
     show.add_argument("avatar_id", help="the avatar id (`dhf avatar list`)")
@@ -90,6 +96,16 @@ def _describe(avatar: Avatar) -> str:
     return "\n".join(lines)
 
 
+def _add(library: AvatarLibrary, args: argparse.Namespace, settings: Settings, user: str):
+    if args.speaking:
+        from avatars.speaking import enroll_speaking
+
+        if args.photo is None:
+            raise AvatarError("--speaking needs the recording: dhf avatar add REC.mp4 --id ID --license L --speaking")
+        return enroll_speaking(library, args.avatar_id, args.license, settings, user, args.photo, name=args.name)
+    return enroll(library, args.avatar_id, args.license, settings, user, photo=args.photo, name=args.name)
+
+
 def run_avatar(args: argparse.Namespace, settings: Settings) -> int:
     library = AvatarLibrary.from_settings(settings.paths)
     user = getpass.getuser()
@@ -100,7 +116,7 @@ def run_avatar(args: argparse.Namespace, settings: Settings) -> int:
             "avatar.add",
             user,
             args.avatar_id,
-            lambda: enroll(library, args.avatar_id, args.license, settings, user, photo=args.photo, name=args.name),
+            lambda: _add(library, args, settings, user),
             lambda done: done.avatar,
         )
         for warning in result.warnings:

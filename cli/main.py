@@ -22,13 +22,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from cli import api, audit, avatar, batch, evaluate, models, pool, render, review, verify
+from cli import api, audit, avatar, batch, evaluate, evaluate_avatar, models, pool, render, review, verify
 from config import load_settings
 from config.errors import EXIT_USER_ERROR, DhfError
 from flows.errors import Terminated
 from flows.prefect_env import apply_offline_defaults, prefect_home
 
-COMMAND_GROUPS = (render, batch, review, avatar, audit, evaluate, verify, models, pool, api)
+COMMAND_GROUPS = (render, batch, review, avatar, audit, evaluate, evaluate_avatar, verify, models, pool, api)
 EXIT_INTERRUPTED = 130  # 128 + SIGINT
 EXIT_TERMINATED = 143  # 128 + SIGTERM
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)

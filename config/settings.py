@@ -141,6 +141,23 @@ class DriverVideoSettings(Section):
     max_head_deg: Degrees = 20.0  # head rotation read from the clip is clipped to this
 
 
+class SpeakingSettings(Section):
+    """Checks of a speaking recording (personal avatar); each refusal names the value and this threshold."""
+
+    min_seconds: Positive = 60.0
+    max_seconds: Positive = 180.0
+    min_face_px: int = Field(256, ge=16)  # face width in the recording's pixels (median over frames)
+    max_head_deg: Degrees = 20.0  # median yaw/pitch/roll (frontal)
+    max_motion: Positive = 0.15  # face-centre drift (99th percentile), as a share of the face width (steady)
+    max_missing_ratio: Fraction = 0.05  # frames without a face
+    min_speech_ratio: Fraction = 0.3  # share of 50 ms audio windows louder than speech_dbfs
+    speech_dbfs: float = -40.0
+    min_viseme_frames: int = Field(10, ge=1)  # every viseme class seen in at least this many frames
+    max_light_drift: Fraction = 0.12  # face luminance: 95th-5th percentile over its median (lighting stable)
+    min_idle_seconds: Positive = 1.0  # the longest quiet stretch becomes the idle loop (at least this long)
+    idle_seconds: Positive = 6.0  # ... and at most this long
+
+
 class EnrollmentSettings(Section):
     """Photo checks of `dhf avatar add`; each refusal names the measured value and this threshold."""
 
@@ -156,6 +173,7 @@ class EnrollmentSettings(Section):
     thumbnail_px: int = Field(256, ge=32, le=2048)
     max_idle_seconds: Positive = 10.0  # an idle-loop video avatar: longest clip accepted
     max_idle_motion: Positive = 0.06  # face-centre drift in the loop, as a share of the face width
+    speaking: SpeakingSettings = SpeakingSettings()  # `dhf avatar add REC.mp4 --speaking` (personal avatars)
 
     @model_validator(mode="after")
     def _exposure_ordered(self) -> EnrollmentSettings:
@@ -296,6 +314,7 @@ class ChunkingSettings(Section):
 
 BUILT_IN_PROCESSORS = ("reenactor", "color_matcher", "upscaler", "compositor")
 NEURAL_PROCESSORS = ("face_swapper", "lip_syncer", "face_enhancer", "frame_enhancer")
+PERSONAL_PROCESSORS = ("mouth_bank",)  # weight-free, need a personal avatar (README: Personal avatars)
 ALWAYS_LAST = ("labeler", "watermarker")  # appended by the engine; never listed, removed or reordered
 
 
@@ -332,6 +351,19 @@ class FaceSwapperSettings(Section):
     mask_feather: Fraction = 0.15
 
 
+class MouthBankSettings(Section):
+    """A personal avatar's recorded mouths: unit selection and blending (fusion/processors/mouth_bank.py)."""
+
+    auto: bool = True  # a personal avatar gets mouth_bank after the reenactor even when the chain omits it
+    candidates: int = Field(12, ge=1, le=200)  # units per frame in the selection lattice
+    join_cost: float = Field(0.08, ge=0.0)  # cost of a jump between non-consecutive recorded frames
+    repeat_cost: float = Field(0.03, ge=0.0)  # cost of holding one unit for another frame
+    margin_ratio: Fraction = 0.45  # blend mask reach beyond the lips, × mouth width
+    feather_ratio: Fraction = 0.07  # blend mask edge (Gaussian sigma), × mouth width
+    colour_match: bool = True
+    shape_strength: Fraction = 0.0  # 0: the unit placed by head pose only (best held-out); 1: fitted to target lips
+
+
 class FusionSettings(Section):
     """The engine's processor chain and where its neural models run (README: Neural processors).
 
@@ -347,13 +379,14 @@ class FusionSettings(Section):
     frame_enhancer: FrameEnhancerSettings = FrameEnhancerSettings()
     lip_syncer: LipSyncerSettings = LipSyncerSettings()
     face_swapper: FaceSwapperSettings = FaceSwapperSettings()
+    mouth_bank: MouthBankSettings = MouthBankSettings()
     commercial_purposes: tuple[str, ...] = ("marketing", "ads", "advertising", "sales", "customer_service")
     commercial_channels: tuple[str, ...] = ("ads", "social", "web", "tv", "app")
 
     @model_validator(mode="after")
     def _valid_chain(self) -> FusionSettings:
         names = list(self.processors)
-        known = BUILT_IN_PROCESSORS + NEURAL_PROCESSORS
+        known = BUILT_IN_PROCESSORS + NEURAL_PROCESSORS + PERSONAL_PROCESSORS
         for name in names:
             if name in ALWAYS_LAST:
                 raise ValueError(
@@ -369,6 +402,8 @@ class FusionSettings(Section):
             raise ValueError("the chain must start with 'reenactor' (it animates the avatar)")
         if names[-1] != "compositor":
             raise ValueError("the chain must end with 'compositor' (it makes the output frame)")
+        if "mouth_bank" in names and names.index("mouth_bank") != 1:
+            raise ValueError("'mouth_bank' must come right after 'reenactor' (it blends into the moved face)")
         sizers = [name for name in names if name in ("upscaler", "frame_enhancer")]
         if len(sizers) != 1:
             raise ValueError(
@@ -388,6 +423,8 @@ class GovernanceSettings(Section):
 
     review: Annotated[Literal["off", "required"], BeforeValidator(_yaml_switch)] = "off"
     review_timeout_seconds: int = Field(259200, ge=1)  # 72 h
+
+
 # --- branded scenes (README: Scenes) -----------------------------------------------------------------------
 
 SCENE_ASSETS = Path(__file__).resolve().parent  # a scene's relative image path is relative to config/

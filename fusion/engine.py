@@ -32,6 +32,7 @@ from fusion.processors.face_enhancer import FaceEnhancer, FaceEnhancerOptions
 from fusion.processors.face_swapper import FaceSwapper, FaceSwapperOptions
 from fusion.processors.frame_enhancer import FrameEnhancer, FrameEnhancerOptions
 from fusion.processors.lip_syncer import LipSyncer, LipSyncerOptions
+from fusion.processors.mouth_bank import MouthBankOptions, MouthBankProcessor
 from fusion.processors.post import (
     ColorMatcher,
     Compositor,
@@ -85,6 +86,7 @@ class EngineResources:
     audio: AudioTrack | None = None
     avatar_name: str = ""  # the scene's name tag (the avatar record's name)
     captions: tuple = ()  # the scene's burnt-in cues (fusion.burned_captions.BurnedCue)
+    mouth_bank: object | None = None  # a personal avatar's MouthBank (the mouth_bank processor's units)
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,8 @@ def _configured(
         return LipSyncer(LipSyncerOptions(**neural.lip_syncer.model_dump()))
     if name == "face_swapper":
         return FaceSwapper(FaceSwapperOptions(**neural.face_swapper.model_dump()))
+    if name == "mouth_bank":
+        return MouthBankProcessor(MouthBankOptions(**neural.mouth_bank.model_dump(exclude={"auto"})))
     raise FusionError(f"unknown processor '{name}' in fusion.processors; see README: Neural processors")
 
 
@@ -196,6 +200,7 @@ class FusionEngine:
             registry=resources.registry,
             providers=resources.providers,
             audio=resources.audio,
+            mouth_bank=resources.mouth_bank,
         )
         base = work_image
         try:
@@ -250,6 +255,10 @@ class FusionEngine:
         `first_frame`: the index of the track's first frame in the whole render (a chunk's start),
         so a frame's time, and the speech it hears, are those of a single pass."""
         audio = self.setup.audio if self.audio_span is not None else None
+        for processor in self.chain:
+            plan = getattr(processor, "plan", None)
+            if plan is not None:
+                plan(track, first_frame)
         for index in range(track.frame_count):
             time_s = (first_frame + index) / self.options.fps
             context = FrameContext(index=index, motion=track.frame(index), time_s=time_s)

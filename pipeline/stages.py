@@ -20,6 +20,7 @@ from avatars.library import Avatar
 from config import Settings, load_visemes_table
 from config.errors import OutputPathError
 from config.files import atomic_path, content_hash, file_sha256
+from config.settings import FusionSettings
 from driver_synth.driver import DriverArtifact, build_driver, render_driver_video
 from fusion.analysis import FaceAnalyser, read_image
 from fusion.burned_captions import BurnedCue, burned_cues
@@ -29,6 +30,7 @@ from fusion.errors import FusionError
 from fusion.framing import Framing, apply_framing, choose_framing
 from fusion.idle_loop import IdleLoop
 from fusion.models import ModelRegistry
+from fusion.mouth_bank import MouthBank
 from fusion.processors import mel
 from fusion.processors.base import AudioTrack
 from fusion.processors.reenactor import ReenactorOptions
@@ -202,6 +204,15 @@ def provider_choice(settings: Settings) -> ProviderChoice:
     )
 
 
+def with_mouth_bank(fusion: FusionSettings, has_bank: bool) -> FusionSettings:
+    """A personal avatar (one with a mouth bank) shows its own mouths: `mouth_bank` goes right after
+    the reenactor when the chain does not list it and `fusion.mouth_bank.auto` is on."""
+    names = list(fusion.processors)
+    if not has_bank or not fusion.mouth_bank.auto or "mouth_bank" in names:
+        return fusion
+    return fusion.model_copy(update={"processors": (names[0], "mouth_bank", *names[1:])})
+
+
 def build_engine(
     avatar: Avatar,
     analysis: AvatarAnalysis,
@@ -222,6 +233,8 @@ def build_engine(
     track = None
     if audio is not None and "lip_syncer" in settings.fusion.processors:
         track = AudioTrack(read_audio_mono(Path(audio), mel.RATE), mel.RATE)
+    bank = MouthBank.load(avatar.mouth_bank) if avatar.mouth_bank is not None else None
+    fusion = with_mouth_bank(settings.fusion, bank is not None)
     options = EngineOptions(
         video.width,
         video.height,
@@ -233,7 +246,7 @@ def build_engine(
         watermark_payload=payload,
         watermark_strength=settings.provenance.watermark_strength,
         full_frame=full_frame,
-        fusion=settings.fusion,
+        fusion=fusion,
         scene=settings.scene_template,
         scene_name=settings.scene.name or "",
     )
@@ -243,6 +256,7 @@ def build_engine(
         track,
         avatar_name=avatar.name or avatar.avatar_id,
         captions=scene_captions(settings, timings),
+        mouth_bank=bank,
     )
     return FusionEngine(work, landmarks, options, person=analysis.person_mask(), resources=resources)
 

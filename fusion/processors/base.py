@@ -106,6 +106,7 @@ class ProcessorSetup:
     audio: AudioTrack | None = None
     providers_used: dict[str, str] = field(default_factory=dict)  # model name → execution provider
     base_landmarks: np.ndarray | None = None  # the avatar's landmarks in the pixels of the base being prepared
+    mouth_bank: Any = None  # a personal avatar's `fusion.mouth_bank.MouthBank` (None: a photo avatar)
 
     def model_path(self, name: str) -> Path:
         if self.registry is None:
@@ -122,7 +123,9 @@ class Processor(Protocol):
     """What the engine calls. Optional attributes it reads: `needs_landmarks` (fill
     `FrameContext.landmarks`/`box`), `audio_span` ((before, after) seconds of speech per frame), and
     `geometry` ((scale, dx, dy): how the stage resized or placed the frame, so the engine maps the
-    landmarks into the next stage's pixels).
+    landmarks into the next stage's pixels), `plan(track, first_frame)` (called once with the whole
+    motion track before the frames stream: a processor that decides over the video, like the mouth
+    bank's unit selection).
 
     The dirty-rectangle contract: outside `context.dirty` the returned array holds the pixels this
     stage returned for the previous frame. A stage never writes into an array it received unless it

@@ -1,0 +1,174 @@
+"""`mouth_bank`: the personal avatar's own recorded mouths, chosen and blended frame by frame.
+
+Runs right after the reenactor (which moves the face and gives the target lips in the frame):
+1. `plan(track)`, before any frame streams: unit selection over the whole track
+   (`fusion.unit_selection`: shape distance plus continuity, Viterbi over a candidate lattice);
+2. per frame: the chosen unit's crop is warped by one affine fitted (weighted least squares) onto
+   the target's lip contour and, with a lower weight, its stable points (so the head pose anchors
+   the fit and the lips fix the shape);
+3. colour-matched: per-channel gains that make the skin ring just outside the lips equal the base's
+   (light in the recording drifts; the base may be another take);
+4. blended with a feathered mask: the lips' hull widened by `margin_ratio` of the mouth width and
+   blurred by `feather_ratio`, times the crop's own soft border, so no edge is ever visible.
+Everything is weight-free; a frame costs a JPEG decode of a small crop and two small warps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from driver_synth.track import MotionTrack
+from fusion.errors import FusionError
+from fusion.mouth_bank import (
+    CROP,
+    IO_PX,
+    LIP_POINTS,
+    OUTER_LIP_COUNT,
+    STABLE_POINTS,
+    MouthBank,
+    apply,
+    articulation_scale,
+    crop_size,
+    similarity,
+    target_features,
+)
+from fusion.processors.base import FrameContext, ProcessorSetup, union_rect
+from fusion.unit_selection import SelectionOptions, select_units
+
+STABLE_WEIGHT = 0.35  # weight of a stable point against a lip point in the warp's fit
+CROP_BORDER = 6  # px of the crop's edge faded out (the warped crop never ends in a hard line)
+GAIN_LIMITS = (0.75, 1.33)
+
+
+@dataclass(frozen=True)
+class MouthBankOptions:
+    candidates: int = 12
+    join_cost: float = 0.08
+    repeat_cost: float = 0.03
+    margin_ratio: float = 0.45  # the mask reaches this share of the mouth width beyond the lips' hull
+    feather_ratio: float = 0.07  # Gaussian sigma of the mask's edge, × mouth width
+    colour_match: bool = True
+    shape_strength: float = 0.0  # 0: the unit placed by head pose only; 1: fully fitted onto the target lips
+
+
+def _border_mask() -> np.ndarray:
+    width, height = crop_size()
+    mask = np.zeros((height, width), np.float32)
+    mask[CROP_BORDER:-CROP_BORDER, CROP_BORDER:-CROP_BORDER] = 1.0
+    return cv2.GaussianBlur(mask, (0, 0), CROP_BORDER / 2)
+
+
+def fit_affine(source: np.ndarray, target: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The 2×3 affine taking `source` to `target` in weighted least squares."""
+    design = np.column_stack([source, np.ones(len(source))]) * weights[:, None]
+    solution, *_ = np.linalg.lstsq(design, target * weights[:, None], rcond=None)
+    return solution.T
+
+
+class MouthBankProcessor:
+    name = "mouth_bank"
+    needs_landmarks = True
+
+    def __init__(self, options: MouthBankOptions | None = None, bank: MouthBank | None = None) -> None:
+        self.options = options or MouthBankOptions()
+        self.bank = bank
+        self.path: np.ndarray | None = None
+        self.buffer: np.ndarray | None = None
+        self.previous: tuple[int, int, int, int] | None = None
+        self.chosen: list[int] = []  # unit per processed frame (for tests and the evaluation)
+        self._border = _border_mask()
+        self._crop_stable: np.ndarray | None = None
+        self.last_mask: tuple[int, int, np.ndarray] | None = None
+
+    def requirements(self) -> list[str]:
+        return []
+
+    def prepare(self, base: np.ndarray, setup: ProcessorSetup | None = None) -> np.ndarray:
+        if self.bank is None and setup is not None:
+            self.bank = setup.mouth_bank
+        if self.bank is None or len(self.bank) == 0:
+            raise FusionError(
+                "the chain lists 'mouth_bank' but this avatar has no mouth bank; enroll it from a speaking "
+                "recording (dhf avatar add REC.mp4 --speaking ...) or remove mouth_bank from fusion.processors"
+            )
+        self._crop_stable = self.bank.template - np.array([CROP[0], CROP[1]]) * IO_PX
+        return base
+
+    def plan(self, track: MotionTrack, first_frame: int = 0) -> None:
+        """Choose every frame's unit before the frames stream (the lattice needs the whole track)."""
+        targets = target_features(track.channels) * articulation_scale(self.bank.features)
+        options = SelectionOptions(self.options.candidates, self.options.join_cost, self.options.repeat_cost)
+        self.path = select_units(self.bank.features, self.bank.frames, targets, options)
+
+    def _unit_for(self, context: FrameContext) -> int:
+        if self.path is not None and context.index < len(self.path):
+            return int(self.path[context.index])
+        motion = context.motion  # no plan (a caller streaming frames by hand): the nearest shape
+        target = target_features({name: np.array([getattr(motion, name)]) for name in
+                                  ("jaw_open", "lip_width", "lip_round", "lip_closure", "teeth")})  # fmt: skip
+        target = target * articulation_scale(self.bank.features)
+        return int(select_units(self.bank.features, self.bank.frames, target)[0])
+
+    def process_frame(self, frame: np.ndarray, context: FrameContext) -> np.ndarray:
+        if context.landmarks is None:
+            return frame
+        unit = self._unit_for(context)
+        self.chosen.append(unit)
+        if self.buffer is None or self.buffer.shape != frame.shape:
+            self.buffer = np.empty_like(frame)
+            self.previous = None
+        np.copyto(self.buffer, frame)
+        rect = self.paste(self.buffer, unit, np.asarray(context.landmarks, np.float64))
+        context.dirty = union_rect(context.dirty, rect, self.previous)
+        self.previous = rect
+        return self.buffer
+
+    def paste(self, image: np.ndarray, unit: int, landmarks: np.ndarray) -> tuple[int, int, int, int] | None:
+        """Blend unit `unit` into `image` (in place) at the face given by `landmarks`; the changed rect."""
+        bank = self.bank
+        target_lips = landmarks[list(LIP_POINTS), :2]
+        target_stable = landmarks[list(STABLE_POINTS), :2]
+        source = np.concatenate([bank.lips[unit], self._crop_stable])
+        target = np.concatenate([target_lips, target_stable])
+        weights = np.concatenate([np.ones(len(target_lips)), np.full(len(target_stable), STABLE_WEIGHT)])
+        pose = similarity(self._crop_stable, target_stable)
+        matrix = pose + self.options.shape_strength * (fit_affine(source, target, weights) - pose)
+        placed = apply(matrix, bank.lips[unit][:OUTER_LIP_COUNT])
+        outer = np.concatenate([target_lips[:OUTER_LIP_COUNT], placed])
+        centre = outer.mean(0)
+        mouth_w = float(np.ptp(outer[:, 0]))
+        sigma = max(self.options.feather_ratio * mouth_w, 1.0)
+        hull = centre + (outer - centre) * (1.0 + 2.0 * self.options.margin_ratio * np.array([1.0, 1.6]))
+        reach = 3.0 * sigma
+        height, width = image.shape[:2]
+        x0, y0 = np.floor(hull.min(0) - reach).astype(int)
+        x1, y1 = np.ceil(hull.max(0) + reach).astype(int)
+        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
+        if x1 - x0 < 4 or y1 - y0 < 4:
+            return None
+        shifted = matrix.copy()
+        shifted[:, 2] -= (x0, y0)
+        size = (x1 - x0, y1 - y0)
+        warped = cv2.warpAffine(bank.crop(unit), shifted, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        valid = cv2.warpAffine(self._border, shifted, size, flags=cv2.INTER_LINEAR, borderValue=0)
+        mask = np.zeros((size[1], size[0]), np.float32)
+        cv2.fillConvexPoly(mask, np.round((cv2.convexHull(hull.astype(np.float32)) - (x0, y0)) * 4).astype(np.int32),
+                           1.0, lineType=cv2.LINE_AA, shift=2)  # fmt: skip
+        mask = cv2.GaussianBlur(mask, (0, 0), sigma) * valid
+        base = image[y0:y1, x0:x1].astype(np.float32)
+        warped = warped.astype(np.float32)
+        if self.options.colour_match:
+            ring = (mask > 0.05) & (mask < 0.6)
+            if ring.sum() >= 16:
+                gains = base[ring].mean(0) / np.maximum(warped[ring].mean(0), 1.0)
+                warped *= np.clip(gains, *GAIN_LIMITS)
+        self.last_mask = (x0, y0, mask)  # the blend weights of the last paste (seam checks)
+        alpha = mask[..., None]
+        image[y0:y1, x0:x1] = np.clip(base + (warped - base) * alpha + 0.5, 0, 255).astype(np.uint8)
+        return (int(x0), int(y0), int(x1), int(y1))
+
+    def close(self) -> None:
+        self.buffer = None

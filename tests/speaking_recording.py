@@ -1,0 +1,110 @@
+"""A generated speaking recording for the personal-avatar tests (and the mouth-bank benchmark).
+
+The bundled sample portrait is driven by the project's own reenactor with the motion track of real
+espeak-ng speech, so lips move like speech and the audio is speech. Its mouth interior is then
+repainted with a pattern the reenactor never paints: stripes whose colour encodes the frame's true
+shape (green = visible opening, red = lip width, blue = rounding). So a render that shows this
+pattern shows a bank mouth, and the colour it shows says which shape was chosen.
+
+It starts with `lead_s` of silence and closed lips: the quiet stretch enrollment turns into the
+idle loop. Head motion is off (a steady camera); blinks stay.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from config import Settings, load_visemes_table
+from config.loader import load_voices
+from driver_synth.synthesize import synthesize_track
+from driver_synth.track import MotionTrack
+from fusion import topology as topo
+from fusion.analysis import FaceAnalyser, read_image
+from fusion.framing import apply_framing, choose_framing
+from fusion.models import ModelRegistry
+from fusion.processors.base import FrameContext
+from fusion.processors.reenactor import Reenactor
+from media.video import EncodeOptions, VideoWriter
+from phoneme.speech import synthesize_speech
+from phoneme.tts import EspeakEngine, read_wav, write_wav
+from phoneme.visemes import VisemeTable, build_keyframes, loudness_envelope
+
+SAMPLE = Path(__file__).resolve().parent.parent / "avatars" / "sample" / "portrait.png"
+SCRIPT = (
+    "Hello, my name is Bob. We knew who you were. Papa saw the big cheese on a boat. "
+    "I thought about food, music and the moon, while you were away."
+)
+HEAD = ("head_yaw", "head_pitch", "head_roll", "head_x", "head_y", "head_scale")
+
+
+@dataclass(frozen=True)
+class Recording:
+    path: Path
+    track: MotionTrack  # the true motion of every frame
+    size: int
+
+
+def mouth_colour(gap: float, width: float, rounded: float) -> np.ndarray:
+    """BGR of the pattern for one shape (the encoding the tests decode)."""
+    return np.array([40 + 190 * rounded, 40 + 200 * min(gap / 0.6, 1.0), 40 + 190 * width], np.float32)
+
+
+def paint_interior(frame: np.ndarray, landmarks: np.ndarray, colour: np.ndarray) -> None:
+    inner = np.concatenate(
+        [landmarks[list(topo.LIPS_INNER_UPPER), :2], landmarks[list(topo.LIPS_INNER_LOWER), :2][::-1]]
+    )
+    mask = np.zeros(frame.shape[:2], np.uint8)
+    cv2.fillPoly(mask, [np.round(inner * 4).astype(np.int32)], 255, lineType=cv2.LINE_AA, shift=2)
+    rows = np.arange(frame.shape[0])[:, None, None]
+    stripes = np.where((rows // 3) % 2 == 0, 1.0, 0.55).astype(np.float32)  # a texture, not a flat fill
+    pattern = colour[None, None, :] * stripes
+    alpha = mask[..., None].astype(np.float32) / 255.0
+    frame[:] = np.clip(frame * (1 - alpha) + pattern * alpha, 0, 255).astype(np.uint8)
+
+
+def speech_track(settings: Settings, text: str, lead_s: float, folder: Path) -> tuple[MotionTrack, Path]:
+    voices, defaults = load_voices()
+    speech = synthesize_speech(text, voices[defaults["en"]], settings, EspeakEngine)
+    samples, rate = read_wav(speech.wav_path)
+    visemes = build_keyframes(speech.timings(), VisemeTable(load_visemes_table()), settings.motion,
+                              loudness_envelope(samples, rate))  # fmt: skip
+    fps = settings.video.fps
+    spoken = synthesize_track(visemes, fps, settings.motion, seed=7)
+    lead = round(lead_s * fps)
+    channels = {}
+    for name, values in spoken.channels.items():
+        pad = np.zeros(lead, np.float32)
+        if name == "lip_closure":
+            pad[:] = values[0]
+        channels[name] = np.concatenate([pad, values]) if name not in HEAD else np.zeros(lead + len(values), np.float32)
+    track = MotionTrack.from_channels(fps, channels)
+    audio = np.concatenate([np.zeros(round(lead * rate / fps), np.float32), np.asarray(samples, np.float32)])
+    wav = folder / "speech.wav"
+    write_wav(wav, audio, rate)
+    return track, wav
+
+
+def make_recording(settings: Settings, folder: Path, size: int = 448, text: str = SCRIPT,
+                   lead_s: float = 2.0, repeats: int = 1) -> Recording:  # fmt: skip
+    """Render the recording (MP4 with speech) into `folder`; returns it with its true track."""
+    folder.mkdir(parents=True, exist_ok=True)
+    track, wav = speech_track(settings, " ".join([text] * repeats), lead_s, folder)
+    image = read_image(SAMPLE)
+    face = FaceAnalyser(ModelRegistry(settings.paths.models)).single_face(image)
+    work, landmarks = apply_framing(image, face.landmarks, choose_framing(face.landmarks, image.shape, size))
+    reenactor = Reenactor(landmarks)
+    reenactor.prepare(work)
+    path = folder / "recording.mp4"
+    with VideoWriter(path, size, size, EncodeOptions(fps=track.fps, crf=16), audio=wav) as writer:
+        for index in range(track.frame_count):
+            motion = track.frame(index)
+            frame = reenactor.process_frame(work, FrameContext(index=index, motion=motion)).copy()
+            moved = reenactor.frame_landmarks(motion)
+            colour = mouth_colour(motion.mouth_gap, motion.lip_width, motion.lip_round)
+            paint_interior(frame, moved, colour)
+            writer.write(frame)
+    return Recording(path, track, size)

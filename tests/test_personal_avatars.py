@@ -1,0 +1,222 @@
+"""Issue 19: personal avatars from a consented speaking recording (mouth bank, unit selection, blending,
+held-out evaluation), on a recording the tests generate (tests/speaking_recording.py: the sample
+portrait driven by real espeak-ng speech, its mouth interior painted with stripes whose colour
+encodes the true shape, which the painted mouth never shows)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from avatars.library import AvatarLibrary
+from config import load_settings
+from fusion.mouth_bank import MouthBank, articulation_scale
+from fusion.processors.base import FrameContext
+from fusion.processors.mouth_bank import MouthBankOptions, MouthBankProcessor
+from fusion.processors.reenactor import Reenactor
+from fusion.unit_selection import SelectionOptions, run_lengths, select_units, selection_error
+from media.video import ffmpeg_binary
+from pipeline.avatar_evaluation import evaluate_avatar
+from pipeline.stages import avatar_stage
+from quality.held_out import held_out_track
+from tests.conftest import run_dhf
+from tests.speaking_recording import Recording, make_recording
+
+TODAY = dt.date.today()
+# The generated recording is 11 s at 448 px (face ~150 px): the length and size limits are lowered
+# for it; every other check runs at its default.
+LIMITS = {
+    "enrollment": {
+        "min_face_px": 120,
+        "speaking": {"min_seconds": 8, "min_face_px": 120},
+    }
+}
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory, dhf_home) -> Path:
+    own = tmp_path_factory.mktemp("personal-home")
+    (own / "models").symlink_to(dhf_home / "models", target_is_directory=True)
+    return own
+
+
+@pytest.fixture(scope="module")
+def config(home) -> Path:
+    path = home / "limits.yaml"
+    path.write_text(yaml.safe_dump(LIMITS))
+    return path
+
+
+@pytest.fixture(scope="module")
+def recording(home, config, tmp_path_factory) -> Recording:
+    return make_recording(load_settings(config, home=home), tmp_path_factory.mktemp("recording"))
+
+
+def write_license(folder: Path, avatar_id: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    consent = folder / "consent.md"
+    consent.write_text(f"{avatar_id} consents to web customer-service videos made from this recording.\n")
+    record = {
+        "license_id": f"{avatar_id}-lic",
+        "avatar_id": avatar_id,
+        "holder": "Test Person",
+        "granted_by": "Compliance",
+        "consent_document": "consent.md",
+        "consent_sha256": hashlib.sha256(consent.read_bytes()).hexdigest(),
+        "scope": {"languages": ["en"], "channels": ["web"], "purposes": ["customer-service"]},
+        "valid_from": str(TODAY - dt.timedelta(days=1)),
+        "valid_until": str(TODAY + dt.timedelta(days=365)),
+        "revoked": False,
+    }
+    path = folder / "license.yaml"
+    path.write_text(yaml.safe_dump(record))
+    return path
+
+
+def add(home: Path, config: Path, video: Path, avatar_id: str, folder: Path) -> subprocess.CompletedProcess:
+    license_path = write_license(folder / avatar_id, avatar_id)
+    args = ["avatar", "add", str(video), "--id", avatar_id, "--license", str(license_path), "--speaking"]
+    return run_dhf(["--config", str(config), *args], home)
+
+
+@pytest.fixture(scope="module")
+def enrolled(home, config, recording, tmp_path_factory):
+    result = add(home, config, recording.path, "rec-person", tmp_path_factory.mktemp("lic"))
+    assert result.returncode == 0, result.stderr
+    return AvatarLibrary.from_settings(load_settings(config, home=home).paths).get("rec-person")
+
+
+def test_enrollment_stores_a_compact_bank_covering_every_viseme(enrolled, recording):
+    names = {p.name for p in enrolled.folder.iterdir()}
+    assert {"mouth_bank.npz", "idle.mp4", "recording.mp4", "photo.png", "license.yaml", "consent.md"} <= names
+    checks = json.loads((enrolled.folder / "checks.json").read_text())
+    bank = MouthBank.load(enrolled.mouth_bank)
+    assert len(bank) == recording.track.frame_count  # a face in every frame: every frame is a unit
+    assert min(checks["viseme_coverage"].values()) >= 10, checks["viseme_coverage"]
+    assert checks["mouth_bank_mb_per_minute"] < 12.0  # the stated bound (docs/benchmarks.md)
+    assert checks["idle_seconds"] >= 1.0  # the leading silence became the idle loop
+    # The units' measured opening follows the true one (the texture's shape is the recording's).
+    true_gap = recording.track.mouth_gap()[bank.frames]
+    measured = bank.features[:, 0] * (1 - bank.features[:, 3])
+    assert np.corrcoef(true_gap, measured)[0, 1] > 0.8
+
+
+def test_held_out_evaluation_ranks_the_bank_above_the_painted_mouth(enrolled, home, config, recording):
+    result = run_dhf(["--config", str(config), "evaluate-avatar", "rec-person", "--json"], home)
+    assert result.returncode == 0, result.stderr
+    scores = json.loads(result.stdout)
+    bank, painted = scores["mouth_bank"], scores["painted_mouth"]
+    assert bank["ssim"] > painted["ssim"] + 0.05, scores
+    assert bank["psnr"] > painted["psnr"] + 2.0, scores
+    assert bank["lip_distance"] < painted["lip_distance"], scores
+    assert scores["selection_error"] <= 0.15 and scores["selection_error_p95"] <= 0.3, scores
+    assert scores["mean_run_frames"] >= 2.5, scores  # continuity: runs of recorded frames, not per-frame jumps
+    # Selection error in the recording's true shapes: the opening of the unit shown vs the opening the
+    # held-out frame really had, against the error of always showing the median mouth.
+    settings = load_settings(config, home=home)
+    evaluation = evaluate_avatar(enrolled, settings)
+    gap = recording.track.mouth_gap()
+    error = np.abs(gap[evaluation.chosen_frames] - gap[evaluation.held_frames])
+    baseline = np.abs(np.median(gap) - gap[evaluation.held_frames])
+    assert error.mean() <= 0.1 and error.mean() < 0.5 * baseline.mean(), (error.mean(), baseline.mean())
+
+
+def test_viterbi_prefers_runs_without_losing_the_shape():
+    """The continuity cost makes runs: same targets, join cost on vs off (nearest unit per frame)."""
+    rng = np.random.default_rng(3)
+    t = np.arange(600) / 25.0
+    recorded = np.zeros((600, 5), np.float32)
+    recorded[:, 0] = 0.5 + 0.45 * np.sin(2 * np.pi * 1.3 * t) + rng.normal(0, 0.03, 600)
+    recorded[:, 1] = np.clip(np.sin(2 * np.pi * 0.4 * t), 0, 1)
+    recorded[:, 2] = np.clip(-np.sin(2 * np.pi * 0.4 * t), 0, 1)
+    targets = recorded[::-1][:200] + rng.normal(0, 0.02, (200, 5)).astype(np.float32)
+    frames = np.arange(600)
+    chained = select_units(recorded, frames, targets)
+    nearest = select_units(recorded, frames, targets, SelectionOptions(join_cost=0.0, repeat_cost=0.0))
+    runs_chained, runs_nearest = run_lengths(frames, chained).mean(), run_lengths(frames, nearest).mean()
+    assert runs_chained >= 3.0 and runs_chained > 2.5 * runs_nearest, (runs_chained, runs_nearest)
+    err_chained = selection_error(recorded, chained, targets).mean()
+    err_nearest = selection_error(recorded, nearest, targets).mean()
+    # A run is worth at most one join (0.08) of extra shape distance per frame: the bound of the trade.
+    assert err_chained <= err_nearest + SelectionOptions().join_cost, (err_chained, err_nearest)
+
+
+def _seam(image: np.ndarray, x0: int, y0: int, mask: np.ndarray) -> float:
+    """Mean gradient magnitude across the blend's edge band (0.2 < weight < 0.8)."""
+    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    gradient = np.hypot(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1))
+    band = (mask > 0.2) & (mask < 0.8)
+    return float(gradient[y0 : y0 + mask.shape[0], x0 : x0 + mask.shape[1]][band].mean())
+
+
+def test_blend_leaves_no_seam_even_when_the_light_changed(enrolled, home, config):
+    """The bank's light is made 20 % brighter than the base's: the colour-matched, feathered blend
+    shows no more edge than the base has there; without the colour match the patch shows (a soft
+    bright ring), and a hard, unmatched paste shows a clear line."""
+    settings = load_settings(config, home=home)
+    work, landmarks = avatar_stage(enrolled, settings).work_image_and_landmarks(enrolled)
+    bank = MouthBank.load(enrolled.mouth_bank)
+    brighter = [
+        cv2.imencode(".jpg", np.clip(bank.crop(i).astype(np.float32) * 1.2, 0, 255).astype(np.uint8))[1].tobytes()
+        for i in range(len(bank))
+    ]
+    bank = MouthBank(brighter, bank.lips, bank.features, bank.labels, bank.frames, bank.template, bank.fps)
+    reenactor = Reenactor(landmarks)
+    reenactor.prepare(work)
+    track = held_out_track(bank, articulation_scale(bank.features), 0, 40, bank.fps)
+    seams = {"base": [], "blended": [], "unmatched": [], "hard": []}
+    variants = {
+        "blended": MouthBankOptions(),
+        "unmatched": MouthBankOptions(colour_match=False),
+        "hard": MouthBankOptions(feather_ratio=0.0, colour_match=False),
+    }
+    for name, options in variants.items():
+        processor = MouthBankProcessor(options, bank)
+        processor.prepare(work)
+        processor.plan(track)
+        for index in range(0, 40, 4):
+            motion = track.frame(index)
+            base = reenactor.process_frame(work, FrameContext(index=index, motion=motion)).copy()
+            context = FrameContext(index=index, motion=motion, landmarks=reenactor.frame_landmarks(motion))
+            out = processor.process_frame(base, context)
+            x0, y0, mask = processor.last_mask
+            seams[name].append(_seam(out, x0, y0, mask))
+            if name == "blended":
+                seams["base"].append(_seam(base, x0, y0, mask))
+                assert context.dirty is not None  # the pasted region is reported as changed
+    base, blended, unmatched, hard = (float(np.mean(v)) for v in seams.values())
+    limit = base * 1.1 + 1.0  # measured: base 30.6, blended 28.5, unmatched 36.4, hard 76.8
+    assert blended <= limit and unmatched > limit and hard > limit, seams
+
+
+def test_recordings_are_refused_with_one_line(home, config, recording, tmp_path):
+    library = home / "avatars"
+    before = sorted(p.name for p in library.iterdir()) if library.is_dir() else []
+    silent = tmp_path / "silent.mp4"
+    subprocess.run([ffmpeg_binary(), "-v", "error", "-i", str(recording.path), "-an", "-c:v", "copy", str(silent)],
+                   check=True)  # fmt: skip
+    strict = tmp_path / "strict.yaml"
+    strict.write_text(yaml.safe_dump({"enrollment": {"min_face_px": 120, "speaking": {"min_face_px": 400,
+                                                                                     "min_seconds": 8}}}))  # fmt: skip
+    cases = [
+        (add(home, config, silent, "quiet", tmp_path), "no audio track"),
+        (run_dhf(["avatar", "add", str(recording.path), "--id", "short", "--license",
+                  str(write_license(tmp_path / "short", "short")), "--speaking"], home), "outside 60-180 s"),
+        (add(home, strict, recording.path, "small", tmp_path), "below the 400 px minimum"),
+    ]  # fmt: skip
+    for result, message in cases:
+        assert result.returncode == 2, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0], result.stderr
+    after = sorted(p.name for p in library.iterdir()) if library.is_dir() else []
+    assert [name for name in after if name not in before] == [] or all(
+        not (library / name / "current").exists() for name in after if name not in before
+    )
