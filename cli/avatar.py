@@ -13,10 +13,8 @@ from avatars.enrollment import enroll
 from avatars.errors import AvatarError, LicenseError
 from avatars.library import Avatar, AvatarLibrary
 from config import Settings
-from fusion.processors.scene_layout import SceneError
 from governance.audit import AuditLog
 from governance.library_record import recorded
-from pipeline.cutout import write_cutout
 
 
 def add_parsers(sub, common: argparse.ArgumentParser) -> None:
@@ -123,10 +121,15 @@ def run_avatar(args: argparse.Namespace, settings: Settings) -> int:
             print(f"dhf: warning: {warning}", file=sys.stderr)
         print(f"enrolled {result.avatar.avatar_id} v{result.avatar.version} ({result.avatar.change})")
         if args.cutout is not None:
+            from pipeline.cutout import write_cutout  # the engine and scipy: only for this command
+
             written = write_cutout(result.avatar, settings, args.cutout)
             print(f"person cut-out for scenes: {written} (check the hair and the edges)")
         return 0
     if args.action == "cutout":
+        from fusion.processors.scene_layout import SceneError  # the engine and scipy: only for this command
+        from pipeline.cutout import write_cutout
+
         if args.scene is not None and args.scene not in settings.scenes:
             raise SceneError(f"unknown scene '{args.scene}'; configured: {', '.join(sorted(settings.scenes))}")
         avatar = library.get(args.avatar_id)
