@@ -30,7 +30,7 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     add.add_argument("--name", default="", help="display name")
     add.add_argument("--cutout", type=Path, help="also write the person cut-out (for scenes) to this PNG, to check it")
     cutout = actions.add_parser("cutout", help="the person cut out of the photo (scene backgrounds), as a PNG to check")
-    cutout.add_argument("avatar_id")
+    cutout.add_argument("avatar_id", help="avatar id (see `dhf avatar list`)")
     cutout.add_argument("-o", "--output", type=Path, required=True, help="PNG: photo | mask | person on the background")
     cutout.add_argument("--scene", help="show the person on this scene's background (default: grey)")
     add.add_argument(

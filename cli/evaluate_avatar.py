@@ -15,7 +15,7 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
         parents=[common],
         help="hold out the last 20 %% of a personal avatar's recording, re-render it, score the mouths",
     )
-    parser.add_argument("avatar_id")
+    parser.add_argument("avatar_id", help="a personal avatar's id (enrolled with --speaking)")
     parser.add_argument("--version", type=int, help="an older version (default: current)")
     parser.add_argument("--json", action="store_true", help="print the scores as JSON")
     parser.set_defaults(handler=run_evaluate_avatar)
