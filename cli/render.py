@@ -10,6 +10,7 @@ process. Either way: the same validation, report, audit entry and outputs.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from config import Settings
+from config.errors import ConfigError
 from flows.prefect_env import apply_client_bounds, configured_api_url
 from phoneme.errors import SpeechError
 from pipeline.auditing import audited_render
@@ -52,6 +54,12 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
         help="scene template (config scenes:, e.g. web, app, social; 'none': classic); default: the channel's",
     )
     render.add_argument("--quiet", action="store_true", help="no progress bars")
+    render.add_argument(
+        "--wait-review",
+        action="store_true",
+        help="with review required and a Prefect server: keep the flow run paused with a review form in the UI "
+        "and wait here until it is decided (there, by `dhf review` or the API) or times out",
+    )
 
 
 def read_text(argument: str) -> str:
@@ -82,12 +90,26 @@ def run_render(args: argparse.Namespace, settings: Settings) -> int:
         driver_video=args.driver_video.resolve() if args.driver_video else None,
         scene=args.scene,
     )
+    if args.wait_review and configured_api_url() is None:
+        raise ConfigError(
+            "--wait-review pauses a Prefect flow run: set PREFECT_API_URL to your Prefect server, "
+            "or drop --wait-review and decide with `dhf review`"
+        )
     with audited_render(request, settings) as attempt:  # every attempt, refused or not, is audited
         attempt.validated = validate_request(request, settings)  # fails fast, before Prefect or any model
-        result = _run(attempt.validated, settings, args.quiet)
+        result = _run(attempt.validated, settings, args.quiet, args.wait_review)
         attempt.report_path = result.report
     video_seconds = result.frames / settings.video.fps
     made = f"{result.frames} frames = {video_seconds:.1f} s of video, rendered in {result.seconds:.1f} s"
+    decided = _decided(settings, result.review)
+    if decided is not None:
+        if decided.state == "approved":
+            print(f"{result.video}  ({made})  approved by {decided.decided_by} in review {decided.id}; "
+                  f"report: {result.report}")  # fmt: skip
+            return 0
+        print(f"rejected in review {decided.id} by {decided.decided_by}" + (f" ({decided.reason})" if decided.reason
+              else "") + f": nothing published at {result.video}")  # fmt: skip
+        return 0
     if result.review:
         print(
             f"held for review {result.review} ({made}); nothing is published at {result.video} until "
@@ -119,6 +141,9 @@ class _Progress:
         self.current, self.counting = names[0], ""
 
     def on_stage(self, name: str) -> None:
+        if name.startswith("waiting for review"):  # a --wait-review render: where to decide, even with --quiet
+            tqdm.write(f"{name} (or `dhf review approve|reject` in another terminal)", file=sys.stderr)
+            return
         if self.stages.n < self.stages.total and name != self.names[0]:
             self.stages.update(1)
         self.stages.set_postfix_str(name)
@@ -137,18 +162,30 @@ class _Progress:
         self.frames.close()
 
 
-def _run(validated: ValidatedRequest, settings: Settings, quiet: bool) -> _Outcome:
+def _decided(settings: Settings, review_id: str | None):
+    """The review's record once decided (a `--wait-review` render waited for it), else None."""
+    if review_id is None:
+        return None
+    from pipeline.review_store import ReviewStore
+
+    record = ReviewStore(settings).get(review_id)
+    return None if record.state == "pending" else record
+
+
+def _run(validated: ValidatedRequest, settings: Settings, quiet: bool, wait_review: bool = False) -> _Outcome:
     progress = _Progress(stage_names(validated), quiet)
     started = time.perf_counter()
     try:
-        result = _execute(validated, settings, progress)
+        result = _execute(validated, settings, progress, wait_review)
     finally:
         progress.close()
     seconds = time.perf_counter() - started
     return _Outcome(result.video, result.report, result.srt, result.frames, seconds, result.review)
 
 
-def _execute(validated: ValidatedRequest, settings: Settings, progress: _Progress) -> RenderResult:
+def _execute(
+    validated: ValidatedRequest, settings: Settings, progress: _Progress, wait_review: bool = False
+) -> RenderResult:
     url = configured_api_url()
     if url is None:  # what `pipeline.run.render_video` does inside its audit (which the caller holds)
         log = StageLog()
@@ -157,4 +194,6 @@ def _execute(validated: ValidatedRequest, settings: Settings, progress: _Progres
     apply_client_bounds()  # before Prefect is imported: a server that stops answering fails in seconds
     from flows.render_flow import render_on_server  # imports Prefect
 
-    return render_on_server(validated, settings, url, on_frame=progress.on_frame, on_stage=progress.on_stage)
+    return render_on_server(
+        validated, settings, url, on_frame=progress.on_frame, on_stage=progress.on_stage, wait_review=wait_review
+    )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import sys
 
 from config import Settings
 from pipeline.review import decide, list_reviews
@@ -59,6 +60,12 @@ def run_review(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     reviewer = args.reviewer or getpass.getuser()
     record = decide(settings, args.review_id, args.action, reviewer, args.comment)
+    if record.flow_run_id:  # a `dhf render --wait-review` run paused for this review: resume it with the decision
+        from flows.review_flow import resume_waiting_run  # imports Prefect: only when a run waits
+
+        warning = resume_waiting_run(record)
+        if warning:
+            print(warning, file=sys.stderr)
     if record.state == "approved":
         print(f"approved by {reviewer}: published {record.output} (audit entry #{record.audit_entry})")
     else:

@@ -44,6 +44,7 @@ def render_flow(
     settings: Settings,
     on_frame: Callable[[int, int], None] | None = None,
     on_stage: Callable[[str], None] | None = None,
+    wait_review: bool = False,
 ) -> RenderResult:
     log = StageLog()
 
@@ -82,6 +83,13 @@ def render_flow(
         ),
         description="Render summary",
     )
+    if result.review and wait_review:  # the run pauses with a review form (flows/review_flow.py)
+        from prefect.runtime import flow_run as this_run
+
+        from flows.review_flow import wait_for_review
+
+        (on_stage or (lambda name: None))(f"waiting for review {result.review}: {this_run.ui_url}")
+        wait_for_review(settings, result.review, logger)
     return result
 
 
@@ -91,12 +99,13 @@ def render_on_server(
     url: str,
     on_frame: Callable[[int, int], None] | None = None,
     on_stage: Callable[[str], None] | None = None,
+    wait_review: bool = False,
 ) -> RenderResult:
     """The flow against the server at `url`, failing in one line if that server is down or stops
     answering (the caller set `flows.prefect_env.CLIENT_BOUNDS`, so each call gives up in ~18 s)."""
     require_reachable(url)  # a dead or hung server: one line in seconds, before any work
     try:
-        return render_flow(validated, settings, on_frame=on_frame, on_stage=on_stage)
+        return render_flow(validated, settings, on_frame=on_frame, on_stage=on_stage, wait_review=wait_review)
     except DhfError:
         raise
     except TerminationSignal:

@@ -104,4 +104,9 @@ def review_thumbnail(review_id: ReviewId, key: Reviewer, context: Context) -> Fi
 def decide_review(review_id: ReviewId, body: ReviewDecision, key: Reviewer, context: Context) -> dict:
     """Approve (publish atomically) or reject (remove) a held video; an audit entry names the reviewer."""
     reviewer = f"{body.reviewer.strip()} (api-key:{key.id})"
-    return _info(decide(context.settings, review_id, body.decision, reviewer, body.comment))
+    record = decide(context.settings, review_id, body.decision, reviewer, body.comment)
+    if record.flow_run_id:  # a paused `dhf render --wait-review` run waits for this decision: resume it
+        from flows.review_flow import resume_waiting_run
+
+        resume_waiting_run(record)
+    return _info(record)
