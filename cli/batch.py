@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
+from tqdm import tqdm
+
 from config import Settings
 from flows.prefect_env import apply_client_bounds, configured_api_url, require_local_room, require_reachable
+from pipeline.batch_jobs import JobResult
 from pipeline.batch_script import override_scene, validate_script
 
 
@@ -31,6 +35,7 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
         const="",
         help="render on this Prefect work pool's workers (default pool: factory.pool); needs PREFECT_API_URL",
     )
+    batch.add_argument("--quiet", action="store_true", help="no progress bar (the per-video lines stay)")
     serve = sub.add_parser(
         "serve", parents=[common], help="run batch scripts on a schedule (Prefect deployments, served here)"
     )
@@ -61,7 +66,8 @@ def run_batch(args: argparse.Namespace, settings: Settings) -> int:
     pool = None if args.pool is None else (args.pool or settings.factory.pool)
     if pool is not None:
         require_server()  # before the flow starts, so the error is immediate
-    results = batch_flow(script, settings, args.out.resolve(), pool=pool)
+    with BatchPrinter(url, quiet=args.quiet) as printer:
+        results = batch_flow(script, settings, args.out.resolve(), pool=pool, on_progress=printer)
     counts = {status: sum(r.status == status for r in results) for status in ("rendered", "cached", "in review")}
     held = f", {counts['in review']} held for review (`dhf review list`)" if counts["in review"] else ""
     print(
@@ -69,6 +75,43 @@ def run_batch(args: argparse.Namespace, settings: Settings) -> int:
         f"in {time.perf_counter() - started:.1f} s; manifest: {args.out / script.name / 'manifest.json'}"
     )
     return 0
+
+
+class BatchPrinter:
+    """`dhf batch`'s progress: where the run is in the Prefect UI (with a server), a bar over the
+    videos, and one line per finished video with its status, length and lip-sync score."""
+
+    def __init__(self, url: str | None, quiet: bool = False) -> None:
+        self.url, self.quiet = url, quiet
+        self.bar: tqdm | None = None
+
+    def __enter__(self) -> BatchPrinter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def started(self, flow_run_id: str, total: int) -> None:
+        if self.url is not None and flow_run_id:
+            print(f"batch run in the Prefect UI: {ui_url(self.url)}/runs/flow-run/{flow_run_id}", flush=True)
+        self.bar = tqdm(total=total, unit="video", desc="batch", disable=self.quiet, file=sys.stderr)
+
+    def finished(self, result: JobResult) -> None:
+        length = f", {result.duration_s:.1f} s of video" if result.duration_s else ""
+        sync = f", lip-sync {result.lipsync:.2f}" if result.lipsync is not None else ""
+        error = f": {result.error}" if result.error else ""
+        line = f"{result.item} [{result.language}]: {result.status}{length}{sync}{error}"
+        if self.bar is None:
+            print(line, flush=True)
+            return
+        self.bar.write(line, file=sys.stdout)
+        self.bar.update(1)
+
+
+def ui_url(api_url: str) -> str:
+    """The Prefect UI's address for an API URL (`http://host:4200/api` → `http://host:4200`)."""
+    return api_url.rstrip("/").removesuffix("/api")
 
 
 def run_serve(args: argparse.Namespace, settings: Settings) -> int:

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Protocol
 
 from prefect import flow
 from prefect.artifacts import (
@@ -23,6 +24,7 @@ from prefect.artifacts import (
     create_table_artifact,
     update_progress_artifact,
 )
+from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from config import Settings
@@ -59,6 +61,14 @@ def _summary_markdown(script: BatchScript, results: list[JobResult]) -> str:
     return "\n".join(lines)
 
 
+class BatchProgress(Protocol):
+    """What a caller hears of a running batch (the CLI prints it; the UI has its own artifacts)."""
+
+    def started(self, flow_run_id: str, total: int) -> None: ...
+
+    def finished(self, result: JobResult) -> None: ...
+
+
 @flow(
     name="render-batch",
     flow_run_name="batch {script.name}",
@@ -67,12 +77,20 @@ def _summary_markdown(script: BatchScript, results: list[JobResult]) -> str:
     task_runner=ThreadPoolTaskRunner(max_workers=1),
 )
 def batch_flow(
-    script: BatchScript, settings: Settings, out_root: Path, pool: str | None = None, user: str | None = None
+    script: BatchScript,
+    settings: Settings,
+    out_root: Path,
+    pool: str | None = None,
+    user: str | None = None,
+    on_progress: Any = None,  # a BatchProgress; typed Any: Prefect builds a schema of every parameter
 ) -> list[JobResult]:
     """Render every job not already rendered with the same inputs; in this process (one render at a
-    time, so a machine is never oversubscribed), or on work pool `pool` (see flows/pool.py)."""
+    time, so a machine is never oversubscribed), or on work pool `pool` (see flows/pool.py).
+    `on_progress` hears where the run is in the UI and every finished video (`dhf batch` prints them)."""
     avatar_version = current_avatar_version(script, settings)
     total = len(script.jobs)
+    if on_progress is not None:
+        on_progress.started(str(flow_run.get_id() or ""), total)
     progress = create_progress_artifact(progress=0.0, description=f"{script.name}: videos done of {total}")
     results: list[JobResult] = []
     todo: list[tuple[BatchJob, str]] = []
@@ -84,10 +102,15 @@ def batch_flow(
         else:
             todo.append((job, key))
     update_progress_artifact(progress, 100.0 * len(results) / max(total, 1))
+    if on_progress is not None:
+        for result in results:
+            on_progress.finished(result)
 
     def finished(job: BatchJob, result: JobResult) -> None:
         results.append(result)
         update_progress_artifact(progress, 100.0 * len(results) / max(total, 1))
+        if on_progress is not None:
+            on_progress.finished(result)
 
     if pool is not None and todo:
         pool_settings = settings.with_section("factory", pool=pool)

@@ -92,9 +92,14 @@ def test_unchanged_rerun_renders_nothing_and_an_edit_rerenders_exactly_its_varia
     again = run_dhf(["batch", str(script_path), "--out", str(folder / "out")], dhf_home)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "(0 rendered, 4 unchanged)" in again.stdout
+    lines = again.stdout.splitlines()  # one line per video as it finishes, then the summary
+    assert sorted(line.split(":")[0] for line in lines[:4]) == ["q1 [en]", "q1 [zh]", "q2 [en]", "q2 [zh]"], lines
+    assert all(": cached, " in line and " s of video" in line for line in lines[:4]), lines
+    assert "4/4" in again.stderr  # the progress bar over the videos (stderr, like a render's bars)
     script_path.write_text(SCRIPT.replace('"Thank you."', '"Thank you for watching."'), encoding="utf-8")
     edited = run_dhf(["batch", str(script_path), "--out", str(folder / "out")], dhf_home)
     assert edited.returncode == 0, edited.stderr[-2000:]
+    assert sum(": rendered, " in line for line in edited.stdout.splitlines()) == 2, edited.stdout
     manifest = json.loads((folder / "out" / "faq-test" / "manifest.json").read_text())
     assert {(r["item"], r["language"]): r["status"] for r in manifest} == {
         ("q1", "en"): "cached",
