@@ -26,6 +26,7 @@ from fusion import topology as topo
 from fusion.motion_basis import FaceFrame
 
 GRID = 4  # coarse grid step of the map, in work pixels
+REST = 1e-4  # a pose channel this close to 0 is exactly 0 (degrees, interoculars, relative size)
 HEAD_RADII = (1.5, 1.55, 1.12)  # head ellipse around the face oval: half-width, up, down (× face half-size)
 HEAD_FEATHER = 0.45  # the head blends into the backdrop over at least this (× face half-width)
 BODY_FEATHER = 0.6  # and the body over this
@@ -44,9 +45,22 @@ class HeadPose:
     y: float = 0.0
     scale: float = 0.0  # relative size change
 
+    # Why one threshold, applied everywhere: the map, the landmarks and the dirty rectangle must agree
+    # on which channels move pixels this frame, or a channel passing through ~0 would be dropped from
+    # the rectangle while still (barely) moving pixels, or the reverse.
+    @property
+    def turns(self) -> bool:
+        """The head rotates or changes size (the head's weight applies)."""
+        return any(abs(v) > REST for v in (self.yaw, self.pitch, self.roll, self.scale))
+
+    @property
+    def shifts(self) -> bool:
+        """The body (and the head with it) is translated."""
+        return abs(self.x) > REST or abs(self.y) > REST
+
     @property
     def is_rest(self) -> bool:
-        return not any(abs(v) > 1e-4 for v in (self.yaw, self.pitch, self.roll, self.x, self.y, self.scale))
+        return not (self.turns or self.shifts)
 
 
 def _smoothstep(edge0: float, edge1: float, value: np.ndarray) -> np.ndarray:
@@ -210,14 +224,18 @@ class HeadMotion:
     def forward_points(self, points: np.ndarray, pose: HeadPose) -> np.ndarray:
         """Where rest-pose points (N, 2) land in the output."""
         pts = np.asarray(points, np.float64)[:, :2]
-        if pose.is_rest:
-            return pts.copy()
-        weight = self.head_weight(pts[:, 0], pts[:, 1], self.feather(pose))[:, None]
-        moved = self._rigid(pts, pose)
-        shift = self._shift(pose)
-        return pts + weight * (moved - pts) + self.body_weight(pts[:, 0], pts[:, 1])[:, None] * shift
+        moved = pts.copy()
+        if pose.turns:
+            weight = self.head_weight(pts[:, 0], pts[:, 1], self.feather(pose))[:, None]
+            moved += weight * (self._rigid(pts, pose) - pts)
+        if pose.shifts:
+            moved += self.body_weight(pts[:, 0], pts[:, 1])[:, None] * self.shift(pose)
+        return moved
 
-    def _shift(self, pose: HeadPose) -> np.ndarray:
+    def shift(self, pose: HeadPose) -> np.ndarray:
+        """The body's translation in pixels (exactly 0 when the pose does not shift)."""
+        if not pose.shifts:
+            return np.zeros(2)
         io = self.frame.interocular
         return np.array([pose.x * io, pose.y * io])
 
@@ -235,19 +253,48 @@ class HeadMotion:
         return cv2.warpAffine(coarse, affine, (x1 - x0, y1 - y0), flags=flags, borderMode=cv2.BORDER_REPLICATE)
 
     def support_for(self, pose: HeadPose) -> tuple[int, int, int, int]:
-        """The output rectangle the head's motion changes this frame (its feather depends on the pose)."""
-        if pose.is_rest:
+        """The output rectangle the head's rotation and scaling change this frame (its feather depends
+        on the pose), before the body's shift."""
+        if not pose.turns:
             return (0, 0, 0, 0)
         travel = self._travel(pose)
         return self._bbox(self.head_distance < self._feather_for(travel) + travel)
 
+    def changed(self, pose: HeadPose) -> tuple[int, int, int, int] | None:
+        """The output rectangle where the map differs from the identity this frame (None: nowhere).
+
+        The body's shift carries the head with it: an output pixel samples its rest pose at
+        `out - w · shift` (w: the body's weight there, 0..1), so each support reaches from where it
+        is to where the shift takes it."""
+        shift = self.shift(pose)
+        parts = []
+        if pose.turns:
+            parts.append(self._reach(self.support_for(pose), shift))
+        if pose.shifts:
+            parts.append(self._reach(self.body_support, shift))
+        parts = [p for p in parts if p[2] > p[0] and p[3] > p[1]]
+        if not parts:
+            return None
+        return (min(p[0] for p in parts), min(p[1] for p in parts), max(p[2] for p in parts), max(p[3] for p in parts))
+
+    def _reach(self, rect: tuple[int, int, int, int], shift: np.ndarray) -> tuple[int, int, int, int]:
+        """`rect` together with `rect` moved by `shift` (rounded outwards), inside the image."""
+        x0, y0, x1, y1 = rect
+        if x1 <= x0 or y1 <= y0:
+            return rect
+        height, width = self.shape
+        dx0, dy0 = np.floor(np.minimum(shift, 0.0)).astype(int)
+        dx1, dy1 = np.ceil(np.maximum(shift, 0.0)).astype(int)
+        return (max(x0 + dx0, 0), max(y0 + dy0, 0), min(x1 + dx1, width), min(y1 + dy1, height))
+
     def _coarse_backward(self, pose: HeadPose, nodes: tuple[slice, slice]) -> np.ndarray:
         out_x, out_y = self.grid_x[nodes], self.grid_y[nodes]
-        shift = self._shift(pose)
-        # The body (and the head with it) moved by `shift`: undo it where the body is.
-        body = self.body_weight(out_x - shift[0], out_y - shift[1])
-        base_x, base_y = out_x - body * shift[0], out_y - body * shift[1]
-        if not any(abs(v) > 1e-4 for v in (pose.yaw, pose.pitch, pose.roll, pose.scale)):
+        base_x, base_y = out_x, out_y
+        if pose.shifts:  # the body (and the head with it) moved by `shift`: undo it where the body is
+            shift = self.shift(pose)
+            body = self.body_weight(out_x - shift[0], out_y - shift[1])
+            base_x, base_y = out_x - body * shift[0], out_y - body * shift[1]
+        if not pose.turns:
             return np.dstack([base_x, base_y]).astype(np.float32)
         # Inside the head: invert the rigid motion. Given the depth at the source, the projection of
         # R·(x − pivot, depth) is linear in the source's x, y: solve it, then refine the depth there.

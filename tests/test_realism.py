@@ -13,12 +13,16 @@ import numpy as np
 import pytest
 from conftest import render, run_dhf
 
+from avatars.library import AvatarLibrary
 from config import load_settings
 from driver_synth.track import MotionTrack
 from fusion import topology as topo
+from fusion.head_motion import HeadMotion, HeadPose
+from fusion.motion_basis import face_frame
 from media.video import EncodeOptions, VideoWriter, extract_audio_wav, probe, read_frames
 from phoneme.artifacts import SpeechTimings
 from pipeline.preview import preview_engine, render_preview, sweep_track
+from pipeline.stages import avatar_stage
 from quality.evaluate import evaluate_video
 
 ROUNDED = {"UW", "OW", "UH", "W"}
@@ -75,6 +79,105 @@ def test_an_idle_loop_base_gives_the_same_frames_as_a_full_recompute(settings):
     for a, b in zip(fast.frames(track, bases()), full.frames(track, bases()), strict=True):
         worst = max(worst, int(np.abs(a.astype(np.int16) - b.astype(np.int16)).max()))
     assert worst <= 2, worst
+
+
+def stop_and_cross_track(fps: int = 25) -> tuple[MotionTrack, dict[str, int]]:
+    """Head channels that cross zero on a frame and motion that stops and starts (issue 13's
+    equivalence, the cases a rest threshold gets wrong), with blinks, wide openings and closures.
+
+    Frames 0-13 turn, shift and scale the head (head_y crosses zero on frame 5, head_scale on 7, and
+    the whole shift, head_x and head_y together, on 10 while the head turns); 14-17 hold the head
+    still (the eyes blink); 18-25 only shift it (head_y crosses zero on frame 15 and 25, both on 20);
+    26-31 only scale it (zero on frame 28); 32-39 turn and scale again (zero on frame 35). Returns the
+    track and those frames by name."""
+    t = np.arange(40) / fps
+    frame = np.arange(40)
+    turning = (frame <= 13) | (frame >= 32)
+    shifting = (frame <= 13) | ((frame >= 18) & (frame <= 25))
+    scaling = (frame <= 13) | (frame >= 26)
+    track = MotionTrack.from_channels(
+        fps,
+        {
+            "head_yaw": 12 * np.sin(2 * np.pi * t / 1.1 + 0.4) * turning,
+            "head_roll": 10 * np.sin(2 * np.pi * t / 1.4 + 0.3) * turning,
+            "head_pitch": 6 * np.sin(2 * np.pi * t / 0.9 + 0.2) * turning,
+            "head_x": 0.3 * np.sin(2 * np.pi * t / 0.8) * shifting,
+            "head_y": -0.25 * np.sin(2 * np.pi * t / 0.4) * shifting,
+            "head_scale": 0.06 * np.sin(2 * np.pi * t / 0.56) * scaling,
+            "jaw_open": np.clip(1.2 * np.sin(2 * np.pi * t / 0.5), 0, 1),
+            "lip_round": np.clip(np.sin(2 * np.pi * t / 0.7), 0, 1),
+            "lip_closure": (np.sin(2 * np.pi * t / 0.6) > 0.8).astype(float),
+            "blink": np.clip(1 - np.abs(t - 0.64) / 0.12, 0, 1),
+            "eye_wide": np.clip(1 - np.abs(t - 1.0) / 0.2, 0, 1),
+            "brow": np.clip(1 - np.abs(t - 1.3) / 0.2, 0, 1),
+        },
+    )
+    return track, {"y_zero_turning": 5, "scale_zero_turning": 7, "shift_zero_turning": 10, "stop": 14,
+                   "shift_zero_alone": 20, "scale_zero_alone": 28, "restart": 32}  # fmt: skip
+
+
+@pytest.mark.parametrize("avatar_id, idle_loop", [("sample", False), ("sample-closed", False), ("sample", True)])
+def test_zero_crossings_and_stops_give_the_same_frames_as_a_full_recompute(avatar_id, idle_loop, settings):
+    """Every frame of the dirty-rect path equals the full recompute when a head channel crosses zero
+    or the motion stops: the pixels the previous frame moved must be put back, whatever moved them."""
+    track, marks = stop_and_cross_track()
+    for frame in ("shift_zero_turning", "shift_zero_alone"):
+        motion = track.frame(marks[frame])
+        assert max(abs(motion.head_x), abs(motion.head_y)) < 1e-6 < abs(track.frame(marks[frame] - 1).head_x), frame
+    for frame in ("scale_zero_turning", "scale_zero_alone"):
+        assert abs(track.frame(marks[frame]).head_scale) < 1e-6, frame
+    fast = preview_engine(avatar_id, settings)
+    full = preview_engine(avatar_id, settings, full_frame=True)
+    bases = None
+    if idle_loop:
+        base = fast.work_image
+
+        def bases():
+            for index in range(track.frame_count):  # drifting exposure and a small shift, like a video
+                moved = np.roll(base, index % 3, axis=1).astype(np.int16) + (index % 5) - 2
+                yield np.clip(moved, 0, 255).astype(np.uint8)
+
+    fast_frames = fast.frames(track, bases() if bases else None)
+    full_frames = [frame.copy() for frame in full.frames(track, bases() if bases else None)]
+    differences = [int(np.abs(a.astype(np.int16) - b.astype(np.int16)).max()) for a, b in
+                   zip(fast_frames, full_frames, strict=True)]  # fmt: skip
+    bad = {index: value for index, value in enumerate(differences) if value > 2}
+    assert not bad, f"{avatar_id} (idle loop: {idle_loop}): frames differing from a full recompute: {bad} {marks}"
+    # The reference really moves the body and puts it back: the stop changes the whole person.
+    stop = marks["stop"]
+    assert np.abs(full_frames[stop].astype(np.int16) - full_frames[stop - 1].astype(np.int16)).max() > 50
+
+
+def test_the_head_maps_changed_rectangle_holds_every_moved_pixel(settings):
+    """`HeadMotion.changed` bounds where the map moves pixels, for every head channel: with a person
+    that does not fill the frame, a shift carries the body's support with it (the full-frame sample
+    avatar cannot show that), and channels within the rest threshold move nothing at all."""
+    avatar = AvatarLibrary.from_settings(settings.paths).get("sample")
+    work, landmarks = avatar_stage(avatar, settings).work_image_and_landmarks(avatar)
+    height, width = work.shape[:2]
+    person = np.zeros((height, width), np.uint8)  # a small person, away from every edge
+    centre = landmarks[:, :2].mean(0)
+    cv2.ellipse(person, (int(centre[0]), int(centre[1])), (150, 200), 0, 0, 360, 255, -1)
+    head = HeadMotion(landmarks, face_frame(landmarks), (height, width), person)
+    assert head.body_support[2] - head.body_support[0] < width - 40
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    poses = [
+        HeadPose(x=0.6, y=-0.5),
+        HeadPose(x=-0.5, y=0.4, yaw=15, roll=-10),
+        HeadPose(yaw=-18, pitch=8, scale=0.08),
+        HeadPose(scale=-0.1, x=5e-5, y=-5e-5),
+        HeadPose(yaw=5e-5, pitch=-5e-5, roll=5e-5, scale=5e-5, x=0.5),
+    ]
+    for pose in poses:
+        full = head.backward_map(pose, (0, 0, width, height))
+        moved = np.abs(full[..., 0] - xs) + np.abs(full[..., 1] - ys) > 1e-3
+        assert moved.any(), pose
+        x0, y0, x1, y1 = head.changed(pose)
+        moved[y0:y1, x0:x1] = False
+        assert not moved.any(), f"{pose}: {int(moved.sum())} moved pixels outside {(x0, y0, x1, y1)}"
+    still = HeadPose(yaw=5e-5, pitch=-5e-5, roll=5e-5, x=-5e-5, y=5e-5, scale=5e-5)
+    assert still.is_rest and head.changed(still) is None
+    assert np.array_equal(head.backward_map(still, (0, 0, width, height)), np.dstack([xs, ys]))
 
 
 def _timings(report: dict) -> SpeechTimings:

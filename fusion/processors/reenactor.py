@@ -10,8 +10,10 @@ How a frame is made (all at the avatar's work resolution):
 3. The two maps are composed, so the photo is resampled once (no double blur).
 4. The mouth interior and closed lids are painted in the rest pose (`fusion.mouth_interior`) and
    warped by the same head motion, so teeth ride on the skull and tilt with the head.
-The dirty rectangle is where the maps differ from the identity; with `full_frame` the whole image is
-recomputed instead (for the equivalence test and debugging: both give the same frame).
+The dirty rectangle is where the maps differ from the identity, joined with last frame's: the pixels
+the previous frame moved are put back when a motion stops or a channel passes through 0. With
+`full_frame` the whole image is recomputed instead (for the equivalence test and debugging: both
+give the same frame).
 """
 
 from __future__ import annotations
@@ -193,6 +195,7 @@ class Reenactor:
     def prepare(self, base: np.ndarray, setup: ProcessorSetup | None = None) -> np.ndarray:
         self.base = base
         self.buffer = base.copy()
+        self.touched: Rect | None = None  # where `buffer` may differ from `base` (last frame's region)
         height, width = base.shape[:2]
         self.landmarks = refine_inner_lips(base, self.landmarks).astype(np.float64)
         lm = self.landmarks
@@ -466,17 +469,14 @@ class Reenactor:
         )
 
     def _region(self, pose: HeadPose) -> Rect:
-        """The output rectangle this frame can change: the face's own motion, and the head's or the
-        whole person's when they move."""
+        """The output rectangle this frame can change: the face's own motion (always recomputed: it
+        holds every local channel, moving or not), and wherever the head's and body's map is not the
+        identity (`HeadMotion.changed`: every head channel, the shift carrying the supports with it)."""
         height, width = self.base.shape[:2]
         if self.options.full_frame:
             return (0, 0, width, height)
-        region = self.rect
-        if not pose.is_rest:
-            region = _union(region, self.head.support_for(pose))
-        if abs(pose.x) > 1e-4 or abs(pose.y) > 1e-4:
-            region = _union(region, self.head.body_support)
-        return region
+        moved = self.head.changed(pose)
+        return self.rect if moved is None else _union(self.rect, moved)
 
     def process_frame(self, frame: np.ndarray, context: FrameContext) -> np.ndarray:
         motion = self.effective_motion(context.motion)
@@ -505,11 +505,20 @@ class Reenactor:
         warped = cv2.remap(source, final, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
         for layer in self._layers(motion, local_back, local_box):
             self._blend(warped, layer, pose, region, head_map)
+        height, width = self.base.shape[:2]
+        dirty = (0, 0, width, height) if moving else region
         if moving:
             self.buffer[:] = frame
+        elif self.touched is not None and _union(self.touched, region) != region:
+            # Last frame moved pixels outside this frame's region (the motion stopped or shrank, a
+            # channel passed through 0): the photo comes back there, and downstream must see it.
+            tx0, ty0, tx1, ty1 = self.touched
+            self.buffer[ty0:ty1, tx0:tx1] = self.base[ty0:ty1, tx0:tx1]
+            dirty = _union(self.touched, region)
         self.buffer[ry0:ry1, rx0:rx1] = warped
-        height, width = self.base.shape[:2]
-        context.dirty = (0, 0, width, height) if moving else region
+        # After a moving base all of the buffer differs from the photo; after the photo, this region.
+        self.touched = (0, 0, width, height) if moving else region
+        context.dirty = dirty
         context.stats["moving_base"] = moving
         return self.buffer
 
