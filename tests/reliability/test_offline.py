@@ -78,12 +78,14 @@ def offline_run(dhf_home, tmp_path_factory) -> tuple[Path, dict]:
     return folder, json.loads((folder / "offline.json").read_text())
 
 
+@pytest.mark.slow  # 2-3 minutes: a render, a batch and the API in a namespace; the socket guard runs always
 def test_the_namespace_has_no_network(offline_run):
     _, found = offline_run
     assert found["interfaces"] == ["lo"]
     assert found["outside"] == "ENETUNREACH"  # what anything reaching for the network gets there
 
 
+@pytest.mark.slow  # 2-3 minutes: a render, a batch and the API in a namespace; the socket guard runs always
 def test_a_render_works_offline(offline_run):
     from media.video import probe
 
@@ -96,6 +98,7 @@ def test_a_render_works_offline(offline_run):
     assert "machine without" in (folder / "render.srt").read_text(encoding="utf-8")
 
 
+@pytest.mark.slow  # 2-3 minutes: a render, a batch and the API in a namespace; the socket guard runs always
 def test_a_batch_works_offline(offline_run):
     from media.video import probe
 
@@ -110,6 +113,7 @@ def test_a_batch_works_offline(offline_run):
         assert abs(video.duration - row["duration_s"]) < 0.1 and video.frames >= 10, row
 
 
+@pytest.mark.slow  # 2-3 minutes: a render, a batch and the API in a namespace; the socket guard runs always
 def test_the_api_and_its_docs_work_offline(offline_run):
     from media.video import probe
 
