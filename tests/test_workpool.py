@@ -19,6 +19,9 @@ import pytest
 from flows.local_cluster import LocalCluster
 from media.video import probe
 
+# 2-3 minutes (a server, two workers, a killed one): the slow suite; `scripts/test -m slow` runs it.
+pytestmark = pytest.mark.slow
+
 SCRIPT = """\
 name: pool-it
 avatar: sample
