@@ -30,8 +30,9 @@ class Orphaned(KeyboardInterrupt):
 
 def _stop_when_orphaned(orphaned: threading.Event) -> None:
     """Block until stdin reaches end of file (the submitter closed it or died), then stop the render:
-    the next progress report raises `Orphaned`. Also a simulated Ctrl-C, which does nothing where a
-    library replaced the SIGINT handler (seen under the test runner), hence the flag; hard exit if stuck."""
+    the next progress report raises `Orphaned`. Also a simulated Ctrl-C for a render stuck between
+    reports; that alone once let a chunk finish (exit 0) in a full test run, hence the flag. Hard exit
+    if still running after `GRACE_S`."""
     sys.stdin.read()
     orphaned.set()
     _thread.interrupt_main()
