@@ -254,6 +254,19 @@ def _embedding_of(avatar: Avatar) -> np.ndarray | None:
         return data["embedding"] if "embedding" in data.files else None
 
 
+def enrollment_record(checked: EnrolledPhoto, embedding: np.ndarray) -> bytes:
+    """`enrollment.npz` of a version: the reference face's landmarks, box and identity embedding
+    (what later renders and the same-person check read instead of analysing the photo again)."""
+    record = io.BytesIO()
+    np.savez_compressed(
+        record,
+        landmarks=checked.face.landmarks.astype(np.float32),
+        box=np.asarray(checked.face.detection.box, np.float32),
+        embedding=embedding,
+    )
+    return record.getvalue()
+
+
 def enroll(
     library: AvatarLibrary,
     avatar_id: str,
@@ -301,13 +314,7 @@ def enroll(
                     f"this face matches avatar '{other_id}' (identity distance {distance:.2f} < "
                     f"{settings.enrollment.same_person_distance}); it may be the same person under another id"
                 )
-    enrollment = io.BytesIO()
-    np.savez_compressed(
-        enrollment,
-        landmarks=checked.face.landmarks.astype(np.float32),
-        box=np.asarray(checked.face.detection.box, np.float32),
-        embedding=embedding,
-    )
+    enrollment = enrollment_record(checked, embedding)
     if is_video:  # the checked middle frame is the reference photo; the clip is kept beside it
         photo_name = "photo.png"
         photo_source: Path | bytes = cv2.imencode(".png", checked.image)[1].tobytes()
@@ -317,7 +324,7 @@ def enroll(
         photo_name: photo_source,
         "license.yaml": yaml.safe_dump(license_data, allow_unicode=True, sort_keys=False),
         consent_name(lic): lic.consent_document,
-        "enrollment.npz": enrollment.getvalue(),
+        "enrollment.npz": enrollment,
         "checks.json": json.dumps({**checked.checks.as_dict(), "warnings": warnings}, indent=2),
         "thumbnail.jpg": _thumbnail(checked.image, checked.face, settings.enrollment.thumbnail_px),
     }

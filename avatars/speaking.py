@@ -17,7 +17,6 @@ exact wording and on a DTW whose errors the lip shape does not have.
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import tempfile
@@ -38,6 +37,7 @@ from avatars.enrollment import (
     _thumbnail,
     check_image,
     consent_name,
+    enrollment_record,
     head_pose,
 )
 from avatars.errors import EnrollmentError
@@ -313,13 +313,7 @@ def enroll_speaking(
             warnings.append(f"this face matches avatar '{other_id}'; it may be the same person under another id")
     bank_bytes = rec.bank.to_bytes()
     minutes = max(rec.duration / 60.0, 1e-6)
-    enrollment = io.BytesIO()
-    np.savez_compressed(
-        enrollment,
-        landmarks=checked.face.landmarks.astype(np.float32),
-        box=np.asarray(checked.face.detection.box, np.float32),
-        embedding=embedding,
-    )
+    enrollment = enrollment_record(checked, embedding)
     checks = {
         **checked.checks.as_dict(),
         "recording_seconds": round(rec.duration, 2),
@@ -339,7 +333,7 @@ def enroll_speaking(
         "photo.png": cv2.imencode(".png", checked.image)[1].tobytes(),
         "license.yaml": yaml.safe_dump(license_data, allow_unicode=True, sort_keys=False),
         consent_name(lic): lic.consent_document,
-        "enrollment.npz": enrollment.getvalue(),
+        "enrollment.npz": enrollment,
         "checks.json": json.dumps(checks, indent=2),
         "thumbnail.jpg": _thumbnail(checked.image, checked.face, settings.enrollment.thumbnail_px),
         f"recording{suffix}": recording,
