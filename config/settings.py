@@ -304,9 +304,9 @@ class ChunkingSettings(Section):
     rendered (one TTS pass, one audio track); its duration is then known exactly and is what the
     render time scales with."""
 
-    min_seconds: Positive = 45.0  # speech at least this long is rendered in chunks (≈ 650 characters)
+    min_seconds: Positive = 90.0  # speech at least this long is rendered in chunks (≈ 1300 characters)
     chunk_seconds: float = Field(120.0, ge=1.0)  # longest chunk; more chunks than workers only beyond this
-    workers: int = Field(0, ge=0, le=64)  # chunk processes per render; 0 = one per 2 CPU cores
+    workers: int = Field(0, ge=0, le=64)  # chunk processes per render; 0 = one per 2 CPU cores, at least 2
     executor: Literal["local", "pool"] = "local"  # pool: chunks are flow runs on the Prefect work pool
     min_pause_s: float = Field(0.12, ge=0.0, le=5.0)  # a cut goes into a silence at least this long
     sentence_preference_s: float = Field(2.0, ge=0.0)  # a sentence end this much farther away still wins

@@ -57,13 +57,17 @@ CORES_PER_RENDER = 2  # a single-pass render keeps ~1.7 cores busy (engine, moni
 
 
 def worker_count(chunking: ChunkingSettings, cores: int | None = None) -> int:
-    """`chunking.workers`, or with 0 one chunk process per `CORES_PER_RENDER` cores of this machine.
+    """`chunking.workers`, or with 0: one chunk process per `CORES_PER_RENDER` cores, at least 2 (one on a
+    single core).
 
-    Why not one per core: a single pass already keeps ~1.7 cores busy, so on 2 cores two chunk
-    processes only share the same cores (measured: 1.06× the single pass's wall time, docs/benchmarks.md)."""
+    Why: a single pass already keeps ~1.7 cores busy, so more processes than cores / 2 only share the
+    same cores; but 2 chunk processes on 2 cores still win on long texts (single-threaded OpenCV in
+    each, no idle core at the ends of sentences): 0.77× the single pass's wall time for 317 s of
+    video, 0.96× for 65 s (docs/benchmarks.md), hence `min_seconds`."""
     if chunking.workers:
         return chunking.workers
-    return max(1, (cores or os.cpu_count() or 1) // CORES_PER_RENDER)
+    available = cores or os.cpu_count() or 1
+    return 1 if available < 2 else max(2, available // CORES_PER_RENDER)
 
 
 def chunk_count(duration: float, chunking: ChunkingSettings, cores: int | None = None) -> int:

@@ -91,10 +91,10 @@ def test_short_speech_is_one_chunk_and_a_text_without_pauses_is_cut_anyway():
     assert plan.cuts == (1500,)  # no pause: the target frame (the motion is one track anyway)
 
 
-def test_workers_default_to_one_per_two_cores_and_one_worker_never_chunks():
+def test_workers_default_to_one_per_two_cores_at_least_two_and_one_worker_never_chunks():
     auto = ChunkingSettings(min_seconds=45, chunk_seconds=60)
     assert auto.workers == 0
-    assert [chunk_count(300, auto, cores) for cores in (1, 2, 3, 4, 8)] == [1, 1, 1, 6, 8]  # 2 or 4 workers
+    assert [chunk_count(300, auto, cores) for cores in (1, 2, 3, 4, 8)] == [1, 6, 6, 6, 8]  # 1, 2, 2, 2, 4 workers
     single = ChunkingSettings(min_seconds=45, chunk_seconds=60, workers=1)
     assert chunk_count(600, single) == 1  # chunks one after another would only add process start-ups
 
