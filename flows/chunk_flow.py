@@ -23,7 +23,6 @@ from uuid import UUID
 
 from prefect import flow
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
 from prefect.settings import get_current_settings
@@ -31,6 +30,7 @@ from prefect.states import Cancelled
 
 from config import FactorySettings
 from config.files import write_text_atomic
+from flows.pool import flow_run_states
 from flows.prefect_env import OFFLINE_DEFAULTS
 from pipeline.chunked import ChunkJob, ChunkResult, job_from_json, job_to_json, render_chunk
 from pipeline.chunks import ChunkingError
@@ -131,13 +131,10 @@ class PoolChunkRunner:
     def _poll(
         self, waiting: list[_Submitted], count: int, results: dict[int, ChunkResult], progress
     ) -> list[_Submitted]:
-        ids = [s.flow_run_id for s in waiting]
-        with get_client(sync_client=True) as client:
-            runs = {r.id: r for r in client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)))}
+        states = flow_run_states([s.flow_run_id for s in waiting])
         still: list[_Submitted] = []
         for submitted in waiting:
-            run = runs.get(submitted.flow_run_id)
-            state = run.state if run is not None else None
+            state = states.get(submitted.flow_run_id)
             if state is None or not state.is_final():
                 still.append(submitted)
                 continue

@@ -29,7 +29,7 @@ from prefect.automations import Automation
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-from prefect.client.schemas.objects import StateType
+from prefect.client.schemas.objects import State, StateType
 from prefect.deployments import run_deployment
 from prefect.events.actions import ChangeFlowRunState
 from prefect.events.schemas.automations import EventTrigger, Posture
@@ -159,6 +159,13 @@ class _Submitted:
     submitted_at: float
 
 
+def flow_run_states(ids: list[UUID]) -> dict[UUID, State | None]:
+    """The current state of each flow run, in one request (a run the server does not know is absent)."""
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)))
+    return {run.id: run.state for run in runs}
+
+
 class PoolRun:
     """Submits one batch's renders to the pool and follows them to a final result per job."""
 
@@ -207,13 +214,10 @@ class PoolRun:
         return _Submitted(job, key, run.id, attempt, time.monotonic())
 
     def _poll(self, waiting: list[_Submitted], on_result) -> list[_Submitted]:
-        ids = [s.flow_run_id for s in waiting]
-        with get_client(sync_client=True) as client:
-            runs = {r.id: r for r in client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)))}
+        states = flow_run_states([s.flow_run_id for s in waiting])
         still: list[_Submitted] = []
         for submitted in waiting:
-            run = runs.get(submitted.flow_run_id)
-            state = run.state if run is not None else None
+            state = states.get(submitted.flow_run_id)
             if state is None or not state.is_final():
                 if state is not None and self._pending_too_long(submitted):
                     if state.is_pending():
