@@ -57,6 +57,8 @@ from fusion.processors.scene_layout import (
 )
 from fusion.providers import ProviderChoice
 
+# Processors that cover the mouth with recorded footage: the reenactor then skips painting an interior.
+MOUTH_REPLACING = frozenset({"mouth_bank"})
 CUTOUT_FEATHER = 2.5  # work pixels: the soft edge of the person cut out of the photo's backdrop
 
 
@@ -167,7 +169,9 @@ class FusionEngine:
             self.cutout = (alpha, behind)
             work_image = cut_out(work_image, alpha, behind)
         self.full_frame = options.full_frame
-        self.reenactor = Reenactor(work_landmarks, replace(options.reenactor, full_frame=options.full_frame), person)
+        covered = any(name in MOUTH_REPLACING for name in options.fusion.processors)
+        reenactor = replace(options.reenactor, full_frame=options.full_frame, paint_interior=not covered)
+        self.reenactor = Reenactor(work_landmarks, reenactor, person)
         smoother: list[Processor] = (
             [MotionSmoother(options.fps, options.post.smoother_min_cutoff_hz, options.post.smoother_beta)]
             if options.smooth_motion
@@ -265,8 +269,11 @@ class FusionEngine:
             if audio is not None:
                 context.audio = audio.window(time_s - self.audio_span[0], time_s + self.audio_span[1])
             frame = next(bases) if bases is not None else self.work_image
+            # what changed since the last base (a loop playback knows; any other iterator: unknown)
+            context.base_changed = getattr(bases, "changed", None)
             if bases is not None and self.cutout is not None:
                 frame = cut_out(frame, *self.cutout)  # an idle loop's frame: its backdrop replaced too
+                context.base_changed = None
             for processor in self.chain:
                 frame = processor.process_frame(frame, context)
                 if processor is self.reenactor:

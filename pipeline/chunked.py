@@ -46,7 +46,6 @@ from config.files import atomic_path
 from driver_synth.driver import DriverArtifact
 from driver_synth.track import MotionTrack
 from fusion.engine import FusionEngine
-from fusion.idle_loop import IdleLoop
 from fusion.watermark import payload_of
 from governance.provenance import new_content_id, provenance_tags, seal
 from media.concat import join_segments
@@ -116,18 +115,6 @@ def track_slice(track: MotionTrack, start: int, stop: int) -> MotionTrack:
     return MotionTrack(track.fps, {name: values[start:stop] for name, values in track.channels.items()}, track.source)
 
 
-def idle_bases_between(
-    avatar: Avatar, analysis: stages.AvatarAnalysis, fps: int, start: int, stop: int
-) -> Iterator[np.ndarray] | None:
-    """An idle-loop avatar's base frames for output frames [start, stop): the loop continues where the
-    previous chunk left it (same ping-pong position as a single pass), or None for a photo."""
-    if avatar.idle_video is None:
-        return None
-    loop = IdleLoop(avatar.idle_video, analysis.framing(), fps)
-    order = loop.order(stop)[start:]
-    return (cv2.imdecode(np.frombuffer(loop.frames[index], np.uint8), cv2.IMREAD_COLOR) for index in order)
-
-
 def build_engine(
     avatar: Avatar,
     analysis: stages.AvatarAnalysis,
@@ -172,7 +159,8 @@ def render_chunk(job: ChunkJob, progress: Callable[[int, int], None] | None = No
     if job.mode == "still":
         frames: Iterator[np.ndarray] = iter([engine.still] * part.frame_count)
     else:
-        bases = idle_bases_between(avatar, analysis, video.fps, job.start, job.stop)
+        # the loop continues where the previous chunk left it (the single pass's ping-pong position)
+        bases = stages.idle_bases(avatar, analysis, video.fps, job.stop, settings.paths.cache, job.start)
         frames = engine.frames(part, bases, first_frame=job.start)
     reenact = 0.0
     monitor = chunk_monitor(avatar, settings, job.start) if job.observe else None

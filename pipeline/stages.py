@@ -28,7 +28,7 @@ from fusion.driver_video import READER_VERSION, inspect_driver_video, track_from
 from fusion.engine import EngineOptions, EngineResources, FusionEngine
 from fusion.errors import FusionError
 from fusion.framing import Framing, apply_framing, choose_framing
-from fusion.idle_loop import IdleLoop
+from fusion.idle_loop import IdleLoop, LoopPlayback
 from fusion.models import ModelRegistry
 from fusion.mouth_bank import MouthBank
 from fusion.processors import mel
@@ -186,11 +186,14 @@ def avatar_stage(avatar: Avatar, settings: Settings) -> AvatarAnalysis:
     return AvatarAnalysis(path, cache_hit=False)
 
 
-def idle_bases(avatar: Avatar, analysis: AvatarAnalysis, fps: int, count: int) -> Iterator[np.ndarray] | None:
-    """Base frames of an idle-loop avatar (framed like its reference frame), or None for a photo."""
+def idle_bases(
+    avatar: Avatar, analysis: AvatarAnalysis, fps: int, count: int, cache: Path, start: int = 0
+) -> LoopPlayback | None:
+    """Base frames [start, count) of an idle-loop avatar (framed like its reference frame; the loop
+    is prepared once per avatar version and cached under `cache`), or None for a photo."""
     if avatar.idle_video is None:
         return None
-    return IdleLoop(avatar.idle_video, analysis.framing(), fps).bases(count)
+    return IdleLoop(avatar.idle_video, analysis.framing(), fps, cache).bases(count, start)
 
 
 def provider_choice(settings: Settings) -> ProviderChoice:
@@ -340,7 +343,8 @@ def render_stage(
         if mode == "still":
             frames = iter([engine.still] * track.frame_count)
         else:
-            frames = engine.frames(track, idle_bases(validated.avatar, analysis, video.fps, track.frame_count))
+            bases = idle_bases(validated.avatar, analysis, video.fps, track.frame_count, settings.paths.cache)
+            frames = engine.frames(track, bases)
         try:
             for index in range(track.frame_count):
                 start = time.perf_counter()

@@ -30,7 +30,7 @@ from media.video import EncodeOptions, VideoWriter, probe, read_audio_mono, read
 from phoneme.artifacts import TimedWord
 from phoneme.captions import build_cues
 from pipeline import stages
-from pipeline.chunked import idle_bases_between, plan_for, track_slice
+from pipeline.chunked import plan_for, track_slice
 from pipeline.chunks import chunk_count, plan_chunks
 from pipeline.request import RenderRequest, validate_request
 from quality.inline import EncodeMonitor, judge_encoded, monitor_setup
@@ -108,12 +108,14 @@ def test_idle_loop_position_continues_across_a_cut(tmp_path):
             writer.write(np.full((64, 64, 3), level, np.uint8))
     avatar = SimpleNamespace(idle_video=clip)
     analysis = SimpleNamespace(framing=lambda: Framing((0, 0, 64, 64), 64))
-    single = [frame.copy() for frame in IdleLoop(clip, analysis.framing(), 25).bases(40)]
+    cache = tmp_path / "cache"
+    single = [frame.copy() for frame in IdleLoop(clip, analysis.framing(), 25, cache).bases(40)]
+    assert len({int(frame[0, 0, 0]) for frame in single}) == 9  # every frame of the clip is shown
     for start, stop in ((0, 13), (13, 29), (29, 40)):
-        chunk = list(idle_bases_between(avatar, analysis, 25, start, stop))
+        chunk = [frame.copy() for frame in stages.idle_bases(avatar, analysis, 25, stop, cache, start)]
         assert len(chunk) == stop - start
         assert all(np.array_equal(a, b) for a, b in zip(chunk, single[start:stop], strict=True)), (start, stop)
-    assert idle_bases_between(SimpleNamespace(idle_video=None), analysis, 25, 0, 5) is None
+    assert stages.idle_bases(SimpleNamespace(idle_video=None), analysis, 25, 5, cache) is None
 
 
 # --- a chunked render against a single pass --------------------------------------------------------------

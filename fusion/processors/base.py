@@ -72,6 +72,9 @@ class FrameContext:
     index: int
     motion: MotionFrame
     dirty: Rect | None = None  # region (in the current frame's coordinates) that differs from the last frame
+    # An idle loop's base frame: the rectangle that differs from the previous base (None: unknown, all
+    # of it; empty: none). Read by the reenactor, which turns it into `dirty` for the stages after it.
+    base_changed: Rect | None = None
     stats: dict[str, Any] = field(default_factory=dict)
     landmarks: np.ndarray | None = None  # (468, 2) face mesh in the current frame's pixels; None: not tracked
     box: Rect | None = None  # the face's bounding box in the current frame's pixels

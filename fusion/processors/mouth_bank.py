@@ -118,9 +118,13 @@ class MouthBankProcessor:
         unit = self._unit_for(context)
         self.chosen.append(unit)
         if self.buffer is None or self.buffer.shape != frame.shape:
-            self.buffer = np.empty_like(frame)
+            self.buffer = frame.copy()
             self.previous = None
-        np.copyto(self.buffer, frame)
+        elif context.dirty is None:
+            np.copyto(self.buffer, frame)
+        else:  # the buffer equals the input except where it changed upstream and where the last mouth went
+            x0, y0, x1, y1 = union_rect(context.dirty, self.previous)
+            self.buffer[y0:y1, x0:x1] = frame[y0:y1, x0:x1]
         rect = self.paste(self.buffer, unit, np.asarray(context.landmarks, np.float64))
         context.dirty = union_rect(context.dirty, rect, self.previous)
         self.previous = rect

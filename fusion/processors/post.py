@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from driver_synth.track import CHANNELS
-from fusion.processors.base import FrameContext, ProcessorSetup, Rect, resize_geometry, scale_rect
+from fusion.processors.base import FrameContext, ProcessorSetup, Rect, resize_geometry, scale_rect, union_rect
 from fusion.watermark import WatermarkEmbedder
 
 
@@ -69,11 +69,15 @@ class MotionSmoother:
 
 class ColorMatcher:
     """Keeps the skin tone of an idle-loop avatar locked to its reference frame (a video's exposure can
-    drift): per-channel Lab mean/std transfer measured on a skin patch the mouth and blinks never
-    cover, applied through a soft elliptical mask around the face (never a rectangle, so no edge can
-    show), and only when the drift is noticeable. A photo avatar's colours cannot drift (the warp
-    only moves pixels), so for it this does nothing: measuring a fixed patch of a moving head would
-    read motion as colour."""
+    drift): per-channel mean/std transfer measured on a skin patch the mouth and blinks never cover,
+    applied through a soft elliptical mask around the face (never a rectangle, so no edge can show),
+    and only when the drift is noticeable. A photo avatar's colours cannot drift (the warp only
+    moves pixels), so for it this does nothing: measuring a fixed patch of a moving head would read
+    motion as colour.
+
+    Why per BGR channel and not in Lab: exposure and white-balance drift are per-channel gains, and a
+    per-channel transfer is one lookup table and one weighted blend (~0.4 ms a frame at work size,
+    against ~1.9 ms for the Lab round trip it replaced)."""
 
     name = "color_matcher"
 
@@ -85,11 +89,11 @@ class ColorMatcher:
 
     def _stats(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x0, y0, x1, y1 = self.face_rect
-        lab = cv2.cvtColor(image[y0:y1:2, x0:x1:2], cv2.COLOR_BGR2LAB).reshape(-1, 3).astype(np.float32)
-        return lab.mean(0), lab.std(0) + 1e-3
+        patch = image[y0:y1:2, x0:x1:2].reshape(-1, 3).astype(np.float32)
+        return patch.mean(0), patch.std(0) + 1e-3
 
     def close(self) -> None:
-        self.mask = None
+        self.weight = self.rest = self.output = None
 
     def prepare(self, base: np.ndarray, setup: ProcessorSetup | None = None) -> np.ndarray:
         self.reference = self._stats(base)
@@ -100,9 +104,14 @@ class ColorMatcher:
         ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
         distance = np.sqrt(((xs - centre[0]) / radii[0]) ** 2 + ((ys - centre[1]) / radii[1]) ** 2)
         weight = np.clip((1.3 - distance) / 0.7, 0.0, 1.0)
-        self.mask = (weight * weight * (3 - 2 * weight))[..., None].astype(np.float32)
-        rows, cols = np.flatnonzero(self.mask[..., 0].any(axis=1)), np.flatnonzero(self.mask[..., 0].any(axis=0))
+        mask = (weight * weight * (3 - 2 * weight)).astype(np.float32)
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
         self.mask_rect = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
+        mx0, my0, mx1, my1 = self.mask_rect
+        self.weight = np.ascontiguousarray(mask[my0:my1, mx0:mx1])
+        self.rest = 1.0 - self.weight
+        self.output: np.ndarray | None = None  # its own buffer: upstream buffers are never written
+        self.corrected: Rect | None = None  # where the output holds corrected pixels (last frame)
         return base
 
     def process_frame(self, frame: np.ndarray, context: FrameContext) -> np.ndarray:
@@ -113,19 +122,30 @@ class ColorMatcher:
         gain = 1 + self.strength * (np.clip(ref_std / std, 0.9, 1.1) - 1)
         shift = self.strength * (ref_mean - mean)
         context.stats["color_shift"] = float(np.abs(shift).max())
-        if np.abs(shift).max() < 1.5 and np.abs(gain - 1).max() < 0.02:
-            return frame  # below a just-noticeable drift: leave the pixels untouched
-        x0, y0, x1, y1 = self.mask_rect  # inside every dirty rect the reenactor reports
-        lut = np.empty((256, 1, 3), np.uint8)
-        levels = np.arange(256, dtype=np.float32)
-        for c in range(3):
-            lut[:, 0, c] = np.clip((levels - mean[c]) * gain[c] + mean[c] + shift[c], 0, 255).astype(np.uint8)
+        noticeable = np.abs(shift).max() >= 1.5 or np.abs(gain - 1).max() >= 0.02  # else leave pixels untouched
+        # The output equals the input except where it was corrected: refresh what changed upstream
+        # and last frame's correction, then correct (the upstream dirty rect need not hold the mask).
+        if self.output is None or self.output.shape != frame.shape:
+            self.output = frame.copy()
+            refresh = (0, 0, frame.shape[1], frame.shape[0])
+        else:
+            refresh = union_rect(context.dirty, self.corrected)
+            rx0, ry0, rx1, ry1 = refresh
+            self.output[ry0:ry1, rx0:rx1] = frame[ry0:ry1, rx0:rx1]
+        self.corrected = self.mask_rect if noticeable else None
+        context.dirty = union_rect(refresh, self.corrected)
+        if noticeable:
+            self._correct(frame, self.output, mean, gain, shift)
+        return self.output
+
+    def _correct(self, frame: np.ndarray, output: np.ndarray, mean, gain, shift) -> None:
+        """Per-channel gain about the patch mean plus the shift, through the soft face mask, from
+        `frame` into `output`."""
+        x0, y0, x1, y1 = self.mask_rect
+        levels = np.arange(256, dtype=np.float32)[:, None]
+        lut = np.clip((levels - mean) * gain + mean + shift + 0.5, 0, 255).astype(np.uint8).reshape(256, 1, 3)
         region = frame[y0:y1, x0:x1]
-        lab = cv2.cvtColor(region, cv2.COLOR_BGR2LAB)
-        corrected = cv2.cvtColor(cv2.LUT(lab, lut), cv2.COLOR_LAB2BGR).astype(np.float32)
-        weight = self.mask[y0:y1, x0:x1]
-        frame[y0:y1, x0:x1] = np.clip(region * (1 - weight) + corrected * weight + 0.5, 0, 255).astype(np.uint8)
-        return frame
+        output[y0:y1, x0:x1] = cv2.blendLinear(cv2.LUT(region, lut), region, self.weight, self.rest)
 
 
 INTERPOLATION = {"cubic": cv2.INTER_CUBIC, "lanczos": cv2.INTER_LANCZOS4}
@@ -206,6 +226,19 @@ class Upscaler:
         return self.buffer
 
 
+def wide_blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    """A Gaussian blur with a large sigma, computed at a fraction of the size and scaled back: the
+    same soft picture (within a few grey levels) for ~2 % of the cost of blurring 1080p at sigma 40
+    (0.3 s, paid by every render while it builds its engine)."""
+    factor = max(1, int(sigma // 5))
+    if factor == 1:
+        return cv2.GaussianBlur(image, (0, 0), sigma)
+    height, width = image.shape[:2]
+    small = cv2.resize(image, (max(1, width // factor), max(1, height // factor)), interpolation=cv2.INTER_AREA)
+    blurred = cv2.GaussianBlur(small, (0, 0), sigma / factor)
+    return cv2.resize(blurred, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
 @dataclass(frozen=True)
 class CompositorOptions:
     width: int
@@ -237,7 +270,7 @@ class Compositor:
         side = base.shape[0]
         if self.options.background == "blur":
             stretched = cv2.resize(base, (width, height), interpolation=cv2.INTER_AREA)
-            canvas = cv2.GaussianBlur(stretched, (0, 0), 40)
+            canvas = wide_blur(stretched, 40)
             canvas = cv2.addWeighted(canvas, 0.55, np.full_like(canvas, self.options.background_color), 0.45, 0)
         else:
             canvas = np.full((height, width, 3), self.options.background_color, np.uint8)
@@ -248,7 +281,7 @@ class Compositor:
         self.feather = max(8, side // 40)
         self.ramp = np.linspace(0, 1, self.feather, dtype=np.float32)[None, :, None]
         rows = slice(self.top, self.top + side)
-        blurred = cv2.GaussianBlur(canvas, (0, 0), 20)
+        blurred = wide_blur(canvas, 20)
         self.band_backgrounds = (
             blurred[rows, self.left : self.left + self.feather].astype(np.float32),
             blurred[rows, self.left + side - self.feather : self.left + side].astype(np.float32),

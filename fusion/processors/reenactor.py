@@ -50,6 +50,9 @@ class ReenactorOptions:
     head_scale: float = 1.0
     smoothing_ratio: float = 0.035  # Gaussian sigma of the displacement field, × mouth width
     full_frame: bool = False  # recompute the whole image every frame (reference for the dirty-rect path)
+    # False when a later processor covers the mouth with real footage (the mouth bank): painting an
+    # interior nobody sees would cost ~3 ms a frame.
+    paint_interior: bool = True
 
 
 def _ring(centre: np.ndarray, radii: tuple[float, float], count: int) -> np.ndarray:
@@ -195,7 +198,8 @@ class Reenactor:
     def prepare(self, base: np.ndarray, setup: ProcessorSetup | None = None) -> np.ndarray:
         self.base = base
         self.buffer = base.copy()
-        self.touched: Rect | None = None  # where `buffer` may differ from `base` (last frame's region)
+        self.touched: Rect | None = None  # where `buffer` may differ from the last base (its region)
+        self.moving = False  # the last frame came with its own base (an idle loop)
         height, width = base.shape[:2]
         self.landmarks = refine_inner_lips(base, self.landmarks).astype(np.float64)
         lm = self.landmarks
@@ -505,10 +509,9 @@ class Reenactor:
         warped = cv2.remap(source, final, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
         for layer in self._layers(motion, local_back, local_box):
             self._blend(warped, layer, pose, region, head_map)
-        height, width = self.base.shape[:2]
-        dirty = (0, 0, width, height) if moving else region
+        dirty = region
         if moving:
-            self.buffer[:] = frame
+            dirty = self._refresh_moving_base(frame, context.base_changed, region)
         elif self.touched is not None and _union(self.touched, region) != region:
             # Last frame moved pixels outside this frame's region (the motion stopped or shrank, a
             # channel passed through 0): the photo comes back there, and downstream must see it.
@@ -516,11 +519,27 @@ class Reenactor:
             self.buffer[ty0:ty1, tx0:tx1] = self.base[ty0:ty1, tx0:tx1]
             dirty = _union(self.touched, region)
         self.buffer[ry0:ry1, rx0:rx1] = warped
-        # After a moving base all of the buffer differs from the photo; after the photo, this region.
-        self.touched = (0, 0, width, height) if moving else region
+        self.touched = region  # where the buffer differs from this frame's base
+        self.moving = moving
         context.dirty = dirty
         context.stats["moving_base"] = moving
         return self.buffer
+
+    def _refresh_moving_base(self, frame: np.ndarray, changed: Rect | None, region: Rect) -> Rect:
+        """Make the buffer equal `frame` outside `region` (which the warp rewrites next); the dirty rect.
+
+        Outside the last region the buffer already holds the last base, so only where the base
+        changed (`changed`, from the idle loop's playback) and the last region need copying; an
+        unknown change (None) or the first frame copies everything."""
+        height, width = frame.shape[:2]
+        if changed is None or self.touched is None or not self.moving:
+            self.buffer[:] = frame
+            return (0, 0, width, height)
+        nothing_changed = changed[2] <= changed[0] or changed[3] <= changed[1]
+        refresh = self.touched if nothing_changed else _union(changed, self.touched)
+        x0, y0, x1, y1 = refresh
+        self.buffer[y0:y1, x0:x1] = frame[y0:y1, x0:x1]
+        return _union(refresh, region)
 
     # ----------------------------------------------------------------------------------------------
     def _layers(self, motion, local_back: np.ndarray, local_box: Rect) -> list[Layer]:
@@ -529,7 +548,7 @@ class Reenactor:
         upper = self._moved(topo.LIPS_INNER_UPPER, motion)
         lower = self._moved(topo.LIPS_INNER_LOWER, motion)
         layers = []
-        mouth = self.painter.paint(upper, lower, motion, shape)
+        mouth = self.painter.paint(upper, lower, motion, shape) if self.options.paint_interior else None
         if mouth is not None:
             layers.append(self._cover_stretched(mouth, local_back, local_box))
         if motion.blink > 0.5:
