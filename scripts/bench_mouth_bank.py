@@ -3,11 +3,17 @@
 A speaking recording is generated (tests/speaking_recording.py: the sample portrait driven by real
 espeak-ng speech, `--seconds` long by repeating the script), enrolled with `--speaking` (length and
 face-size limits lowered for the generated clip, every other check at its default), evaluated on
-its held-out fifth, and then each sentence is rendered twice in one fresh DHF home: with the
-personal avatar (reenactor → mouth_bank → …) and with the bundled sample (painted mouth), each
-against `ffmpeg -f lavfi -i testsrc2 … -preset veryfast` of the same duration, measured in the same
-run (ratios, not seconds, compare across machines). Usage:
-    .venv/bin/python scripts/bench_mouth_bank.py [--count 3] [--seconds 60] [--out bench-out]
+its held-out fifth. Then each text (the first `--count` bench sentences, ~9 s each, and one long
+text of about `--long` seconds) is rendered with the personal avatar (reenactor → mouth_bank → …,
+idle-loop base) and with the bundled sample (painted mouth, photo base), each against
+`ffmpeg -f lavfi -i testsrc2 … -preset veryfast` of the same duration, measured in the same run
+(ratios, not seconds, compare across machines). Two figures per render:
+- `render`: the render stage alone (frames made, encoded, sealed), run a second time without the
+  quality gate's monitor (for the measurement only: the product has no such switch);
+- `whole`: `render_video` as a user gets it, speech to published file, the quality gate included.
+`--reuse HOME` skips the recording, enrollment and evaluation and renders with the avatar enrolled
+in HOME by an earlier run. Usage:
+    .venv/bin/python scripts/bench_mouth_bank.py [--count 3] [--long 60] [--seconds 60] [--out bench-out]
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "scripts")]
 
-from bench_render import SENTENCES, ffmpeg_reference  # noqa: E402
+from bench_render import SENTENCES, ffmpeg_reference, render_without_gate  # noqa: E402
 
 from avatars.library import AvatarLibrary  # noqa: E402
 from avatars.speaking import enroll_speaking  # noqa: E402
@@ -38,23 +44,11 @@ from tests.speaking_recording import SCRIPT, make_recording  # noqa: E402
 from tests.test_personal_avatars import write_license  # noqa: E402
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--count", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=60.0, help="approximate recording length")
-    parser.add_argument("--out", type=Path, default=Path("bench-out"))
-    args = parser.parse_args()
-    provisioned = load_settings().paths.models
-    home = Path(tempfile.mkdtemp(prefix="dhf-bench-bank-"))
-    (home / "models").symlink_to(provisioned, target_is_directory=True)
-    limits = home / "limits.yaml"
-    lowered = {"enrollment": {"min_face_px": 120, "speaking": {"min_seconds": 8, "min_face_px": 120}}}
-    limits.write_text(yaml.safe_dump(lowered))
-    settings = load_settings(limits, home=home)
-    args.out.mkdir(exist_ok=True)
+def enroll(settings, home: Path, out: Path, seconds: float) -> None:
+    """Generate, enroll and evaluate the personal avatar 'bench' (printed as one JSON line)."""
     start = time.perf_counter()
-    repeats = max(1, round(args.seconds / 9.3))  # the script is ~9.3 s of speech
-    recording = make_recording(settings, args.out / "recording", text=SCRIPT, repeats=repeats)
+    repeats = max(1, round(seconds / 9.3))  # the script is ~9.3 s of speech
+    recording = make_recording(settings, out / "recording", text=SCRIPT, repeats=repeats)
     generated = time.perf_counter() - start
     start = time.perf_counter()
     library = AvatarLibrary.from_settings(settings.paths)
@@ -70,38 +64,82 @@ def main() -> int:
     evaluation = evaluate_avatar(result.avatar, settings)
     evaluated = time.perf_counter() - start
     print(json.dumps({
-        "recording_s": checks["recording_seconds"], "generate_s": round(generated, 1), "enroll_s": round(enrolled, 1),
-        "evaluate_s": round(evaluated, 1), "units": checks["mouth_units"],
+        "home": str(home), "recording_s": checks["recording_seconds"], "generate_s": round(generated, 1),
+        "enroll_s": round(enrolled, 1), "evaluate_s": round(evaluated, 1), "units": checks["mouth_units"],
         "bank_mb_per_minute": checks["mouth_bank_mb_per_minute"], "evaluation": evaluation.as_dict(),
     }), flush=True)  # fmt: skip
+
+
+def long_text(seconds: float) -> str:
+    """Bench sentences joined to about `seconds` of speech (~9 s each), below the chunking threshold."""
+    return " ".join(SENTENCES[i % len(SENTENCES)] for i in range(max(1, round(seconds / 9.0))))
+
+
+def measure(text: str, avatar: str, settings, out: Path, name: str) -> dict[str, object]:
+    target = out / f"bank-{avatar}-{name}.mp4"
+    scope = {"channel": "web", "purpose": "customer-service"} if avatar == "bench" else {}
+    request = RenderRequest(text=text, avatar_id=avatar, language="en", output=target, **scope)
+    begin = time.perf_counter()
+    rendered = render_video(request, settings)
+    whole = time.perf_counter() - begin
+    render = render_without_gate(request, settings)  # speech, driver and analysis now cached
+    report = json.loads(rendered.report.read_text())
+    duration = report["video"]["duration_s"]
+    video = settings.video
+    reference = ffmpeg_reference(duration, video.width, video.height, video.fps, out / "reference.mp4")
+    return {
+        "duration_s": duration,
+        "whole_s": round(whole, 2),
+        "render_s": round(render, 2),
+        "ffmpeg_ref_s": round(reference, 2),
+        "whole_ratio": round(whole / reference, 2),
+        "render_ratio": round(render / reference, 2),
+        "quality_passed": report["quality"]["passed"],
+        "process_ms_per_frame": report["process_ms_per_frame"],
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--count", type=int, default=3, help="short sentences (~9 s each)")
+    parser.add_argument("--long", type=float, default=60.0, help="seconds of the long text (0: none)")
+    parser.add_argument("--seconds", type=float, default=60.0, help="approximate recording length")
+    parser.add_argument("--out", type=Path, default=Path("bench-out"))
+    parser.add_argument("--reuse", type=Path, help="a DHF home where an earlier run enrolled 'bench'")
+    args = parser.parse_args()
+    args.out.mkdir(exist_ok=True)
+    if args.reuse is not None:
+        home = args.reuse
+        settings = load_settings(home / "limits.yaml", home=home)
+    else:
+        provisioned = load_settings().paths.models
+        home = Path(tempfile.mkdtemp(prefix="dhf-bench-bank-"))
+        (home / "models").symlink_to(provisioned, target_is_directory=True)
+        limits = home / "limits.yaml"
+        lowered = {"enrollment": {"min_face_px": 120, "speaking": {"min_seconds": 8, "min_face_px": 120}}}
+        limits.write_text(yaml.safe_dump(lowered))
+        settings = load_settings(limits, home=home)
+        enroll(settings, home, args.out, args.seconds)
+    texts = [(f"s{i}", text) for i, text in enumerate(SENTENCES[: args.count])]
+    if args.long > 0:
+        texts.append(("long", long_text(args.long)))
     rows = []
-    for index, text in enumerate(SENTENCES[: args.count]):
-        row: dict[str, object] = {"sentence": index}
+    for name, text in texts:
+        row: dict[str, object] = {"text": name}
         for avatar in ("bench", "sample"):
-            target = args.out / f"bank-{avatar}-{index}.mp4"
-            scope = {"channel": "web", "purpose": "customer-service"} if avatar == "bench" else {}
-            request = RenderRequest(text=text, avatar_id=avatar, language="en", output=target, **scope)
-            begin = time.perf_counter()
-            rendered = render_video(request, settings)
-            wall = time.perf_counter() - begin
-            report = json.loads(rendered.report.read_text())
-            duration = report["video"]["duration_s"]
-            video = settings.video
-            reference = ffmpeg_reference(duration, video.width, video.height, video.fps, args.out / "reference.mp4")
-            row[avatar] = {
-                "duration_s": duration,
-                "render_s": round(wall, 2),
-                "ffmpeg_ref_s": round(reference, 2),
-                "ratio_vs_ffmpeg": round(wall / reference, 2),
-                "processors": report["processors"],
-                "process_ms_per_frame": report["process_ms_per_frame"],
-            }
+            row[avatar] = measure(text, avatar, settings, args.out, name)
         rows.append(row)
         print(json.dumps(row), flush=True)
-    for avatar in ("bench", "sample"):
-        render_s = sum(r[avatar]["render_s"] for r in rows)
-        reference_s = sum(r[avatar]["ffmpeg_ref_s"] for r in rows)
-        print(f"{avatar}: render {render_s:.1f} s, ffmpeg {reference_s:.1f} s, ratio {render_s / reference_s:.2f}")
+    for group, names in (("short", [n for n, _ in texts if n != "long"]), ("long", ["long"])):
+        chosen = [r for r in rows if r["text"] in names]
+        if not chosen:
+            continue
+        keys = ("duration_s", "whole_s", "render_s", "ffmpeg_ref_s")
+        for avatar in ("bench", "sample"):
+            total = {k: round(sum(r[avatar][k] for r in chosen), 2) for k in keys}
+            total["render_ratio"] = round(total["render_s"] / total["ffmpeg_ref_s"], 2)
+            total["whole_ratio"] = round(total["whole_s"] / total["ffmpeg_ref_s"], 2)
+            print(json.dumps({"summary": group, "avatar": avatar, **total}), flush=True)
     return 0
 
 
