@@ -33,7 +33,7 @@ import yaml
 from avatars.errors import AvatarError, EnrollmentError
 from avatars.license import License, load_license
 from config import PathSettings
-from config.files import file_sha256, write_text_atomic
+from config.files import file_sha256, load_yaml, write_text_atomic
 
 BUNDLED = Path(__file__).resolve().parent
 AVATAR_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -82,7 +82,7 @@ def valid_id(avatar_id: str) -> str:
 
 def _read_yaml(path: Path) -> dict:
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return load_yaml(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise AvatarError(f"{path} is unreadable ({exc}); restore it from a backup or re-enroll") from exc
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from avatars.errors import LicenseError
-from config.files import file_sha256
+from config.files import file_sha256, load_yaml
 
 ANY = "*"
 
@@ -69,7 +69,7 @@ def load_license(path: Path) -> License:
     if not path.is_file():
         raise LicenseError(f"no license record at {path}; add a license.yaml signed off by the person shown")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = load_yaml(path.read_text(encoding="utf-8")) or {}
         if not isinstance(data, dict):
             raise LicenseError(f"license {path} must be a mapping of fields; see avatars/sample/license.yaml")
         scope = data.get("scope") or {}

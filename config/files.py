@@ -17,7 +17,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from config.errors import OutputPathError
+
+# libyaml's parser when PyYAML was built with it (the wheels are): ~10x faster than the pure-Python
+# one, which cost a render ~0.25 s of CPU for the settings, model lock, avatar and licence files.
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def load_yaml(text: str) -> Any:
+    """`yaml.safe_load` with libyaml: the same safe subset (plain data only), same errors."""
+    return yaml.load(text, Loader=_SAFE_LOADER)
 
 
 def content_hash(value: Any, length: int = 16) -> str:

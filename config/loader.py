@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from config.errors import ConfigError
+from config.files import load_yaml
 from config.settings import Settings, VoiceTemplate
 
 CONFIG_DIR = Path(__file__).resolve().parent
@@ -26,7 +27,7 @@ Origins = dict[tuple[str, ...], Path]
 def read_yaml(path: Path) -> dict[str, Any]:
     """A YAML file holding a mapping (empty file: empty mapping); ConfigError naming the file otherwise."""
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        data = load_yaml(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ConfigError(f"config file not found: {path}; check the path given to --config") from exc
     except (OSError, UnicodeDecodeError) as exc:

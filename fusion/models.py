@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 
 from config import CONFIG_DIR
-from config.files import atomic_path, directory_lock, file_sha256, write_text_atomic
+from config.files import atomic_path, directory_lock, file_sha256, load_yaml, write_text_atomic
 from fusion.errors import ModelError
 
 LOCK_FILE = CONFIG_DIR / "models.lock.yaml"
@@ -95,7 +95,7 @@ def load_lock(lock_file: Path = LOCK_FILE, placed: bool = False) -> dict[str, Mo
     if not lock_file.is_file():
         return {}
     try:
-        data = yaml.safe_load(lock_file.read_text(encoding="utf-8")) or {}
+        data = load_yaml(lock_file.read_text(encoding="utf-8")) or {}
         return {name: _spec(name, spec, placed) for name, spec in (data.get("models") or {}).items()}
     except (yaml.YAMLError, KeyError, TypeError, AttributeError) as exc:
         raise ModelError(
@@ -235,7 +235,7 @@ def add_model(
                 shutil.copyfile(source, temporary)
                 if file_sha256(temporary) != sha256:
                     raise ModelError(f"copying {source} changed its content (disk error?); try again")
-        placed = yaml.safe_load(lock_path.read_text(encoding="utf-8")) if lock_path.is_file() else None
+        placed = load_yaml(lock_path.read_text(encoding="utf-8")) if lock_path.is_file() else None
         models = dict((placed or {}).get("models") or {})
         replaced = fmt.name in models and models[fmt.name].get("sha256") != sha256
         models[fmt.name] = {
