@@ -132,9 +132,8 @@ def build_engine(
 def segment_options(settings: Settings) -> EncodeOptions:
     """x264 settings of every segment: the render's own, no audio and no tags (the join adds both)."""
     video = settings.video
-    return EncodeOptions(
-        video.fps, video.crf, video.preset, video.audio_bitrate, video.encoder_threads, keyframe_every=KEYFRAME_EVERY
-    )
+    threads, every = video.encoder_thread_count(), KEYFRAME_EVERY
+    return EncodeOptions(video.fps, video.crf, video.preset, video.audio_bitrate, threads, keyframe_every=every)
 
 
 def render_chunk(job: ChunkJob, progress: Callable[[int, int], None] | None = None) -> ChunkResult:

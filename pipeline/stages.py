@@ -328,7 +328,7 @@ def render_stage(
         video.crf,
         video.preset,
         video.audio_bitrate,
-        video.encoder_threads,
+        video.encoder_thread_count(),
         tuple(metadata.items()),
         keyframe_every=KEYFRAME_EVERY,
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import cv2
 import numpy as np
 import pytest
@@ -49,3 +51,31 @@ def test_an_unreadable_video_is_a_media_error(tmp_path):
     broken.write_bytes(b"not a video")
     with pytest.raises(MediaError, match="not a readable video"):
         frames_at(broken, [0.0])
+
+
+def test_every_frame_written_is_the_frame_encoded_even_when_the_encoder_lags(tmp_path):
+    """The writer converts into a ring of reused buffers: a producer far faster than ffmpeg (tiny
+    queue, frames made in microseconds) must still get each frame encoded as it was, in order."""
+    from media.video import read_frames
+
+    path = tmp_path / "order.mp4"
+    with VideoWriter(path, 160, 96, EncodeOptions(fps=25, crf=0, preset="medium"), queue_frames=1) as writer:
+        for index in range(60):
+            frame = np.full((96, 160, 3), 30 + 2 * index, np.uint8)
+            frame[40:56, 2 * index : 2 * index + 16] = 255  # a white square walking right
+            writer.write(frame)
+            frame[:] = 0  # the caller reuses its buffer at once
+    decoded = [frame.copy() for frame in read_frames(path)]
+    assert len(decoded) == 60
+    for index, frame in enumerate(decoded):
+        assert abs(float(np.median(frame[:30])) - (30 + 2 * index)) <= 2, index
+        columns = np.flatnonzero(frame[48].max(axis=1) > 230)
+        assert columns.size and abs(int(columns[0]) - 2 * index) <= 1, (index, columns[:3])
+
+
+def test_the_encoder_leaves_a_core_to_the_engine():
+    from config.settings import VideoSettings
+
+    assert VideoSettings(encoder_threads=3).encoder_thread_count() == 3
+    cores = len(os.sched_getaffinity(0))
+    assert VideoSettings().encoder_thread_count() == max(1, cores - 1)
