@@ -39,6 +39,11 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
         help="the file is a 60-180 s recording of the person reading an enrollment script: a personal avatar "
         "with its own mouths (README: Personal avatars)",
     )
+    add.add_argument(
+        "--skip-evaluation",
+        action="store_true",
+        help="with --speaking: do not score the new avatar on its held-out footage now (`dhf evaluate-avatar` later)",
+    )
     actions.add_parser("list", help="all avatars with version and authorization status")
     show = actions.add_parser("show", help="one avatar: version, license, enrollment checks")
     show.add_argument("avatar_id", help="the avatar id (`dhf avatar list`)")
@@ -104,6 +109,20 @@ def _add(library: AvatarLibrary, args: argparse.Namespace, settings: Settings, u
     return enroll(library, args.avatar_id, args.license, settings, user, photo=args.photo, name=args.name)
 
 
+def _show_evaluation(avatar: Avatar, settings: Settings) -> None:
+    """A personal avatar's quality is its held-out score: shown at enrollment, so a poor recording
+    is noticed before anyone renders with it (about a third of the recording's length to compute)."""
+    from cli.evaluate_avatar import print_evaluation
+    from pipeline.avatar_evaluation import evaluate_avatar  # loads the face models: only here
+
+    print("scoring the mouths on the recording's held-out last 20 % (skip with --skip-evaluation) ...", flush=True)
+    result = evaluate_avatar(avatar, settings)
+    print_evaluation(avatar, result)
+    if result.bank.ssim <= result.painted.ssim:
+        print("dhf: warning: the mouth bank scores no better than the painted mouth; re-record following "
+              "docs/recording-guide.md (steady light, frontal, every line of the script)", file=sys.stderr)  # fmt: skip
+
+
 def run_avatar(args: argparse.Namespace, settings: Settings) -> int:
     library = AvatarLibrary.from_settings(settings.paths)
     user = getpass.getuser()
@@ -120,6 +139,8 @@ def run_avatar(args: argparse.Namespace, settings: Settings) -> int:
         for warning in result.warnings:
             print(f"dhf: warning: {warning}", file=sys.stderr)
         print(f"enrolled {result.avatar.avatar_id} v{result.avatar.version} ({result.avatar.change})")
+        if args.speaking and not args.skip_evaluation:
+            _show_evaluation(result.avatar, settings)
         if args.cutout is not None:
             from pipeline.cutout import write_cutout  # the engine and scipy: only for this command
 

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
 
-from avatars.library import AvatarLibrary
+from avatars.library import Avatar, AvatarLibrary
 from config import Settings
+
+if TYPE_CHECKING:
+    from quality.held_out import HeldOutEvaluation
 
 
 def add_parsers(sub, common: argparse.ArgumentParser) -> None:
@@ -29,6 +33,12 @@ def run_evaluate_avatar(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps({"avatar": avatar.avatar_id, "version": avatar.version, **result.as_dict()}, indent=2))
         return 0
+    print_evaluation(avatar, result)
+    return 0
+
+
+def print_evaluation(avatar: Avatar, result: HeldOutEvaluation) -> None:
+    """The held-out scores as a small table (also shown by `dhf avatar add --speaking`)."""
     print(f"avatar {avatar.avatar_id} v{avatar.version}: {result.frames} held-out frames (last 20 %), "
           f"bank of {result.units} units from the rest")  # fmt: skip
     print(f"{'':16}{'SSIM':>8}{'PSNR dB':>10}{'lip dist (IOD)':>16}")
@@ -36,4 +46,3 @@ def run_evaluate_avatar(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{name:16}{scores.ssim:8.3f}{scores.psnr:10.2f}{scores.lip_distance:16.4f}")
     print(f"selection error {result.selection_error:.3f} (p95 {result.selection_error_p95:.3f}), "
           f"mean run {result.mean_run:.1f} frames")  # fmt: skip
-    return 0

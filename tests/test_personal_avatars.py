@@ -88,10 +88,27 @@ def add(home: Path, config: Path, video: Path, avatar_id: str, folder: Path) -> 
 
 
 @pytest.fixture(scope="module")
-def enrolled(home, config, recording, tmp_path_factory):
+def enrollment(home, config, recording, tmp_path_factory) -> subprocess.CompletedProcess:
     result = add(home, config, recording.path, "rec-person", tmp_path_factory.mktemp("lic"))
     assert result.returncode == 0, result.stderr
+    return result
+
+
+@pytest.fixture(scope="module")
+def enrolled(enrollment, home, config):
     return AvatarLibrary.from_settings(load_settings(config, home=home).paths).get("rec-person")
+
+
+def test_enrollment_shows_the_held_out_score(enrollment):
+    """The avatar's quality is shown when it is enrolled: the bank's row scores above the painted one."""
+    rows = {}
+    for line in enrollment.stdout.splitlines():
+        for name in ("mouth bank", "painted mouth"):
+            if line.startswith(name):
+                rows[name] = [float(v) for v in line[len(name) :].split()]
+    assert set(rows) == {"mouth bank", "painted mouth"}, enrollment.stdout
+    assert rows["mouth bank"][0] > rows["painted mouth"][0], rows  # SSIM
+    assert "warning" not in enrollment.stderr, enrollment.stderr
 
 
 def test_enrollment_stores_a_compact_bank_covering_every_viseme(enrolled, recording):
