@@ -158,6 +158,7 @@ def evaluate_held_out(
     processor.plan(track)
     path = processor.path
     banked, painted = _Scorer(bank.template, analyser), _Scorer(bank.template, analyser)
+    previous = None
     for unit in range(len(held)):
         index = int(held.frames[unit]) - split
         motion = track.frame(index)
@@ -165,7 +166,9 @@ def evaluate_held_out(
         landmarks = reenactor.frame_landmarks(motion)
         real, real_lips = held.crop(unit), held.lips[unit]
         painted.add(frame, landmarks, real, real_lips)
-        processor.paste(frame, int(path[index]), landmarks)
+        chosen = int(path[index])
+        processor.paste_after(frame, chosen, previous, landmarks)  # as a render pastes it, joins included
+        previous = chosen
         banked.add(frame, landmarks, real, real_lips)
     targets = np.stack([track.channels[name] for name in FEATURES], axis=1) * scale
     errors = selection_error(train.features, path, targets)

@@ -216,6 +216,37 @@ def test_blend_leaves_no_seam_even_when_the_light_changed(enrolled, home, config
     assert blended <= limit and unmatched > limit and hard > limit, seams
 
 
+def test_a_join_between_takes_cross_fades_over_one_frame(enrolled, home, config):
+    """Where selection jumps to another take, the old take's next frame goes down first and the new
+    unit over it at half opacity: the join frame is halfway between the two, so the switch spreads
+    over two frames (a one-frame jump between takes read as a tear on a 67 s render)."""
+    settings = load_settings(config, home=home)
+    work, landmarks = avatar_stage(enrolled, settings).work_image_and_landmarks(enrolled)
+    bank = MouthBank.load(enrolled.mouth_bank)
+    processor = MouthBankProcessor(MouthBankOptions(), bank)
+    processor.prepare(work)
+    reenactor = Reenactor(landmarks)
+    reenactor.prepare(work)
+    motion = held_out_track(bank, articulation_scale(bank.features), 0, 1, bank.fps).frame(0)
+    base = reenactor.process_frame(work, FrameContext(index=0, motion=motion)).copy()
+    points = reenactor.frame_landmarks(motion)
+    a = int(np.argmin(bank.features[:, 0]))  # the most closed mouth
+    b = int(np.argmax(bank.features[:, 0]))  # the widest open one: another take
+    assert abs(int(bank.frames[a]) - int(bank.frames[b])) > 1
+    assert processor.continuation(a, a + 1) is None and processor.continuation(a, a) is None  # a run, a hold
+    assert processor.continuation(a, b) == a + 1 and processor.continuation(None, b) is None
+    carried, switched, joined = base.copy(), base.copy(), base.copy()
+    processor.paste(carried, a + 1, points)
+    processor.paste(switched, b, points)
+    processor.paste_after(joined, b, a, points)
+    x0, y0, mask = processor.last_mask
+    inner = mask > 0.45  # the new unit at its full half opacity
+    region = (slice(y0, y0 + mask.shape[0]), slice(x0, x0 + mask.shape[1]))
+    old, new, mid = (image[region][inner].astype(float) for image in (carried, switched, joined))
+    assert np.abs(new - old).mean() > 10  # the two takes really differ there
+    assert np.abs(mid - (old + new) / 2).mean() < 0.2 * np.abs(new - old).mean()
+
+
 def test_recordings_are_refused_with_one_line(home, config, recording, tmp_path):
     library = home / "avatars"
     before = sorted(p.name for p in library.iterdir()) if library.is_dir() else []
