@@ -41,6 +41,7 @@ from fusion.unit_selection import SelectionOptions, select_units
 STABLE_WEIGHT = 0.35  # weight of a stable point against a lip point in the warp's fit
 CROP_BORDER = 6  # px of the crop's edge faded out (the warped crop never ends in a hard line)
 GAIN_LIMITS = (0.75, 1.33)
+UPWARD_REACH = 0.8  # vertical margin above the lips, × margin_ratio (below them: 1.6, for the chin)
 JOIN_BLEND = 0.5  # at a join between two takes, the new unit's opacity over the old run's next frame
 
 
@@ -172,7 +173,10 @@ class MouthBankProcessor:
         centre = outer.mean(0)
         mouth_w = float(np.ptp(outer[:, 0]))
         sigma = max(self.options.feather_ratio * mouth_w, 1.0)
-        hull = centre + (outer - centre) * (1.0 + 2.0 * self.options.margin_ratio * np.array([1.0, 1.6]))
+        offset = outer - centre
+        stretch = 1.0 + 2.0 * self.options.margin_ratio * np.array([1.0, 1.6])
+        up = 1.0 + 2.0 * self.options.margin_ratio * UPWARD_REACH  # above the lips: stop short of the cheeks
+        hull = centre + offset * np.where(offset[:, 1:] < 0, [stretch[0], up], stretch)
         reach = 3.0 * sigma
         height, width = image.shape[:2]
         x0, y0 = np.floor(hull.min(0) - reach).astype(int)
