@@ -279,12 +279,14 @@ class Compositor:
         canvas[self.top : self.top + side, self.left : self.left + side] = base
         # The portrait's left/right edges fade into the (blurred) background over `feather` pixels.
         self.feather = max(8, side // 40)
-        self.ramp = np.linspace(0, 1, self.feather, dtype=np.float32)[None, :, None]
+        ramp = np.repeat(np.linspace(0, 1, self.feather, dtype=np.float32)[None, :], side, axis=0)
+        self.band_weights = (ramp, np.ascontiguousarray(ramp[:, ::-1]))  # portrait's weight, left and right
+        self.band_rests = tuple(1.0 - weights for weights in self.band_weights)
         rows = slice(self.top, self.top + side)
         blurred = wide_blur(canvas, 20)
         self.band_backgrounds = (
-            blurred[rows, self.left : self.left + self.feather].astype(np.float32),
-            blurred[rows, self.left + side - self.feather : self.left + side].astype(np.float32),
+            blurred[rows, self.left : self.left + self.feather].copy(),
+            blurred[rows, self.left + side - self.feather : self.left + side].copy(),
         )
         self._feather(canvas)
         self.base = canvas
@@ -295,17 +297,18 @@ class Compositor:
         """Fade the freshly written part `rect` (portrait coordinates; default all of it) of the
         portrait's edge bands into the background. Only fresh pixels: blending twice would darken."""
         x0, y0, x1, y1 = rect or (0, 0, self.side, self.side)
-        left_band = (0, self.feather, self.ramp, self.band_backgrounds[0])
-        right_band = (self.side - self.feather, self.side, self.ramp[:, ::-1], self.band_backgrounds[1])
-        for start, stop, ramp, background in (left_band, right_band):
-            c0, c1 = max(x0, start), min(x1, stop)
+        starts = (0, self.side - self.feather)
+        for start, weights, rests, background in zip(starts, self.band_weights, self.band_rests,
+                                                     self.band_backgrounds, strict=True):  # fmt: skip
+            c0, c1 = max(x0, start), min(x1, start + self.feather)
             if c0 >= c1 or y0 >= y1:
                 continue
-            weights = ramp[:, c0 - start : c1 - start]
+            band = (slice(y0, y1), slice(c0 - start, c1 - start))
             rows, columns = slice(self.top + y0, self.top + y1), slice(self.left + c0, self.left + c1)
-            portrait = canvas[rows, columns].astype(np.float32)
-            behind = background[y0:y1, c0 - start : c1 - start]
-            canvas[rows, columns] = (portrait * weights + behind * (1 - weights)).astype(np.uint8)
+            canvas[rows, columns] = cv2.blendLinear(
+                canvas[rows, columns], background[band], np.ascontiguousarray(weights[band]),
+                np.ascontiguousarray(rests[band]),
+            )  # fmt: skip
 
     def process_frame(self, frame: np.ndarray, context: FrameContext) -> np.ndarray:
         if context.dirty is None:
