@@ -27,6 +27,10 @@ OFFLINE_DEFAULTS = {
     "PREFECT_LOGGING_LOGGERS_PREFECT_FLOW_RUNS_LEVEL": "INFO",
     "PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL": "INFO",
     "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "CRITICAL",
+    # The temporary server creates and migrates its SQLite database on start; Prefect gives it 20 s,
+    # which a loaded 2-core machine exceeded once in the full test suite ("Timed out while attempting
+    # to connect to ephemeral Prefect API server"): a batch failed that a second later would have run.
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
 }
 
 # A command-line client must give up on a server that stopped answering, not wait Prefect's default

@@ -225,6 +225,22 @@ items:
 """
 
 
+def test_the_temporary_server_gets_time_to_start_and_a_users_choice_wins():
+    """Prefect's 20 s start-up limit for its temporary server failed a batch on a loaded 2-core machine."""
+    from flows.prefect_env import apply_offline_defaults
+
+    name = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
+    chosen: dict[str, str] = {}
+    apply_offline_defaults(chosen)
+    assert float(chosen[name]) >= 60
+    mine = {name: "15"}
+    apply_offline_defaults(mine)
+    assert mine[name] == "15"
+    code = "import prefect.settings as s; print(s.PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value())"
+    shown = subprocess.run([sys.executable, "-c", code], env={**os.environ, **chosen}, capture_output=True, text=True)
+    assert float(shown.stdout.strip()) == float(chosen[name]), shown.stderr[-500:]  # Prefect reads that name
+
+
 def test_sigterm_during_a_batch_stops_prefects_temporary_server(home, tmp_path):
     """A batch still runs on Prefect's temporary server without PREFECT_API_URL (docs/decisions.md);
     SIGTERM must stop that server, and leave only whole videos (the one in progress may finish)."""
