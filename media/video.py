@@ -6,7 +6,6 @@ couple are queued) and the reader yields one decoded frame at a time.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import queue
 import shutil
@@ -45,21 +44,6 @@ class EncodeOptions:
 
 def _keyframe_args(every: int) -> list[str]:
     return ["-force_key_frames", f"expr:gte(n,n_forced*{every})"] if every > 0 else []
-
-
-def _widen_pipe(descriptor: int, frame_bytes: int) -> None:
-    """Grow the pipe towards one frame (Linux allows up to /proc/sys/fs/pipe-max-size, 1 MiB by
-    default): a 3 MB frame through the default 64 kB pipe costs ~50 wake-ups of each side, which
-    showed as ~1.7 s of system time per 10 s of 1080p video. Nothing breaks where it cannot grow."""
-    setter = getattr(fcntl, "F_SETPIPE_SZ", None)
-    if setter is None:
-        return
-    for size in (min(frame_bytes, 1 << 24), 1 << 20, 1 << 18):
-        try:
-            fcntl.fcntl(descriptor, setter, size)
-            return
-        except OSError:
-            continue
 
 
 class VideoWriter:
@@ -125,7 +109,6 @@ class VideoWriter:
             command += ["-metadata", f"{key}={value}"]
         command += ["-f", "mp4", str(self.path)]
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
-        _widen_pipe(self.process.stdin.fileno(), width * height * 3 // 2)
         self.frames = 0
         self._pending: queue.Queue[np.ndarray | None] = queue.Queue(maxsize=max(1, queue_frames))
         # Converted frames go into a ring of buffers, not a fresh 3 MB array each (page faults and
