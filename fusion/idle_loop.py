@@ -27,6 +27,7 @@ import numpy as np
 
 from config.files import atomic_path, content_hash, file_sha256
 from fusion.framing import Framing, apply_framing
+from fusion.processors.base import Rect, union_rect
 from media.errors import MediaError
 from media.video import read_frames
 
@@ -35,9 +36,7 @@ STILL_LEVELS = 6.0  # grey levels (7 px box average) under which a pixel is back
 REACH_PX = 8  # moving areas grow by this before the feather (motion blur, the hair's fringe)
 FEATHER_SIGMA = 3.0  # px: the blend from a frame's own pixels to the still backdrop
 MEDIAN_FRAMES = 31  # frames the still backdrop is the median of (evenly spaced over the clip)
-EMPTY: tuple[int, int, int, int] = (0, 0, 0, 0)
-
-Rect = tuple[int, int, int, int]
+EMPTY: Rect = (0, 0, 0, 0)  # stored for a frame with no pixels of its own; `changed` when nothing did
 
 
 def _bounding_rect(mask: np.ndarray) -> Rect:
@@ -45,14 +44,6 @@ def _bounding_rect(mask: np.ndarray) -> Rect:
     if rows.size == 0:
         return EMPTY
     return (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
-
-
-def _union(a: Rect, b: Rect) -> Rect:
-    if a[2] <= a[0] or a[3] <= a[1]:
-        return b
-    if b[2] <= b[0] or b[3] <= b[1]:
-        return a
-    return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
 
 
 def stabilise(frame: np.ndarray, still: np.ndarray) -> np.ndarray:
@@ -78,20 +69,24 @@ class PreparedLoop:
     def __len__(self) -> int:
         return len(self.rects)
 
-    def rect(self, index: int) -> Rect:
-        return tuple(int(v) for v in self.rects[index])  # type: ignore[return-value]
+    def rect(self, index: int) -> Rect | None:
+        """Where frame `index` has pixels of its own (None: it is the still backdrop)."""
+        x0, y0, x1, y1 = (int(v) for v in self.rects[index])
+        return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
 
-    def crop(self, index: int) -> np.ndarray:
-        x0, y0, x1, y1 = self.rect(index)
-        flat = self.pixels[self.offsets[index] : self.offsets[index + 1]]
-        return np.asarray(flat).reshape(y1 - y0, x1 - x0, 3)
+    def paste(self, index: int, image: np.ndarray) -> Rect | None:
+        """Write frame `index`'s own pixels into `image` (holding the still backdrop there); their rect."""
+        rect = self.rect(index)
+        if rect is not None:
+            x0, y0, x1, y1 = rect
+            flat = self.pixels[self.offsets[index] : self.offsets[index + 1]]
+            image[y0:y1, x0:x1] = np.asarray(flat).reshape(y1 - y0, x1 - x0, 3)
+        return rect
 
     def frame(self, index: int) -> np.ndarray:
         """Frame `index` in full (tests, the reference path)."""
         image = self.still.copy()
-        x0, y0, x1, y1 = self.rect(index)
-        if x1 > x0 and y1 > y0:
-            image[y0:y1, x0:x1] = self.crop(index)
+        self.paste(index, image)
         return image
 
 
@@ -137,14 +132,24 @@ def prepare_loop(video: Path, framing: Framing, fps: int, cache: Path) -> Prepar
     folder = Path(cache) / "idle"
     data_path, index_path = folder / f"{key}.pixels.npy", folder / f"{key}.index.npz"
     if not (index_path.is_file() and data_path.is_file()):
-        _save(build_loop(_framed_frames(video, framing, fps)), data_path, index_path)
+        _build(video, framing, fps, data_path, index_path)
     loaded = _load(data_path, index_path)
     if loaded is None:  # truncated or damaged (a full disk, a crash, a hand edit): rebuilt once
-        _save(build_loop(_framed_frames(video, framing, fps)), data_path, index_path)
+        _build(video, framing, fps, data_path, index_path)
         loaded = _load(data_path, index_path)
     if loaded is None:
         raise MediaError(f"could not cache the idle loop under {folder}; check free space and permissions")
     return loaded
+
+
+def _build(video: Path, framing: Framing, fps: int, data_path: Path, index_path: Path) -> None:
+    try:
+        _save(build_loop(_framed_frames(video, framing, fps)), data_path, index_path)
+    except OSError as exc:  # the cache is not writable (full disk, a file in the way, permissions)
+        raise MediaError(
+            f"could not cache the idle loop under {data_path.parent} ({exc.strerror or exc}); "
+            "check free space and permissions, or set paths.home to a writable folder"
+        ) from exc
 
 
 def _load(data_path: Path, index_path: Path) -> PreparedLoop | None:
@@ -176,7 +181,7 @@ class LoopPlayback:
         self.loop = loop
         self._order = iter(order)
         self.buffer = loop.still.copy()
-        self._shown: Rect = EMPTY  # the rectangle of the buffer holding a frame's own pixels
+        self._shown: Rect | None = None  # the rectangle of the buffer holding a frame's own pixels
         self._started = False
         self.changed: Rect | None = None
 
@@ -185,14 +190,11 @@ class LoopPlayback:
 
     def __next__(self) -> np.ndarray:
         index = next(self._order)
-        x0, y0, x1, y1 = self._shown
-        if x1 > x0 and y1 > y0:
+        if self._shown is not None:
+            x0, y0, x1, y1 = self._shown
             self.buffer[y0:y1, x0:x1] = self.loop.still[y0:y1, x0:x1]
-        rect = self.loop.rect(index)
-        x0, y0, x1, y1 = rect
-        if x1 > x0 and y1 > y0:
-            self.buffer[y0:y1, x0:x1] = self.loop.crop(index)
-        self.changed = _union(self._shown, rect) if self._started else None
+        rect = self.loop.paste(index, self.buffer)
+        self.changed = (union_rect(self._shown, rect) or EMPTY) if self._started else None
         self._shown, self._started = rect, True
         return self.buffer
 

@@ -16,6 +16,7 @@ from fusion.framing import Framing
 from fusion.idle_loop import LoopPlayback, build_loop, loop_order, prepare_loop
 from fusion.processors.base import FrameContext
 from fusion.processors.post import ColorMatcher
+from media.errors import MediaError
 from media.video import EncodeOptions, VideoWriter
 from pipeline.preview import preview_engine
 from tests.test_realism import equivalence_track
@@ -105,6 +106,16 @@ def test_the_prepared_loop_is_cached_and_rebuilt_when_damaged(tmp_path):
     data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])  # a crash or a full disk mid-write
     rebuilt = prepare_loop(clip, framing, 25, cache)
     assert all(np.array_equal(frame, rebuilt.frame(i)) for i, frame in enumerate(expected))
+
+
+def test_an_unwritable_cache_is_one_line_naming_it(tmp_path):
+    clip = write_clip(tmp_path / "idle.mp4", moving_head_frames(4)[0])
+    blocked = tmp_path / "cache"
+    blocked.write_text("a file where the cache folder should be")
+    with pytest.raises(MediaError) as refused:
+        prepare_loop(clip, Framing((0, 0, SIZE, SIZE), SIZE), 25, blocked)
+    message = str(refused.value)
+    assert "\n" not in message and str(blocked / "idle") in message and "writable" in message
 
 
 def test_colour_matcher_pulls_a_drifted_exposure_back_and_touches_nothing_else():
