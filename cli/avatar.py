@@ -13,6 +13,7 @@ from avatars.enrollment import enroll
 from avatars.errors import AvatarError, LicenseError
 from avatars.library import Avatar, AvatarLibrary
 from config import Settings
+from config.errors import DhfError
 from governance.audit import AuditLog
 from governance.library_record import recorded
 
@@ -116,7 +117,12 @@ def _show_evaluation(avatar: Avatar, settings: Settings) -> None:
     from pipeline.avatar_evaluation import evaluate_avatar  # loads the face models: only here
 
     print("scoring the mouths on the recording's held-out last 20 % (skip with --skip-evaluation) ...", flush=True)
-    result = evaluate_avatar(avatar, settings)
+    try:
+        result = evaluate_avatar(avatar, settings)
+    except DhfError as exc:  # the avatar is enrolled all the same: the score is information, not a check
+        print(f"dhf: warning: could not score {avatar.avatar_id} v{avatar.version} ({exc}); it is enrolled; "
+              f"try `dhf evaluate-avatar {avatar.avatar_id}` later", file=sys.stderr)  # fmt: skip
+        return
     print_evaluation(avatar, result)
     if result.bank.ssim <= result.painted.ssim:
         print("dhf: warning: the mouth bank scores no better than the painted mouth; re-record following "
