@@ -9,6 +9,7 @@ import datetime as dt
 import hashlib
 import json
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -270,3 +271,47 @@ def test_recordings_are_refused_with_one_line(home, config, recording, tmp_path)
     assert [name for name in after if name not in before] == [] or all(
         not (library / name / "current").exists() for name in after if name not in before
     )
+
+
+def test_a_score_that_cannot_be_computed_at_enrollment_is_a_warning(home, config, capsys):
+    """Enrollment has succeeded when the score is computed: a failure there is one warning line
+    (the avatar stays enrolled, the command succeeds), never a traceback or a failed command."""
+    from cli.avatar import _show_evaluation
+
+    settings = load_settings(config, home=home)
+    photo_avatar = AvatarLibrary.from_settings(settings.paths).get("sample")  # no mouth bank to score
+    _show_evaluation(photo_avatar, settings)
+    warning = capsys.readouterr().err.strip().splitlines()
+    assert len(warning) == 1 and warning[0].startswith("dhf: warning: could not score sample"), warning
+    assert "dhf evaluate-avatar sample" in warning[0]
+
+
+def test_the_pasted_mouth_stays_inside_a_turned_face(enrolled, home, config):
+    """A head turned 20°: the near cheek narrows, and the widened mouth region used to paste the
+    recording's cheek over the backdrop beside the face (seen on a recorded driver's contact sheet)."""
+    from fusion import topology as topo
+    from fusion.processors.mouth_bank import FACE_INSET
+
+    settings = load_settings(config, home=home)
+    work, landmarks = avatar_stage(enrolled, settings).work_image_and_landmarks(enrolled)
+    bank = MouthBank.load(enrolled.mouth_bank)
+    processor = MouthBankProcessor(MouthBankOptions(), bank)
+    processor.prepare(work)
+    reenactor = Reenactor(landmarks)
+    reenactor.prepare(work)
+    for yaw in (-20.0, 20.0):
+        motion = replace(held_out_track(bank, articulation_scale(bank.features), 0, 1, bank.fps).frame(0),
+                         head_yaw=yaw, head_roll=yaw / 2, jaw_open=1.0, lip_width=0.3)  # fmt: skip
+        base = reenactor.process_frame(work, FrameContext(index=0, motion=motion)).copy()
+        points = reenactor.frame_landmarks(motion)
+        pasted = base.copy()
+        assert processor.paste(pasted, int(np.argmax(bank.features[:, 0])), points) is not None
+        oval = points[list(topo.FACE_OVAL), :2]
+        centre = oval.mean(0)
+        outline = centre + (oval - centre) * FACE_INSET
+        face = np.zeros(base.shape[:2], np.uint8)
+        cv2.fillConvexPoly(face, np.round(cv2.convexHull(outline.astype(np.float32))).astype(np.int32), 1)
+        feather = round(0.3 * np.ptp(points[list(topo.LIPS_OUTER_UPPER), 0]))  # > 4 sigma of the blend's edge
+        face = cv2.dilate(face, np.ones((2 * feather + 1, 2 * feather + 1), np.uint8))
+        changed = np.abs(pasted.astype(int) - base).max(axis=2) > 2
+        assert changed.any() and not (changed & (face == 0)).any(), (yaw, int((changed & (face == 0)).sum()))

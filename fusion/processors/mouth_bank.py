@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from driver_synth.track import MotionTrack
+from fusion import topology as topo
 from fusion.errors import FusionError
 from fusion.mouth_bank import (
     CROP,
@@ -43,6 +44,7 @@ CROP_BORDER = 6  # px of the crop's edge faded out (the warped crop never ends i
 GAIN_LIMITS = (0.75, 1.33)
 UPWARD_REACH = 0.8  # vertical margin above the lips, × margin_ratio (below them: 1.6, for the chin)
 JOIN_BLEND = 0.5  # at a join between two takes, the new unit's opacity over the old run's next frame
+FACE_INSET = 1.05  # the paste stays inside the face outline scaled by this about its centre (then feathered)
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,19 @@ def _border_mask() -> np.ndarray:
     mask = np.zeros((height, width), np.float32)
     mask[CROP_BORDER:-CROP_BORDER, CROP_BORDER:-CROP_BORDER] = 1.0
     return cv2.GaussianBlur(mask, (0, 0), CROP_BORDER / 2)
+
+
+def _inside_face(landmarks: np.ndarray, origin: tuple[int, int], size: tuple[int, int], sigma: float) -> np.ndarray:
+    """1 inside the face outline (scaled by FACE_INSET, feathered by `sigma`), 0 outside. Why: when
+    the head turns, the near cheek narrows in the frame, and the mouth region (widened beyond the
+    lips for a soft blend) would paste the recording's cheek over the backdrop beside the face."""
+    oval = landmarks[list(topo.FACE_OVAL), :2]
+    centre = oval.mean(0)
+    inside = centre + (oval - centre) * FACE_INSET - np.asarray(origin, np.float64)
+    face = np.zeros((size[1], size[0]), np.float32)
+    outline = np.round(cv2.convexHull(inside.astype(np.float32)) * 4).astype(np.int32)
+    cv2.fillConvexPoly(face, outline, 1.0, lineType=cv2.LINE_AA, shift=2)
+    return cv2.GaussianBlur(face, (0, 0), sigma)
 
 
 def fit_affine(source: np.ndarray, target: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -192,7 +207,7 @@ class MouthBankProcessor:
         mask = np.zeros((size[1], size[0]), np.float32)
         cv2.fillConvexPoly(mask, np.round((cv2.convexHull(hull.astype(np.float32)) - (x0, y0)) * 4).astype(np.int32),
                            1.0, lineType=cv2.LINE_AA, shift=2)  # fmt: skip
-        mask = cv2.GaussianBlur(mask, (0, 0), sigma) * valid
+        mask = cv2.GaussianBlur(mask, (0, 0), sigma) * valid * _inside_face(landmarks, (x0, y0), size, sigma)
         base = image[y0:y1, x0:x1].astype(np.float32)
         warped = warped.astype(np.float32)
         if self.options.colour_match:
