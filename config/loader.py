@@ -100,23 +100,36 @@ def load_settings(override_file: Path | None = None, home: Path | None = None) -
     return validate_model(Settings, data, origins)
 
 
-def load_voices(path: Path | None = None) -> tuple[dict[str, VoiceTemplate], dict[str, str]]:
-    """Return (voice name → template, language → default voice name)."""
+def load_voices(
+    settings: Settings | None = None, path: Path | None = None
+) -> tuple[dict[str, VoiceTemplate], dict[str, str]]:
+    """Return (voice name → template, language → default voice name): config/voices.yaml (or `path`),
+    then the templates and defaults of the user's --config (`settings.voices`, `settings.default_voice`),
+    which add voices or replace them by name."""
     source = Path(path or CONFIG_DIR / "voices.yaml")
     data = read_yaml(source)
     unknown = sorted(set(data) - {"voices", "default_voice"})
     if unknown:
         raise ConfigError(f"{source}: {unknown[0]}: unknown key; known: default_voice, voices")
-    origins: Origins = {(): source}
-    voices = {}
-    for name, spec in (data.get("voices") or {}).items():
-        if not isinstance(spec, dict):
-            raise ConfigError(f"{source}: voices.{name}: give a mapping with language and espeak_voice")
-        voices[str(name)] = validate_model(VoiceTemplate, {"name": str(name), **spec}, origins, ("voices", str(name)))
-    defaults = {str(language): str(voice) for language, voice in (data.get("default_voice") or {}).items()}
-    for language, voice in defaults.items():
-        if voice not in voices:
-            raise ConfigError(f"{source}: default_voice.{language}: voice '{voice}' is not defined under voices")
+    layers: list[tuple[Path | str, dict[str, Any], dict[str, Any]]] = [
+        (source, data.get("voices") or {}, data.get("default_voice") or {})
+    ]
+    if settings is not None and (settings.voices or settings.default_voice):
+        layers.append(("your --config", settings.voices, settings.default_voice))
+    voices: dict[str, VoiceTemplate] = {}
+    defaults: dict[str, str] = {}
+    for origin, templates, chosen in layers:
+        origins: Origins = {(): Path(origin)}
+        for name, spec in templates.items():
+            if not isinstance(spec, dict):
+                raise ConfigError(f"{origin}: voices.{name}: give a mapping with language and espeak_voice")
+            voices[str(name)] = validate_model(
+                VoiceTemplate, {"name": str(name), **spec}, origins, ("voices", str(name))
+            )
+        defaults.update({str(language): str(voice) for language, voice in chosen.items()})
+        for language, voice in defaults.items():
+            if voice not in voices:
+                raise ConfigError(f"{origin}: default_voice.{language}: voice '{voice}' is not defined under voices")
     return voices, defaults
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
@@ -106,6 +106,12 @@ class TextSettings(Section):
         if self.min_chars > self.max_chars:
             raise ValueError(f"min_chars ({self.min_chars}) is above max_chars ({self.max_chars})")
         return self
+
+
+class TtsSettings(Section):
+    """How the neural voice runs (voices themselves are templates in config/voices.yaml)."""
+
+    threads: int = Field(0, ge=0, le=256)  # ONNX Runtime threads for Kokoro; 0: every core
 
 
 class MotionSettings(Section):
@@ -539,6 +545,7 @@ class Settings(Section):
     paths: PathSettings = PathSettings()
     video: VideoSettings = VideoSettings()
     text: TextSettings = TextSettings()
+    tts: TtsSettings = TtsSettings()
     motion: MotionSettings = MotionSettings()
     face: FaceSettings = FaceSettings()
     driver_video: DriverVideoSettings = DriverVideoSettings()
@@ -554,6 +561,10 @@ class Settings(Section):
     governance: GovernanceSettings = GovernanceSettings()
     scene: SceneChoice = SceneChoice()
     scenes: dict[SceneName, SceneTemplate] = {}
+    # Voice templates and per-language defaults added by a user's --config, merged over config/voices.yaml
+    # (validated as VoiceTemplate by config.loader.load_voices; same shape as that file).
+    voices: dict[str, dict[str, Any]] = {}
+    default_voice: dict[str, str] = {}
 
     @model_validator(mode="after")
     def _scenes_known(self) -> Settings:
@@ -589,11 +600,27 @@ class Settings(Section):
 
 
 class VoiceTemplate(Section):
-    """One speaking voice: which espeak-ng voice, how fast, which phoneme path drives the lips."""
+    """One speaking voice: which engine, which espeak-ng voice (the whole voice for `espeak`; the
+    phonemes for `kokoro`), which Kokoro style or blend of styles, how fast, which phoneme path drives
+    the lips."""
 
     name: str
     language: str = Field(pattern=r"^[a-z]{2,3}$")
+    engine: Literal["espeak", "kokoro"] = "espeak"
     espeak_voice: str = Field(min_length=1)
-    rate: int = Field(160, ge=60, le=450)
-    pitch: int = Field(50, ge=0, le=100)
+    rate: int = Field(160, ge=60, le=450)  # espeak-ng: words per minute
+    pitch: int = Field(50, ge=0, le=100)  # espeak-ng only
+    style: str | dict[str, float] | None = None  # kokoro: a style name, or {style: weight, ...} (a blend)
+    speed: float = Field(1.0, ge=0.5, le=2.0)  # kokoro: 1 is the model's own pace
     g2p: Literal["espeak", "arpabet"] = "espeak"
+
+    @model_validator(mode="after")
+    def _engine_options(self) -> VoiceTemplate:
+        if self.engine == "kokoro":
+            if self.style is None or self.style == {}:
+                raise ValueError("a kokoro voice needs a style (e.g. style: jf_gongitsune)")
+            if isinstance(self.style, dict) and any(weight <= 0 for weight in self.style.values()):
+                raise ValueError("style blend weights must be positive")
+        elif self.style is not None:
+            raise ValueError("style applies to kokoro voices only; remove it or set engine: kokoro")
+        return self

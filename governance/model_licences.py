@@ -30,17 +30,19 @@ def commercial_use(purpose: str, channel: str, fusion: FusionSettings) -> str | 
 
 
 def check_model_licences(
-    models: list[tuple[ModelSpec, ModelFormat]], purpose: str, channel: str, fusion: FusionSettings
+    models: list[tuple[ModelSpec, ModelFormat | None]], purpose: str, channel: str, fusion: FusionSettings
 ) -> None:
     """Refuse a non-commercial model for a commercial use. The format's own licence flag wins over
-    what the placed lock file says (a hand-edited lock file cannot make a model commercial)."""
+    what the placed lock file says (a hand-edited lock file cannot make a model commercial). A model
+    without a processor format (the neural voice) is judged by its lock entry."""
     use = commercial_use(purpose, channel, fusion)
     if use is None:
         return
     for spec, fmt in models:
-        if not (spec.commercial and fmt.commercial):
+        if not (spec.commercial and (fmt is None or fmt.commercial)):
+            licence = fmt.license if fmt is not None else spec.license
+            remedy = "remove its processor from fusion.processors" if fmt is not None else "choose another voice"
             raise ModelLicenceError(
-                f"model '{spec.name}' ({spec.filename}) is licensed '{fmt.license}', which is non-commercial, "
-                f"and this render is commercial by {use}; remove its processor from fusion.processors "
-                "or render for a non-commercial purpose and channel"
+                f"model '{spec.name}' ({spec.filename}) is licensed '{licence}', which is non-commercial, "
+                f"and this render is commercial by {use}; {remedy} or render for a non-commercial purpose and channel"
             )

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from avatars.library import Avatar
@@ -35,6 +35,7 @@ class Generation:
     spoken_text: str
     voice: str
     driver_video: str = ""  # a recorded driver clip's path, when one drove the avatar
+    voice_model: dict[str, str | None] = field(default_factory=dict)  # engine, version, model sha256, licence, style
 
     @property
     def avatar_ref(self) -> str:
@@ -103,6 +104,8 @@ def seal(
         "visible_label": settings.label.text,
         "watermark": watermark,
     }
+    if generation.voice_model:  # the voice that speaks: engine, model sha256, licence, style
+        claims["voice"] = {"template": generation.voice, **generation.voice_model}
     identity = signing_identity(settings)
     definition = manifest_definition(generation.title, claims, settings)
     sign_mp4(video, definition, identity, [avatar.photo, driver.with_suffix(".mp4")])

@@ -11,14 +11,17 @@ from __future__ import annotations
 import numpy as np
 
 from phoneme.artifacts import TimedPhone, TimedWord
-from phoneme.tts import EVENT_END, EVENT_MSG_TERMINATED, EVENT_PHONEME, EVENT_WORD, RawEvent
+from phoneme.tts import EVENT_END, EVENT_MSG_TERMINATED, EVENT_PHONEME, EVENT_WORD, PhoneAlphabet, RawEvent
 
 PAUSE = "_"
 
 
+STRESS_MARKS = str.maketrans("", "", "',%=ˈˌ")  # espeak-ng mnemonics' and IPA's stress marks
+
+
 def clean_symbol(name: str) -> str:
-    """espeak-ng mnemonic without stress marks; every pause variant becomes '_'."""
-    stripped = name.replace("'", "").replace(",", "").replace("%", "").replace("=", "")
+    """A phone's name (espeak-ng mnemonic or IPA) without stress marks; every pause variant becomes '_'."""
+    stripped = name.translate(STRESS_MARKS)
     return PAUSE if not stripped or stripped.startswith("_") else stripped
 
 
@@ -43,8 +46,10 @@ def word_spans(text: str, events: list[RawEvent]) -> list[tuple[int, int]]:
     return spans
 
 
-def espeak_timings(text: str, events: list[RawEvent], duration: float) -> tuple[list[TimedWord], list[TimedPhone]]:
-    """Words (with their text) and espeak-ng phones, each with start/end in seconds."""
+def espeak_timings(
+    text: str, events: list[RawEvent], duration: float, alphabet: PhoneAlphabet = "espeak"
+) -> tuple[list[TimedWord], list[TimedPhone]]:
+    """Words (with their text) and the engine's phones (named in `alphabet`), each with start/end in seconds."""
     phone_events = [e for e in events if e.kind == EVENT_PHONEME]
     phones: list[TimedPhone] = []
     word_events = [e for e in events if e.kind == EVENT_WORD]
@@ -58,7 +63,7 @@ def espeak_timings(text: str, events: list[RawEvent], duration: float) -> tuple[
                 symbol=symbol,
                 start=event.time,
                 end=max(stop, event.time),
-                alphabet="espeak",
+                alphabet=alphabet,
                 word_index=word_index if symbol != PAUSE else -1,
             )
         )

@@ -9,12 +9,12 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class TimedPhone:
-    """One phone with its time span in seconds; `symbol` is ARPAbet or an espeak-ng mnemonic."""
+    """One phone with its time span in seconds; `symbol` is ARPAbet, an espeak-ng mnemonic or IPA."""
 
     symbol: str
     start: float
     end: float
-    alphabet: str  # "arpabet" or "espeak"
+    alphabet: str  # "arpabet", "espeak" (mnemonics) or "ipa"
     word_index: int = -1
 
 

@@ -1,8 +1,13 @@
-"""Make pyttsx3 use the espeak-ng build shipped in the `espeakng-loader` wheel.
+"""The process's one espeak-ng: the library shipped in the `espeakng-loader` wheel, used through
+pyttsx3's binding, shared by every engine that needs it.
 
-Why: Debian's espeak-ng 1.51 reads Mandarin as English letters; the wheel's 1.52 build with full data
-speaks it correctly. Loading the wheel's library with RTLD_GLOBAL before pyttsx3 imports its binding
-makes pyttsx3's `cdll.LoadLibrary("libespeak-ng.so.1")` resolve to the already loaded copy.
+Why the wheel: Debian's espeak-ng 1.51 reads Mandarin as English letters; the wheel's 1.52 build with
+full data speaks it correctly. Loading the wheel's library with RTLD_GLOBAL before pyttsx3 imports its
+binding makes pyttsx3's `cdll.LoadLibrary("libespeak-ng.so.1")` resolve to the already loaded copy.
+
+Why one shared session: the library is a single C instance per process, so calls are serialized by
+one lock, and the two ways the engines use it (phoneme events named by espeak-ng mnemonics for the
+espeak-ng voice, by IPA for the phonemes Kokoro speaks) are a re-initialization apart (~0.1 ms).
 """
 
 from __future__ import annotations
@@ -10,10 +15,17 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
+import threading
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
+
 from phoneme.errors import SpeechError
+from phoneme.tts import EVENT_PHONEME, RawEvent
+
+PHONEME_EVENTS_OPTION = 1  # espeakINITIALIZE_PHONEME_EVENTS
+PHONEME_IPA_OPTION = 2  # espeakINITIALIZE_PHONEME_IPA: phoneme events carry IPA names (UTF-8, ≤ 8 bytes)
 
 
 @functools.cache
@@ -36,3 +48,82 @@ def espeak_data_dir() -> str:
     import espeakng_loader
 
     return espeakng_loader.get_data_path()
+
+
+@functools.cache
+def espeak_session() -> EspeakSession:
+    """The process's espeak-ng session (one C library instance, so one session)."""
+    return EspeakSession()
+
+
+class EspeakSession:
+    """Synthesizes with espeak-ng and records its word, clause and phoneme events."""
+
+    def __init__(self) -> None:
+        self._espeak = espeak_binding()
+        self._lock = threading.Lock()
+        self._options: int | None = None
+        self.sample_rate = 0
+        self._initialize(PHONEME_EVENTS_OPTION)
+
+    def _initialize(self, options: int) -> None:
+        if self._options == options:
+            return
+        data_parent = str(Path(espeak_data_dir()).parent).encode()
+        rate = self._espeak.Initialize(self._espeak.AUDIO_OUTPUT_SYNCHRONOUS, 200, data_parent, options)
+        if rate <= 0:
+            raise SpeechError("espeak-ng failed to initialize; reinstall with scripts/setup")
+        self._options, self.sample_rate = options, int(rate)
+
+    def version(self) -> str:
+        info = self._espeak.Info(None)
+        return info.decode() if isinstance(info, bytes) else str(info)
+
+    def synthesize(
+        self, text: str, espeak_voice: str, rate: int, pitch: int, ipa: bool = False, template: str = ""
+    ) -> tuple[np.ndarray, list[RawEvent]]:
+        """(int16 samples, events) of `text` said by `espeak_voice`; phoneme events are named by IPA
+        when `ipa`, else by espeak-ng's mnemonics."""
+        espeak = self._espeak
+        chunks: list[np.ndarray] = []
+        events: list[RawEvent] = []
+
+        def on_audio(wav, count, event_ptr) -> int:
+            if count > 0 and wav:
+                chunks.append(np.ctypeslib.as_array(wav, shape=(count,)).copy())
+            index = 0
+            while True:
+                event = event_ptr[index]
+                if event.type == 0:
+                    break
+                name = ""
+                if event.type == EVENT_PHONEME:
+                    raw = ctypes.string_at(ctypes.addressof(event.id), 8)
+                    name = raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+                events.append(
+                    RawEvent(
+                        kind=int(event.type),
+                        time=event.audio_position / 1000.0,
+                        text_position=int(event.text_position),
+                        length=int(event.length),
+                        name=name,
+                    )
+                )
+                index += 1
+            return 0
+
+        with self._lock:
+            self._initialize(PHONEME_EVENTS_OPTION | (PHONEME_IPA_OPTION if ipa else 0))
+            if espeak.SetVoiceByName(espeak_voice.encode()) != 0:
+                raise SpeechError(
+                    f"espeak-ng has no voice '{espeak_voice}' (template {template}); fix config/voices.yaml"
+                )
+            espeak.SetParameter(espeak.RATE, int(rate), 0)
+            espeak.SetParameter(espeak.PITCH, int(pitch), 0)
+            espeak.SetSynthCallback(on_audio)
+            status = espeak.Synth(text, flags=espeak.CHARS_UTF8)
+            espeak.Synchronize()
+        if status != 0:
+            raise SpeechError(f"espeak-ng failed to synthesize (status {status}); try shorter or plainer text")
+        samples = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
+        return samples.astype(np.int16), events

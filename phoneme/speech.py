@@ -1,12 +1,14 @@
 """Speech stage: text → WAV + word/phone timings, cached by a hash of everything that affects them.
 
 The text is planned first (phoneme.plan): caption words as written, each with what is said for it.
-Each chunk between <break>s is spoken by espeak-ng; the caption words are timed by the spoken words
-that say them, so captions, speech and visemes come from one source.
+Each chunk between <break>s is spoken by the voice's engine (espeak-ng, or Kokoro speaking espeak-ng's
+phonemes); the caption words are timed by the spoken words that say them, so captions, speech and
+visemes come from one source.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -30,6 +32,8 @@ class SpeechArtifact:
     wav_path: Path
     timings_path: Path
     cache_hit: bool
+    sentences_synthesized: int | None = None  # neural voice: sentences its model ran for this speech
+    sentences_cached: int | None = None  # ... and sentences it took from the sentence cache
 
     def timings(self) -> SpeechTimings:
         return SpeechTimings.from_json(self.timings_path)
@@ -58,21 +62,25 @@ def synthesize_speech(
     text: str,
     voice: VoiceTemplate,
     settings: Settings,
-    engine_factory,
+    engine_factory: Callable[[], TTSEngine],
     g2p_factory=None,
+    engine_identity: dict[str, object] | None = None,
 ) -> SpeechArtifact:
     """Speak `text`; reuse the cached WAV and timings when the same input was spoken before.
 
     `engine_factory` and `g2p_factory` are called only on a cache miss, so a cache hit does not pay
-    for loading espeak-ng or g2p-en.
+    for loading espeak-ng, Kokoro or g2p-en. `engine_identity` (a neural voice's model sha256) is part
+    of the cache key: another model never reuses this one's speech.
     """
     plan = plan_text(text, voice.language, settings.text.max_chars, settings.text.min_chars)
-    key = content_hash({"v": SPEECH_FORMAT_VERSION, "plan": plan.key(), "voice": voice.__dict__})
+    identity = {"engine": engine_identity} if engine_identity else {}  # absent: espeak-ng keys as before
+    key = content_hash({"v": SPEECH_FORMAT_VERSION, "plan": plan.key(), "voice": voice.__dict__, **identity})
     folder = settings.paths.cache / "speech"
     wav_path, timings_path = folder / f"{key}.wav", folder / f"{key}.json"
     if wav_path.is_file() and timings_path.is_file():
         return SpeechArtifact(key, wav_path, timings_path, cache_hit=True)
-    spoken = speak_plan(plan, voice, engine_factory())
+    engine = engine_factory()
+    spoken = speak_plan(plan, voice, engine)
     if spoken.duration <= 0.05:
         raise SpeechError(f"the TTS engine produced no audio for voice '{voice.name}'; check the text and voice")
     phones = spoken.phones
@@ -96,7 +104,9 @@ def synthesize_speech(
         write_wav(temporary, spoken.samples, spoken.sample_rate)
     with atomic_path(timings_path) as temporary:
         timings.to_json(temporary)
-    return SpeechArtifact(key, wav_path, timings_path, cache_hit=False)
+    counts = getattr(engine, "sentence_counts", None)  # engines that synthesize sentence by sentence
+    synthesized, cached = counts() if counts else (None, None)
+    return SpeechArtifact(key, wav_path, timings_path, False, synthesized, cached)
 
 
 @dataclass(frozen=True)
@@ -138,7 +148,7 @@ def speak_plan(plan: SpeechPlan, voice: VoiceTemplate, engine: TTSEngine) -> Spo
         rate = result.sample_rate
         if number == 0:
             pause(plan.lead_pause_s)
-        words, chunk_phones = espeak_timings(chunk.spoken, result.events, result.duration)
+        words, chunk_phones = espeak_timings(chunk.spoken, result.events, result.duration, result.phone_alphabet)
         length = result.duration
         if chunk.pause_after_s > 0:
             length = min(result.duration, speech_end(chunk_phones, result.duration) + BREAK_TAIL_S)
@@ -166,9 +176,8 @@ def speak_plan(plan: SpeechPlan, voice: VoiceTemplate, engine: TTSEngine) -> Spo
     unspoken = [word.text for index, word in enumerate(plan.words) if index not in said]
     if unspoken:
         shown = ", ".join(f'"{text}"' for text in unspoken[:4]) + (" ..." if len(unspoken) > 4 else "")
-        raise SpeechError(
-            f"espeak-ng voice '{voice.espeak_voice}' said nothing for {shown}; rewrite or remove those words"
-        )
+        who = f"espeak-ng voice '{voice.espeak_voice}'" if voice.engine == "espeak" else f"voice '{voice.name}'"
+        raise SpeechError(f"{who} said nothing for {shown}; rewrite or remove those words")
     captions = [
         TimedWord(
             text=word.text,

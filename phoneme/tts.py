@@ -1,29 +1,29 @@
-"""TTS engines. One interface (`TTSEngine`), one default implementation on espeak-ng via pyttsx3.
+"""The TTS interface: one `TTSEngine` protocol, the result every engine returns, WAV I/O.
 
-The espeak-ng engine records phoneme and word events with their audio positions while it renders,
-so phoneme timings come from the synthesizer itself and match the audio exactly.
+Engines (phoneme/espeak_engine.py, phoneme/kokoro_engine.py) report what they said as espeak-ng-style
+events (word and phoneme events with their audio times), whatever produced the audio: the timing
+code downstream (phoneme.align) reads one format, and each engine times its phones exactly (espeak-ng
+by where its synthesizer wrote them, Kokoro by the durations its duration predictor chose).
+Which engine a voice uses is decided in one place, phoneme/engines.py.
 """
 
 from __future__ import annotations
 
-import ctypes
-import threading
 import wave
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 
 from config import VoiceTemplate
-from phoneme.errors import SpeechError
-from phoneme.espeak_runtime import espeak_binding, espeak_data_dir
 
 EVENT_WORD = 1
 EVENT_END = 5
 EVENT_MSG_TERMINATED = 6
 EVENT_PHONEME = 7
-PHONEME_EVENTS_OPTION = 1
+
+PhoneAlphabet = Literal["espeak", "ipa"]
 
 
 @dataclass(frozen=True)
@@ -39,13 +39,37 @@ class RawEvent:
 
 @dataclass(frozen=True)
 class SynthesisResult:
+    """Audio and the events that time it. `phone_alphabet` says how phoneme events are named:
+    espeak-ng mnemonics ("'i:", "aI") or IPA ("iː", "aɪ")."""
+
     samples: np.ndarray  # int16 mono
     sample_rate: int
     events: list[RawEvent]
+    phone_alphabet: PhoneAlphabet = "espeak"
 
     @property
     def duration(self) -> float:
         return len(self.samples) / self.sample_rate
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """What the report, the audit entry and the C2PA manifest say about the voice that spoke."""
+
+    engine: str  # "espeak-ng" or "kokoro"
+    version: str  # the engine's own version string (espeak-ng) or model name
+    model_sha256: str | None = None  # the pinned model file, for neural engines
+    license: str = ""
+    style: str = ""  # Kokoro: the style or blend, e.g. "jf_gongitsune" or "jf_gongitsune*0.7+jf_nezumi*0.3"
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {
+            "engine": self.engine,
+            "version": self.version,
+            "model_sha256": self.model_sha256,
+            "license": self.license,
+            "style": self.style,
+        }
 
 
 class TTSEngine(Protocol):
@@ -54,69 +78,6 @@ class TTSEngine(Protocol):
     name: str
 
     def synthesize(self, text: str, voice: VoiceTemplate) -> SynthesisResult: ...
-
-
-class EspeakEngine:
-    """pyttsx3's espeak-ng binding in synchronous mode with phoneme events enabled."""
-
-    name = "espeak-ng"
-
-    def __init__(self) -> None:
-        self._espeak = espeak_binding()
-        self._lock = threading.Lock()
-        data_parent = str(Path(espeak_data_dir()).parent).encode()
-        rate = self._espeak.Initialize(self._espeak.AUDIO_OUTPUT_SYNCHRONOUS, 200, data_parent, PHONEME_EVENTS_OPTION)
-        if rate <= 0:
-            raise SpeechError("espeak-ng failed to initialize; reinstall with scripts/setup")
-        self.sample_rate = int(rate)
-
-    def version(self) -> str:
-        info = self._espeak.Info(None)
-        return info.decode() if isinstance(info, bytes) else str(info)
-
-    def synthesize(self, text: str, voice: VoiceTemplate) -> SynthesisResult:
-        espeak = self._espeak
-        chunks: list[np.ndarray] = []
-        events: list[RawEvent] = []
-
-        def on_audio(wav, count, event_ptr) -> int:
-            if count > 0 and wav:
-                chunks.append(np.ctypeslib.as_array(wav, shape=(count,)).copy())
-            index = 0
-            while True:
-                event = event_ptr[index]
-                if event.type == 0:
-                    break
-                name = ""
-                if event.type == EVENT_PHONEME:
-                    raw = ctypes.string_at(ctypes.addressof(event.id), 8)
-                    name = raw.split(b"\0", 1)[0].decode("ascii", "replace")
-                events.append(
-                    RawEvent(
-                        kind=int(event.type),
-                        time=event.audio_position / 1000.0,
-                        text_position=int(event.text_position),
-                        length=int(event.length),
-                        name=name,
-                    )
-                )
-                index += 1
-            return 0
-
-        with self._lock:
-            if espeak.SetVoiceByName(voice.espeak_voice.encode()) != 0:
-                raise SpeechError(
-                    f"espeak-ng has no voice '{voice.espeak_voice}' (template {voice.name}); fix config/voices.yaml"
-                )
-            espeak.SetParameter(espeak.RATE, int(voice.rate), 0)
-            espeak.SetParameter(espeak.PITCH, int(voice.pitch), 0)
-            espeak.SetSynthCallback(on_audio)
-            status = espeak.Synth(text, flags=espeak.CHARS_UTF8)
-            espeak.Synchronize()
-        if status != 0:
-            raise SpeechError(f"espeak-ng failed to synthesize (status {status}); try shorter or plainer text")
-        samples = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
-        return SynthesisResult(samples=samples.astype(np.int16), sample_rate=self.sample_rate, events=events)
 
 
 def write_wav(path: Path, samples: np.ndarray, sample_rate: int) -> None:

@@ -56,8 +56,10 @@ class VisemeTable:
         self.arpabet = dict(raw["arpabet"])
         self.espeak_exact = dict(raw["espeak_exact"])
         self.espeak_first = dict(raw["espeak_first_char"])
+        self.ipa_exact = dict(raw.get("ipa_exact") or {})
+        self.ipa_first = dict(raw.get("ipa_first_char") or {})
         self.default = raw["default_viseme"]
-        for mapping in (self.arpabet, self.espeak_exact, self.espeak_first):
+        for mapping in (self.arpabet, self.espeak_exact, self.espeak_first, self.ipa_exact, self.ipa_first):
             unknown = sorted(set(mapping.values()) - set(self.shapes))
             if unknown:
                 raise ValueError(f"visemes.yaml maps phones to undefined visemes {unknown}")
@@ -68,6 +70,10 @@ class VisemeTable:
         if phone.alphabet == "arpabet":
             return self.arpabet.get(phone.symbol.rstrip("012"), self.default)
         symbol = phone.symbol
+        if phone.alphabet == "ipa":
+            if symbol in self.ipa_exact:
+                return self.ipa_exact[symbol]
+            return self.ipa_first.get(symbol[:1], self.default)
         if symbol in self.espeak_exact:
             return self.espeak_exact[symbol]
         return self.espeak_first.get(symbol[:1], self.default)

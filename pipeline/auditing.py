@@ -68,7 +68,9 @@ def _record(attempt: RenderAttempt, settings: Settings, outcome: str, detail: st
         fields["avatar_version"] = validated.avatar.version
         fields["license_id"] = validated.license.license_id
         fields["license_sha256"] = file_sha256(validated.license.path)
-        fields["models"] = model_hashes(settings)
+        fields["models"] = model_hashes(settings, voice_models=validated.voice_models)
+        if validated.voice_info is not None:  # which voice spoke: engine, model sha256, licence, style
+            fields["extra"]["voice"] = {"template": validated.voice.name, **validated.voice_info.as_dict()}
     fields["output"] = str(output_paths(request.output)["video"])
     report = _read_report(attempt.report_path)
     if report is not None:  # a finished render, published or rejected by quality

@@ -51,6 +51,17 @@ class LicensePart(ReportPart):
     sha256: str
 
 
+class VoicePart(ReportPart):
+    """The voice that spoke: template, engine, its version, the model's pinned sha256, licence, style."""
+
+    template: str
+    engine: str
+    version: str
+    model_sha256: str | None = None
+    license: str = ""
+    style: str = ""
+
+
 class SpeechPart(ReportPart):
     source: str = "tts"  # tts, or where a recorded driver's audio came from
     key: str | None = None
@@ -59,6 +70,9 @@ class SpeechPart(ReportPart):
     audio_sha256: str
     words: int | None = None
     phones: int | None = None
+    voice: VoicePart | None = None  # None: a recorded driver's audio
+    sentences_synthesized: int | None = None  # neural voice: sentences the model ran for this render
+    sentences_cached: int | None = None  # ... and sentences taken from the sentence cache
 
 
 class DriverPart(ReportPart):

@@ -25,8 +25,10 @@ from governance.audit import AuditLog
 from governance.authorization import authorize
 from governance.model_licences import check_model_licences
 from governance.provenance import Generation
+from phoneme.engines import check_voice, describe_voice, models_for
 from phoneme.normalize import normalize_text
 from phoneme.speech import resolve_voice
+from phoneme.tts import EngineInfo
 
 RENDER_MODELS = (DETECTOR_MODEL, LANDMARKER_MODEL)  # face analysis of the avatar and the recorded driver
 USED_MODELS = (*RENDER_MODELS, EMBEDDING_MODEL)  # plus the quality gate's identity model
@@ -53,6 +55,12 @@ class ValidatedRequest:
     license: License
     spoken_text: str
     scene: str | None = None  # the scene this render uses (resolved from the request, its channel, the config)
+    voice_info: EngineInfo | None = None  # the engine that speaks (None: a recorded driver's own audio)
+
+    @property
+    def voice_models(self) -> tuple[str, ...]:
+        """The pinned models the voice loads (none for espeak-ng or a recorded driver)."""
+        return models_for(self.voice) if self.request.driver_video is None else ()
 
     def generation(self) -> Generation:
         """What the AI marks say about this render."""
@@ -63,6 +71,7 @@ class ValidatedRequest:
             spoken_text=self.spoken_text,
             voice=self.voice.name,
             driver_video=str(self.request.driver_video or ""),
+            voice_model=self.voice_info.as_dict() if self.voice_info else {},
         )
 
 
@@ -101,8 +110,9 @@ def resolve_scene(request: RenderRequest, settings: Settings) -> str | None:
 def validate_request(request: RenderRequest, settings: Settings) -> ValidatedRequest:
     """Every check that needs no heavy compute: text, language/voice, avatar, license, models (the
     processor chain's too: placed, sha256 right, licence in scope), font."""
-    voices, defaults = load_voices()
+    voices, defaults = load_voices(settings)
     voice = resolve_voice(request.language, request.voice, voices, defaults)
+    check_voice(voice)
     if request.driver_video is not None:
         inspect_driver_video(request.driver_video, settings.driver_video)
         spoken = request.text.strip()  # a transcript, optional: the clip's own audio is used
@@ -113,12 +123,17 @@ def validate_request(request: RenderRequest, settings: Settings) -> ValidatedReq
     lic = authorize(avatar, request.language, request.channel, request.purpose, audit)
     read_image(avatar.photo)  # a missing or corrupt photo fails here, before any model loads
     registry = ModelRegistry(settings.paths.models)
-    for name in USED_MODELS:
+    voice_models = models_for(voice) if request.driver_video is None else ()
+    for name in (*USED_MODELS, *voice_models):  # the voice's model too: missing or changed is refused here
         registry.path(name)
     chain = required_models(settings.fusion)  # the neural processors' models: placed, intact, licensed
     check_placed(registry, chain)
     licensed = [(registry.spec(name), model_format(name)) for name in chain]
+    licensed += [(registry.spec(name), None) for name in voice_models]
     check_model_licences(licensed, request.purpose, request.channel, settings.fusion)
+    voice_info = None
+    if request.driver_video is None:
+        voice_info = describe_voice(voice, {name: registry.spec(name).sha256 for name in voice_models})
     if find_font(settings.label.fonts) is None:
         raise FusionError("no CJK font for the AI label; run scripts/setup to install fonts-wqy-zenhei")
     if Path(request.output).suffix.lower() != ".mp4":
@@ -126,13 +141,16 @@ def validate_request(request: RenderRequest, settings: Settings) -> ValidatedReq
     scene = resolve_scene(request, settings)
     for path in output_paths(request.output).values():
         check_output_target(path)
-    return ValidatedRequest(request, voice, avatar, lic, spoken, scene)
+    return ValidatedRequest(request, voice, avatar, lic, spoken, scene, voice_info)
 
 
-def model_hashes(settings: Settings, names: tuple[str, ...] | None = None) -> dict[str, str]:
+def model_hashes(
+    settings: Settings, names: tuple[str, ...] | None = None, voice_models: tuple[str, ...] = ()
+) -> dict[str, str]:
     """Pinned sha256 of the models a render uses (the report, the audit log, cache keys): by default
-    the face-analysis models and those of the configured processor chain."""
+    the face-analysis models, those of the configured processor chain and `voice_models` (the neural
+    voice's, `ValidatedRequest.voice_models`)."""
     registry = ModelRegistry(settings.paths.models)
     if names is None:
-        names = (*USED_MODELS, *required_models(settings.fusion))
+        names = (*USED_MODELS, *required_models(settings.fusion), *voice_models)
     return {name: registry.spec(name).sha256 for name in names}

@@ -35,6 +35,7 @@ from pipeline.report import (
     SpeechPart,
     SyncPart,
     VideoPart,
+    VoicePart,
 )
 from pipeline.request import RenderRequest, ValidatedRequest, model_hashes, output_paths, validate_request
 from pipeline.review_store import hold_for_review, review_required
@@ -109,6 +110,11 @@ def _synthetic_driver(validated: ValidatedRequest, settings: Settings, call: Sta
             audio_sha256=file_sha256(speech.wav_path),
             words=len(timings.words),
             phones=len(timings.phones),
+            voice=VoicePart(template=validated.voice.name, **validated.voice_info.as_dict())
+            if validated.voice_info
+            else None,
+            sentences_synthesized=speech.sentences_synthesized,
+            sentences_cached=speech.sentences_cached,
         ),
         driver_part=DriverPart(
             source="synthetic",
@@ -181,7 +187,7 @@ def build_report(
         ),
         avatar=AvatarPart(id=avatar.avatar_id, version=avatar.version, photo_sha256=avatar.photo_sha256()),
         license=LicensePart.model_validate(lic.as_report()),
-        models=model_hashes(settings),
+        models=model_hashes(settings, voice_models=validated.voice_models),
         stage_seconds=log.timings,
         cache_hits=log.cache,
         settings=SettingsPart(video=settings.video, motion=settings.motion, post=settings.post),

@@ -44,9 +44,10 @@ from media.errors import MediaError
 from media.video import EncodeOptions, VideoWriter, extract_audio_wav, read_audio_mono
 from phoneme.artifacts import SpeechTimings, VisemeTrack
 from phoneme.captions import write_captions
+from phoneme.engines import VoiceResources, make_engine
 from phoneme.g2p import shared_g2p
 from phoneme.speech import SpeechArtifact, synthesize_speech
-from phoneme.tts import EspeakEngine, read_wav
+from phoneme.tts import read_wav
 from phoneme.visemes import VisemeTable, build_keyframes, loudness_envelope
 from pipeline.request import USED_MODELS, ValidatedRequest, model_hashes, output_paths
 from quality.inline import KEYFRAME_EVERY, EncodeMonitor
@@ -62,8 +63,19 @@ FrameProgress = Callable[[int, int], None]
 
 
 def speech_stage(validated: ValidatedRequest, settings: Settings) -> SpeechArtifact:
+    """The request's speech, by its voice's engine; a neural voice's model files are verified against
+    their pins when the engine is built (only on a cache miss)."""
+    voice = validated.voice
+    hashes = model_hashes(settings, validated.voice_models) if validated.voice_models else {}
+
+    def engine():
+        registry = ModelRegistry(settings.paths.models)
+        models = {name: registry.path(name) for name in validated.voice_models}
+        resources = VoiceResources(models, hashes, settings.paths.cache / "sentences", settings.tts.threads)
+        return make_engine(voice, resources)
+
     return synthesize_speech(
-        validated.request.text, validated.voice, settings, EspeakEngine, lambda: shared_g2p(settings.paths.nltk_data)
+        validated.request.text, voice, settings, engine, lambda: shared_g2p(settings.paths.nltk_data), hashes
     )
 
 

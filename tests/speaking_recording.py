@@ -29,8 +29,9 @@ from fusion.models import ModelRegistry
 from fusion.processors.base import FrameContext
 from fusion.processors.reenactor import Reenactor
 from media.video import EncodeOptions, VideoWriter
+from phoneme.espeak_engine import EspeakEngine
 from phoneme.speech import synthesize_speech
-from phoneme.tts import EspeakEngine, read_wav, write_wav
+from phoneme.tts import read_wav, write_wav
 from phoneme.visemes import VisemeTable, build_keyframes, loudness_envelope
 
 SAMPLE = Path(__file__).resolve().parent.parent / "avatars" / "sample" / "portrait.png"

@@ -10,10 +10,11 @@ import pytest
 
 from config import load_visemes_table, load_voices
 from phoneme.errors import SpeechError
+from phoneme.espeak_engine import EspeakEngine
 from phoneme.normalize import normalize_english, normalize_text
 from phoneme.number_words import cardinal, ordinal
 from phoneme.speech import resolve_voice, synthesize_speech
-from phoneme.tts import EspeakEngine, read_wav
+from phoneme.tts import read_wav
 from phoneme.visemes import VisemeTable, build_keyframes
 
 

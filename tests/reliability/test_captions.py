@@ -8,8 +8,8 @@ import pytest
 
 from config import load_voices
 from phoneme.captions import CJK_LINE_CHARS, build_cues, to_srt, word_boundaries
+from phoneme.espeak_engine import EspeakEngine
 from phoneme.speech import resolve_voice, synthesize_speech
-from phoneme.tts import EspeakEngine
 
 ZH_LONG = (
     "您好，这里是客服中心。我们银行的客服中心每天为广大客户提供账户查询转账汇款理财咨询以及信用卡分期还款服务"

@@ -20,9 +20,10 @@ from hypothesis import strategies as st
 from config import load_visemes_table, load_voices
 from phoneme.captions import build_cues, write_captions
 from phoneme.errors import SpeechError
+from phoneme.espeak_engine import EspeakEngine
 from phoneme.normalize import normalize_text
 from phoneme.speech import resolve_voice, synthesize_speech
-from phoneme.tts import EspeakEngine, read_wav
+from phoneme.tts import read_wav
 from phoneme.visemes import VisemeTable, build_keyframes
 
 BIDI_CONTROLS = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f"
