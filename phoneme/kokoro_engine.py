@@ -16,7 +16,7 @@ How a text is spoken:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,16 @@ SENTENCE_CACHE_VERSION = 1
 LEAD_KEEP_FRAMES = 2  # of the model's leading silence (~0.5 s), keep 50 ms
 TAIL_KEEP_FRAMES = 6  # of its trailing silence, keep 150 ms (the punctuation token adds its own pause)
 WEAK_PUNCTUATION = ",;:—…"
+# The audio runs ahead of the durations' timeline: the loudness of vowels and the silence of closures
+# come 45-55 ms before the frames the duration output gives them (measured by cross-correlating the
+# vowel spans with the loudness on scripts/bench_render.py's ten sentences; espeak-ng: 0-10 ms), so
+# every phone, word and clause time is moved two frames earlier.
+AUDIO_LEAD_S = 0.05
+# A space between two words is a token with its own frames, but not a silence: the voice glides through
+# it. This share of its frames goes to the next word's first phone, the rest to the previous phone
+# (a pause there closed the lips early: "Good morning." measured a 120 ms mouth lag; the driver's
+# mouth/audio correlation on scripts/bench_render.py's sentences: 0.75 as pauses, 0.79 split).
+SPACE_TO_NEXT = 0.5
 
 
 @dataclass(frozen=True)
@@ -192,15 +202,19 @@ class KokoroEngine:
             timed.append(RawEvent(EVENT_PHONEME, clock / SAMPLE_RATE, piece[0].event.text_position, 0, "_"))
             cursor = clock + lead * FRAME_SAMPLES
             token = 1  # frames[0] is the leading pad
+            early = 0  # samples of a space given to the next word
             for item in piece:
                 span = int(frames[token : token + len(item.symbols)].sum()) * FRAME_SAMPLES
-                at = cursor / SAMPLE_RATE
+                at = (cursor - early) / SAMPLE_RATE
                 if item.kind == "word":
                     timed.append(RawEvent(EVENT_WORD, at, item.event.text_position, item.event.length, ""))
                 elif item.kind == "end":
                     timed.append(RawEvent(EVENT_END, at, item.event.text_position, 0, ""))
                 elif item.kind == "phone":
                     timed.append(RawEvent(EVENT_PHONEME, at, item.event.text_position, 0, item.ipa))
+                    early = 0
+                elif item.symbols.strip() == "":
+                    early = round(span * SPACE_TO_NEXT / FRAME_SAMPLES) * FRAME_SAMPLES
                 elif span:
                     timed.append(RawEvent(EVENT_PHONEME, at, item.event.text_position, 0, "_"))
                 cursor += span
@@ -208,6 +222,7 @@ class KokoroEngine:
             if tail:
                 timed.append(RawEvent(EVENT_PHONEME, cursor / SAMPLE_RATE, piece[-1].event.text_position, 0, "_"))
             clock = cursor + tail * FRAME_SAMPLES
+        timed = [replace(e, time=max(0.0, round(e.time - AUDIO_LEAD_S, 6))) for e in timed]
         ends = [e for e in events if e.kind in (EVENT_END, EVENT_MSG_TERMINATED)]
         last_position = ends[-1].text_position if ends else len(text) + 1
         timed.append(RawEvent(EVENT_MSG_TERMINATED, clock / SAMPLE_RATE, last_position, 0, ""))

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from avatars.library import Avatar
-from config import Settings, load_visemes_table
+from config import Settings, VoiceTemplate, load_visemes_table
 from config.errors import OutputPathError
 from config.files import atomic_path, content_hash, file_sha256
 from config.settings import FusionSettings
@@ -44,10 +44,10 @@ from media.errors import MediaError
 from media.video import EncodeOptions, VideoWriter, extract_audio_wav, read_audio_mono
 from phoneme.artifacts import SpeechTimings, VisemeTrack
 from phoneme.captions import write_captions
-from phoneme.engines import VoiceResources, make_engine
+from phoneme.engines import VoiceResources, make_engine, models_for
 from phoneme.g2p import shared_g2p
 from phoneme.speech import SpeechArtifact, synthesize_speech
-from phoneme.tts import read_wav
+from phoneme.tts import TTSEngine, read_wav
 from phoneme.visemes import VisemeTable, build_keyframes, loudness_envelope
 from pipeline.request import USED_MODELS, ValidatedRequest, model_hashes, output_paths
 from quality.inline import KEYFRAME_EVERY, EncodeMonitor
@@ -63,20 +63,22 @@ FrameProgress = Callable[[int, int], None]
 
 
 def speech_stage(validated: ValidatedRequest, settings: Settings) -> SpeechArtifact:
-    """The request's speech, by its voice's engine; a neural voice's model files are verified against
-    their pins when the engine is built (only on a cache miss)."""
-    voice = validated.voice
-    hashes = model_hashes(settings, validated.voice_models) if validated.voice_models else {}
+    return speak(validated.request.text, validated.voice, settings)
 
-    def engine():
+
+def speak(text: str, voice: VoiceTemplate, settings: Settings) -> SpeechArtifact:
+    """`text` said by `voice`'s engine (the speech stage without a request). A neural voice's model
+    files are verified against their pins when its engine is built, which happens only on a cache miss."""
+    names = models_for(voice)
+    hashes = model_hashes(settings, names) if names else {}
+
+    def engine() -> TTSEngine:
         registry = ModelRegistry(settings.paths.models)
-        models = {name: registry.path(name) for name in validated.voice_models}
+        models = {name: registry.path(name) for name in names}
         resources = VoiceResources(models, hashes, settings.paths.cache / "sentences", settings.tts.threads)
         return make_engine(voice, resources)
 
-    return synthesize_speech(
-        validated.request.text, voice, settings, engine, lambda: shared_g2p(settings.paths.nltk_data), hashes
-    )
+    return synthesize_speech(text, voice, settings, engine, lambda: shared_g2p(settings.paths.nltk_data), hashes)
 
 
 def viseme_stage(speech: SpeechArtifact, settings: Settings) -> VisemeTrack:

@@ -28,6 +28,19 @@ DHF = [sys.executable, "-m", "cli.main"]
 SENTENCE = "Please bring my bank papers. What is the rate on a 1-year deposit? It is 3.5%."
 
 
+def espeak_template(language: str):
+    """The language's default voice template if espeak-ng speaks it, else its first espeak-ng template:
+    for tests of text, captions and timings that need many fast syntheses (the neural voice has its own
+    tests in tests/test_kokoro.py)."""
+    from config import load_voices
+
+    voices, defaults = load_voices()
+    default = voices[defaults[language]]
+    if default.engine == "espeak":
+        return default
+    return next(v for v in voices.values() if v.language == language and v.engine == "espeak")
+
+
 def provisioned_models() -> Path:
     models = load_settings().paths.models
     if not (models / "face_landmark.onnx").is_file():

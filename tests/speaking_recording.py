@@ -68,8 +68,8 @@ def paint_interior(frame: np.ndarray, landmarks: np.ndarray, colour: np.ndarray)
 
 
 def speech_track(settings: Settings, text: str, lead_s: float, folder: Path) -> tuple[MotionTrack, Path]:
-    voices, defaults = load_voices()
-    speech = synthesize_speech(text, voices[defaults["en"]], settings, EspeakEngine)
+    voices, _ = load_voices()
+    speech = synthesize_speech(text, voices["en-us-female"], settings, EspeakEngine)  # fast: not the voice under test
     samples, rate = read_wav(speech.wav_path)
     visemes = build_keyframes(speech.timings(), VisemeTable(load_visemes_table()), settings.motion,
                               loudness_envelope(samples, rate))  # fmt: skip

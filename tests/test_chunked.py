@@ -123,14 +123,15 @@ def test_idle_loop_position_continues_across_a_cut(tmp_path):
 
 @pytest.fixture(scope="module")
 def both(dhf_home, tmp_path_factory):
-    """The same request rendered in a single pass and in 4 chunks by 2 processes, with one content id."""
+    """The same request rendered in a single pass and in 4 chunks by 2 processes, with one content id
+    (the default English voice, the neural one: 18.9 s of speech, chunks of at most 5 s, every cut in a pause)."""
     from config import load_settings
 
     folder = tmp_path_factory.mktemp("chunked")
     settings = (
         load_settings(home=dhf_home)
         .with_section("video", width=WIDTH, height=HEIGHT)
-        .with_section("chunking", min_seconds=4.0, chunk_seconds=4.0, workers=2)
+        .with_section("chunking", min_seconds=4.0, chunk_seconds=5.0, workers=2)
     )
     request = RenderRequest(text=TEXT, avatar_id="sample", language="en", output=folder / "answer.mp4")
     validated = validate_request(request, settings)

@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import espeak_template
 
 from config import load_visemes_table, load_voices
 from phoneme.errors import SpeechError
@@ -72,8 +73,7 @@ def test_unknown_language_lists_the_configured_ones():
 def _speak(text, language, settings):
     from phoneme.g2p import OfflineG2p
 
-    voices, defaults = load_voices()
-    voice = resolve_voice(language, None, voices, defaults)
+    voice = espeak_template(language)  # the neural voice's timings: tests/test_kokoro.py
     return synthesize_speech(text, voice, settings, EspeakEngine, lambda: OfflineG2p(settings.paths.nltk_data))
 
 

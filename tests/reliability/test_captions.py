@@ -5,11 +5,11 @@ two lines; a minimum time on screen. Real espeak-ng timings, in English and Chin
 from __future__ import annotations
 
 import pytest
+from conftest import espeak_template
 
-from config import load_voices
 from phoneme.captions import CJK_LINE_CHARS, build_cues, to_srt, word_boundaries
 from phoneme.espeak_engine import EspeakEngine
-from phoneme.speech import resolve_voice, synthesize_speech
+from phoneme.speech import synthesize_speech
 
 ZH_LONG = (
     "您好，这里是客服中心。我们银行的客服中心每天为广大客户提供账户查询转账汇款理财咨询以及信用卡分期还款服务"
@@ -18,8 +18,7 @@ ZH_LONG = (
 
 
 def _speak(text: str, language: str, settings):
-    voices, defaults = load_voices()
-    artifact = synthesize_speech(text, resolve_voice(language, None, voices, defaults), settings, EspeakEngine)
+    artifact = synthesize_speech(text, espeak_template(language), settings, EspeakEngine)
     return artifact.timings()
 
 

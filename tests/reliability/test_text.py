@@ -13,6 +13,7 @@ import unicodedata
 
 import numpy as np
 import pytest
+from conftest import espeak_template
 from hypothesis import HealthCheck, event, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -22,9 +23,10 @@ from phoneme.captions import build_cues, write_captions
 from phoneme.errors import SpeechError
 from phoneme.espeak_engine import EspeakEngine
 from phoneme.normalize import normalize_text
-from phoneme.speech import resolve_voice, synthesize_speech
+from phoneme.speech import synthesize_speech
 from phoneme.tts import read_wav
 from phoneme.visemes import VisemeTable, build_keyframes
+from pipeline import stages
 
 BIDI_CONTROLS = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f"
 WHITESPACE_CONTROLS = "\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85"
@@ -32,8 +34,7 @@ WHITESPACE_CONTROLS = "\t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85"
 
 def _speak(text: str, language: str, settings):
     """Real espeak-ng, no g2p-en refinement (the caption and coverage checks do not need it)."""
-    voices, defaults = load_voices()
-    artifact = synthesize_speech(text, resolve_voice(language, None, voices, defaults), settings, EspeakEngine)
+    artifact = synthesize_speech(text, espeak_template(language), settings, EspeakEngine)
     return artifact, artifact.timings()
 
 
@@ -155,8 +156,11 @@ def test_chinese_with_english_words_keeps_both_in_speech_and_captions(settings):
 # --- SSML --------------------------------------------------------------------------------------------
 
 
-def test_ssml_break_is_a_pause_in_speech_captions_and_visemes(settings):
-    artifact, timings = _speak('Hello <break time="800ms"/> world', "en", settings)
+@pytest.mark.parametrize("engine", ["espeak", "kokoro"])
+def test_ssml_break_is_a_pause_in_speech_captions_and_visemes(settings, engine):
+    voice = espeak_template("en") if engine == "espeak" else load_voices()[0]["en-us-neural-female"]
+    artifact = stages.speak('Hello <break time="800ms"/> world', voice, settings)
+    timings = artifact.timings()
     assert timings.spoken_text == "Hello world"
     cues = build_cues(timings.words, "en")
     assert [c.text for c in cues] == ["Hello", "world"]
@@ -225,8 +229,7 @@ class _StopsEarly(EspeakEngine):
 
 
 def test_a_written_word_the_engine_did_not_speak_is_an_error_not_a_silent_caption(settings):
-    voices, defaults = load_voices()
-    voice = resolve_voice("en", None, voices, defaults)
+    voice = espeak_template("en")
     with pytest.raises(SpeechError, match=r"said nothing for \"world\.\"; rewrite or remove those words"):
         synthesize_speech("Hello there, wide world.", voice, settings, _StopsEarly)
 
