@@ -222,7 +222,7 @@ def validate_script(path: Path, settings: Settings, defaults: dict[str, Any] | N
     if not isinstance(voices_map, dict):
         raise fail("voices", "give a mapping language → voice template, e.g. {zh: zh-female-1}")
     channel, purpose = str(data.get("channel", "demo")), str(data.get("purpose", "demo"))
-    templates, default_voices = load_voices()
+    templates, default_voices = load_voices(settings)
     voices = {}
     for language in languages:
         try:
