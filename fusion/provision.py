@@ -119,13 +119,7 @@ def provision(model_dir: Path, lock_file: Path = LOCK_FILE, log=print) -> dict[s
             converted = Path(scratch) / target.name
             convert(str(tflite), str(converted))
             _canonicalize(converted)
-            actual = file_sha256(converted)
-            if actual != spec["sha256"]:
-                raise ModelError(
-                    f"converted {name} has sha256 {actual}, expected {spec['sha256']}; "
-                    "check the tflite2onnx/onnx versions pinned in pyproject.toml"
-                )
-            converted.replace(target)
+            _publish(converted, target, spec["sha256"], f"converted {name}", "the tflite2onnx/onnx versions")
         log(f"model {name}: provisioned {target}")
         paths[name] = target
     return paths
@@ -143,10 +137,12 @@ def _provision_kokoro(spec: dict, model_dir: Path, target: Path) -> None:
             build_duration_model(joined, source["sha256"], built)
         except SpeechError as exc:
             raise ModelError(str(exc)) from exc
-        actual = file_sha256(built)
-        if actual != spec["sha256"]:
-            raise ModelError(
-                f"the Kokoro model with its duration output has sha256 {actual}, expected {spec['sha256']}; "
-                "check the onnx version pinned in pyproject.toml"
-            )
-        built.replace(target)
+        _publish(built, target, spec["sha256"], "the Kokoro model with its duration output", "the onnx version")
+
+
+def _publish(built: Path, target: Path, expected: str, what: str, versions: str) -> None:
+    """Move a converted model into place only if it is byte for byte the pinned one."""
+    actual = file_sha256(built)
+    if actual != expected:
+        raise ModelError(f"{what} has sha256 {actual}, expected {expected}; check {versions} pinned in pyproject.toml")
+    built.replace(target)

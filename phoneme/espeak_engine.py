@@ -25,6 +25,6 @@ class EspeakEngine:
 
     def synthesize(self, text: str, voice: VoiceTemplate) -> SynthesisResult:
         samples, events = self._session.synthesize(
-            text, voice.espeak_voice, voice.rate, voice.pitch, ipa=False, template=voice.name
+            text, voice.espeak_voice, voice.rate, voice.pitch, template=voice.name
         )
         return SynthesisResult(samples=samples, sample_rate=self._session.sample_rate, events=events)

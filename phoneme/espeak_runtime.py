@@ -5,9 +5,10 @@ Why the wheel: Debian's espeak-ng 1.51 reads Mandarin as English letters; the wh
 full data speaks it correctly. Loading the wheel's library with RTLD_GLOBAL before pyttsx3 imports its
 binding makes pyttsx3's `cdll.LoadLibrary("libespeak-ng.so.1")` resolve to the already loaded copy.
 
-Why one shared session: the library is a single C instance per process, so calls are serialized by
-one lock, and the two ways the engines use it (phoneme events named by espeak-ng mnemonics for the
-espeak-ng voice, by IPA for the phonemes Kokoro speaks) are a re-initialization apart (~0.1 ms).
+Why sessions: the library keeps its state in globals, so calls to one loaded copy are serialized by
+a lock, and whether its phoneme events are named by mnemonics (the espeak-ng voice's visemes) or by
+IPA (the phonemes Kokoro speaks) is fixed when it is initialized. Each kind has its own session on its
+own copy of the library (phoneme/espeak_library.py says why), initialized once.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
+import shutil
+import tempfile
 import threading
 from pathlib import Path
 from types import ModuleType
@@ -22,6 +25,7 @@ from types import ModuleType
 import numpy as np
 
 from phoneme.errors import SpeechError
+from phoneme.espeak_library import EspeakLibrary
 from phoneme.tts import EVENT_PHONEME, RawEvent
 
 PHONEME_EVENTS_OPTION = 1  # espeakINITIALIZE_PHONEME_EVENTS
@@ -51,39 +55,45 @@ def espeak_data_dir() -> str:
 
 
 @functools.cache
-def espeak_session() -> EspeakSession:
-    """The process's espeak-ng session (one C library instance, so one session)."""
-    return EspeakSession()
+def espeak_session(ipa: bool = False) -> EspeakSession:
+    """The process's espeak-ng session whose phoneme events are named by IPA (`ipa`) or by mnemonics."""
+    if not ipa:
+        return EspeakSession(espeak_binding(), PHONEME_EVENTS_OPTION)
+    import espeakng_loader
+
+    espeak_binding()  # ESPEAK_DATA_PATH, and the mnemonic copy loaded first under its own name
+    library = Path(espeakng_loader.get_library_path())
+    # A file of its own (another inode) is what makes the dynamic loader map a second instance; the copy
+    # can go once it is mapped.
+    with tempfile.TemporaryDirectory(prefix="dhf-espeak-") as folder:
+        private = Path(folder) / "libespeak-ng-ipa.so"
+        shutil.copyfile(library, private)
+        loaded = EspeakLibrary(private)
+    return EspeakSession(loaded, PHONEME_EVENTS_OPTION | PHONEME_IPA_OPTION)
 
 
 class EspeakSession:
-    """Synthesizes with espeak-ng and records its word, clause and phoneme events."""
+    """Synthesizes with one copy of espeak-ng and records its word, clause and phoneme events."""
 
-    def __init__(self) -> None:
-        self._espeak = espeak_binding()
+    def __init__(self, espeak, options: int) -> None:
+        self._espeak = espeak
         self._lock = threading.Lock()
-        self._options: int | None = None
-        self.sample_rate = 0
-        self._initialize(PHONEME_EVENTS_OPTION)
-
-    def _initialize(self, options: int) -> None:
-        if self._options == options:
-            return
+        self.ipa = bool(options & PHONEME_IPA_OPTION)
         data_parent = str(Path(espeak_data_dir()).parent).encode()
-        rate = self._espeak.Initialize(self._espeak.AUDIO_OUTPUT_SYNCHRONOUS, 200, data_parent, options)
+        rate = espeak.Initialize(espeak.AUDIO_OUTPUT_SYNCHRONOUS, 200, data_parent, options)
         if rate <= 0:
             raise SpeechError("espeak-ng failed to initialize; reinstall with scripts/setup")
-        self._options, self.sample_rate = options, int(rate)
+        self.sample_rate = int(rate)
 
     def version(self) -> str:
         info = self._espeak.Info(None)
         return info.decode() if isinstance(info, bytes) else str(info)
 
     def synthesize(
-        self, text: str, espeak_voice: str, rate: int, pitch: int, ipa: bool = False, template: str = ""
+        self, text: str, espeak_voice: str, rate: int, pitch: int, template: str = ""
     ) -> tuple[np.ndarray, list[RawEvent]]:
         """(int16 samples, events) of `text` said by `espeak_voice`; phoneme events are named by IPA
-        when `ipa`, else by espeak-ng's mnemonics."""
+        in an IPA session, else by espeak-ng's mnemonics."""
         espeak = self._espeak
         chunks: list[np.ndarray] = []
         events: list[RawEvent] = []
@@ -113,7 +123,6 @@ class EspeakSession:
             return 0
 
         with self._lock:
-            self._initialize(PHONEME_EVENTS_OPTION | (PHONEME_IPA_OPTION if ipa else 0))
             if espeak.SetVoiceByName(espeak_voice.encode()) != 0:
                 raise SpeechError(
                     f"espeak-ng has no voice '{espeak_voice}' (template {template}); fix config/voices.yaml"

@@ -183,8 +183,8 @@ class KokoroEngine:
         return self.phoneme_maps[language]
 
     def synthesize(self, text: str, voice: VoiceTemplate) -> SynthesisResult:
-        _, events = espeak_session().synthesize(
-            text, voice.espeak_voice, voice.rate, voice.pitch, ipa=True, template=voice.name
+        _, events = espeak_session(ipa=True).synthesize(
+            text, voice.espeak_voice, voice.rate, voice.pitch, template=voice.name
         )
         items = spoken_items(text, events, self.phonemes(voice.language))
         audio: list[np.ndarray] = []

@@ -82,16 +82,21 @@ def render_without_gate(request: RenderRequest, settings) -> float:
     return seconds
 
 
+def fresh_home_settings(prefix: str = "dhf-bench-"):
+    """Settings of a new, empty DHF home (cold caches) with the provisioned models linked in."""
+    provisioned = load_settings().paths.models
+    home = Path(tempfile.mkdtemp(prefix=prefix))
+    (home / "models").symlink_to(provisioned, target_is_directory=True)
+    return load_settings(home=home)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=10)
     parser.add_argument("--out", type=Path, default=Path("bench-out"))
     parser.add_argument("--sync", action="store_true", help="measure lip-sync on every output (slow)")
     args = parser.parse_args()
-    provisioned = load_settings().paths.models
-    home = Path(tempfile.mkdtemp(prefix="dhf-bench-"))
-    (home / "models").symlink_to(provisioned, target_is_directory=True)
-    settings = load_settings(home=home)
+    settings = fresh_home_settings()
     args.out.mkdir(exist_ok=True)
     analyser = FaceAnalyser(ModelRegistry(settings.paths.models)) if args.sync else None
     rows = []

@@ -17,17 +17,16 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests"), str(REPO / "scripts")]
 
-from bench_render import ffmpeg_reference  # noqa: E402
+from bench_render import ffmpeg_reference, fresh_home_settings  # noqa: E402
 from listening import audio_16k, dnsmos, recognise, word_error_rate  # noqa: E402
 
-from config import load_settings, load_voices  # noqa: E402
+from config import load_voices  # noqa: E402
 from pipeline import stages  # noqa: E402
 from pipeline.request import RenderRequest, validate_request  # noqa: E402
 from pipeline.run import render_video  # noqa: E402
@@ -126,10 +125,8 @@ def main() -> int:
     parser.add_argument("--other", nargs="*", default=sorted(OTHER_LANGUAGES), help="languages for speech only")
     parser.add_argument("--out", type=Path, default=Path("bench-voices"))
     args = parser.parse_args()
-    provisioned = load_settings().paths.models
-    home = Path(tempfile.mkdtemp(prefix="dhf-bench-voices-"))
-    (home / "models").symlink_to(provisioned, target_is_directory=True)
-    settings = load_settings(home=home)
+    settings = fresh_home_settings("dhf-bench-voices-")
+    home = settings.paths.home
     args.out.mkdir(exist_ok=True)
     rows = []
     for text in HELD_OUT_EN[: args.count]:

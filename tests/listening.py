@@ -17,6 +17,8 @@ import numpy as np
 
 RATE = 16000
 _WORD = re.compile(r"[a-z']+")
+# Spellings the recogniser's dictionary uses for what the text normalizer writes out (not errors).
+SAME_WORD = {"mrs": "missus", "mr": "mister", "ms": "miz", "dr": "doctor", "okay": "ok"}
 
 
 def audio_16k(path: Path) -> np.ndarray:
@@ -38,7 +40,16 @@ def recognise(samples: np.ndarray) -> str:
 
 
 def words(text: str) -> list[str]:
-    return _WORD.findall(text.lower().replace("-", " "))
+    """Lower-case words, hyphens split ("one-year"), "per cent" and "percent" one word, abbreviations
+    the recogniser writes ("mrs") read as the words the voice said ("missus")."""
+    found = [SAME_WORD.get(w, w) for w in _WORD.findall(text.lower().replace("-", " "))]
+    joined: list[str] = []
+    for word in found:
+        if word == "cent" and joined and joined[-1] == "per":
+            joined[-1] = "percent"
+        else:
+            joined.append(word)
+    return joined
 
 
 def word_error_rate(reference: str, hypothesis: str) -> float:

@@ -57,7 +57,7 @@ def engine(settings, tmp_path_factory) -> KokoroEngine:
 
 
 def espeak_ipa(text: str, espeak_voice: str) -> list[str]:
-    _, events = espeak_session().synthesize(text, espeak_voice, 160, 50, ipa=True)
+    _, events = espeak_session(ipa=True).synthesize(text, espeak_voice, 160, 50)
     return [e.name for e in events if e.kind == EVENT_PHONEME and e.name]
 
 
@@ -119,7 +119,7 @@ def test_a_sentence_over_the_model_limit_is_cut_at_a_phrase_boundary(engine, voi
     clause = "the account, the card, the loan and the deposit are explained on the statement"
     text = ", ".join([clause] * 9)  # no full stop: one sentence of ~620 symbols
     phonemes = engine.phonemes("en")
-    _, events = espeak_session().synthesize(text, "en-us", 160, 50, ipa=True)
+    _, events = espeak_session(ipa=True).synthesize(text, "en-us", 160, 50)
     pieces = sentences(spoken_items(text, events, phonemes))
     lengths = [sum(len(i.symbols) for i in piece) for piece in pieces]
     assert sum(lengths) > MAX_TOKENS and len(pieces) >= 2 and max(lengths) <= MAX_TOKENS, lengths
@@ -231,3 +231,21 @@ def test_voices_come_from_config_and_a_bad_style_is_one_line(dhf_home, tmp_path)
                      dhf_home)  # fmt: skip
     assert_refused(result, "a kokoro voice needs a style", out)
 
+
+
+def test_both_espeak_sessions_alternate_in_one_process_without_drift():
+    """A batch alternates espeak-ng voices (mnemonic events) and neural voices (IPA events): two copies
+    of the library, each initialized once. Re-initializing one copy to switch (the first design)
+    corrupted its phoneme tables and crashed after a few dozen switches."""
+    mnemonic, ipa = espeak_session(), espeak_session(ipa=True)
+    assert (mnemonic.ipa, ipa.ipa) == (False, True) and mnemonic is not ipa
+    texts = {"en-us": "Please bring my bank papers.", "es": "¿Cuál es la tasa de interés?", "de": "Guten Tag.",
+             "cmn": "你好世界"}  # fmt: skip
+    first: dict[tuple[str, bool], tuple[str, ...]] = {}
+    for _ in range(40):
+        for voice, text in texts.items():
+            for session in (mnemonic, ipa):
+                _, events = session.synthesize(text, voice, 160, 50)
+                names = tuple(e.name for e in events if e.kind == EVENT_PHONEME)
+                assert first.setdefault((voice, session.ipa), names) == names
+    assert first[("en-us", False)][:3] == ("p", "l", "'i:") and first[("en-us", True)][:3] == ("p", "l", "ˈiː")
