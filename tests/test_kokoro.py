@@ -165,7 +165,7 @@ def test_the_default_english_voice_is_neural_and_is_understood(rendered, setting
     voice better than espeak-ng's on the same text."""
     voice = rendered.report["speech"]["voice"]
     lock = yaml.safe_load((CONFIG_DIR / "models.lock.yaml").read_text())["models"]
-    assert voice["engine"] == "kokoro" and voice["style"] == "jf_gongitsune"
+    assert voice["engine"] == "kokoro" and voice["style"] == "jf_gongitsune*0.65+jm_kumo*0.35"
     assert voice["model_sha256"] == lock[KOKORO_MODEL]["sha256"] == rendered.report["models"][KOKORO_MODEL]
     assert "Apache-2.0" in voice["license"]
     spoken = rendered.report["request"]["spoken_text"]
@@ -186,7 +186,7 @@ def test_the_voice_is_in_the_audit_entry_and_the_c2pa_manifest(rendered, setting
     content_id = rendered.report["provenance"]["content_id"]
     entries = AuditLog(settings.paths.audit_db).entries()
     ours = [e.record for e in entries if e.record.extra.get("content_id") == content_id]
-    assert ours and ours[-1].extra["voice"]["style"] == "jf_gongitsune"
+    assert ours and ours[-1].extra["voice"]["style"] == "jf_gongitsune*0.65+jm_kumo*0.35"
     assert ours[-1].models[KOKORO_MODEL] == claimed["model_sha256"]
 
 
@@ -249,3 +249,20 @@ def test_both_espeak_sessions_alternate_in_one_process_without_drift():
                 names = tuple(e.name for e in events if e.kind == EVENT_PHONEME)
                 assert first.setdefault((voice, session.ipa), names) == names
     assert first[("en-us", False)][:3] == ("p", "l", "'i:") and first[("en-us", True)][:3] == ("p", "l", "ˈiː")
+
+
+def test_the_model_licence_gate_judges_the_voice_model_too(settings):
+    """The voice's models go through the same gate as a processor's: Kokoro (Apache-2.0/MIT) passes a
+    commercial render; a voice model whose lock entry says non-commercial would be refused."""
+    from dataclasses import replace
+
+    from governance.model_licences import ModelLicenceError, check_model_licences
+
+    registry = ModelRegistry(settings.paths.models)
+    voice_models = [(registry.spec(name), None) for name in KOKORO_MODELS]
+    fusion = settings.fusion.model_copy(update={"commercial_purposes": ["ads"]})
+    check_model_licences(voice_models, "ads", "web", fusion)  # commercial use allowed
+    restricted = [(replace(registry.spec(KOKORO_MODEL), commercial=False, license="CC-BY-NC-4.0"), None)]
+    with pytest.raises(ModelLicenceError, match=r"licensed 'CC-BY-NC-4\.0', which is non-commercial.*another voice"):
+        check_model_licences(restricted, "ads", "web", fusion)
+    check_model_licences(restricted, "demo", "demo", fusion)  # not a commercial use

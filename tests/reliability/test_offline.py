@@ -96,6 +96,8 @@ def test_a_render_works_offline(offline_run):
     assert abs(video.frames / 25 - report["speech"]["duration_s"]) <= 1 / 25 + 1e-6
     assert report["speech"]["words"] == len(RENDER_TEXT.split())
     assert "machine without" in (folder / "render.srt").read_text(encoding="utf-8")
+    # the default English voice is the neural one: its model ran inside the namespace (nothing cached before)
+    assert report["speech"]["voice"]["engine"] == "kokoro" and report["speech"]["sentences_synthesized"] == 1
 
 
 @pytest.mark.slow  # 2-3 minutes: a render, a batch and the API in a namespace; the socket guard runs always
