@@ -24,7 +24,7 @@ import numpy as np
 from config import VoiceTemplate
 from config.files import atomic_path, content_hash
 from phoneme.espeak_runtime import espeak_session
-from phoneme.kokoro_model import FRAME_SAMPLES, MAX_TOKENS, SAMPLE_RATE, KokoroFiles, KokoroModel
+from phoneme.kokoro_model import FRAME_SAMPLES, MAX_TOKENS, SAMPLE_RATE, KokoroFiles, KokoroModel, loaded_model
 from phoneme.kokoro_phonemes import STRONG_PUNCTUATION, PhonemeMap, load_vocabulary
 from phoneme.tts import EVENT_END, EVENT_MSG_TERMINATED, EVENT_PHONEME, EVENT_WORD, RawEvent, SynthesisResult
 
@@ -168,9 +168,9 @@ class KokoroEngine:
 
     @property
     def model(self) -> KokoroModel:
-        """Loaded on the first sentence the cache does not have (~0.6 s)."""
+        """Loaded on the first sentence the cache does not have (~0.6 s, once per process)."""
         if self._model is None:
-            self._model = KokoroModel(self.files, self._threads)
+            self._model = loaded_model(self.files, self._threads)
         return self._model
 
     def sentence_counts(self) -> tuple[int, int]:

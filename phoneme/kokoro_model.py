@@ -10,6 +10,7 @@ captions and lip-sync monitor need, with no forced alignment.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from dataclasses import dataclass
@@ -56,6 +57,13 @@ def build_duration_model(published: bytes, expected_sha256: str, target: Path) -
     if DURATION_OUTPUT not in {output.name for output in model.graph.output}:
         model.graph.output.append(onnx.helper.make_tensor_value_info(DURATION_OUTPUT, onnx.TensorProto.FLOAT, None))
     onnx.save(model, str(target))
+
+
+@functools.lru_cache(maxsize=1)
+def loaded_model(files: KokoroFiles, threads: int = 0) -> KokoroModel:
+    """The process's session of the model (~0.6 s to load, ~300 MB): a batch of many videos in one
+    process loads it once. Keyed by the verified files, whose model sha256 is part of the key."""
+    return KokoroModel(files, threads)
 
 
 @dataclass(frozen=True)
