@@ -43,7 +43,8 @@ def baseline(rendered, analyser, settings):
 def test_the_render_passes_and_reports_its_quality(rendered):
     quality = rendered.report["quality"]
     assert quality["passed"], quality["failures"]
-    assert quality["lipsync"]["correlation"] >= 0.5 and quality["lipsync"]["lag_ms"] == 0
+    # |lag| within one frame (40 ms at 25 fps, the estimator's step): the neural voice measures 0 or -40 here
+    assert quality["lipsync"]["correlation"] >= 0.5 and abs(quality["lipsync"]["lag_ms"]) <= 40
     assert quality["lipsync"]["closure_rate"] >= 0.9 and quality["lipsync"]["bilabial_phones"] > 0
     sampled = quality["identity"]["sampled_frames"]
     assert sampled >= int(rendered.report["video"]["duration_s"] * 0.5) and quality["identity"]["max_distance"] < 0.45
@@ -51,15 +52,16 @@ def test_the_render_passes_and_reports_its_quality(rendered):
     assert "quality" in rendered.report["stage_seconds"]
 
 
-def test_a_mouth_delayed_by_120_ms_is_measured(rendered, tmp_path, analyser, settings, baseline):
+def test_a_mouth_delayed_by_160_ms_is_measured(rendered, tmp_path, analyser, settings, baseline):
+    """160 ms, not 120: the render's own lag may be one frame (-40 ms), and the gate allows ±80 ms."""
     delayed = tmp_path / "delayed.mp4"
     ffmpeg(
-        "-i", str(rendered.video), "-filter_complex", "[0:v]tpad=start_duration=0.12:start_mode=clone[v]",
+        "-i", str(rendered.video), "-filter_complex", "[0:v]tpad=start_duration=0.16:start_mode=clone[v]",
         "-map", "[v]", "-map", "0:a", "-c:a", "copy", "-t", f"{probe(rendered.video).duration:.3f}", str(delayed),
     )  # fmt: skip
     report = evaluate_video(delayed, analyser, settings.quality)
-    assert abs(report.lipsync.lag_ms - 120) <= 40, report.lipsync
-    assert baseline.lipsync.lag_ms == 0
+    assert abs(baseline.lipsync.lag_ms) <= 40, baseline.lipsync
+    assert abs(report.lipsync.lag_ms - baseline.lipsync.lag_ms - 160) <= 40, (report.lipsync, baseline.lipsync)
     assert any("offset" in failure for failure in report.failures)
 
 
