@@ -18,10 +18,9 @@ class EspeakEngine:
 
     def __init__(self) -> None:
         self._session = espeak_session()
-        self.sample_rate = self._session.sample_rate
 
-    def version(self) -> str:
-        return self._session.version()
+    def sentence_counts(self) -> None:
+        return None  # fast enough to need no sentence cache
 
     def synthesize(self, text: str, voice: VoiceTemplate) -> SynthesisResult:
         samples, events = self._session.synthesize(

@@ -1,5 +1,5 @@
-"""The process's one espeak-ng: the library shipped in the `espeakng-loader` wheel, used through
-pyttsx3's binding, shared by every engine that needs it.
+"""espeak-ng from the `espeakng-loader` wheel: pyttsx3's binding for the espeak-ng voice, and a private
+copy of the library for the IPA phonemes the neural voice speaks; each is one session per process.
 
 Why the wheel: Debian's espeak-ng 1.51 reads Mandarin as English letters; the wheel's 1.52 build with
 full data speaks it correctly. Loading the wheel's library with RTLD_GLOBAL before pyttsx3 imports its

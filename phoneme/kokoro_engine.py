@@ -25,7 +25,7 @@ from config import VoiceTemplate
 from config.files import atomic_path, content_hash
 from phoneme.espeak_runtime import espeak_session
 from phoneme.kokoro_model import FRAME_SAMPLES, MAX_TOKENS, SAMPLE_RATE, KokoroFiles, KokoroModel, loaded_model
-from phoneme.kokoro_phonemes import STRONG_PUNCTUATION, PhonemeMap, load_vocabulary
+from phoneme.kokoro_phonemes import STRESS, STRONG_PUNCTUATION, PhonemeMap, load_vocabulary
 from phoneme.tts import EVENT_END, EVENT_MSG_TERMINATED, EVENT_PHONEME, EVENT_WORD, RawEvent, SynthesisResult
 
 SENTENCE_CACHE_VERSION = 1
@@ -72,7 +72,7 @@ def spoken_items(text: str, events: list[RawEvent], phonemes: PhonemeMap) -> lis
             words_seen += 1
         elif event.kind == EVENT_PHONEME and event.name:
             symbols = phonemes.phone(event.name)
-            if symbols.strip("ˈˌ"):
+            if symbols.strip(STRESS):
                 items.append(Item("phone", symbols, event, event.name))
         elif event.kind == EVENT_END:
             items.append(Item("end", "", event))
@@ -163,7 +163,6 @@ class KokoroEngine:
         self.cache = SentenceCache(cache_folder)
         self._threads = threads
         self._model: KokoroModel | None = None
-        self.sample_rate = SAMPLE_RATE
         self.phoneme_maps: dict[str, PhonemeMap] = {}
 
     @property
@@ -230,7 +229,7 @@ class KokoroEngine:
         return SynthesisResult(samples=joined, sample_rate=SAMPLE_RATE, events=timed, phone_alphabet="ipa")
 
     def _sentence(self, symbols: str, voice: VoiceTemplate) -> tuple[np.ndarray, np.ndarray]:
-        style = voice.style if voice.style is not None else "jf_gongitsune"
+        style = voice.style  # a kokoro template always has one (config.settings.VoiceTemplate)
         key = content_hash(
             {
                 "v": SENTENCE_CACHE_VERSION,

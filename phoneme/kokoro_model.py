@@ -59,13 +59,6 @@ def build_duration_model(published: bytes, expected_sha256: str, target: Path) -
     onnx.save(model, str(target))
 
 
-@functools.lru_cache(maxsize=1)
-def loaded_model(files: KokoroFiles, threads: int = 0) -> KokoroModel:
-    """The process's session of the model (~0.6 s to load, ~300 MB): a batch of many videos in one
-    process loads it once. Keyed by the verified files, whose model sha256 is part of the key."""
-    return KokoroModel(files, threads)
-
-
 @dataclass(frozen=True)
 class KokoroFiles:
     """The verified files a Kokoro engine loads (checked against the model lock by the caller)."""
@@ -74,6 +67,13 @@ class KokoroFiles:
     voices: Path
     vocabulary: Path
     model_sha256: str
+
+
+@functools.lru_cache(maxsize=1)
+def loaded_model(files: KokoroFiles, threads: int = 0) -> KokoroModel:
+    """The process's session of the model (~0.6 s to load, ~300 MB): a batch of many videos in one
+    process loads it once. Keyed by the verified files, whose model sha256 is part of the key."""
+    return KokoroModel(files, threads)
 
 
 def style_label(style: str | dict[str, float]) -> str:

@@ -17,7 +17,7 @@ from config import CONFIG_DIR
 from config.loader import read_yaml
 
 PHONEME_MAP_FILE = CONFIG_DIR / "kokoro_phonemes.yaml"
-STRESS = ("ˈ", "ˌ")
+STRESS = "ˈˌ"  # kept in front of the vowel they stress, as Kokoro was trained
 STRONG_PUNCTUATION = ".!?"  # where a sentence ends: the model is run sentence by sentence
 
 
@@ -35,6 +35,9 @@ class PhonemeMap:
     vocabulary: dict[str, int]
     dropped: dict[str, int] = field(default_factory=dict)  # character → how often it was dropped
 
+    def __post_init__(self) -> None:
+        self._longest = max((len(key) for key in self.rules), default=1)
+
     @classmethod
     def for_language(cls, language: str, vocabulary: dict[str, int], raw: dict[str, Any] | None = None) -> PhonemeMap:
         raw = raw if raw is not None else read_yaml(PHONEME_MAP_FILE)
@@ -47,9 +50,8 @@ class PhonemeMap:
         """Kokoro symbols for one espeak-ng phone (stress marks kept, unknown characters dropped)."""
         out: list[str] = []
         index = 0
-        longest = max((len(k) for k in self.rules), default=1)
         while index < len(ipa):
-            for size in range(min(longest, len(ipa) - index), 0, -1):
+            for size in range(min(self._longest, len(ipa) - index), 0, -1):
                 piece = ipa[index : index + size]
                 if piece in self.rules:
                     out.append(self.rules[piece])

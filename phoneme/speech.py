@@ -104,8 +104,7 @@ def synthesize_speech(
         write_wav(temporary, spoken.samples, spoken.sample_rate)
     with atomic_path(timings_path) as temporary:
         timings.to_json(temporary)
-    counts = getattr(engine, "sentence_counts", None)  # engines that synthesize sentence by sentence
-    synthesized, cached = counts() if counts else (None, None)
+    synthesized, cached = engine.sentence_counts() or (None, None)
     return SpeechArtifact(key, wav_path, timings_path, False, synthesized, cached)
 
 

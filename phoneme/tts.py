@@ -10,7 +10,7 @@ Which engine a voice uses is decided in one place, phoneme/engines.py.
 from __future__ import annotations
 
 import wave
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -63,13 +63,7 @@ class EngineInfo:
     style: str = ""  # Kokoro: the style or blend, e.g. "jf_gongitsune" or "jf_gongitsune*0.7+jf_nezumi*0.3"
 
     def as_dict(self) -> dict[str, str | None]:
-        return {
-            "engine": self.engine,
-            "version": self.version,
-            "model_sha256": self.model_sha256,
-            "license": self.license,
-            "style": self.style,
-        }
+        return asdict(self)
 
 
 class TTSEngine(Protocol):
@@ -78,6 +72,11 @@ class TTSEngine(Protocol):
     name: str
 
     def synthesize(self, text: str, voice: VoiceTemplate) -> SynthesisResult: ...
+
+    def sentence_counts(self) -> tuple[int, int] | None:
+        """(sentences synthesized, sentences taken from a cache) since the engine was made; None for an
+        engine that has no sentence cache."""
+        ...
 
 
 def write_wav(path: Path, samples: np.ndarray, sample_rate: int) -> None:

@@ -59,8 +59,7 @@ class ValidatedRequest:
 
     @property
     def voice_models(self) -> tuple[str, ...]:
-        """The pinned models the voice loads (none for espeak-ng or a recorded driver)."""
-        return models_for(self.voice) if self.request.driver_video is None else ()
+        return voice_models(self.request, self.voice)
 
     def generation(self) -> Generation:
         """What the AI marks say about this render."""
@@ -73,6 +72,12 @@ class ValidatedRequest:
             driver_video=str(self.request.driver_video or ""),
             voice_model=self.voice_info.as_dict() if self.voice_info else {},
         )
+
+
+def voice_models(request: RenderRequest, voice: VoiceTemplate) -> tuple[str, ...]:
+    """The pinned models the request's voice loads (none for espeak-ng, none for a recorded driver,
+    whose own audio is used)."""
+    return models_for(voice) if request.driver_video is None else ()
 
 
 def output_paths(output: Path) -> dict[str, Path]:
@@ -123,17 +128,17 @@ def validate_request(request: RenderRequest, settings: Settings) -> ValidatedReq
     lic = authorize(avatar, request.language, request.channel, request.purpose, audit)
     read_image(avatar.photo)  # a missing or corrupt photo fails here, before any model loads
     registry = ModelRegistry(settings.paths.models)
-    voice_models = models_for(voice) if request.driver_video is None else ()
-    for name in (*USED_MODELS, *voice_models):  # the voice's model too: missing or changed is refused here
+    speaking = voice_models(request, voice)
+    for name in (*USED_MODELS, *speaking):  # the voice's model too: missing or changed is refused here
         registry.path(name)
     chain = required_models(settings.fusion)  # the neural processors' models: placed, intact, licensed
     check_placed(registry, chain)
     licensed = [(registry.spec(name), model_format(name)) for name in chain]
-    licensed += [(registry.spec(name), None) for name in voice_models]
+    licensed += [(registry.spec(name), None) for name in speaking]
     check_model_licences(licensed, request.purpose, request.channel, settings.fusion)
     voice_info = None
     if request.driver_video is None:
-        voice_info = describe_voice(voice, {name: registry.spec(name).sha256 for name in voice_models})
+        voice_info = describe_voice(voice, {name: registry.spec(name).sha256 for name in speaking})
     if find_font(settings.label.fonts) is None:
         raise FusionError("no CJK font for the AI label; run scripts/setup to install fonts-wqy-zenhei")
     if Path(request.output).suffix.lower() != ".mp4":
