@@ -323,3 +323,21 @@ def test_a_space_between_words_is_not_a_pause(engine, voices):
     inner = names[1 : names.index("_", 1)] if "_" in names[1:] else names[1:]
     assert "_" not in inner and len(inner) >= 12, names  # "good morning everyone": no pause before the comma
     assert "_" in names[len(inner) + 1 :], names
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("{language: en, espeak_voice: en-us, style: jf_alpha}", "style applies to kokoro voices only"),
+        ("{language: en, engine: kokoro, espeak_voice: en-us, style: {jf_alpha: 0}}", "weights must be positive"),
+        ("{language: en, engine: kokoro, espeak_voice: en-us, style: jf_alpha, speed: 3}", "speed.*or equal to 2"),
+    ],
+)
+def test_a_bad_voice_template_is_one_line_naming_it(dhf_home, tmp_path, template, message):
+    from config.errors import ConfigError
+
+    config = tmp_path / "bad.yaml"
+    config.write_text(f"voices:\n  mine: {template}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=rf"voices\.mine.*{message}") as raised:
+        load_voices(load_settings(config, home=dhf_home))
+    assert "\n" not in str(raised.value)
