@@ -2,6 +2,8 @@
 
 Why pin: models are provisioned offline from registry packages or placed by hand; a truncated copy or
 a different conversion would silently change results, so loading refuses any file whose hash differs.
+A pin covers one file, so an ONNX file that keeps tensors outside itself (external data, read by
+onnxruntime from a side file) is refused too, at `dhf models add`, `dhf models verify` and at load.
 
 Two lock files: `config/models.lock.yaml` (the face-analysis models `scripts/setup` provisions from
 registry packages) and `<model dir>/placed.lock.yaml` (neural-processor models the user placed with
@@ -13,6 +15,9 @@ recorded with it: a non-commercial one is refused for commercial purposes (gover
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import mmap
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,10 +27,12 @@ import yaml
 from config import CONFIG_DIR
 from config.files import atomic_path, directory_lock, file_sha256, load_yaml, write_text_atomic
 from fusion.errors import ModelError
+from fusion.onnx_external import ExternalTensor, ProtobufError, external_tensors
 
 LOCK_FILE = CONFIG_DIR / "models.lock.yaml"
 PLACED_LOCK = "placed.lock.yaml"
 SETUP_HINT = "run scripts/setup (or `dhf models provision`) to provision it"
+INLINE_HINT = "save it with all weights inside the .onnx (onnx.save(model, path, save_as_external_data=False))"
 
 
 @dataclass(frozen=True)
@@ -121,22 +128,64 @@ class ModelRegistry:
         return self.specs[name]
 
     def path(self, name: str) -> Path:
-        """Path of a verified model file; raises ModelError naming the file and the fix otherwise."""
+        """Path of a verified model file; raises ModelError naming the file and the fix otherwise.
+
+        Verified: its sha256 is the pinned one and, for an ONNX file, none of its tensors is external
+        data (a side file the pin does not cover: onnxruntime then reads nothing but the pinned bytes)."""
         spec = self.spec(name)
         path = self.model_dir / spec.filename
         if not path.is_file():
             raise ModelError(f"model file missing: {path}; {spec.fix}")
-        actual = file_sha256(path)
-        if actual != spec.sha256:
+        facts = inspect_model_file(path)
+        if facts.sha256 != spec.sha256:
             raise ModelError(
-                f"model file {path} has sha256 {actual[:12]}…, expected {spec.sha256[:12]}… "
+                f"model file {path} has sha256 {facts.sha256[:12]}…, expected {spec.sha256[:12]}… "
                 f"(corrupt or replaced); {spec.fix}"
             )
+        facts.check_self_contained(path, f"{INLINE_HINT} and {spec.fix}" if spec.placed else spec.fix)
         return path
 
     def hashes(self) -> dict[str, str]:
         """name → pinned sha256, for reports and the audit log."""
         return {name: spec.sha256 for name, spec in self.specs.items()}
+
+
+@dataclass(frozen=True)
+class ModelFileFacts:
+    """What one read of a model file tells: its sha256, and for an ONNX file the tensors it keeps
+    outside itself (external data) or why its graph could not be read."""
+
+    sha256: str
+    external: tuple[ExternalTensor, ...] = ()
+    unreadable: str = ""
+
+    def check_self_contained(self, path: Path, fix: str) -> None:
+        """Refuse a file onnxruntime would complete from side files (one line naming them and `fix`)."""
+        if self.unreadable:
+            raise ModelError(f"{path} is not a loadable ONNX model ({self.unreadable}); check the file")
+        if self.external:
+            locations = sorted({tensor.location or "?" for tensor in self.external})
+            shown = ", ".join(f"'{location}'" for location in locations[:3]) + (" …" if len(locations) > 3 else "")
+            raise ModelError(
+                f"{path} keeps {len(self.external)} tensor(s) outside the .onnx as external data ({shown}), "
+                f"which its sha256 pin does not cover; {fix}"
+            )
+
+
+def inspect_model_file(path: Path) -> ModelFileFacts:
+    """Hash a model file and, if it is an `.onnx`, find its external-data tensors, from one read of
+    it (mapped, not copied: the neural voice's model is 90 MB)."""
+    with open(path, "rb") as handle:
+        if os.fstat(handle.fileno()).st_size == 0:
+            return ModelFileFacts(hashlib.sha256(b"").hexdigest())
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            sha256 = hashlib.sha256(data).hexdigest()
+            if Path(path).suffix.lower() != ".onnx":
+                return ModelFileFacts(sha256)
+            try:
+                return ModelFileFacts(sha256, tuple(external_tensors(data)))
+            except ProtobufError as exc:
+                return ModelFileFacts(sha256, unreadable=str(exc))
 
 
 def model_io(path: Path) -> tuple[list[tuple[str, list, str]], list[tuple[str, list, str]]]:
@@ -209,13 +258,18 @@ def add_model(
 ) -> tuple[Path, str, bool]:
     """Copy a user's model file into the model directory under its format's file name, pin its
     sha256 and record its licence; returns (path, sha256, replaced). Checked before anything is
-    written: the file's I/O must match the format, and the hash the user expects (`--sha256`, from
-    where they downloaded it) or the format's published one must match."""
+    written: the file must hold all its weights (no external data: the pin covers one file), its I/O
+    must match the format, and the hash the user expects (`--sha256`, from where they downloaded it)
+    or the format's published one must match. The copy is made under a temporary name beside the
+    working model and opened with onnxruntime before it is renamed over it: until then the model
+    that was there stays in place, whole."""
     source = Path(source)
     if not source.is_file():
         raise ModelError(f"no model file at {source}; give the path of the downloaded .onnx file")
+    facts = inspect_model_file(source)
+    facts.check_self_contained(source, f"{INLINE_HINT} and add it again")
     check_format(source, fmt)
-    sha256 = file_sha256(source)
+    sha256 = facts.sha256
     expected = (expected_sha256 or fmt.sha256).strip().lower()
     if expected and sha256 != expected:
         raise ModelError(
@@ -233,8 +287,9 @@ def add_model(
             # Copied beside the target and renamed: a crash never leaves a half-copied model under its name.
             with atomic_path(target) as temporary:
                 shutil.copyfile(source, temporary)
-                if file_sha256(temporary) != sha256:
+                if inspect_model_file(temporary) != facts:
                     raise ModelError(f"copying {source} changed its content (disk error?); try again")
+                check_format(temporary, fmt)  # the copy itself opens, before it replaces the working model
         placed = load_yaml(lock_path.read_text(encoding="utf-8")) if lock_path.is_file() else None
         models = dict((placed or {}).get("models") or {})
         replaced = fmt.name in models and models[fmt.name].get("sha256") != sha256
