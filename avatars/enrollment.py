@@ -100,10 +100,11 @@ def measure_photo(image: np.ndarray, face: Face) -> PhotoChecks:
     )
 
 
-def check_photo(path: Path, analyser: FaceAnalyser, limits: EnrollmentSettings) -> EnrolledPhoto:
-    """Read, analyse and check a photo; EnrollmentError names the first failed check."""
+def check_photo(path: Path, analyser: FaceAnalyser, limits: EnrollmentSettings, max_pixels: int) -> EnrolledPhoto:
+    """Read, analyse and check a photo; EnrollmentError names the first failed check. A photo above
+    `max_pixels` (`images.max_pixels`) is refused from its header, before it is decoded."""
     try:
-        image = read_image(path)
+        image = read_image(path, max_pixels)
     except MediaError as exc:
         raise EnrollmentError(str(exc)) from exc
     return check_image(image, Path(path).name, analyser, limits)
@@ -300,7 +301,7 @@ def enroll(
     if is_video:
         checked = check_idle_video(photo, analyser, settings.enrollment)
     else:
-        checked = check_photo(photo, analyser, settings.enrollment)
+        checked = check_photo(photo, analyser, settings.enrollment, settings.images.max_pixels)
     embedding = IdentityEmbedder(registry).embed(checked.image, checked.face.landmarks)
     warnings = []
     for other_id in library.ids():

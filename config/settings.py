@@ -108,6 +108,13 @@ class TextSettings(Section):
         return self
 
 
+class ImageSettings(Section):
+    """Bounds on the images users supply: avatar photos, scene logos and backgrounds. Checked from the
+    file's header before decoding (media/images.py): a decoder allocates what the header announces."""
+
+    max_pixels: int = Field(40_000_000, ge=1, le=1 << 30)  # 40 MP decodes to 160 MB as BGRA; OpenCV's own cap is 2^30
+
+
 class TtsSettings(Section):
     """How the neural voice runs (voices themselves are templates in config/voices.yaml)."""
 
@@ -545,6 +552,7 @@ class Settings(Section):
     paths: PathSettings = PathSettings()
     video: VideoSettings = VideoSettings()
     text: TextSettings = TextSettings()
+    images: ImageSettings = ImageSettings()
     tts: TtsSettings = TtsSettings()
     motion: MotionSettings = MotionSettings()
     face: FaceSettings = FaceSettings()

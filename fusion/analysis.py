@@ -14,6 +14,7 @@ from fusion.face_detector import Detection, FaceDetector
 from fusion.face_landmarker import ROI_SCALE, FaceLandmarker
 from fusion.models import ModelRegistry
 from media.errors import MediaError
+from media.images import decode_bounded
 
 DETECTOR_MODEL = "face_detector"
 LANDMARKER_MODEL = "face_landmarker"
@@ -39,20 +40,13 @@ class Face:
         return float(np.linalg.norm(left - right))
 
 
-def read_image(path: Path) -> np.ndarray:
-    """Read a BGR image or raise MediaError naming the file (missing, unreadable or corrupt)."""
+def read_image(path: Path, max_pixels: int) -> np.ndarray:
+    """Read a BGR image or raise MediaError naming the file (missing, unreadable, corrupt, or more
+    than `max_pixels` by its header: `images.max_pixels`, checked before decoding)."""
     path = Path(path)
     if not path.is_file():
         raise MediaError(f"image not found: {path}; check the path")
-    data = np.fromfile(str(path), dtype=np.uint8)
-    previous = cv2.utils.logging.getLogLevel()
-    cv2.utils.logging.setLogLevel(
-        cv2.utils.logging.LOG_LEVEL_SILENT
-    )  # OpenCV would print its own decoder complaints; we report one clear line instead
-    try:
-        image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    finally:
-        cv2.utils.logging.setLogLevel(previous)
+    image = decode_bounded(path, max_pixels, cv2.IMREAD_COLOR)
     if image is None:
         raise MediaError(f"image {path} is corrupt or not a supported format; use a valid JPEG or PNG")
     return image

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from config import LabelSettings, PostSettings
-from config.settings import FusionSettings, SceneTemplate
+from config.settings import FusionSettings, ImageSettings, SceneTemplate
 from driver_synth.track import MotionTrack
 from fusion import topology as topo
 from fusion.errors import FusionError
@@ -77,6 +77,7 @@ class EngineOptions:
     fusion: FusionSettings = field(default_factory=FusionSettings)  # the chain and the neural processors
     scene: SceneTemplate | None = None  # a branded scene (README: Scenes); None: the classic layout
     scene_name: str = ""
+    images: ImageSettings = field(default_factory=ImageSettings)  # bounds on the scene's logo and background
 
 
 @dataclass(frozen=True)
@@ -186,7 +187,12 @@ class FusionEngine:
         label = options.label
         if self.scene is not None:  # logo, name tag, captions: under the label, which always wins
             overlay = SceneOverlayOptions(
-                self.scene.template, self.scene.layout, label, resources.avatar_name, tuple(resources.captions)
+                self.scene.template,
+                self.scene.layout,
+                label,
+                options.images.max_pixels,
+                resources.avatar_name,
+                tuple(resources.captions),
             )
             listed.append(SceneOverlay(overlay))
         always_last: list[Processor] = [
@@ -226,9 +232,14 @@ class FusionEngine:
         template = options.scene
         if template is None:
             return None
-        layout = layout_scene(options.scene_name, template, options.label)
+        max_pixels = options.images.max_pixels
+        layout = layout_scene(options.scene_name, template, options.label, max_pixels)
         kind = template.background.kind
-        background = background_canvas(template.background, layout.width, layout.height) if kind != "blur" else None
+        background = (
+            background_canvas(template.background, layout.width, layout.height, max_pixels=max_pixels)
+            if kind != "blur"
+            else None
+        )
         return SceneParts(options.scene_name, template, layout, background, person if kind != "blur" else None)
 
     @property

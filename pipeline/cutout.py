@@ -39,8 +39,10 @@ def cutout_contact(avatar: Avatar, settings: Settings, scene: str | None = None)
     alpha = soft_person(person, CUTOUT_FEATHER)
     if scene is not None:
         template = settings.scenes[scene]
-        layout = layout_scene(scene, template, settings.label)
-        canvas = background_canvas(template.background, layout.width, layout.height)
+        layout = layout_scene(scene, template, settings.label, settings.images.max_pixels)
+        canvas = background_canvas(
+            template.background, layout.width, layout.height, max_pixels=settings.images.max_pixels
+        )
         behind = square_background(canvas, layout.square, work.shape[0])
     else:
         behind = np.full_like(work, 128)

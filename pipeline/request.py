@@ -108,7 +108,7 @@ def resolve_scene(request: RenderRequest, settings: Settings) -> str | None:
     else:
         name = settings.scene.channels.get(request.channel, settings.scene.name)
     if name is not None:
-        layout_scene(name, settings.scenes[name], settings.label)
+        layout_scene(name, settings.scenes[name], settings.label, settings.images.max_pixels)
     return name
 
 
@@ -126,7 +126,8 @@ def validate_request(request: RenderRequest, settings: Settings) -> ValidatedReq
     avatar = AvatarLibrary.from_settings(settings.paths).get(request.avatar_id)
     audit = AuditLog(settings.paths.audit_db)
     lic = authorize(avatar, request.language, request.channel, request.purpose, audit)
-    read_image(avatar.photo)  # a missing or corrupt photo fails here, before any model loads
+    # A missing, corrupt or too large photo (its header, before decoding) is refused before any model loads.
+    read_image(avatar.photo, settings.images.max_pixels)
     registry = ModelRegistry(settings.paths.models)
     speaking = voice_models(request, voice)
     for name in (*USED_MODELS, *speaking):  # the voice's model too: missing or changed is refused here

@@ -146,6 +146,7 @@ def recorded_driver_stage(
 class AvatarAnalysis:
     landmarks_path: Path
     cache_hit: bool
+    max_pixels: int  # images.max_pixels: the photo is re-read for the work image, bounded like the first time
 
     def framing(self) -> Framing:
         with np.load(self.landmarks_path) as data:
@@ -154,7 +155,7 @@ class AvatarAnalysis:
     def work_image_and_landmarks(self, avatar: Avatar) -> tuple[np.ndarray, np.ndarray]:
         with np.load(self.landmarks_path) as data:
             landmarks = data["landmarks"]
-        return apply_framing(read_image(avatar.photo), landmarks, self.framing())
+        return apply_framing(read_image(avatar.photo, self.max_pixels), landmarks, self.framing())
 
     def person_mask(self) -> np.ndarray | None:
         """The person separated from the photo's backdrop, at work size (None: not separable)."""
@@ -176,8 +177,8 @@ def avatar_stage(avatar: Avatar, settings: Settings) -> AvatarAnalysis:
     )
     path = settings.paths.cache / "avatars" / f"{avatar.avatar_id}-v{avatar.version}-{key}.npz"
     if path.is_file():
-        return AvatarAnalysis(path, cache_hit=True)
-    image = read_image(avatar.photo)
+        return AvatarAnalysis(path, cache_hit=True, max_pixels=settings.images.max_pixels)
+    image = read_image(avatar.photo, settings.images.max_pixels)
     analyser = FaceAnalyser(ModelRegistry(settings.paths.models), settings.face.detector_min_score)
     face = analyser.single_face(image, source=f"avatar '{avatar.avatar_id}' photo {avatar.photo.name}")
     if face.width < settings.face.min_face_px:
@@ -197,7 +198,7 @@ def avatar_stage(avatar: Avatar, settings: Settings) -> AvatarAnalysis:
             box=np.array(face.detection.box),
             person=person if person is not None else np.zeros(1, np.uint8),
         )
-    return AvatarAnalysis(path, cache_hit=False)
+    return AvatarAnalysis(path, cache_hit=False, max_pixels=settings.images.max_pixels)
 
 
 def idle_bases(
@@ -266,6 +267,7 @@ def build_engine(
         fusion=fusion,
         scene=settings.scene_template,
         scene_name=settings.scene.name or "",
+        images=settings.images,
     )
     resources = EngineResources(
         ModelRegistry(settings.paths.models),

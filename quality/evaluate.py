@@ -112,7 +112,11 @@ def evaluate_against_avatar(
     registry = ModelRegistry(settings.paths.models)
     analyser = FaceAnalyser(registry, settings.face.detector_min_score)
     embedder = IdentityEmbedder(registry) if avatar is not None else None
-    reference = avatar_reference(avatar, analyser, embedder) if avatar is not None and embedder else None
+    reference = (
+        avatar_reference(avatar, analyser, embedder, settings.images.max_pixels)
+        if avatar is not None and embedder
+        else None
+    )
     return evaluate_video(
         video,
         analyser,

@@ -18,8 +18,10 @@ class AvatarReference:
     skin_lab: np.ndarray
 
 
-def avatar_reference(avatar: Avatar, analyser: FaceAnalyser, embedder: IdentityEmbedder) -> AvatarReference:
-    image = read_image(avatar.photo)
+def avatar_reference(
+    avatar: Avatar, analyser: FaceAnalyser, embedder: IdentityEmbedder, max_pixels: int
+) -> AvatarReference:
+    image = read_image(avatar.photo, max_pixels)
     face = analyser.single_face(image, source=f"avatar '{avatar.avatar_id}' photo")
     enrolled = avatar.folder / "enrollment.npz"
     embedding = None

@@ -56,7 +56,9 @@ def main() -> int:
     images, labels = [], [f"{t:.2f} s" for t in times]
     analyser = FaceAnalyser(ModelRegistry(settings.paths.models)) if args.mouth else None
     if args.avatar:
-        photo = read_image(AvatarLibrary.from_settings(settings.paths).get(args.avatar).photo)
+        photo = read_image(
+            AvatarLibrary.from_settings(settings.paths).get(args.avatar).photo, settings.images.max_pixels
+        )
         images.append(mouth_crop(photo, analyser)[0] if analyser else photo)
         labels.insert(0, f"photo {args.avatar}")
     half = None

@@ -77,7 +77,7 @@ def gallery(avatar_id: str, out: Path, settings) -> list[Path]:
     picks = np.linspace(0, len(moving) - 1, 10).round().astype(int)
     strip = tile([crop(moving[i], face) for i in picks], [f"{i / fps:.2f} s" for i in picks], 10, 220)
     written.append(write_image(strip, out / f"{avatar_id}-motion.jpg"))
-    photo = read_image(AvatarLibrary.from_settings(settings.paths).get(avatar_id).photo)
+    photo = read_image(AvatarLibrary.from_settings(settings.paths).get(avatar_id).photo, settings.images.max_pixels)
     keys = [label.split()[0] for label in labels]
     rest, portrait, rounded = (frames[keys.index(key)] for key in ("X", "D", "F"))
     side = tile([photo, crop(rest, face), crop(portrait, face), crop(rounded, face)],

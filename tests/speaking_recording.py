@@ -94,7 +94,7 @@ def make_recording(settings: Settings, folder: Path, size: int = 448, text: str 
     """Render the recording (MP4 with speech) into `folder`; returns it with its true track."""
     folder.mkdir(parents=True, exist_ok=True)
     track, wav = speech_track(settings, " ".join([text] * repeats), lead_s, folder)
-    image = read_image(SAMPLE)
+    image = read_image(SAMPLE, settings.images.max_pixels)
     face = FaceAnalyser(ModelRegistry(settings.paths.models)).single_face(image)
     work, landmarks = apply_framing(image, face.landmarks, choose_framing(face.landmarks, image.shape, size))
     reenactor = Reenactor(landmarks)

@@ -78,7 +78,7 @@ def test_a_swapped_in_face_raises_the_identity_alarm(rendered, tmp_path, analyse
     from avatars.library import BUNDLED
     from fusion.analysis import read_image
 
-    photo = read_image(BUNDLED / "sample" / "portrait.png")
+    photo = read_image(BUNDLED / "sample" / "portrait.png", settings.images.max_pixels)
     reference = embedder.embed(photo, analyser.single_face(photo).landmarks)
     distances = [
         identity_distance(embedder.embed(s, f.landmarks), reference)

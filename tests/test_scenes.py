@@ -78,7 +78,7 @@ def flatten(pixels: np.ndarray, alpha: np.ndarray, under: np.ndarray) -> np.ndar
 def test_bundled_template_keeps_the_label_clear(name):
     settings = load_settings()
     template = settings.scenes[name]
-    layout = layout_scene(name, template, settings.label)
+    layout = layout_scene(name, template, settings.label, settings.images.max_pixels)
     label = layout.label
     # The label's size and corner are those of the classic 1920×1080 frame (sized by the short side).
     classic = label_rect(settings.label, 1920, 1080)
@@ -104,7 +104,7 @@ def test_template_that_hides_the_label_is_refused(change, message):
     data = {**bad.model_dump(), **change}
     template = type(bad).model_validate(data)
     with pytest.raises(SceneError) as raised:
-        layout_scene("bad", template, settings.label)
+        layout_scene("bad", template, settings.label, settings.images.max_pixels)
     line = str(raised.value)
     assert "\n" not in line and message in line and ("AI label" in line or "label" in line), line
 
@@ -162,7 +162,7 @@ def test_scene_render_canvas_marks_and_report(scene_render):
 def test_scene_render_label_logo_and_name_tag_in_every_frame(scene_render):
     name, out, report, settings = scene_render
     template = settings.scene_template
-    layout = layout_scene(name, template, settings.label)
+    layout = layout_scene(name, template, settings.label, settings.images.max_pixels)
     frames = frames_of(out)
     assert len(frames) == report.frames
     detector = LabelDetector(settings.label, layout.height, layout.width)
@@ -170,7 +170,8 @@ def test_scene_render_label_logo_and_name_tag_in_every_frame(scene_render):
     assert min(label_scores) > 0.8, f"label missing in frame {int(np.argmin(label_scores))}"
     # The logo as the overlay draws it, found exactly at its corner in every frame.
     x0, y0, x1, y1 = layout.logo
-    logo = cv2.resize(read_asset(template.logo.image, "logo"), (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA)
+    logo = read_asset(template.logo.image, "logo", settings.images.max_pixels)
+    logo = cv2.resize(logo, (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA)
     alpha = logo[..., 3:].astype(np.float32) / 255 * template.logo.opacity
     short = min(layout.width, layout.height)
     tag_width = layout.name_tag[2] - layout.name_tag[0]
@@ -194,7 +195,7 @@ def test_scene_render_burns_each_caption_into_its_own_frames(scene_render):
 
     cues = scene_captions(settings, Path(report.speech.wav).with_suffix(".json"))
     assert len(cues) >= 2 and all(1 <= len(cue.lines) <= 2 for cue in cues)
-    layout = layout_scene(name, settings.scene_template, settings.label)
+    layout = layout_scene(name, settings.scene_template, settings.label, settings.images.max_pixels)
     frames = frames_of(out)
     fps = report.video.fps
     box = layout.captions

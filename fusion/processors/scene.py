@@ -19,7 +19,7 @@ from config import LabelSettings
 from config.settings import SceneTemplate
 from fusion.burned_captions import BurnedCue, render_caption, render_name_tag
 from fusion.processors.base import FrameContext, ProcessorSetup, Rect
-from fusion.processors.scene_layout import SceneLayout, background_canvas, check_label_contrast, label_font, read_asset
+from fusion.processors.scene_layout import SceneLayout, blurred_canvas, check_label_contrast, label_font, read_asset
 
 MOTION_ROOM = 0.05  # × the work size: the cut-out is widened by this, so a turning head keeps its hair
 MIN_RECT = 2  # an otherwise empty dirty rect is this small square (downstream stages need a rect)
@@ -100,7 +100,7 @@ class SceneCompositor:
         if self.options.background is not None:
             canvas = self.options.background
         else:
-            canvas = background_canvas(template.background, layout.width, layout.height, base)
+            canvas = blurred_canvas(template.background, layout.width, layout.height, base)  # only `blur` has none
         self.background = np.ascontiguousarray(canvas)
         square = (self.left, self.top, self.left + side, self.top + side)
         self.visible = _intersect(square, (0, 0, layout.width, layout.height))
@@ -167,6 +167,7 @@ class SceneOverlayOptions:
     template: SceneTemplate
     layout: SceneLayout
     label: LabelSettings
+    max_pixels: int  # images.max_pixels: the logo is refused above it before it is decoded
     avatar_name: str = ""
     cues: Sequence[BurnedCue] = ()
 
@@ -198,7 +199,7 @@ class SceneOverlay:
         self.static: list[Layer] = []
         if template.logo is not None and layout.logo is not None:
             x0, y0, x1, y1 = layout.logo
-            logo = read_asset(template.logo.image, "logo")
+            logo = read_asset(template.logo.image, "logo", self.options.max_pixels)
             image = cv2.resize(logo, (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA)
             alpha = image[..., 3:].astype(np.float32) / 255 * template.logo.opacity
             self.static.append(Layer.of(image[..., :3].astype(np.float32), alpha, (x0, y0)))

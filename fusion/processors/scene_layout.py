@@ -28,6 +28,7 @@ from fusion.burned_captions import caption_box_height, name_tag_height
 from fusion.errors import FusionError
 from fusion.processors.base import Rect
 from fusion.processors.post import Labeler, LabelOptions, find_font
+from media.images import decode_bounded
 
 MIN_LABEL_CONTRAST = 4.5  # WCAG 2 AA for normal text: label text against its plate, over the scene
 HEAD_ZONE = (0.22, 0.06, 0.78, 0.7)  # the head (hair included) inside the person square, × its side
@@ -95,19 +96,20 @@ def _text(rect: Rect) -> str:
     return f"({rect[0]},{rect[1]})-({rect[2]},{rect[3]})"
 
 
-def logo_size(template: SceneTemplate) -> tuple[int, int]:
+def logo_size(template: SceneTemplate, max_pixels: int) -> tuple[int, int]:
     """The logo's (width, height) on this canvas: `logo.height` × the short side, aspect kept."""
     assert template.logo is not None
-    image = read_asset(template.logo.image, "logo")
+    image = read_asset(template.logo.image, "logo", max_pixels)
     height = max(2, round(template.logo.height * min(template.width, template.height)))
     return max(2, round(image.shape[1] * height / image.shape[0])), height
 
 
-def read_asset(path: Path, what: str) -> np.ndarray:
-    """A template's image as BGRA (alpha 255 where the file has none); one line when unreadable."""
+def read_asset(path: Path, what: str, max_pixels: int) -> np.ndarray:
+    """A template's image as BGRA (alpha 255 where the file has none); one line when unreadable or
+    when its header announces more than `max_pixels` (`images.max_pixels`: refused before decoding)."""
     if not Path(path).is_file():
         raise SceneError(f"the scene's {what} image {path} does not exist; fix the path in the scene template")
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    image = decode_bounded(Path(path), max_pixels, cv2.IMREAD_UNCHANGED, f"the scene's {what} image")
     if image is None or image.ndim not in (2, 3):
         raise SceneError(f"the scene's {what} image {path} cannot be read; save it as PNG or JPEG")
     if image.ndim == 2:
@@ -126,8 +128,9 @@ def _corner_rect(corner: str, size: tuple[int, int], layout_size: tuple[int, int
     return (x0, y0, x0 + w, y0 + h)
 
 
-def layout_scene(name: str, template: SceneTemplate, label_settings: LabelSettings) -> SceneLayout:
-    """Every element's place on the canvas, or a one-line `SceneError` when the template breaks a rule."""
+def layout_scene(name: str, template: SceneTemplate, label_settings: LabelSettings, max_pixels: int) -> SceneLayout:
+    """Every element's place on the canvas, or a one-line `SceneError` when the template breaks a rule
+    (a logo or background image above `max_pixels` is refused before it is decoded)."""
     width, height = template.width, template.height
     short = min(width, height)
     margin = round(template.margin * short)
@@ -151,7 +154,7 @@ def layout_scene(name: str, template: SceneTemplate, label_settings: LabelSettin
         )
     logo = None
     if template.logo is not None:
-        logo = _corner_rect(template.logo.corner, logo_size(template), (width, height), margin)
+        logo = _corner_rect(template.logo.corner, logo_size(template, max_pixels), (width, height), margin)
     name_tag = None
     if template.name_tag is not None:
         tag = template.name_tag
@@ -192,7 +195,8 @@ def layout_scene(name: str, template: SceneTemplate, label_settings: LabelSettin
                 raise SceneError(f"{where}: the {first} {_text(a)} overlaps the {second} {_text(b)}; move one of them")
     layout = SceneLayout(width, height, label, square, head, logo, name_tag, captions, margin)
     if template.background.kind != "blur":
-        check_label_contrast(where, background_canvas(template.background, width, height), label, label_settings)
+        canvas = background_canvas(template.background, width, height, max_pixels=max_pixels)
+        check_label_contrast(where, canvas, label, label_settings)
     return layout
 
 
@@ -233,21 +237,29 @@ def cover(image: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 def background_canvas(
-    background: SceneBackground, width: int, height: int, portrait: np.ndarray | None = None
+    background: SceneBackground, width: int, height: int, portrait: np.ndarray | None = None, *, max_pixels: int
 ) -> np.ndarray:
-    """The static background (BGR, uint8), painted once per video. `portrait` is needed for `blur`."""
+    """The static background (BGR, uint8), painted once per video. `portrait` is needed for `blur`;
+    an image above `max_pixels` is refused before it is decoded."""
     color = hex_bgr(background.color)
     if background.kind == "solid":
         return np.full((height, width, 3), color, np.uint8)
     if background.kind == "image":
         assert background.image is not None
-        image = read_asset(background.image, "background")
+        image = read_asset(background.image, "background", max_pixels)
         alpha = image[..., 3:].astype(np.float32) / 255
         flat = (image[..., :3] * alpha + np.array(color, np.float32) * (1 - alpha)).astype(np.uint8)
         canvas = cover(flat, width, height)
         if background.soften > 0:
             canvas = cv2.GaussianBlur(canvas, (0, 0), background.soften * min(width, height))
         return canvas
+    return blurred_canvas(background, width, height, portrait)
+
+
+def blurred_canvas(background: SceneBackground, width: int, height: int, portrait: np.ndarray | None) -> np.ndarray:
+    """`blur`: the portrait itself, blurred and tinted (a solid colour until there is a portrait);
+    no image file is read."""
+    color = hex_bgr(background.color)
     if portrait is None:
         return np.full((height, width, 3), color, np.uint8)
     blurred = cv2.GaussianBlur(cover(portrait, width, height), (0, 0), 40)
