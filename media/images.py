@@ -1,7 +1,7 @@
 """Decode a user's image only after its header says how many pixels it has.
 
-Why: a decoder allocates what the header announces. A 20000×20000 PNG logo of a few kilobytes
-decodes to 1.6 GB of pixels (3.1 GB peak for a render), so an image is refused above
+Why: a decoder allocates what the header announces. A 20000×20000 PNG logo of 7 MB decodes to
+1.6 GB of BGRA pixels (a render with it peaked at 3.4 GB), so an image is refused above
 `images.max_pixels` from its header bytes, before anything is decoded. The header is read here, from
 the same bytes that are then decoded, for the formats OpenCV recognises by the same signatures
 (PNG, JPEG, WebP, BMP); any other file cannot be bounded and is refused as unsupported.
@@ -9,6 +9,7 @@ the same bytes that are then decoded, for the formats OpenCV recognises by the s
 
 from __future__ import annotations
 
+import math
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,6 @@ import numpy as np
 
 from media.errors import MediaError
 
-SUPPORTED = "PNG, JPEG, WebP or BMP"
 # JPEG start-of-frame markers (every SOFn but DHT C4, JPG C8 and DAC CC): they carry the frame size.
 _JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 _JPEG_STANDALONE = frozenset(range(0xD0, 0xDA)) | {0x01}  # RSTn, SOI, EOI, TEM: no length field
@@ -126,10 +126,12 @@ def decode_bounded(path: Path, max_pixels: int, flags: int, what: str = "image")
     if header is None or header.pixels == 0:
         return None
     if header.pixels > max_pixels:
+        scale = math.sqrt(max_pixels / header.pixels)
+        fits = f"{max(1, math.floor(header.width * scale))}×{max(1, math.floor(header.height * scale))}"
         raise ImageTooLargeError(
             f"{what} {path} is {header.width}×{header.height} ({_megapixels(header.pixels)}), above the "
-            f"limit of {_megapixels(max_pixels)} (images.max_pixels); scale it down, or raise images.max_pixels "
-            "in your --config"
+            f"limit of {_megapixels(max_pixels)} (images.max_pixels); scale it down (e.g. to {fits}), or raise "
+            "images.max_pixels in your --config"
         )
     previous = cv2.utils.logging.getLogLevel()
     # OpenCV would print its own decoder complaints; the caller reports one clear line instead.
