@@ -191,7 +191,7 @@ GERMAN_ORDINAL_ARTICLES = {"der": "e", "die": "e", "das": "e", "am": "en", "im":
                            "beim": "en", "den": "en", "dem": "en", "des": "en", "ab": "en"}  # fmt: skip
 
 _TRAIL = re.compile(r"^(.*?)([.,;:!?。，、；：！？]*)$", re.S)
-_NUM = r"\d+(?:[.,]\d+)?"
+_NUM = r"(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:[.,]\d+)?)"
 _SIGN_BEFORE = re.compile(rf"(?<![^\s(\[{{=~:/])[{MINUS_SIGNS}](?=[$€£¥]?\s?\d)")
 _SIGN_AFTER_CURRENCY = re.compile(rf"([$€£¥])\s?[{MINUS_SIGNS}](?=\d)")
 _RANGE = re.compile(rf"(?<![\w.,/\-–])({SIGN}?{_NUM})\s?[{DASHES}]\s?({SIGN}?[{MINUS_SIGNS}]?{_NUM})(?![\d]|[-–/.,]\d)")
@@ -282,9 +282,9 @@ def _digit_groups(word: str) -> list[str] | None:
     phone = word.startswith("+")
     if not phone and "." in word:
         return None  # "3.5", "1.000.000", "7.12.2026": a decimal, a thousands separator or a date
-    marked = "(" in word or any(g.startswith("0") for g in groups)
-    if not phone and len(groups) == 2 and not marked and not (len(groups[0]) == 3 and len(groups[1]) == 4):
-        return None  # "5-10", "1990-2000": a range; "555-1234" is a local phone number
+    leading_zero = any(g.startswith("0") and len(g) > 1 for g in groups)  # "0-10" is a range
+    if not phone and len(groups) == 2 and not ("(" in word or leading_zero):
+        return None  # "5-10", "1990-2000", "100-1000" (and so "555-1234"): a range; "555-0123" is a phone number
     return (["+"] if phone else []) + groups
 
 
