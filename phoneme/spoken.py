@@ -13,6 +13,7 @@ import re
 import unicodedata
 
 from phoneme.number_words import cardinal, ordinal
+from phoneme.numerals import finish
 from phoneme.symbols import CURRENCY_SYMBOLS, LanguageSymbols, language_symbols
 
 ABBREVIATIONS = {
@@ -184,7 +185,7 @@ def spoken_english(word: str) -> str:
     text = _ORDINAL.sub(lambda m: ordinal(_number_words(m.group(1))), text)
     text = _NUMBER_HYPHEN.sub(r"\1 ", text)
     text = _NUMBER.sub(lambda m: f" {_number_words(m.group(0))} ", text)
-    text = _english_symbols(text).replace("-", " ")
+    text = finish(_english_symbols(text).replace("-", " "), "en")
     text = re.sub(r"[^A-Za-z' .,;:!?]", " ", fold_latin(text))
     text = re.sub(r"\s+([.,;:!?])", r"\1", text)
     return _SPACES.sub(" ", text).strip()
@@ -219,7 +220,7 @@ def spoken_other(word: str, language: str) -> str:
     for symbol, spoken in table.words.items():
         text = text.replace(symbol, f"{table.joiner}{spoken}{table.joiner}")
     text = "".join(c if not unicodedata.category(c).startswith("P") or c in SPOKEN_PUNCTUATION else " " for c in text)
-    text = re.sub(r"\s+([.,;:!?])", r"\1", text)
+    text = re.sub(r"\s+([.,;:!?])", r"\1", finish(text, language))
     return _SPACES.sub(" ", text).strip()
 
 
