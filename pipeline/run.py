@@ -282,6 +282,7 @@ def run_pipeline(
     finally:
         monitor.abort()  # a no-op once judged; stops its thread if the render failed early
         _discard_staged(staging)
+    chunked.remove_stale_work(output)  # chunk folders of killed earlier renders of this output (kill -9)
     if verdict.failure is not None:
         raise QualityGateError(verdict.failure, path)
     srt = Path(report.captions["srt"]) if "srt" in report.captions else None
