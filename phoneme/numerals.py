@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 
 from phoneme.number_words import UNITS, cardinal, ordinal
+from phoneme.symbols import LETTER_NAMES
 
 SIGN = "\ue000"  # a minus that belongs to the number after it (private use: refused in input, never written)
 MINUS_SIGNS = "-−"  # hyphen-minus and U+2212
@@ -253,8 +254,6 @@ def _said_digits(groups: list[str], language: str) -> str:
             continue
         chars = [c for c in group if c.isalnum()]
         if language == "en":
-            from phoneme.spoken import LETTER_NAMES
-
             said.append(" ".join(UNITS[int(c)] if c.isdigit() else LETTER_NAMES.get(c.upper(), c) for c in chars))
         else:
             said.append(" ".join(chars))
@@ -368,8 +367,6 @@ def _numeric_date(word: str, language: str) -> str | None:
 def _english_time(hour: int, minute: int, meridiem: str, told: bool) -> str:
     """ "fourteen thirty", "two oh five", "nine o'clock", "fourteen hundred", "two thirty pee em"; `told`:
     the next word says am or pm."""
-    from phoneme.spoken import LETTER_NAMES
-
     said = cardinal(hour)
     if minute:
         said += f" {'oh ' if minute < 10 else ''}{cardinal(minute)}"

@@ -14,7 +14,7 @@ import unicodedata
 
 from phoneme.number_words import cardinal, ordinal
 from phoneme.numerals import finish
-from phoneme.symbols import CURRENCY_SYMBOLS, LanguageSymbols, language_symbols
+from phoneme.symbols import CURRENCY_SYMBOLS, LETTER_NAMES, LanguageSymbols, language_symbols
 
 ABBREVIATIONS = {
     "e.g.": "for example",
@@ -32,35 +32,6 @@ ABBREVIATIONS = {
     "p.a.": "per annum",
     "apr": "eh pee ar",
     "faq": "eff eh cue",
-}
-# Letter names as words both espeak-ng and g2p-en say as the letter (a lone "A" is read as the article).
-LETTER_NAMES = {
-    "A": "eh",
-    "B": "bee",
-    "C": "see",
-    "D": "dee",
-    "E": "ee",
-    "F": "eff",
-    "G": "gee",
-    "H": "aitch",
-    "I": "eye",
-    "J": "jay",
-    "K": "kay",
-    "L": "el",
-    "M": "em",
-    "N": "en",
-    "O": "oh",
-    "P": "pee",
-    "Q": "cue",
-    "R": "ar",
-    "S": "ess",
-    "T": "tee",
-    "U": "you",
-    "V": "vee",
-    "W": "double-you",
-    "X": "ex",
-    "Y": "why",
-    "Z": "zee",
 }
 FOLD_EXTRA = str.maketrans(
     {

@@ -163,3 +163,35 @@ def language_symbols(language: str) -> LanguageSymbols:
 def spoken_symbols(language: str) -> frozenset[str]:
     table = language_symbols(language)
     return frozenset(table.words) | frozenset(table.currency)
+
+
+# How English says a letter spelt out (initialisms, "2:30 pm"): spoken.py and numerals.py share it. Words both
+# espeak-ng and g2p-en say as the letter (a lone "A" is read as the article).
+LETTER_NAMES = {
+    "A": "eh",
+    "B": "bee",
+    "C": "see",
+    "D": "dee",
+    "E": "ee",
+    "F": "eff",
+    "G": "gee",
+    "H": "aitch",
+    "I": "eye",
+    "J": "jay",
+    "K": "kay",
+    "L": "el",
+    "M": "em",
+    "N": "en",
+    "O": "oh",
+    "P": "pee",
+    "Q": "cue",
+    "R": "ar",
+    "S": "ess",
+    "T": "tee",
+    "U": "you",
+    "V": "vee",
+    "W": "double-you",
+    "X": "ex",
+    "Y": "why",
+    "Z": "zee",
+}
