@@ -15,7 +15,7 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from api.errors import ApiError
-from api.jobs import Job, JobStore
+from api.jobs import ActiveLimits, Job, JobLimitError, JobStore
 from api.keys import ApiKey, KeyStore
 from api.limits import RateLimiter
 from api.metrics import Metrics
@@ -103,15 +103,21 @@ def own_job(context: ApiContext, job_id: str, key: ApiKey, kind: str) -> Job:
     return job
 
 
-def admit(context: ApiContext, key: ApiKey) -> None:
-    """Refuse a new job when this key or the whole server has too many active ones."""
+def admit(context: ApiContext, key: ApiKey, kind: str, request: dict[str, Any]) -> Job:
+    """Queue a new job unless this key or the whole server has too many active ones (429 / 503).
+
+    The count and the insert are one transaction (`JobStore.create`): checked apart, parallel
+    requests of one key all passed the check before any of them was stored."""
     limits = context.settings.api
-    if context.jobs.active_count(key.id) >= limits.max_active_jobs_per_key:
-        raise ApiError(
-            429, "too_many_jobs", f"this key has {limits.max_active_jobs_per_key} active jobs", {"Retry-After": "30"}
+    try:
+        return context.jobs.create(
+            kind, key.id, request, ActiveLimits(limits.max_active_jobs_per_key, limits.max_active_jobs)
         )
-    if context.jobs.active_count() >= limits.max_active_jobs:
-        raise ApiError(503, "busy", "the server has too many active jobs; retry later", {"Retry-After": "60"})
+    except JobLimitError as exc:
+        if exc.scope == "key":
+            message = f"this key has {exc.limit} active jobs (the limit); wait for one to finish"
+            raise ApiError(429, "too_many_jobs", message, {"Retry-After": "30"}) from exc
+        raise ApiError(503, "busy", "the server has too many active jobs; retry later", {"Retry-After": "60"}) from exc
 
 
 def checked_video(context: ApiContext, body: VideoCreate | GenerateDigitalHuman, key: ApiKey) -> dict[str, Any]:

@@ -37,6 +37,22 @@ _SCHEMA = (
 )
 
 
+@dataclass(frozen=True)
+class ActiveLimits:
+    """The most active (queued + running) jobs one API key, and the whole server, may have."""
+
+    per_key: int
+    total: int
+
+
+class JobLimitError(Exception):
+    """A new job would exceed an active-job limit; `scope` is 'key' or 'server'."""
+
+    def __init__(self, scope: str, limit: int) -> None:
+        super().__init__(f"{scope} limit of {limit} active jobs reached")
+        self.scope, self.limit = scope, limit
+
+
 def _now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -77,15 +93,27 @@ class JobStore:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
 
-    def create(self, kind: str, key_id: str, request: dict[str, Any]) -> Job:
+    def create(self, kind: str, key_id: str, request: dict[str, Any], limits: ActiveLimits | None = None) -> Job:
+        """Store a queued job; with `limits`, only if the key and the server are below them (else
+        `JobLimitError`). Why one transaction: a count read before the insert lets 50 parallel requests
+        all see 0 active jobs and all be queued; BEGIN IMMEDIATE takes SQLite's write lock first, so
+        each request counts the jobs of every request before it (across threads and processes)."""
         job_id = secrets.token_hex(16)
         now = _now()
         with connect(self.path, _SCHEMA) as db:
-            db.execute(
-                "INSERT INTO jobs (id, kind, key_id, status, request, created, updated) "
-                "VALUES (?, ?, ?, 'queued', ?, ?, ?)",
-                (job_id, kind, key_id, json.dumps(request, ensure_ascii=False), now, now),
-            )
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                if limits is not None:
+                    _check_room(db, key_id, limits)
+                db.execute(
+                    "INSERT INTO jobs (id, kind, key_id, status, request, created, updated) "
+                    "VALUES (?, ?, ?, 'queued', ?, ?, ?)",
+                    (job_id, kind, key_id, json.dumps(request, ensure_ascii=False), now, now),
+                )
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
         return self.get(job_id)
 
     def get(self, job_id: str) -> Job | None:
@@ -149,6 +177,15 @@ class JobStore:
                 )
                 resumed.append(row["id"])
         return [self.get(job_id) for job_id in resumed]
+
+
+def _check_room(db, key_id: str, limits: ActiveLimits) -> None:
+    """Inside the caller's write transaction: refuse when the key or the server is at its limit."""
+    active = "SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running')"
+    if db.execute(active + " AND key_id = ?", (key_id,)).fetchone()[0] >= limits.per_key:
+        raise JobLimitError("key", limits.per_key)
+    if db.execute(active).fetchone()[0] >= limits.total:
+        raise JobLimitError("server", limits.total)
 
 
 def _job(row) -> Job:

@@ -12,6 +12,8 @@ from config import Settings
 from config.errors import EXIT_VERIFICATION_FAILED
 from config.files import atomic_path
 from governance.audit import AuditLog
+from governance.free_text import printable
+from governance.trust import verify_anchored
 
 
 def add_parsers(sub, common: argparse.ArgumentParser) -> None:
@@ -23,7 +25,11 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     listing.add_argument("--until", type=dt.date.fromisoformat, help="YYYY-MM-DD (exclusive)")
     show = actions.add_parser("show", help="one entry in full")
     show.add_argument("entry_id", type=int, help="the entry number (`dhf audit list`)")
-    actions.add_parser("verify", help="check the hash chain; names the first edited, deleted or reordered entry")
+    actions.add_parser(
+        "verify",
+        help="check the hash chain, its witnesses and every file naming an entry (reviews, library); names the "
+        "first edited, deleted, reordered or missing entry",
+    )
     export = actions.add_parser("export", help="all entries for auditors")
     kind = export.add_mutually_exclusive_group()
     kind.add_argument("--csv", action="store_true", help="CSV (default)")
@@ -32,21 +38,26 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
 
 
 def run_audit(args: argparse.Namespace, settings: Settings) -> int:
-    log = AuditLog(settings.paths.audit_db)
+    log = AuditLog.from_settings(settings)
     if args.action == "list":
         for entry in log.entries(since=args.since, until=args.until):
             record = entry.record
             avatar = f"{record.avatar_id}@v{record.avatar_version}" if record.avatar_version else record.avatar_id
             what = record.output if record.outcome == "success" else record.detail
-            print(f"{entry.id}\t{entry.time}\t{record.user}\t{record.outcome}\t{avatar}\t{what}")
+            fields = (entry.id, entry.time, record.user, record.outcome, avatar, what)
+            print("\t".join(printable(field) for field in fields))  # tabs and newlines escaped
         return 0
     if args.action == "show":
         print(json.dumps(log.get(args.entry_id).as_dict(), ensure_ascii=False, indent=2))
         return 0
     if args.action == "verify":
-        result = log.verify()
+        result = verify_anchored(settings)
         if result.ok:
-            print(f"audit log intact: {result.checked} entries, hash chain verified ({settings.paths.audit_db})")
+            witnesses = ", ".join(str(path) for path in log.witnesses)
+            print(
+                f"audit log intact: {result.checked} entries, hash chain, witnesses ({witnesses}), review records "
+                f"and library verified ({settings.paths.audit_db})"
+            )
             return 0
         print(f"dhf: error: audit log tampered: {result.reason}", file=sys.stderr)
         return EXIT_VERIFICATION_FAILED

@@ -15,6 +15,7 @@ from avatars.library import Avatar, AvatarLibrary
 from config import Settings
 from config.errors import DhfError
 from governance.audit import AuditLog
+from governance.free_text import check_free_text
 from governance.library_record import recorded
 
 
@@ -132,7 +133,7 @@ def _show_evaluation(avatar: Avatar, settings: Settings) -> None:
 def run_avatar(args: argparse.Namespace, settings: Settings) -> int:
     library = AvatarLibrary.from_settings(settings.paths)
     user = getpass.getuser()
-    log = AuditLog(settings.paths.audit_db)
+    log = AuditLog.from_settings(settings)
     if args.action == "add":
         result = recorded(
             log,
@@ -182,7 +183,8 @@ def run_avatar(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{avatar.avatar_id}: current version is now v{avatar.version}")
         return 0
     if args.action == "revoke":
-        change = partial(library.revoke, args.avatar_id, user, args.reason)
+        reason = check_free_text(args.reason, "the revocation reason")
+        change = partial(library.revoke, args.avatar_id, user, reason)
         avatar = recorded(log, "avatar.revoke", user, args.avatar_id, change, lambda done: done)
         print(f"{avatar.avatar_id}: revoked (versions 1..{avatar.version} can no longer be rendered)")
         return 0

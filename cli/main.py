@@ -9,6 +9,9 @@ by the same path: a KeyboardInterrupt unwinds the command, so the render's audit
 ("interrupted"), staged files are removed, cached stages stay, and exit handlers run (they stop a
 temporary Prefect server that a batch started). Without the handler, SIGTERM ended the process on
 the spot: no audit entry, and an orphaned server after every kill.
+
+A closed stdout (`dhf audit list | head -1`) ends the command quietly with status 0, like other Unix
+tools (Python's "Note on SIGPIPE"): the reader has all it wanted, so it is not an error to report.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import select
 import signal
 import sys
 from collections.abc import Iterator
@@ -92,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with sigterm_as_interrupt():
             settings = load_settings(args.config)
-            return args.handler(args, settings)
+            code = args.handler(args, settings)
+            sys.stdout.flush()  # here, not at exit: a reader that went away is seen by the handlers below
+            return code
     except DhfError as exc:
         print(f"dhf: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -103,11 +109,36 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dhf: interrupted; {INTERRUPTED}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:
+        if stdout_closed(exc):
+            return quiet_exit()
         line = one_line(exc)
         if line is None:
             raise  # a bug: the traceback is what a developer needs
         print(f"dhf: error: {line}", file=sys.stderr)
         return EXIT_USER_ERROR
+
+
+def stdout_closed(exc: BaseException) -> bool:
+    """Whether `exc` is a broken pipe on stdout (its reader exited), not on some other pipe or socket
+    (a Prefect server gone mid-request is an error to report). A pipe whose reading end is closed
+    polls as POLLERR on its writing end."""
+    if not any(isinstance(item, BrokenPipeError) for item in _chain(exc)):
+        return False
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError):  # stdout already closed or replaced by an object without a file
+        return False
+
+
+def quiet_exit() -> int:
+    """Status 0 with nothing printed: stdout goes to /dev/null so that the interpreter's final flush of
+    what is still buffered does not fail again ("Exception ignored ... BrokenPipeError", status 120)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 0
 
 
 def one_line(exc: BaseException) -> str | None:

@@ -96,7 +96,9 @@ def run_render(args: argparse.Namespace, settings: Settings) -> int:
             "or drop --wait-review and decide with `dhf review`"
         )
     with audited_render(request, settings) as attempt:  # every attempt, refused or not, is audited
-        attempt.validated = validate_request(request, settings)  # fails fast, before Prefect or any model
+        attempt.validated = validate_request(
+            request, settings, actor=attempt.user
+        )  # fails fast, before Prefect or any model
         result = _run(attempt.validated, settings, args.quiet, args.wait_review)
         attempt.report_path = result.report
     video_seconds = result.frames / settings.video.fps

@@ -1,6 +1,7 @@
 """`dhf review list|show|approve|reject`: decide the videos held for human review (README: Review
 before publishing). Approval publishes the video under its requested name; rejection removes it;
-both are audit entries naming the reviewer (default: the OS user)."""
+both are audit entries naming the OS user who decided (and the --reviewer name beside it). The user
+who requested a video cannot approve it (separation of duties; `governance.break_glass`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import json
 import sys
 
 from config import Settings
-from pipeline.review import decide, list_reviews
+from pipeline.review import Decider, decide, list_reviews
 from pipeline.review_store import ReviewRecord, ReviewStore
 
 
@@ -38,7 +39,9 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
         action = actions.add_parser(name, parents=[common], help=words)
         action.add_argument("review_id", help="the id `dhf review list` prints")
         action.add_argument(
-            "--reviewer", default=None, help="who decides, as the audit log records it (default: the OS user)"
+            "--reviewer",
+            default=None,
+            help="your name as shown beside the OS user, who is the deciding actor in the audit log",
         )
         action.add_argument("--comment", "-m", default="", help="why (recorded in the audit log)")
 
@@ -58,8 +61,10 @@ def run_review(args: argparse.Namespace, settings: Settings) -> int:
         record = ReviewStore(settings).get(args.review_id)
         print(json.dumps(record.model_dump(), ensure_ascii=False, indent=2) if args.json else _details(record))
         return 0
-    reviewer = args.reviewer or getpass.getuser()
-    record = decide(settings, args.review_id, args.action, reviewer, args.comment)
+    # The OS user is the authenticated actor; --reviewer is only a display name recorded beside it.
+    decider = Decider(getpass.getuser(), args.reviewer or "")
+    record = decide(settings, args.review_id, args.action, decider, args.comment)
+    reviewer = decider.shown
     if record.flow_run_id:  # a `dhf render --wait-review` run paused for this review: resume it with the decision
         from flows.review_flow import resume_waiting_run  # imports Prefect: only when a run waits
 

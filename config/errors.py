@@ -13,6 +13,10 @@ from typing import ClassVar
 EXIT_USER_ERROR = 2
 EXIT_VERIFICATION_FAILED = 3  # a check found a problem (audit chain, AI marks)
 EXIT_QUALITY_FAILED = 4  # rendered, but not published: the quality gate (or some batch videos) failed
+# `dhf verify` as a publication gate (governance.verify): why a video must not be published
+EXIT_AUDIT_TAMPERED = 5  # the audit log (or a witness of it) fails verification: nothing it says counts
+EXIT_NOT_APPROVED = 6  # review was required and nobody approved this file (pending, or another file)
+EXIT_REVIEW_REJECTED = 7  # review was required and the video was rejected (or timed out)
 
 
 class DhfError(Exception):

@@ -441,10 +441,17 @@ class GovernanceSettings(Section):
     `review: required` holds every video that passed the quality gate in review until a person
     approves it (`dhf review`, `/v1/reviews`, or the paused flow run in the Prefect UI). An avatar's
     licence (`review: required`) or a batch script can require it too; nothing can waive it then.
-    A review left undecided for `review_timeout_seconds` counts as rejected."""
+    A review left undecided for `review_timeout_seconds` counts as rejected.
+
+    Separation of duties: whoever requested a video (OS user, or `api-key:<id>`) cannot approve it;
+    `break_glass` names the actors who may anyway, and each such approval is audited as break-glass.
+    `audit_witnesses`: append-only files (e.g. on WORM storage) that receive every audit head besides
+    `<home>/audit/audit.witness`; `dhf audit verify` fails when the log is shorter than any of them."""
 
     review: Annotated[Literal["off", "required"], BeforeValidator(_yaml_switch)] = "off"
     review_timeout_seconds: int = Field(259200, ge=1)  # 72 h
+    break_glass: list[str] = []
+    audit_witnesses: list[Annotated[Path, BeforeValidator(_expand_path)]] = []
 
 
 # --- branded scenes (README: Scenes) -----------------------------------------------------------------------

@@ -31,9 +31,10 @@ from pydantic import Field
 from config import Settings
 from flows.batch_task import image_data_url
 from flows.prefect_env import configured_api_url
-from pipeline.review import attach_flow_run, decide, expire_overdue
+from pipeline.review import Decider, attach_flow_run, decide, expire_overdue
 from pipeline.review_store import ReviewError, ReviewRecord, ReviewStore, parse_time
 
+PREFECT_UI_ACTOR = "prefect-ui"
 POLL_S = 2  # how soon a decision made in the UI (or by `dhf review`) reaches the waiting run
 
 
@@ -77,7 +78,10 @@ def wait_for_review(settings: Settings, review_id: str, logger: logging.Logger |
         expire_overdue(settings)
         return ReviewStore(settings).get(review_id)
     try:
-        decided = decide(settings, review_id, answer.decision, answer.reviewer, answer.comment)
+        # Prefect's UI does not authenticate who fills in the form: the actor says where it came from.
+        decided = decide(
+            settings, review_id, answer.decision, Decider(PREFECT_UI_ACTOR, answer.reviewer), answer.comment
+        )
     except ReviewError:  # decided elsewhere (CLI or API), which resumed this run to say so
         decided = ReviewStore(settings).get(review_id)
     logger.info(
@@ -97,7 +101,7 @@ def resume_waiting_run(record: ReviewRecord) -> str | None:
     from prefect.flow_runs import resume_flow_run
 
     decision = "approve" if record.state == "approved" else "reject"
-    answer = {"decision": decision, "reviewer": record.decided_by or "-", "comment": record.comment}
+    answer = {"decision": decision, "reviewer": (record.decided_by or "-")[:100], "comment": record.comment}
     try:
         with get_client(sync_client=True) as client:
             state = client.read_flow_run(UUID(record.flow_run_id)).state

@@ -11,8 +11,11 @@ tell whether that record was altered. Tamper evidence comes from three layers:
 * SQLite triggers refuse UPDATE and DELETE of entries, so honest tools cannot change history by
   accident. A deliberate tamperer can drop the triggers, but the chain still exposes the change.
 
-What this cannot detect is someone who rewrites the whole chain *and* the head consistently; anchoring
-`AuditLog.head()` somewhere else (a ticket, a signed report) closes that gap.
+What the database alone cannot detect is someone who rewrites or empties the whole file consistently
+(`: > audit.sqlite` reads as a new, empty log). So every append also writes the new head to append-only
+*witness* files outside the database (`audit.witness` beside it, plus any `governance.audit_witnesses`,
+e.g. WORM storage), and `verify_with_witnesses` fails when the log is shorter than a witness or an entry
+a witness names has another hash. governance.trust adds the other anchors (review records, the library).
 
 Several processes may append at the same time (parallel renders), so each operation opens its own
 connection (safe across fork and spawn), the database runs in WAL mode with a generous busy timeout,
@@ -24,16 +27,22 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import sqlite3
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from time import monotonic, sleep
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from config.errors import DhfError
+from governance.free_text import REFUSED_CATEGORIES
+
+if TYPE_CHECKING:
+    from config import Settings
 
 OUTCOMES = ("success", "refused", "failed")
 GENESIS_HASH = "0" * 64
@@ -109,6 +118,8 @@ class AuditRecord:
             raise ValueError("audit action must be a non-empty string, e.g. 'render'")
         if not isinstance(self.user, str):
             raise ValueError(f"audit user must be a string, not {type(self.user).__name__}")
+        if any(unicodedata.category(char) in REFUSED_CATEGORIES for char in self.user):
+            raise ValueError(f"audit user {self.user!r} contains a control character (it would forge log lines)")
         try:
             _canonical(record_fields(self))
         except (TypeError, ValueError) as exc:
@@ -162,11 +173,25 @@ def format_time(moment: datetime) -> str:
     return _as_utc(moment).strftime(TIME_FORMAT)
 
 
-class AuditLog:
-    """The audit log in one SQLite file. Holds only the path: every operation opens its own connection."""
+_SELECT = "SELECT id, time, payload, previous_hash, entry_hash FROM entries"
+WITNESS_SUFFIX = ".witness"
+SEARCHABLE = ("action", "outcome", "avatar_id")  # payload keys with an expression index (fast lookups)
 
-    def __init__(self, path: Path) -> None:
+
+def default_witness(path: Path) -> Path:
+    """The witness every log has: `audit.witness` beside `audit.sqlite` (it cannot be switched off)."""
+    return Path(path).with_suffix(WITNESS_SUFFIX)
+
+
+class AuditLog:
+    """The audit log in one SQLite file. Holds only paths: every operation opens its own connection.
+
+    `witnesses` are extra append-only head files (config `governance.audit_witnesses`); the default
+    witness beside the database is always written."""
+
+    def __init__(self, path: Path, witnesses: tuple[Path, ...] = ()) -> None:
         self.path = Path(path)
+        self.witnesses = (default_witness(self.path), *(Path(w) for w in witnesses if Path(w) != default_witness(path)))
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -183,6 +208,10 @@ class AuditLog:
                     )
                 for statement in _SCHEMA:
                     db.execute(statement)
+                for key in SEARCHABLE:
+                    db.execute(
+                        f"CREATE INDEX IF NOT EXISTS entries_{key} ON entries (json_extract(payload, '$.{key}'))"
+                    )
                 if version < SCHEMA_VERSION:
                     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             except BaseException:
@@ -213,7 +242,15 @@ class AuditLog:
                 db.rollback()
                 raise
             db.commit()
+        # After the commit, so a witness never names an entry the log does not have (readers read the
+        # witnesses first, then the log). Lines may land out of order between processes; readers take them all.
+        _witness(self.witnesses, entry_id, digest, stamp)
         return AuditEntry(id=entry_id, time=stamp, record=record, previous_hash=previous, entry_hash=digest)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AuditLog:
+        """The configured log (`<home>/audit/audit.sqlite`) with its configured witnesses."""
+        return cls(settings.paths.audit_db, tuple(settings.governance.audit_witnesses))
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -262,9 +299,76 @@ class AuditLog:
             ).fetchone()
         if row is None:
             return None
-        if entry_hash(row[3], row[2]) != row[4]:
-            raise AuditError(f"audit entry {row[0]} was altered (its hash does not match); run `dhf audit verify`")
-        return _entry(row)
+        return _checked_entry(row)
+
+    def find(self, action: str, **extra: object) -> list[AuditEntry]:
+        """Entries of one action whose `extra` has these values (e.g. review="ab12"), oldest first,
+        each one's own hash re-checked (an edited payload is an AuditError, never a trusted record).
+        Callers that act on the answer verify the whole chain first (governance.trust)."""
+        query = f"{_SELECT} WHERE json_extract(payload, '$.action') = ?"
+        params: list[object] = [action]
+        for key, value in extra.items():
+            query += f" AND json_extract(payload, '$.extra.{key}') = ?"
+            params.append(value)
+        with self._connect() as db:
+            rows = db.execute(query + " ORDER BY id", params).fetchall()
+        return [_checked_entry(row) for row in rows]
+
+    def library_changes(self, avatar_id: str) -> list[AuditEntry]:
+        """Every successful library change (`avatar.*`) of one avatar, oldest first, hashes re-checked:
+        the avatar's current version and revocation are what these say, whatever the files say."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT id, time, payload, previous_hash, entry_hash FROM entries "
+                "WHERE json_extract(payload, '$.avatar_id') = ? AND json_extract(payload, '$.action') LIKE 'avatar.%' "
+                "AND json_extract(payload, '$.outcome') = 'success' ORDER BY id",
+                (avatar_id,),
+            ).fetchall()
+        return [_checked_entry(row) for row in rows]
+
+    def verify_with_witnesses(self) -> VerifyResult:
+        """`verify`, then every witness line checked against the log: a log shorter than a witness
+        (emptied, replaced, truncated together with its head) or an entry with another hash fails."""
+        lines = []
+        for path in self.witnesses:  # read before the log: every line names an entry already committed
+            lines.extend((path, entry, digest) for entry, digest in read_witness(path))
+        result = self.verify()
+        if not result.ok:
+            return result
+        if not lines:
+            return result
+        hashes = self._hashes()
+        for path, entry, digest in sorted(lines, key=lambda line: -line[1]):
+            if entry > result.checked:
+                return _bad(
+                    result.checked,
+                    result.checked + 1,
+                    f"the log has {result.checked} entries but the witness {path} records entry {entry}: entries were "
+                    "removed or the log was replaced; restore it from a backup and keep this file as evidence",
+                )
+            if hashes.get(entry) != digest:
+                return _bad(
+                    result.checked,
+                    entry,
+                    f"entry {entry} differs from the hash the witness {path} recorded (the log was rewritten); restore "
+                    "it from a backup and keep this file as evidence",
+                )
+        return result
+
+    def require_intact(self) -> VerifyResult:
+        """AuditError unless the chain and its witnesses verify: decisions read from a log that was
+        tampered with would be decisions an attacker made."""
+        result = self.verify_with_witnesses()
+        if not result.ok:
+            raise AuditError(
+                f"the audit log {self.path} fails verification ({result.reason}); nothing that depends on it is "
+                "allowed until it is restored (`dhf audit verify`)"
+            )
+        return result
+
+    def _hashes(self) -> dict[int, str]:
+        with self._connect() as db:
+            return dict(db.execute("SELECT id, entry_hash FROM entries").fetchall())
 
     def verify(self) -> VerifyResult:
         """Walk the whole chain and compare it with the head; report the first problem found."""
@@ -422,6 +526,56 @@ def _payload(entry_id: int, stamp: str, record: AuditRecord) -> str:
 def _canonical(value: Any) -> str:
     # One byte-exact serialisation, so the same content always hashes the same way.
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _checked_entry(row: tuple) -> AuditEntry:
+    if entry_hash(row[3], row[2]) != row[4]:
+        raise AuditError(f"audit entry {row[0]} was altered (its hash does not match); run `dhf audit verify`")
+    return _entry(row)
+
+
+def read_witness(path: Path) -> list[tuple[int, str]]:
+    """(entry, hash) of every line of a witness file; a missing file has none. A line that is not
+    ours is an AuditError: a witness is evidence, and unreadable evidence is not silently skipped."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise AuditError(
+            f"cannot read the audit witness {path}: {exc.strerror}; check the path and permissions"
+        ) from exc
+    lines = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            lines.append((int(item["entry"]), str(item["hash"])))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise AuditError(
+                f"the audit witness {path} line {number} is not a witness line ({exc}); it was edited: keep it as "
+                "evidence and restore it from a backup"
+            ) from exc
+    return lines
+
+
+def _witness(paths: tuple[Path, ...], entry_id: int, digest: str, stamp: str) -> None:
+    """One line per entry, appended (O_APPEND: whole lines, also on WORM-like append-only storage)."""
+    line = (_canonical({"entry": entry_id, "hash": digest, "time": stamp}) + "\n").encode("utf-8")
+    for path in paths:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(descriptor, line)
+            finally:
+                os.close(descriptor)
+        except OSError as exc:
+            raise AuditError(
+                f"audit entry {entry_id} was stored but its witness {path} could not be written ({exc.strerror}); "
+                "fix the path (governance.audit_witnesses) and its permissions"
+            ) from exc
 
 
 def _entry(row: tuple) -> AuditEntry:

@@ -20,8 +20,11 @@ def authorize(
 ) -> License:
     """The avatar's license when it allows this use now; LicenseError naming the first reason otherwise.
 
-    `log` is the audit log whose library entries the version's files must match (a licence edited
-    in place is refused); it is required, like everything else here."""
+    `log` is the audit log whose library entries decide the current version and revocation and
+    which the version's files must match (a licence edited in place is refused); it is required, like
+    everything else here, and it must verify with its witnesses: a log that was tampered with cannot
+    vouch for a consent."""
+    log.require_intact()
     if avatar.revoked:
         revocation = avatar.revocation
         raise LicenseError(

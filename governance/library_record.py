@@ -61,10 +61,29 @@ def record_library_refusal(log: AuditLog, action: str, user: str, avatar_id: str
 
 
 def check_enrolled(avatar: Avatar, log: AuditLog) -> None:
-    """LicenseError unless the version's files are exactly those its last library change recorded."""
+    """LicenseError unless the log says this version is current and not revoked, and the version's
+    files are exactly those its last library change recorded.
+
+    The log decides, not the files: deleting `revocation.yaml` and writing an old number into
+    `current` (issue 25) leaves the log's revocation and current version standing."""
     if avatar.bundled:
         return
     where = f"avatar '{avatar.avatar_id}' v{avatar.version}"
+    changes = log.library_changes(avatar.avatar_id)
+    revocations = [change for change in changes if change.record.action == "avatar.revoke"]
+    if revocations and avatar.version <= max(change.record.avatar_version or 0 for change in revocations):
+        revoke = revocations[-1]
+        raise LicenseError(
+            f"{where} was revoked by {revoke.record.user} at {revoke.time} (audit entry {revoke.id}); rendering this "
+            "person is no longer allowed, whatever the library files say (enroll a new version with a new consent)"
+        )
+    if changes and changes[-1].record.avatar_version != avatar.version:
+        last = changes[-1]
+        raise LicenseError(
+            f"{where}: the library's `current` file names v{avatar.version}, but the audit log made "
+            f"v{last.record.avatar_version} current ({last.record.action}, audit entry {last.id}); the library was "
+            "edited outside `dhf avatar`: restore the file or use `dhf avatar rollback`"
+        )
     entry = log.latest_library_change(avatar.avatar_id, avatar.version)
     if entry is None:
         raise LicenseError(

@@ -10,11 +10,17 @@ Checks, in the order a re-published copy tends to lose them:
   looked up in the audit log.
 - visible_label: the burnt-in "AI生成 / AI-generated" label, searched in sampled frames.
 
-The video passes only when all four are valid. A copy with only the watermark can still be traced
+The marks pass only when all four are valid. A copy with only the watermark can still be traced
 to its audit entry; the report says so. When the video went through human review (governance.review),
 `review` says who approved it, from the audit log's `review` entry for its content id. Why the audit
 log and not the C2PA manifest: the manifest is signed when the video is encoded, before anyone has
 seen it; re-signing after approval would change the file the reviewer approved.
+
+As a publication gate (issue 25) the verdict also needs the audit log: it must verify with its
+witnesses and anchors (governance.trust), hold the render entry of this content id, and, where that
+render was held for review, an approval entry naming this file's sha256. `exit_code` says which of
+these failed, in the order a pipeline should act on them: tampered (5), rejected (7), not approved
+(6), marks missing or no render entry (3). Nothing is read from a log that fails verification.
 """
 
 from __future__ import annotations
@@ -24,10 +30,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from config import Settings
+from config.errors import EXIT_AUDIT_TAMPERED, EXIT_NOT_APPROVED, EXIT_REVIEW_REJECTED, EXIT_VERIFICATION_FAILED
+from config.files import file_sha256
 from fusion.watermark import WatermarkDecoder, payload_of
-from governance.audit import AuditLog
+from governance.audit import AuditEntry, AuditLog, default_witness
 from governance.c2pa_signing import TRAINED_ALGORITHMIC_MEDIA, read_manifest
 from governance.label_detect import LabelDetector
+from governance.trust import verify_anchored
 from media.video import probe, read_frames
 
 ANALYSIS_WIDTH = 960
@@ -52,13 +61,39 @@ class VerifyReport:
     audit_entry: int | None = None
     review: str | None = None  # "approved by alice at … (audit entry #n): comment", from the audit log
     extra: dict = field(default_factory=dict)
+    audit: MarkCheck = MarkCheck("audit", "absent", "not checked")  # the log: valid | absent | invalid
+    review_state: str = "not required"  # not required | approved | pending | rejected | other file
 
     @property
     def passed(self) -> bool:
+        """The four AI marks are valid (what a re-published copy can still prove on any machine)."""
         return all(check.status == "valid" for check in self.checks)
 
+    @property
+    def verdict(self) -> str:
+        """One word for the publication gate: publishable, tampered, rejected, unapproved, unmarked."""
+        if self.audit.status == "invalid":
+            return "tampered"
+        if self.review_state == "rejected":
+            return "rejected"
+        if self.review_state in ("pending", "other file"):
+            return "unapproved"
+        if not self.passed or self.audit.status != "valid":
+            return "unmarked"
+        return "publishable"
+
+    @property
+    def exit_code(self) -> int:
+        return {
+            "publishable": 0,
+            "tampered": EXIT_AUDIT_TAMPERED,
+            "rejected": EXIT_REVIEW_REJECTED,
+            "unapproved": EXIT_NOT_APPROVED,
+            "unmarked": EXIT_VERIFICATION_FAILED,
+        }[self.verdict]
+
     def as_dict(self) -> dict:
-        return {**asdict(self), "passed": self.passed}
+        return {**asdict(self), "passed": self.passed, "verdict": self.verdict, "exit_code": self.exit_code}
 
 
 def verify_video(video: Path, settings: Settings) -> VerifyReport:
@@ -78,7 +113,8 @@ def verify_video(video: Path, settings: Settings) -> VerifyReport:
             label_scores.append(detector.score(frame))
     reading = decoder.read()
     expected = content_id or c2pa_content_id
-    audit_id, audit_time = _audit_lookup(settings, reading.payload) if reading.found else (None, None)
+    audit, entries = _audit(settings)
+    render = _render_entry(entries, expected, reading.payload if reading.found else None)
     if not reading.found:
         watermark = MarkCheck("watermark", "absent", f"no watermark read (sync {reading.sync_agreement}/16)")
     elif expected is not None and reading.payload != payload_of(expected):
@@ -86,19 +122,75 @@ def verify_video(video: Path, settings: Settings) -> VerifyReport:
             "watermark", "invalid", f"payload {reading.payload:08x} does not match content id {expected}"
         )
     else:
-        where = f"; audit entry #{audit_id} ({audit_time})" if audit_id else "; no audit entry on this machine"
+        where = f"; audit entry #{render.id} ({render.time})" if render else "; no audit entry on this machine"
         watermark = MarkCheck(
             "watermark", "valid", f"payload {reading.payload:08x} (signal/noise {reading.snr}){where}"
         )
+    if audit.status == "valid" and render is None:
+        audit = MarkCheck("audit", "absent", f"{audit.detail}; but no render entry for this video")
+    elif audit.status == "valid":
+        audit = MarkCheck("audit", "valid", f"{audit.detail}; rendered in entry #{render.id} by {render.record.user}")
+    review_state, review = _review(entries, render, video) if render is not None else ("not required", None)
     label = _label(label_scores)
     return VerifyReport(
         str(video),
         [label, metadata_check, watermark, c2pa_check],
-        content_id=expected,
-        audit_entry=audit_id,
-        review=review_of(settings, expected),
+        content_id=expected or (str(render.record.extra.get("content_id")) if render else None),
+        audit_entry=render.id if render else None,
+        review=review,
         extra={"watermark_frames": reading.frames, "label_scores": [round(s, 2) for s in label_scores]},
+        audit=audit,
+        review_state=review_state,
     )
+
+
+def _audit(settings: Settings) -> tuple[MarkCheck, list[AuditEntry]]:
+    """The log's own verdict (chain, witnesses, anchors) and its entries, none of them if it failed."""
+    database = settings.paths.audit_db
+    witnesses = (default_witness(database), *settings.governance.audit_witnesses)
+    if not database.is_file() and not any(Path(w).is_file() for w in witnesses):
+        return MarkCheck("audit", "absent", f"no audit log on this machine ({database})"), []
+    result = verify_anchored(settings)
+    if not result.ok:
+        return MarkCheck("audit", "invalid", f"the audit log fails verification: {result.reason}"), []
+    return MarkCheck("audit", "valid", f"log intact ({result.checked} entries)"), AuditLog.from_settings(
+        settings
+    ).entries()
+
+
+def _render_entry(entries: list[AuditEntry], content_id: str | None, payload: int | None) -> AuditEntry | None:
+    """The newest render entry of this content id (or, with no readable id, whose id carries the watermark)."""
+    for entry in reversed(entries):
+        found = (entry.record.extra or {}).get("content_id")
+        if entry.record.action != "render" or not found:
+            continue
+        if (content_id is not None and found == content_id) or (
+            content_id is None and payload is not None and payload_of(str(found)) == payload
+        ):
+            return entry
+    return None
+
+
+def _review(entries: list[AuditEntry], render: AuditEntry, video: Path) -> tuple[str, str | None]:
+    """Was this render held for review, and did a decision entry approve exactly this file?"""
+    review_id = (render.record.extra or {}).get("review")
+    if not review_id:
+        return "not required", None
+    decisions = [e for e in entries if e.record.action == "review" and e.record.extra.get("review") == review_id]
+    if not decisions:
+        return "pending", f"held for review {review_id} (audit entry #{render.id}); nobody has approved it"
+    entry = decisions[-1]
+    extra = entry.record.extra
+    who = extra.get("reviewer") or entry.record.user
+    if who != entry.record.user:
+        who = f"{who} ({entry.record.user})"
+    words = f"{extra.get('decision')} by {who} at {entry.time} (audit entry #{entry.id})"
+    words += f": {extra['comment']}" if extra.get("comment") else ""
+    if extra.get("decision") != "approved":
+        return "rejected", words
+    if entry.record.output_sha256 != file_sha256(video):
+        return "other file", f"{words}; but this file is not the approved one (its sha256 differs)"
+    return "approved", words
 
 
 def _label(scores: list[float]) -> MarkCheck:
@@ -150,26 +242,3 @@ def _c2pa(video: Path, settings: Settings) -> tuple[MarkCheck, str | None]:
     if reading.digital_source_type != TRAINED_ALGORITHMIC_MEDIA:
         return MarkCheck("c2pa", "invalid", f"digitalSourceType is {reading.digital_source_type}"), content_id
     return MarkCheck("c2pa", "valid", f"{reading.state}, {signer}, trainedAlgorithmicMedia"), content_id
-
-
-def _audit_lookup(settings: Settings, payload: int | None) -> tuple[int | None, str | None]:
-    """The newest successful render whose content id carries this payload."""
-    if payload is None or not settings.paths.audit_db.is_file():
-        return None, None
-    for entry in reversed(AuditLog(settings.paths.audit_db).entries()):
-        content_id = (entry.record.extra or {}).get("content_id")
-        if entry.record.action == "render" and content_id and payload_of(str(content_id)) == payload:
-            return entry.id, entry.time
-    return None, None
-
-
-def review_of(settings: Settings, content_id: str | None) -> str | None:
-    """Who decided the human review of the video with this content id (the newest `review` entry)."""
-    if not content_id or not settings.paths.audit_db.is_file():
-        return None
-    for entry in reversed(AuditLog(settings.paths.audit_db).entries()):
-        extra = entry.record.extra or {}
-        if entry.record.action == "review" and extra.get("content_id") == content_id:
-            words = f"{extra.get('decision')} by {entry.record.user} at {entry.time} (audit entry #{entry.id})"
-            return words + (f": {extra['comment']}" if extra.get("comment") else "")
-    return None

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from phoneme.charset import check_speakable, script_of, strip_invisible
 from phoneme.errors import SpeechError
 from phoneme.markup import Pause, Spoken, Text, parse_markup
+from phoneme.numerals import MINUS_SIGNS, digit_run, rewrite
 from phoneme.spoken import is_silent, spell_letters, spoken_form
 from phoneme.symbols import CURRENCY_SYMBOLS
 
@@ -94,9 +95,10 @@ def _split_cjk(word: PlannedWord) -> list[PlannedWord]:
     stay whole and punctuation joins the character before it (captions break between characters)."""
     units: list[str] = []
     latin = False  # whether the current unit is a run of non-CJK characters
-    for char in word.text:
+    for index, char in enumerate(word.text):
         continues_latin = latin and not _is_cjk(char) and not _wide_punctuation(units[-1][-1])
-        if char in CURRENCY_SYMBOLS:  # "是¥100": the amount's symbol starts the amount's unit
+        signed = char in MINUS_SIGNS and word.text[index + 1 : index + 2] in tuple("0123456789" + CURRENCY_SYMBOLS)
+        if char in CURRENCY_SYMBOLS or signed:  # "是¥100", "是-250": the amount's symbol or sign starts its unit
             attach = continues_latin
         else:
             attach = bool(units) and (unicodedata.category(char)[0] in ("P", "Z", "M", "S") or continues_latin)
@@ -138,6 +140,32 @@ def _merge_units(words: list[PlannedWord]) -> list[PlannedWord]:
     return merged
 
 
+def _merge_digit_runs(words: list[PlannedWord]) -> list[PlannedWord]:
+    """ "+44 20 7946 0958", "1234 5678 9012 3456": a number written in groups is one word, read digit by
+    digit (phoneme.numerals.digit_run), not four quantities."""
+    merged: list[PlannedWord] = []
+    index = 0
+    while index < len(words):
+        run = 0
+        if not words[index].fixed:
+            texts = []
+            for word in words[index:]:
+                if word.fixed or (texts and not word.space_before):
+                    break
+                texts.append(word.text)
+                if word.pause_after_s:
+                    break
+            run = digit_run(texts, 0) if len(texts) > 1 else 0
+        if run > 1:
+            part = words[index : index + run]
+            merged.append(replace(part[0], text=" ".join(w.text for w in part), pause_after_s=part[-1].pause_after_s))
+            index += run
+        else:
+            merged.append(words[index])
+            index += 1
+    return merged
+
+
 def _words_of(pieces, language: str) -> tuple[list[PlannedWord], float]:
     """Caption words of the parsed pieces, with whether whitespace preceded each, and the leading pause."""
     words: list[PlannedWord] = []
@@ -173,8 +201,10 @@ def _speak(words: list[PlannedWord], language: str) -> tuple[list[PlannedWord], 
     spoken: list[PlannedWord] = []
     leading_text: str | None = None  # silent words before the first spoken one
     leading_space, leading_pause = False, 0.0
-    for word in words:
-        said = spoken_form(word.spoken if word.fixed else word.text, language)
+    for index, word in enumerate(words):
+        before = words[index - 1].text if index else ""
+        after = words[index + 1].text if index + 1 < len(words) else ""
+        said = spoken_form(word.spoken if word.fixed else rewrite(word.text, language, before, after), language)
         joiner = " " if word.space_before else ""
         if is_silent(said):
             if spoken:
@@ -214,7 +244,7 @@ def plan_text(text: str, language: str, max_chars: int, min_chars: int = 1) -> S
             check_speakable(piece.written, language)
             check_speakable(piece.spoken, language)
     words, lead = _words_of(pieces, language)
-    words = _merge_units(words)
+    words = _merge_digit_runs(_merge_units(words))
     if language in CJK_LANGUAGES:
         words = [unit for word in words for unit in (_split_cjk(word) if not word.fixed else [word])]
     words, leading = _speak(words, language)

@@ -13,7 +13,8 @@ import re
 import unicodedata
 
 from phoneme.number_words import cardinal, ordinal
-from phoneme.symbols import CURRENCY_SYMBOLS, LanguageSymbols, language_symbols
+from phoneme.numerals import finish
+from phoneme.symbols import CURRENCY_SYMBOLS, LETTER_NAMES, LanguageSymbols, language_symbols
 
 ABBREVIATIONS = {
     "e.g.": "for example",
@@ -31,35 +32,6 @@ ABBREVIATIONS = {
     "p.a.": "per annum",
     "apr": "eh pee ar",
     "faq": "eff eh cue",
-}
-# Letter names as words both espeak-ng and g2p-en say as the letter (a lone "A" is read as the article).
-LETTER_NAMES = {
-    "A": "eh",
-    "B": "bee",
-    "C": "see",
-    "D": "dee",
-    "E": "ee",
-    "F": "eff",
-    "G": "gee",
-    "H": "aitch",
-    "I": "eye",
-    "J": "jay",
-    "K": "kay",
-    "L": "el",
-    "M": "em",
-    "N": "en",
-    "O": "oh",
-    "P": "pee",
-    "Q": "cue",
-    "R": "ar",
-    "S": "ess",
-    "T": "tee",
-    "U": "you",
-    "V": "vee",
-    "W": "double-you",
-    "X": "ex",
-    "Y": "why",
-    "Z": "zee",
 }
 FOLD_EXTRA = str.maketrans(
     {
@@ -184,7 +156,7 @@ def spoken_english(word: str) -> str:
     text = _ORDINAL.sub(lambda m: ordinal(_number_words(m.group(1))), text)
     text = _NUMBER_HYPHEN.sub(r"\1 ", text)
     text = _NUMBER.sub(lambda m: f" {_number_words(m.group(0))} ", text)
-    text = _english_symbols(text).replace("-", " ")
+    text = finish(_english_symbols(text).replace("-", " "), "en")
     text = re.sub(r"[^A-Za-z' .,;:!?]", " ", fold_latin(text))
     text = re.sub(r"\s+([.,;:!?])", r"\1", text)
     return _SPACES.sub(" ", text).strip()
@@ -219,7 +191,7 @@ def spoken_other(word: str, language: str) -> str:
     for symbol, spoken in table.words.items():
         text = text.replace(symbol, f"{table.joiner}{spoken}{table.joiner}")
     text = "".join(c if not unicodedata.category(c).startswith("P") or c in SPOKEN_PUNCTUATION else " " for c in text)
-    text = re.sub(r"\s+([.,;:!?])", r"\1", text)
+    text = re.sub(r"\s+([.,;:!?])", r"\1", finish(text, language))
     return _SPACES.sub(" ", text).strip()
 
 

@@ -1,4 +1,4 @@
-"""How each language says the symbols it accepts (€, £, ¥, $, %, °, &, +, =, @, #, ×).
+"""How each language says the symbols it accepts (€, £, ¥, $, %, °, &, +, −, =, @, #, ×).
 
 Why a table rather than espeak-ng's own reading: espeak-ng reads some symbols and silently skips
 others, differently per voice (its Mandarin voice skips "€" and "°", German skips "/" and "*"), and
@@ -28,6 +28,7 @@ LANGUAGES: dict[str, LanguageSymbols] = {
         words={
             "&": "and",
             "+": "plus",
+            "−": "minus",  # U+2212; before a number it is its sign (phoneme.numerals)
             "=": "equals",
             "@": "at",
             "/": "per",
@@ -51,6 +52,7 @@ LANGUAGES: dict[str, LanguageSymbols] = {
         words={
             "&": "und",
             "+": "plus",
+            "−": "minus",  # U+2212; before a number it is its sign (phoneme.numerals)
             "=": "gleich",
             "@": "at",
             "°": "Grad",
@@ -70,6 +72,7 @@ LANGUAGES: dict[str, LanguageSymbols] = {
         words={
             "&": "et",
             "+": "plus",
+            "−": "moins",  # U+2212; before a number it is its sign (phoneme.numerals)
             "=": "égale",
             "@": "arobase",
             "°": "degrés",
@@ -89,6 +92,7 @@ LANGUAGES: dict[str, LanguageSymbols] = {
         words={
             "&": "y",
             "+": "más",
+            "−": "menos",  # U+2212; before a number it is its sign (phoneme.numerals)
             "=": "igual a",
             "@": "arroba",
             "°": "grados",
@@ -108,6 +112,7 @@ LANGUAGES: dict[str, LanguageSymbols] = {
         words={
             "&": "和",
             "+": "加",
+            "−": "减",  # U+2212; before a number it is its sign (phoneme.numerals)
             "=": "等于",
             "@": "艾特",
             "°": "度",
@@ -128,6 +133,7 @@ LANGUAGES: dict[str, LanguageSymbols] = {
         words={
             "&": "アンド",
             "+": "プラス",
+            "−": "マイナス",  # U+2212; before a number it is its sign (phoneme.numerals)
             "=": "イコール",
             "@": "アット",
             "°": "ど",
@@ -157,3 +163,35 @@ def language_symbols(language: str) -> LanguageSymbols:
 def spoken_symbols(language: str) -> frozenset[str]:
     table = language_symbols(language)
     return frozenset(table.words) | frozenset(table.currency)
+
+
+# How English says a letter spelt out (initialisms, "2:30 pm"): spoken.py and numerals.py share it. Words both
+# espeak-ng and g2p-en say as the letter (a lone "A" is read as the article).
+LETTER_NAMES = {
+    "A": "eh",
+    "B": "bee",
+    "C": "see",
+    "D": "dee",
+    "E": "ee",
+    "F": "eff",
+    "G": "gee",
+    "H": "aitch",
+    "I": "eye",
+    "J": "jay",
+    "K": "kay",
+    "L": "el",
+    "M": "em",
+    "N": "en",
+    "O": "oh",
+    "P": "pee",
+    "Q": "cue",
+    "R": "ar",
+    "S": "ess",
+    "T": "tee",
+    "U": "you",
+    "V": "vee",
+    "W": "double-you",
+    "X": "ex",
+    "Y": "why",
+    "Z": "zee",
+}

@@ -29,6 +29,7 @@ class RenderAttempt:
     """What the render has established so far; filled in by the caller inside `audited_render`."""
 
     request: RenderRequest
+    user: str = ""  # the authenticated actor the entry is recorded under (OS user or api-key:<id>)
     validated: ValidatedRequest | None = None
     report_path: Path | None = None
 
@@ -83,8 +84,13 @@ def _record(attempt: RenderAttempt, settings: Settings, outcome: str, detail: st
             fields["extra"]["providers"] = report.providers
         if report.rejected:
             fields["extra"]["rejected"] = report.rejected
-        if report.review:  # held for a person's approval: not published yet
+        if report.review:  # held for a person's approval: not published yet. Approval may publish only what
+            # this entry says (pipeline.review): the video's hash (output_sha256), its captions' and the deadline.
             fields["extra"]["review"] = report.review.id
+            fields["extra"]["review_deadline"] = report.review.deadline
+            fields["extra"]["held_sha256"] = {
+                name: file_sha256(Path(path)) for name, path in report.captions.items() if Path(path).is_file()
+            }
         if report.fallback:
             fields["extra"]["fallback"] = {"kind": report.fallback.kind, "published": report.fallback.published}
     return AuditRecord(**fields)
@@ -119,9 +125,9 @@ def quality_scores(report: RenderReport) -> dict[str, float]:
 
 @contextlib.contextmanager
 def audited_render(request: RenderRequest, settings: Settings, user: str | None = None) -> Iterator[RenderAttempt]:
-    attempt = RenderAttempt(request)
-    log = AuditLog(settings.paths.audit_db)
     who = user or getpass.getuser()
+    attempt = RenderAttempt(request, who)
+    log = AuditLog.from_settings(settings)
     try:
         yield attempt
     except BaseException as exc:
@@ -138,6 +144,6 @@ def audited_render(request: RenderRequest, settings: Settings, user: str | None 
 
 def audit_refusal(request: RenderRequest, settings: Settings, user: str, error: Exception) -> None:
     """Record a request refused before any render started (the API checks requests up front)."""
-    attempt = RenderAttempt(request)
+    attempt = RenderAttempt(request, user)
     detail = f"{type(error).__name__}: {error}".splitlines()[0][:500]
-    AuditLog(settings.paths.audit_db).append(_record(attempt, settings, "refused", detail, user))
+    AuditLog.from_settings(settings).append(_record(attempt, settings, "refused", detail, user))

@@ -231,7 +231,7 @@ def validate_script(path: Path, settings: Settings, defaults: dict[str, Any] | N
             raise fail("voices" if language in voices_map else "languages", str(exc)) from exc
     try:
         avatar = AvatarLibrary.from_settings(settings.paths).get(str(data["avatar"]))
-        audit = AuditLog(settings.paths.audit_db)
+        audit = AuditLog.from_settings(settings)
         for language in languages:
             authorize(avatar, language, channel, purpose, audit)
     except (AvatarError, LicenseError) as exc:

@@ -21,9 +21,11 @@ process holds only the plan and waits.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import queue
+import re
 import resource
 import shutil
 import subprocess
@@ -54,6 +56,7 @@ from media.video import EncodeOptions, VideoWriter, probe
 from phoneme.speech import SpeechArtifact
 from pipeline import stages
 from pipeline.chunks import ChunkingError, ChunkPlan, plan_chunks, worker_count
+from pipeline.gate import staging_path
 from pipeline.request import ValidatedRequest
 from quality.inline import KEYFRAME_EVERY, EncodeMonitor, monitor_setup
 
@@ -343,6 +346,64 @@ def job_from_json(text: str) -> ChunkJob:
     return ChunkJob(**data)
 
 
+# --- the render's work folder -----------------------------------------------------------------------------
+
+
+def work_folder(target: Path) -> Path:
+    """Where a chunked render keeps its track, speech and segments: beside its staging file (pool
+    workers share that storage), named after it, so one per render."""
+    return target.with_name(f".{target.name}.chunks")
+
+
+@contextlib.contextmanager
+def owned_work_folder(target: Path) -> Iterator[Path]:
+    """The render's work folder, locked (flock) by this process for as long as it renders, removed after.
+
+    Why a lock: `kill -9` skips every cleanup, so a killed render's folder stays; the next render of
+    the output removes such folders (`remove_stale_work`), but must tell them from the folder of a
+    render still running. The kernel drops the lock with its process. The folder is made and locked
+    under a temporary name, then renamed: it is never visible unlocked while its owner lives."""
+    work = work_folder(target)
+    shutil.rmtree(work, ignore_errors=True)  # a killed earlier attempt at this staging name
+    fresh = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".new", dir=target.parent))
+    handle = os.open(fresh, os.O_RDONLY)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        os.rename(fresh, work)
+        yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(fresh, ignore_errors=True)
+        os.close(handle)
+
+
+def remove_stale_work(output: Path) -> list[Path]:
+    """Remove the work folders of earlier renders of `output` that no process owns any more (killed
+    renders: their lock died with them); a folder still locked belongs to a render of the same output
+    running now and stays. Returns what was removed."""
+    output = Path(output)
+    token = "<token>"
+    escaped = re.escape(work_folder(staging_path(output, token)).name)
+    pattern = re.compile(escaped.replace(re.escape(token), r"[0-9a-f]+(?:-fallback)?"))
+    removed = []
+    for folder in sorted(output.parent.iterdir()):
+        if not pattern.fullmatch(folder.name) or not folder.is_dir():
+            continue
+        try:
+            handle = os.open(folder, os.O_RDONLY)
+        except OSError:  # gone meanwhile
+            continue
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+        except BlockingIOError:  # its render is running
+            pass
+        finally:
+            os.close(handle)
+    return removed
+
+
 # --- the chunked render stage ----------------------------------------------------------------------------
 
 
@@ -410,10 +471,7 @@ def render_chunked(
     target = Path(target or validated.request.output)
     generation = validated.generation()
     content_id = new_content_id(generation)
-    work = target.with_name(f".{target.name}.chunks")
-    shutil.rmtree(work, ignore_errors=True)  # a killed earlier attempt at this staging name
-    work.mkdir(parents=True)
-    try:
+    with owned_work_folder(target) as work:
         track = work / "track.npz"
         shutil.copyfile(driver.track_path, track)  # beside the output: pool workers share that storage
         speech = None
@@ -453,8 +511,6 @@ def render_chunked(
             if joined != plan.frame_count:
                 raise MediaError(f"joined {joined} frames instead of {plan.frame_count}; render again")
         joined_at = time.perf_counter()
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     marks = seal(target, generation, settings, content_id, driver.track_path, Path(audio))
     frames = plan.frame_count
     marks["watermark_ms_per_frame"] = round(1000 * sum(r.watermark_seconds for r in results) / frames, 2)

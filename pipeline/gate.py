@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from config import Settings
+from config.errors import DhfError
 from pipeline import stages
 from pipeline.report import FallbackPart
 from pipeline.request import ValidatedRequest
+from quality.errors import QualityGateError
 from quality.inline import EncodeMonitor, judge_encoded
 from quality.scores import QualityReport
 
@@ -64,6 +66,13 @@ def _judged(call: StageCall, name: str, staging: Path, output: Path, tag: str, j
     monitor, *rest = judge_args
     try:
         quality = call(name, judge_encoded, monitor, staging, *rest)
+    except DhfError as exc:
+        # Rendered but not judgeable (no face in any frame, an encode unlike what was rendered): not
+        # published, so a quality failure like any other (exit 4, "quality_failed"), not a bad request.
+        rejected = rejected_path(output, tag)
+        if staging.exists():
+            os.replace(staging, rejected)
+        raise QualityGateError(f"quality check failed: {exc}; the video was kept as {rejected}") from exc
     except BaseException:
         if staging.exists():
             os.replace(staging, rejected_path(output, tag))

@@ -30,7 +30,7 @@ PREVIEW_PURPOSE = "test"
 def preview_engine(avatar_id: str, settings: Settings, full_frame: bool = False) -> FusionEngine:
     """The fusion engine of an authorized avatar (checked for the `test` purpose on the demo channel)."""
     avatar = AvatarLibrary.from_settings(settings.paths).get(avatar_id)
-    authorize(avatar, "en", "demo", PREVIEW_PURPOSE, AuditLog(settings.paths.audit_db))
+    authorize(avatar, "en", "demo", PREVIEW_PURPOSE, AuditLog.from_settings(settings))
     analysis = avatar_stage(avatar, settings)
     return build_engine(avatar, analysis, settings, payload=0, full_frame=full_frame)
 
@@ -55,7 +55,7 @@ def preview_frames(avatar_id: str, track: MotionTrack, settings: Settings) -> li
 
 
 def _audit(avatar_id: str, settings: Settings, output: Path | None, frames: int) -> None:
-    AuditLog(settings.paths.audit_db).append(
+    AuditLog.from_settings(settings).append(
         AuditRecord(
             action="preview",
             outcome="success",

@@ -6,6 +6,7 @@ under a second, so a bad request fails with one clear line before Prefect or any
 
 from __future__ import annotations
 
+import getpass
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +57,7 @@ class ValidatedRequest:
     spoken_text: str
     scene: str | None = None  # the scene this render uses (resolved from the request, its channel, the config)
     voice_info: EngineInfo | None = None  # the engine that speaks (None: a recorded driver's own audio)
+    actor: str = ""  # who asked, authenticated: the OS user (CLI) or `api-key:<id>`; the report's `user`
 
     @property
     def voice_models(self) -> tuple[str, ...]:
@@ -112,7 +114,7 @@ def resolve_scene(request: RenderRequest, settings: Settings) -> str | None:
     return name
 
 
-def validate_request(request: RenderRequest, settings: Settings) -> ValidatedRequest:
+def validate_request(request: RenderRequest, settings: Settings, actor: str = "") -> ValidatedRequest:
     """Every check that needs no heavy compute: text, language/voice, avatar, license, models (the
     processor chain's too: placed, sha256 right, licence in scope), font."""
     voices, defaults = load_voices(settings)
@@ -124,7 +126,7 @@ def validate_request(request: RenderRequest, settings: Settings) -> ValidatedReq
     else:
         spoken = normalize_text(request.text, request.language, settings.text.max_chars, settings.text.min_chars)
     avatar = AvatarLibrary.from_settings(settings.paths).get(request.avatar_id)
-    audit = AuditLog(settings.paths.audit_db)
+    audit = AuditLog.from_settings(settings)
     lic = authorize(avatar, request.language, request.channel, request.purpose, audit)
     # A missing, corrupt or too large photo (its header, before decoding) is refused before any model loads.
     read_image(avatar.photo, settings.images.max_pixels)
@@ -147,7 +149,7 @@ def validate_request(request: RenderRequest, settings: Settings) -> ValidatedReq
     scene = resolve_scene(request, settings)
     for path in output_paths(request.output).values():
         check_output_target(path)
-    return ValidatedRequest(request, voice, avatar, lic, spoken, scene, voice_info)
+    return ValidatedRequest(request, voice, avatar, lic, spoken, scene, voice_info, actor or getpass.getuser())
 
 
 def model_hashes(

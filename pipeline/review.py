@@ -3,8 +3,15 @@
 Every path that decides (`dhf review approve|reject`, `POST /v1/reviews/{id}`, the input form of
 a paused Prefect flow run, and the timeout) goes through `decide`, so they publish the same way and
 write the same audit entry: action `review`, outcome `success` (approved) or `refused` (rejected),
-the reviewer as the entry's user, the comment, the review id and the video's content id (which is
-how `dhf verify` finds who approved a file it reads the watermark or C2PA manifest of).
+the authenticated actor as the entry's user (the OS user, `api-key:<id>`, `prefect-ui`), the
+reviewer's display name, the comment, the review id and the video's content id (which is how
+`dhf verify` finds who approved a file it reads the watermark or C2PA manifest of).
+
+The audit log is the state (issue 25); the review record under `<home>/reviews/` is a cache of it.
+So a decision is read from the log (a restored record cannot undo it), the deadline and the hashes
+of what may be published come from the render entry that held the video (an edited deadline or a
+swapped held file is refused, naming the file and the entry), and whoever requested the video
+cannot approve it unless `governance.break_glass` names them (audited as break-glass).
 
 A review is decided once. Undecided past its deadline it is rejected ("timed out") by the next
 look at the store (`expire_overdue`, run before every list and decision) or by the paused flow
@@ -16,53 +23,98 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from config import Settings
 from config.errors import OutputPathError
-from config.files import directory_lock, write_text_atomic
-from governance.audit import AuditLog, AuditRecord
+from config.files import directory_lock, file_sha256, write_text_atomic
+from governance.audit import AuditEntry, AuditLog, AuditRecord
+from governance.free_text import check_free_text
 from pipeline.report import RenderReport
 from pipeline.request import output_paths
-from pipeline.review_store import ReviewError, ReviewRecord, ReviewStore, now_text, parse_time
+from pipeline.review_store import (
+    ReviewError,
+    ReviewForbiddenError,
+    ReviewRecord,
+    ReviewStore,
+    now_text,
+    parse_time,
+)
 
 Decision = Literal["approve", "reject"]
 TIMEOUT_REVIEWER = "system:review-timeout"
 
 
+@dataclass(frozen=True)
+class Decider:
+    """Who decides: `actor` is authenticated (OS user, `api-key:<id>`, `prefect-ui`), `name` is what
+    they call themselves (checked: one line, no control characters)."""
+
+    actor: str
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        check_free_text(self.actor, "the deciding actor", 200, required=True)
+        check_free_text(self.name, "the reviewer name", 100)
+
+    @property
+    def shown(self) -> str:
+        name = self.name.strip()
+        return f"{name} ({self.actor})" if name and name != self.actor else self.actor
+
+
+TIMEOUT = Decider(TIMEOUT_REVIEWER)
+
+
 def decide(
-    settings: Settings, review_id: str, decision: Decision, reviewer: str, comment: str = "", reason: str = ""
+    settings: Settings, review_id: str, decision: Decision, decider: Decider, comment: str = "", reason: str = ""
 ) -> ReviewRecord:
     """Approve (publish the held video, captions and report under the requested name, as one renamed
     unit under the output folder's lock) or reject (remove the held files). One audit entry either way."""
-    reviewer = reviewer.strip()
-    if not reviewer:
-        raise ReviewError("name the reviewer (--reviewer NAME, or `reviewer` in the request); the audit log records it")
+    comment = check_free_text(comment, "the review comment", 2000)
     store = ReviewStore(settings)
+    log = AuditLog.from_settings(settings)
     with store.locked():
+        log.require_intact()  # decisions read from a tampered log would be the tamperer's decisions
         record = store.get(review_id)
+        held = _held_entry(log, review_id)
+        _refuse_if_decided(log, record)
         if record.state != "pending":
             raise ReviewError(
                 f"review {review_id} was already {record.state} by {record.decided_by} at {record.decided}; "
                 "a decision is final (render again for a new review)"
             )
-        if decision == "approve" and _overdue(record):
-            _apply(settings, store, record, "reject", TIMEOUT_REVIEWER, "", "timed out")
+        if _overdue(record, held):
+            _apply(settings, log, store, record, held, "reject", TIMEOUT, "", "timed out")
             raise ReviewError(
-                f"review {review_id} timed out at {record.deadline} and was rejected; render the video again"
+                f"review {review_id} timed out at {_deadline(record, held)} and was rejected; render the video again"
             )
-        return _apply(settings, store, record, decision, reviewer, comment.strip(), reason)
+        break_glass = False
+        if decision == "approve" and decider.actor == held.record.user:
+            if decider.actor not in settings.governance.break_glass:
+                raise ReviewForbiddenError(
+                    f"{decider.actor} requested this video (audit entry {held.id}) and cannot also approve it "
+                    "(separation of duties); another reviewer must decide"
+                )
+            break_glass = True
+        return _apply(settings, log, store, record, held, decision, decider, comment, reason, break_glass)
 
 
 def expire_overdue(settings: Settings) -> list[ReviewRecord]:
-    """Reject every pending review past its deadline (audited as timed out); returns them."""
+    """Reject every pending review past its deadline (audited as timed out); returns them. A review
+    whose render entry is not in the log (yet) is left alone: `decide` refuses it with the reason."""
     store = ReviewStore(settings)
+    log = AuditLog.from_settings(settings)
     expired = []
     with store.locked():
         for record in store.all():
-            if record.state == "pending" and _overdue(record):
-                expired.append(_apply(settings, store, record, "reject", TIMEOUT_REVIEWER, "", "timed out"))
+            if record.state != "pending":
+                continue
+            held = log.find("render", review=record.id)
+            if held and not log.find("review", review=record.id) and _overdue(record, held[-1]):
+                expired.append(_apply(settings, log, store, record, held[-1], "reject", TIMEOUT, "", "timed out"))
     return expired
 
 
@@ -88,40 +140,73 @@ def attach_batch(settings: Settings, review_id: str, label: str, report: RenderR
         return store.save(record.model_copy(update={"batch": label}))
 
 
-def _overdue(record: ReviewRecord) -> bool:
-    return dt.datetime.now(dt.UTC) >= parse_time(record.deadline)
+def _held_entry(log: AuditLog, review_id: str) -> AuditEntry:
+    """The render entry that held this review's video: its requester, deadline and hashes are the truth."""
+    found = log.find("render", review=review_id)
+    if not found:
+        raise ReviewError(
+            f"review {review_id} has no render entry in the audit log (the record under reviews/ was not written "
+            "by a render, or the render is still finishing); nothing can be published from it: render again"
+        )
+    return found[-1]
+
+
+def _refuse_if_decided(log: AuditLog, record: ReviewRecord) -> None:
+    """A decision in the log is final, whatever the record file says (it may have been restored)."""
+    decided = log.find("review", review=record.id)
+    if not decided:
+        return
+    entry = decided[-1]
+    state = entry.record.extra.get("decision")
+    where = "" if record.state != "pending" else " (its record under reviews/ says pending: it was restored or edited)"
+    raise ReviewError(
+        f"review {record.id} was already {state} by {entry.record.extra.get('reviewer') or entry.record.user} at "
+        f"{entry.time} (audit entry {entry.id}){where}; a decision is final (render again for a new review)"
+    )
+
+
+def _deadline(record: ReviewRecord, held: AuditEntry) -> str:
+    """The deadline the render entry recorded (an edited record cannot extend it); older entries: the record's."""
+    return str(held.record.extra.get("review_deadline") or record.deadline)
+
+
+def _overdue(record: ReviewRecord, held: AuditEntry) -> bool:
+    return dt.datetime.now(dt.UTC) >= parse_time(_deadline(record, held))
 
 
 def _apply(
-    settings: Settings, store: ReviewStore, record: ReviewRecord, decision: Decision, reviewer: str, comment: str,
-    reason: str,
+    settings: Settings, log: AuditLog, store: ReviewStore, record: ReviewRecord, held: AuditEntry, decision: Decision,
+    decider: Decider, comment: str, reason: str, break_glass: bool = False,
 ) -> ReviewRecord:  # fmt: skip
     decided = now_text()
     state = "approved" if decision == "approve" else "rejected"
     output = Path(record.output)
     staged = {name: Path(path) for name, path in record.staged.items()}
     if decision == "approve":
-        _publish(record, staged, output, reviewer, comment, decided)
+        _publish(record, held, staged, output, decider.shown, comment, decided)
     else:
         for path in staged.values():
             path.unlink(missing_ok=True)
-    entry = AuditLog(settings.paths.audit_db).append(
+    entry = log.append(
         AuditRecord(
             action="review",
             outcome="success" if decision == "approve" else "refused",
-            user=reviewer,
+            user=decider.actor,
             detail=(f"{state}" + (f" ({reason})" if reason else "") + (f": {comment}" if comment else ""))[:500],
             avatar_id=record.avatar_id,
             output=str(output),
-            output_sha256=record.sha256 if decision == "approve" else None,
+            output_sha256=held.record.output_sha256 if decision == "approve" else None,
             quality=record.quality,
             extra={
                 "review": record.id,
                 "decision": state,
+                "reviewer": decider.name or decider.actor,
                 "comment": comment,
                 "reason": reason,
                 "content_id": record.content_id,
-                "requested_by": record.requested_by,
+                "requested_by": held.record.user,
+                "render_entry": held.id,
+                **({"break_glass": True} if break_glass else {}),
                 **({"batch": record.batch} if record.batch else {}),
             },
         )
@@ -133,7 +218,7 @@ def _apply(
             report_path
         )
     updated = record.model_copy(
-        update={"state": state, "decided_by": reviewer, "comment": comment, "decided": decided, "reason": reason,
+        update={"state": state, "decided_by": decider.shown, "comment": comment, "decided": decided, "reason": reason,
                 "audit_entry": entry.id}
     )  # fmt: skip
     store.save(updated)
@@ -142,19 +227,48 @@ def _apply(
     return updated
 
 
-def _publish(record: ReviewRecord, staged: dict[str, Path], output: Path, reviewer: str, comment: str, when: str):
-    final = output_paths(output)
+def _check_held_files(record: ReviewRecord, held: AuditEntry, staged: dict[str, Path]) -> RenderReport:
+    """Approval publishes only what the render entry recorded: the video's and captions' sha256, and a
+    report naming that video. Anything else (a held file overwritten, issue 25) is refused, naming it."""
+    expected = {"video": held.record.output_sha256, **(held.record.extra.get("held_sha256") or {})}
+    for name, sha in expected.items():
+        path = staged.get(name)
+        if path is None:
+            continue
+        if not path.is_file():
+            raise ReviewError(f"the held {name} {path} is gone; reject this review and render again")
+        if sha is None or file_sha256(path) != sha:
+            raise ReviewError(
+                f"the held {name} {path} is not the file that was rendered (its sha256 differs from audit entry "
+                f"{held.id}); nothing was published: reject this review and render again"
+            )
     report = RenderReport.load(staged["report"])
+    if report.sha256 != held.record.output_sha256 or report.provenance.content_id != record.content_id:
+        raise ReviewError(
+            f"the held report {staged['report']} does not describe the rendered video of audit entry {held.id}; "
+            "nothing was published: reject this review and render again"
+        )
+    return report
+
+
+def _publish(
+    record: ReviewRecord, held: AuditEntry, staged: dict[str, Path], output: Path, reviewer: str, comment: str,
+    when: str,
+) -> None:  # fmt: skip
+    final = output_paths(output)
+    report = _check_held_files(record, held, staged)
     review = report.review.model_copy(update={"state": "approved", "reviewer": reviewer, "comment": comment,
                                               "decided": when})  # fmt: skip
     captions = {name: str(final[name]) for name in ("srt", "vtt") if name in staged}
     published = report.model_copy(update={"published": True, "output": str(output), "captions": captions,
                                           "review": review})  # fmt: skip
     with directory_lock(output.parent):
-        if not staged["video"].is_file():
-            raise ReviewError(f"the held video {staged['video']} is gone; render again for a new review")
+        before = _checked_identity(staged["video"], held)
         try:
             os.replace(staged["video"], output)
+            if _identity(output) != before:  # swapped between the check and the rename: take it back
+                output.unlink(missing_ok=True)
+                raise ReviewError(f"the held video {staged['video']} was replaced while it was being published")
             for name in captions:
                 os.replace(staged[name], final[name])
             if "thumbnail" in staged and staged["thumbnail"].is_file():
@@ -164,6 +278,22 @@ def _publish(record: ReviewRecord, staged: dict[str, Path], output: Path, review
             raise OutputPathError(f"could not publish {output} ({reason}); check the folder and approve again") from exc
         published.save(final["report"])
         staged["report"].unlink(missing_ok=True)
+
+
+def _identity(path: Path) -> tuple[int, int, int, int]:
+    info = os.stat(path)
+    return info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns
+
+
+def _checked_identity(video: Path, held: AuditEntry) -> tuple[int, int, int, int]:
+    """The held video's identity (device, inode, size, mtime) once its content matched the entry again,
+    under the folder lock: the rename then moves exactly this file, which is checked after the rename."""
+    before = _identity(video)
+    if file_sha256(video) != held.record.output_sha256 or _identity(video) != before:
+        raise ReviewError(
+            f"the held video {video} is not the file that was rendered (audit entry {held.id}); nothing was published"
+        )
+    return before
 
 
 def _update_manifest(output: Path, state: str) -> None:

@@ -40,6 +40,13 @@ class ReviewError(DhfError):
     code = "review"
 
 
+class ReviewForbiddenError(ReviewError):
+    """The actor may not make this decision (separation of duties)."""
+
+    http_status = 403
+    code = "separation_of_duties"
+
+
 class ReviewNotFoundError(ReviewError):
     http_status = 404
     code = "review_not_found"

@@ -191,7 +191,7 @@ def build_report(
         stage_seconds=log.timings,
         cache_hits=log.cache,
         settings=SettingsPart(video=settings.video, motion=settings.motion, post=settings.post),
-        user=getpass.getuser(),
+        user=validated.actor or getpass.getuser(),
         created=dt.datetime.now(dt.UTC).isoformat(),
         frames=rendered["frames"],
         processors=rendered["processors"],
@@ -282,6 +282,7 @@ def run_pipeline(
     finally:
         monitor.abort()  # a no-op once judged; stops its thread if the render failed early
         _discard_staged(staging)
+    chunked.remove_stale_work(output)  # chunk folders of killed earlier renders of this output (kill -9)
     if verdict.failure is not None:
         raise QualityGateError(verdict.failure, path)
     srt = Path(report.captions["srt"]) if "srt" in report.captions else None
@@ -341,7 +342,7 @@ def render_video(
     """Python API: validate, then run every stage in this process (no orchestrator needed); the
     attempt is audited like a CLI render, under `user` (default: the OS user; the API passes its key)."""
     with audited_render(request, settings, user) as attempt:
-        attempt.validated = validate_request(request, settings)
+        attempt.validated = validate_request(request, settings, actor=attempt.user)
         log = StageLog()
         result = run_pipeline(attempt.validated, settings, log.timed_call, log, on_stage, on_frame)
         attempt.report_path = result.report

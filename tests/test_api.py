@@ -15,6 +15,7 @@ import httpx
 import pytest
 from conftest import ApiServer, run_dhf
 
+from api.jobs import JobStore
 from config import load_settings
 from governance.audit import AuditLog
 from media.video import probe
@@ -293,3 +294,29 @@ def test_fuzzing_every_endpoint_finds_no_5xx_and_no_schema_violation(api, keys):
     print(f"fuzzing: {calls[0]} requests over {len(operations)} operations, statuses {sorted(statuses.items())}")
     assert calls[0] >= 100 and not failures, failures[:10]
     assert not any(status >= 500 for status in statuses)
+
+
+def test_parallel_submissions_of_one_key_stop_at_its_active_job_limit(tmp_path):
+    """50 POST /v1/videos at once with one key: exactly `max_active_jobs_per_key` (20) are queued and the
+    other 30 get 429 naming the limit (the count and the insert were two steps, and all 50 got 202). Its
+    own home, so that the queued jobs are never resumed by another test's server; the server is killed
+    right after (it renders at most the first job, for the seconds the burst takes: a long text keeps
+    that job running meanwhile, so no slot frees up)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "models").symlink_to(load_settings().paths.models, target_is_directory=True)
+    key_id, token = _key(home, "burst", "render,read")
+    server = ApiServer(home, tmp_path, "api:\n  rate_per_minute: 100000\n").start()
+    body = {**DEMO, "text": " ".join(["Your deposit earns interest every month until the end of its term."] * 12)}
+    try:
+        with ThreadPoolExecutor(max_workers=50) as pool:
+            answers = list(pool.map(lambda _: httpx.post(f"{server.url}/v1/videos", json=body, headers=_auth(token),
+                                                         timeout=120), range(50)))  # fmt: skip
+    finally:
+        server.kill()
+    codes = sorted(answer.status_code for answer in answers)
+    assert codes == [202] * 20 + [429] * 30, codes
+    refused = next(answer for answer in answers if answer.status_code == 429)
+    assert refused.json()["error"]["code"] == "too_many_jobs", refused.text
+    assert "20 active jobs" in refused.json()["error"]["message"] and refused.headers["retry-after"] == "30"
+    assert JobStore(home / "api" / "jobs.sqlite").active_count(key_id) == 20

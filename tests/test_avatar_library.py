@@ -267,6 +267,37 @@ def test_versions_rollback_and_revoke_with_renders_in_between(home, photos, tmp_
     ], library
 
 
+def _render_refused(home: Path, avatar_id: str, output: Path) -> subprocess.CompletedProcess:
+    args = ["render", "Hello.", "--avatar", avatar_id, "--lang", "en", "--channel", "web", "--purpose"]
+    return run_dhf([*args, "customer-service", "-o", str(output)], home)
+
+
+def test_revocation_and_current_version_come_from_the_audit_log_not_the_files(home, photos, tmp_path):
+    """Issue 25: `rm revocation.yaml; echo 1 > current` rendered a revoked person; an edited `current`
+    made a version current that no `dhf avatar` command did. The log decides; each refusal names its entry."""
+    folder = home / "avatars" / "carl"
+    assert add(home, photos["good"], "carl", write_license(tmp_path / "carl", "carl")).returncode == 0
+    assert run_dhf(["avatar", "revoke", "carl", "--reason", "consent withdrawn"], home).returncode == 0
+    (revoke,) = [
+        e
+        for e in AuditLog(load_settings(home=home).paths.audit_db).entries()
+        if e.record.action == "avatar.revoke" and e.record.avatar_id == "carl"
+    ]
+    (folder / "revocation.yaml").unlink()
+    (folder / "current").write_text("1\n")
+    assert AvatarLibrary.default(home).get("carl").revocation is None  # the files alone now say: not revoked
+    output = tmp_path / "carl.mp4"
+    assert_refused(_render_refused(home, "carl", output), f"was revoked by {revoke.record.user}", output)
+    assert f"(audit entry {revoke.id})" in last_entry(home).record.detail
+
+    assert add(home, photos["good"], "dora", write_license(tmp_path / "dora1", "dora")).returncode == 0
+    assert add(home, None, "dora", write_license(tmp_path / "dora2", "dora", license_id="dora-2")).returncode == 0
+    (home / "avatars" / "dora" / "current").write_text("1\n")  # a rollback nobody ran
+    refused = _render_refused(home, "dora", tmp_path / "dora.mp4")
+    assert_refused(refused, "the audit log made v2 current (avatar.add, audit entry", tmp_path / "dora.mp4")
+    assert "names v1" in refused.stderr
+
+
 @pytest.mark.parametrize(
     ("change", "use", "message"),
     [

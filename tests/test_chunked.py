@@ -30,8 +30,9 @@ from media.video import EncodeOptions, VideoWriter, probe, read_audio_mono, read
 from phoneme.artifacts import TimedWord
 from phoneme.captions import build_cues
 from pipeline import stages
-from pipeline.chunked import plan_for, track_slice
+from pipeline.chunked import plan_for, remove_stale_work, track_slice, work_folder
 from pipeline.chunks import chunk_count, plan_chunks
+from pipeline.gate import staging_path
 from pipeline.request import RenderRequest, validate_request
 from quality.inline import EncodeMonitor, judge_encoded, monitor_setup
 
@@ -350,6 +351,40 @@ def test_a_chunk_process_stops_when_its_submitter_is_gone(both, tmp_path):
     assert not list(tmp_path.glob("chunk-0000*")) and not list(tmp_path.glob(".chunk-0000*"))
 
 
+def killed_render_leftover(output: Path, token: str) -> Path:
+    """The chunk folder `kill -9` of a chunked render of `output` leaves (as found after a real kill once
+    chunk 2 of 2 was done): the track, a finished segment and what its monitor saw, a half-written segment."""
+    folder = work_folder(staging_path(output, token))
+    folder.mkdir(parents=True)
+    for name in ("track.npz", "chunk-0001.mp4", "chunk-0001.observed.npz", ".chunk-0000.2ctv187u.part.mp4"):
+        (folder / name).write_bytes(b"\0" * 1024)
+    return folder
+
+
+def test_stale_chunk_folders_are_removed_and_a_running_renders_stays(tmp_path):
+    """A killed render's chunk folder (no owner: its lock died with it) is removed for the next render of
+    that output; the folder of a render running now (a real second process holding it) and another
+    output's folders stay; once that owner is gone, its folder is stale too."""
+    output = tmp_path / "long.mp4"
+    stale = killed_render_leftover(output, "5261fb87e69e")
+    other = killed_render_leftover(tmp_path / "long.take2.mp4", "0123456789ab")
+    code = (
+        "import sys, time\nfrom pathlib import Path\nfrom pipeline.chunked import owned_work_folder\n"
+        "with owned_work_folder(Path(sys.argv[1])) as work:\n    print(work, flush=True)\n    time.sleep(120)\n"
+    )
+    target = staging_path(output, "abcdef012345")
+    owner = subprocess.Popen([sys.executable, "-c", code, str(target)], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        live = Path(owner.stdout.readline().strip())
+        assert live == work_folder(target) and live.is_dir()
+        assert remove_stale_work(output) == [stale]
+        assert live.is_dir() and other.is_dir() and not stale.exists()
+    finally:
+        owner.kill()
+        owner.wait()
+    assert remove_stale_work(output) == [live] and other.is_dir()
+
+
 def test_dhf_render_chunks_a_long_text_and_gates_the_joined_video(dhf_home, tmp_path):
     """`dhf render` (in process) with a low `chunking.min_seconds`: the report shows the chunks, the
     quality gate judged the joined file (every frame of it observed), the captions cover the speech,
@@ -361,7 +396,9 @@ def test_dhf_render_chunks_a_long_text_and_gates_the_joined_video(dhf_home, tmp_
         "video: {width: 640, height: 360}\nchunking: {min_seconds: 4, chunk_seconds: 10, workers: 2}\n",
         encoding="utf-8",
     )
+    stale = killed_render_leftover(tmp_path / "long.mp4", "5261fb87e69e")
     done = render(dhf_home, tmp_path / "long.mp4", TEXT, ["--config", str(config)])
+    assert not stale.exists() and not list(tmp_path.glob(".*.chunks"))  # a killed render's folder went too
     report = done.report
     assert report["chunks"]["count"] == 2 and report["chunks"]["runner"] == "LocalRunner", report["chunks"]
     assert report["published"] and report["quality"]["passed"], report["quality"]

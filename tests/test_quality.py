@@ -288,3 +288,36 @@ def test_the_gate_judges_what_it_saw_encoded_and_refuses_an_encode_that_differs(
     assert report.frames == info.frames and report.lipsync.correlation > 0.5
     with pytest.raises(QualityError, match=f"frame {KEYFRAME_EVERY} as encoded differs"):
         monitors[1].judge(forged, settings.quality)
+
+
+def test_a_render_the_gate_cannot_judge_is_rejected_with_exit_code_4(settings, tmp_path):
+    """A rendered video in which the gate finds no face at all (real encoder, real face analyser): it is
+    kept as `<name>.rejected.mp4` and not published, so it is a quality failure, exit code 4 (was the
+    monitor's own error, "no face found", with exit code 2, the code of a bad request)."""
+    from types import SimpleNamespace
+
+    from avatars.library import AvatarLibrary
+    from config.errors import EXIT_QUALITY_FAILED
+    from pipeline.chunked import segment_options
+    from pipeline.gate import quality_gate, staging_path
+    from quality.errors import QualityGateError
+    from quality.inline import EncodeMonitor, monitor_setup
+
+    small = settings.with_section("video", width=640, height=360)
+    output = tmp_path / "faceless.mp4"
+    staging = staging_path(output, "0123456789ab")
+    monitor = EncodeMonitor(monitor_setup(AvatarLibrary.from_settings(small.paths).get("sample"), small), 640, 360,
+                            small.video.fps, small.quality.analysis_height)  # fmt: skip
+    grey = np.full((360, 640, 3), 128, np.uint8)
+    with VideoWriter(staging, 640, 360, segment_options(small)) as writer:
+        for _ in range(30):
+            writer.write(grey)
+            monitor.add(grey)
+    request = SimpleNamespace(request=SimpleNamespace(output=output))
+    with pytest.raises(QualityGateError) as failed:
+        quality_gate(request, small, lambda name, stage, *args: stage(*args), print, None, (), None, staging, monitor)
+    assert failed.value.exit_code == EXIT_QUALITY_FAILED == 4
+    message = str(failed.value)
+    assert message.startswith("quality check failed: no face found") and "faceless.rejected.mp4" in message, message
+    assert not staging.exists() and not output.exists()
+    assert probe(tmp_path / "faceless.rejected.mp4").frames == 30

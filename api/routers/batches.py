@@ -18,9 +18,8 @@ router = APIRouter(prefix="/v1/batches", tags=["batches"])
 @router.post("", status_code=202, response_model=JobAccepted, responses=ERRORS)
 def create_batch(body: BatchCreate, key: Renderer, context: Context) -> JobAccepted:
     """Queue a batch script (every item in every language); checked before it is queued."""
-    admit(context, key)
     digest = hashlib.sha256(body.script.encode()).hexdigest()
-    job = context.jobs.create("batch", key.id, {"script_sha256": digest})
+    job = admit(context, key, "batch", {"script_sha256": digest})
     folder = job_folder(context.settings, job.id)
     folder.mkdir(parents=True, exist_ok=True)
     script = folder / "script.yaml"

@@ -20,8 +20,7 @@ def generate_digital_human(body: GenerateDigitalHuman, key: Renderer, context: C
     limit = context.settings.api.sync_max_chars
     if len(body.text) > limit:
         raise ApiError(422, "text_too_long", f"synchronous renders take <= {limit} characters; use /v1/videos")
-    admit(context, key)
-    job = context.jobs.create("video", key.id, checked_video(context, body, key))
+    job = admit(context, key, "video", checked_video(context, body, key))
     context.runner.submit(job)
     if not context.runner.wait(job.id, context.settings.api.sync_timeout_seconds):
         raise ApiError(504, "timeout", f"still rendering; poll /v1/videos/{job.id}")

@@ -2,8 +2,9 @@
 
 Only keys with the `review` scope may list or decide them; `render` does not imply it and neither
 does `admin` (whoever orders videos does not also approve them). A reviewer sees every pending
-review, whichever key requested the video. The decision is audited under `api-key:<id>` with the
-reviewer's name, exactly as `dhf review approve|reject` records it.
+review, whichever key requested the video, but cannot approve a video its own key requested
+(separation of duties). The decision is audited under `api-key:<id>` with the reviewer's name
+beside it, exactly as `dhf review approve|reject` records the OS user.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.context import Context, Reviewer
 from api.errors import ERRORS, ApiError
 from api.ranges import video_response
-from pipeline.review import decide, list_reviews
+from pipeline.review import Decider, decide, list_reviews
 from pipeline.review_store import ReviewStore
 
 router = APIRouter(prefix="/v1/reviews", tags=["reviews"])
@@ -103,8 +104,9 @@ def review_thumbnail(review_id: ReviewId, key: Reviewer, context: Context) -> Fi
 @router.post("/{review_id}", response_model=ReviewInfo, responses=DECISION_ERRORS)
 def decide_review(review_id: ReviewId, body: ReviewDecision, key: Reviewer, context: Context) -> dict:
     """Approve (publish atomically) or reject (remove) a held video; an audit entry names the reviewer."""
-    reviewer = f"{body.reviewer.strip()} (api-key:{key.id})"
-    record = decide(context.settings, review_id, body.decision, reviewer, body.comment)
+    record = decide(
+        context.settings, review_id, body.decision, Decider(f"api-key:{key.id}", body.reviewer), body.comment
+    )
     if record.flow_run_id:  # a paused `dhf render --wait-review` run waits for this decision: resume it
         from flows.review_flow import resume_waiting_run
 

@@ -42,8 +42,7 @@ def finished_file(context: Context, job_id: str, key: ApiKey, name: str) -> Path
 @router.post("", status_code=202, response_model=JobAccepted, responses=ERRORS)
 def create_video(body: VideoCreate, key: Renderer, context: Context) -> JobAccepted:
     """Queue a render; poll GET /v1/videos/{job_id}."""
-    admit(context, key)
-    job = context.jobs.create("video", key.id, checked_video(context, body, key))
+    job = admit(context, key, "video", checked_video(context, body, key))
     context.runner.submit(job)
     return JobAccepted(job_id=job.id, status=job.status, links=links(job.id))
 

@@ -5,9 +5,11 @@ length from the render time, and `api-key create` printing the secret alone on s
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import subprocess
 
-from conftest import run_dhf
+from conftest import DHF, REPO, run_dhf
 
 from cli.main import build_parser
 
@@ -51,3 +53,20 @@ def test_success_line_tells_video_length_from_render_time(rendered):
     match = re.search(r"\((\d+) frames = ([\d.]+) s of video, rendered in ([\d.]+) s\)", line)
     assert match, line
     assert abs(float(match[2]) - rendered.report["video"]["duration_s"]) < 0.06
+
+
+def test_a_reader_that_stops_early_ends_dhf_quietly_with_status_0(tmp_path):
+    """`dhf audit list | head -1`: the reader exits before dhf writes (here: its end of the pipe is closed
+    before dhf starts), so dhf's write fails with EPIPE. Like other Unix tools it ends quietly with 0 (was:
+    `dhf: error: Broken pipe; check the path and permissions`, exit 2, or Python's exit 120 at the final
+    flush). A real pipe, a real dhf process."""
+    env = {**os.environ, "DHF_HOME": str(tmp_path)}
+    for command in (["audit", "list"], ["review", "list"], ["avatar", "list"]):
+        read, write = os.pipe()
+        os.close(read)  # the reader is gone
+        try:
+            done = subprocess.run(DHF + command, cwd=REPO, env=env, stdout=write, stderr=subprocess.PIPE, text=True,
+                                  timeout=120)  # fmt: skip
+        finally:
+            os.close(write)
+        assert (done.returncode, done.stderr) == (0, ""), (command, done.returncode, done.stderr[-2000:])

@@ -103,7 +103,7 @@ def test_accented_english_is_spoken_with_its_letters_and_captioned_as_written(se
         ("de", "Das kostet 3,50 € bei 20 °C.", "Das kostet 3,50 Euro bei 20 Grad Celsius."),
         ("fr", "Ça coûte 5€ à 20°C", "Ça coûte 5 euros à 20 degrés Celsius"),
         ("es", "Cuesta 5€, 5 %", "Cuesta 5 euros, 5 por ciento"),
-        ("zh", "利率是3.5%，¥100", "利率是百分之3.5,100元"),
+        ("zh", "利率是3.5%，¥100", "利率是百分之3点5,100元"),
     ],
 )
 def test_currency_percent_and_degrees_before_or_after_the_amount(language, text, spoken):
