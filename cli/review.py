@@ -11,8 +11,8 @@ import json
 import sys
 
 from config import Settings
-from pipeline.review import Decider, decide, list_reviews
-from pipeline.review_store import ReviewRecord, ReviewStore
+from pipeline.review import Decider, decide, get_review, list_reviews
+from pipeline.review_store import ReviewRecord
 
 
 def add_parsers(sub, common: argparse.ArgumentParser) -> None:
@@ -57,8 +57,7 @@ def run_review(args: argparse.Namespace, settings: Settings) -> int:
             print(_line(record))
         return 0
     if args.action == "show":
-        list_reviews(settings)  # times out overdue reviews first
-        record = ReviewStore(settings).get(args.review_id)
+        record = get_review(settings, args.review_id)
         print(json.dumps(record.model_dump(), ensure_ascii=False, indent=2) if args.json else _details(record))
         return 0
     # The OS user is the authenticated actor; --reviewer is only a display name recorded beside it.

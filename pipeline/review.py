@@ -119,9 +119,42 @@ def expire_overdue(settings: Settings) -> list[ReviewRecord]:
 
 
 def list_reviews(settings: Settings, state: str | None = "pending") -> list[ReviewRecord]:
+    """The reviews in `state`, as the audit log decided them (a restored or edited record shows the
+    logged decision, not its own); overdue ones are timed out first."""
     expire_overdue(settings)
-    records = ReviewStore(settings).all()
+    records = _as_logged(settings, ReviewStore(settings).all())
     return [record for record in records if state in (None, "all") or record.state == state]
+
+
+def get_review(settings: Settings, review_id: str) -> ReviewRecord:
+    """One review as the audit log decided it (overdue ones timed out first)."""
+    expire_overdue(settings)
+    return _as_logged(settings, [ReviewStore(settings).get(review_id)])[0]
+
+
+def _as_logged(settings: Settings, records: list[ReviewRecord]) -> list[ReviewRecord]:
+    """Each record's state, decider and decision time from its `review` entry (none: pending)."""
+    decisions = {
+        str(entry.record.extra.get("review")): entry for entry in AuditLog.from_settings(settings).find("review")
+    }
+    logged = []
+    for record in records:
+        entry = decisions.get(record.id)
+        if entry is None:
+            update = {"state": "pending", "decided_by": None, "decided": None, "audit_entry": None}
+        else:
+            extra = entry.record.extra
+            name = str(extra.get("reviewer") or entry.record.user)
+            update = {
+                "state": extra.get("decision"),
+                "decided_by": f"{name} ({entry.record.user})" if name != entry.record.user else name,
+                "decided": entry.time,
+                "comment": str(extra.get("comment") or ""),
+                "reason": str(extra.get("reason") or ""),
+                "audit_entry": entry.id,
+            }
+        logged.append(record.model_copy(update=update))
+    return logged
 
 
 def attach_flow_run(settings: Settings, review_id: str, flow_run_id: str) -> ReviewRecord:

@@ -20,8 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.context import Context, Reviewer
 from api.errors import ERRORS, ApiError
 from api.ranges import video_response
-from pipeline.review import Decider, decide, list_reviews
-from pipeline.review_store import ReviewStore
+from pipeline.review import Decider, decide, get_review, list_reviews
 
 router = APIRouter(prefix="/v1/reviews", tags=["reviews"])
 ReviewId = Annotated[str, PathParameter(pattern=r"^[0-9a-f]{12}$", description="id from GET /v1/reviews")]
@@ -78,12 +77,11 @@ def reviews(
 
 @router.get("/{review_id}", response_model=ReviewInfo, responses=ERRORS)
 def review(review_id: ReviewId, key: Reviewer, context: Context) -> dict:
-    list_reviews(context.settings)  # times out overdue reviews first
-    return _info(ReviewStore(context.settings).get(review_id))
+    return _info(get_review(context.settings, review_id))
 
 
 def _held_file(context: Context, review_id: str, name: str) -> Path:
-    record = ReviewStore(context.settings).get(review_id)
+    record = get_review(context.settings, review_id)
     path = Path(record.staged.get(name, ""))
     if record.state != "pending" or not path.is_file():
         raise ApiError(404, "not_found", f"review {review_id} is {record.state}; its held {name} is gone")

@@ -141,6 +141,9 @@ def test_hostile_review_cases_are_refused_and_verify_is_a_publication_gate(home,
     rejected = run_dhf(["verify", str(rejected_copy), "--json"], home)
     assert rejected.returncode == 7 and json.loads(rejected.stdout)["verdict"] == "rejected", rejected.stdout
     record_file.write_bytes(saved)  # the record says "pending" again
+    shown = json.loads(run_dhf(["review", "show", second, "--json"], home).stdout)
+    assert (shown["state"], shown["reason"]) == ("rejected", "") and shown["audit_entry"], shown  # as the log says
+    assert second not in [row["id"] for row in json.loads(run_dhf(["review", "list", "--json"], home).stdout)]
     restored = run_dhf(["review", "approve", second, "--config", str(glass)], home)
     assert restored.returncode == 2 and "was already rejected by" in restored.stderr
     assert "(audit entry" in restored.stderr and "it was restored or edited" in restored.stderr
