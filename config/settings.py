@@ -174,6 +174,7 @@ class SpeakingSettings(Section):
     # Every frame of the mouth bank against the reference frame: dlib's same-person threshold (as the
     # render's identity gate, quality.identity_max_distance); above it the recording shows another person.
     max_identity_distance: Positive = 0.6
+    face_search_seconds: Positive = 0.5  # every frame is searched for a second face; this often in tiles too
 
 
 class EnrollmentSettings(Section):

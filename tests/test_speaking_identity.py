@@ -130,3 +130,33 @@ def test_clock_reads_minutes_seconds_and_tenths():
     assert [clock(s) for s in (0, 2.4, 3.2, 59.96, 61.25, 754.0)] == [
         "00:00.0", "00:02.4", "00:03.2", "01:00.0", "01:01.2", "12:34.0",
     ]  # fmt: skip
+
+
+def test_a_small_second_face_in_a_1080p_recording_is_found_within_one_search_step(home, config, tmp_path):
+    """A person in the background, ~150 px wide in 1080p from 1.12 s: the whole-frame detector does not
+    see it (it squeezes the frame to 128 px); the tiled search every 0.5 s does, and the refusal names
+    the first searched frame that shows it (at most one step late)."""
+    from avatars.errors import EnrollmentError
+    from avatars.recording_identity import check_whole_recording
+    from fusion.identity import IdentityEmbedder
+    from media.video import EncodeOptions, VideoWriter
+    from tests.speaking_recording import SAMPLE
+
+    settings = load_settings(config, home=home)
+    registry = ModelRegistry(settings.paths.models)
+    analyser, embedder = FaceAnalyser(registry, settings.face.detector_min_score), IdentityEmbedder(registry)
+    portrait = cv2.resize(cv2.imread(str(SAMPLE)), (1080, 1080), interpolation=cv2.INTER_CUBIC)
+    plain = np.full((1080, 1920, 3), 170, np.uint8)
+    plain[:, 420:1500] = portrait
+    crowded = plain.copy()
+    crowded[40:250, 40:250] = cv2.resize(portrait[120:620, 280:780], (210, 210), interpolation=cv2.INTER_AREA)
+    assert len(analyser.detector.detect(crowded)) == 1  # the whole-frame pass alone misses it
+    clip = tmp_path / "background.mp4"
+    with VideoWriter(clip, 1920, 1080, EncodeOptions(fps=FPS, crf=18)) as writer:
+        for index in range(50):
+            writer.write(crowded if index >= 28 else plain)
+    reference = embedder.embed(plain, analyser.single_face(plain).landmarks)
+    with pytest.raises(EnrollmentError, match="a second face at") as refused:
+        check_whole_recording(clip, clip.name, FPS, {}, reference, 0, analyser, embedder, settings.enrollment.speaking)
+    minutes, seconds = re.search(r"at (\d\d):(\d\d\.\d)", str(refused.value)).groups()
+    assert 28 / FPS <= int(minutes) * 60 + float(seconds) <= 28 / FPS + 0.5 + 0.05, refused.value
