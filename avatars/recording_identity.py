@@ -18,8 +18,8 @@ avatar. So after the photo checks, a second pass over the recording checks:
 The first offending frame refuses the recording with its time stamp (mm:ss.s), so a hostile
 recording costs only the frames up to it. Why every frame and not a sample every 0.5 s: a sample
 misses a single spliced frame, and any bank frame can be chosen by unit selection. The price is one
-descriptor a frame (about 75 ms on one core, docs/benchmarks.md); the detector adds about 2 ms, the
-tiles ~35 ms twice a second.
+descriptor a frame (~85 ms on one core: a 60 s recording costs 2-3 minutes, docs/decisions.md); the
+detector adds 2-4 ms a frame, the tiles ~60 ms twice a second (1080p).
 Why a second pass, not the analysis pass: the identity to compare with exists only once the
 reference frame passed the photo checks, and the cheap checks then refuse a bad recording before
 this expensive part starts.

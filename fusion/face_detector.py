@@ -127,7 +127,7 @@ class FaceDetector:
         about 17 px there: a 1080p frame hides any face under ~260 px wide (measured with the sample
         portrait), a person in the background among them. A tile of 540 px brings that to ~70 px;
         the half-tile overlap puts every face that fits a tile wholly inside one. 21 tiles for 1080p,
-        ~35 ms, so callers sample frames with it. A face cut by a tile's edge may be found in part:
+        ~60 ms of CPU, so callers sample frames with it. A face cut by a tile's edge may be found in part:
         detections whose centre lies inside a stronger one's box are dropped."""
         height, width = image_bgr.shape[:2]
         side = max(min(height, width) // 2, INPUT_SIZE)
