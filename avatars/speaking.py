@@ -4,10 +4,12 @@
 written, and refuses with one line naming the value and its threshold (`enrollment.speaking` in
 config/default.yaml), in this order: length, speech audio present, a face in (almost) every frame,
 face size, frontal, steady, lighting stable, viseme coverage, then the photo checks on the
-reference frame. The licence and consent rules of photo avatars apply unchanged (the same
-functions run). The version folder stores the recording, the reference frame (`photo.png`, from
-the longest quiet stretch), that stretch as the idle loop (`idle.mp4`: the person's own silent
-face is the moving base) and the mouth bank (`mouth_bank.npz`, see fusion/mouth_bank.py).
+reference frame, then one person throughout: every bank frame's identity against the reference
+frame's and no second face in any frame (avatars/recording_identity.py). The licence and consent
+rules of photo avatars apply unchanged (the same functions run). The version folder stores the
+recording, the reference frame (`photo.png`, from the longest quiet stretch), that stretch as the
+idle loop (`idle.mp4`: the person's own silent face is the moving base) and the mouth bank
+(`mouth_bank.npz`, see fusion/mouth_bank.py).
 
 Viseme labels come from the lip shape (`fusion.mouth_bank.viseme_labels`), not from aligning the
 audio to the read script: the coverage check asks "did the recording show every mouth shape in
@@ -42,6 +44,7 @@ from avatars.enrollment import (
 )
 from avatars.errors import EnrollmentError
 from avatars.library import AvatarLibrary, valid_id
+from avatars.recording_identity import check_whole_recording
 from config import Settings
 from config.files import file_sha256
 from config.settings import SpeakingSettings
@@ -78,6 +81,8 @@ class RecordingAnalysis:
     quiet: tuple[int, int]  # the longest quiet stretch, in frames [start, stop)
     reference: np.ndarray | None  # the frame in the middle of the quiet stretch
     reference_face: Face | None
+    reference_frame: int  # its index
+    landmarks: np.ndarray  # (units, 468, 3) the mesh each bank unit was cut with (the identity pass embeds it)
     missing_ratio: float
     face_px: float
     pose_deg: tuple[float, float, float]
@@ -128,9 +133,9 @@ def analyse_recording(
     expected = max(1, round(info.duration * fps))
     quiet = longest_quiet(active, fps, expected)
     reference_index = (quiet[0] + quiet[1]) // 2
-    crops, lips, kept, features = [], [], [], []
+    crops, lips, kept, features, meshes = [], [], [], [], []
     widths, centres, poses, light = [], [], [], []
-    template, previous, reference, reference_face = None, None, None, None
+    template, previous, reference, reference_face, reference_frame = None, None, None, None, -1
     count = 0
     for index, frame in enumerate(read_frames(path, fps=fps)):
         count += 1
@@ -148,6 +153,7 @@ def analyse_recording(
         crops.append(encode_crop(crop))
         lips.append(points.astype(np.float32))
         kept.append(index)
+        meshes.append(lm.astype(np.float32))
         features.append(face_features(lm, frame))
         widths.append(face.width)
         centres.append(lm[:, :2].mean(0))
@@ -156,7 +162,7 @@ def analyse_recording(
         x1, y1 = lm[:, :2].max(0).astype(int)
         light.append(float(cv2.cvtColor(frame[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY).mean()) if x1 > x0 and y1 > y0 else 0)
         if index == reference_index or (reference is None and index >= reference_index):
-            reference, reference_face = frame.copy(), face
+            reference, reference_face, reference_frame = frame.copy(), face, index
     missing = 1.0 - len(kept) / max(count, 1)
     if not kept:
         raise EnrollmentError(f"{path.name}: no face found in any frame; film one frontal face, filling the frame")
@@ -184,6 +190,8 @@ def analyse_recording(
         quiet=quiet,
         reference=reference,
         reference_face=reference_face,
+        reference_frame=reference_frame,
+        landmarks=np.stack(meshes),
         missing_ratio=missing,
         face_px=width,
         pose_deg=tuple(float(v) for v in np.median(np.array(poses), axis=0)),
@@ -305,7 +313,11 @@ def enroll_speaking(
     checked: EnrolledPhoto = check_image(
         rec.reference, f"{recording.name} (quiet frame)", analyser, settings.enrollment
     )
-    embedding = IdentityEmbedder(registry).embed(checked.image, checked.face.landmarks)
+    embedder = IdentityEmbedder(registry)
+    embedding = embedder.embed(checked.image, checked.face.landmarks)
+    tracked = dict(zip(rec.bank.frames.tolist(), rec.landmarks, strict=True))
+    identity = check_whole_recording(recording, recording.name, rec.fps, tracked, embedding, rec.reference_frame,
+                                     analyser, embedder, limits)  # fmt: skip
     warnings = []
     for other_id in library.ids():
         other = _embedding_of(library.get(other_id)) if other_id != avatar_id else None
@@ -326,6 +338,7 @@ def enroll_speaking(
         "mouth_units": len(rec.bank),
         "mouth_bank_mb_per_minute": round(len(bank_bytes) / 2**20 / minutes, 2),
         "idle_seconds": round((rec.quiet[1] - rec.quiet[0]) / rec.fps, 2),
+        **identity.as_dict(rec.fps),
         "warnings": warnings,
     }
     suffix = recording.suffix.lower() or ".mp4"

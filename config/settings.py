@@ -178,6 +178,10 @@ class SpeakingSettings(Section):
     max_light_drift: Fraction = 0.12  # face luminance: 95th-5th percentile over its median (lighting stable)
     min_idle_seconds: Positive = 1.0  # the longest quiet stretch becomes the idle loop (at least this long)
     idle_seconds: Positive = 6.0  # ... and at most this long
+    # Every frame of the mouth bank against the reference frame: dlib's same-person threshold (as the
+    # render's identity gate, quality.identity_max_distance); above it the recording shows another person.
+    max_identity_distance: Positive = 0.6
+    face_search_seconds: Positive = 0.5  # every frame is searched for a second face; this often in tiles too
 
 
 class EnrollmentSettings(Section):

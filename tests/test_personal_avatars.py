@@ -121,6 +121,9 @@ def test_enrollment_stores_a_compact_bank_covering_every_viseme(enrolled, record
     assert min(checks["viseme_coverage"].values()) >= 10, checks["viseme_coverage"]
     assert checks["mouth_bank_mb_per_minute"] < 12.0  # the stated bound (docs/benchmarks.md)
     assert checks["idle_seconds"] >= 1.0  # the leading silence became the idle loop
+    # Every unit's face was compared with the reference frame's (issue 25): the same person throughout.
+    assert checks["identity_frames_checked"] == len(bank), checks
+    assert checks["identity_max_distance"] < 0.6, checks  # measured 0.47 (the limit: a stranger is 0.67 and up)
     # The units' measured opening follows the true one (the texture's shape is the recording's).
     true_gap = recording.track.mouth_gap()[bank.frames]
     measured = bank.features[:, 0] * (1 - bank.features[:, 3])
