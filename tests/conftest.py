@@ -48,6 +48,14 @@ def provisioned_models() -> Path:
     return models
 
 
+def own_home(folder: Path, models: Path | None = None) -> Path:
+    """A DHF home of its own at `folder` (empty library, audit log and caches) sharing the provisioned
+    models: for tests that tamper with a home or need to count its entries from zero."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "models").symlink_to(models or provisioned_models(), target_is_directory=True)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def dhf_home(tmp_path_factory) -> Path:
     home = tmp_path_factory.mktemp("dhf-home")

@@ -16,7 +16,8 @@ import cv2
 import numpy as np
 import pytest
 import yaml
-from conftest import DHF, REPO, assert_refused, label_rect, run_dhf
+from conftest import DHF, REPO, assert_refused, label_rect, own_home, run_dhf
+from licences import write_license
 
 from avatars.enrollment import head_pose
 from avatars.library import BUNDLED, AvatarLibrary
@@ -34,9 +35,7 @@ TODAY = dt.date.today()
 @pytest.fixture(scope="module")
 def home(tmp_path_factory, dhf_home) -> Path:
     """A DHF home of its own (empty library and audit log), sharing the provisioned models."""
-    own = tmp_path_factory.mktemp("library-home")
-    (own / "models").symlink_to(dhf_home / "models", target_is_directory=True)
-    return own
+    return own_home(tmp_path_factory.mktemp("library-home"))
 
 
 @pytest.fixture(scope="module")
@@ -76,28 +75,6 @@ def photos(tmp_path_factory, analyser) -> dict[str, Path]:
     paths["corrupt"] = folder / "corrupt.jpg"
     paths["corrupt"].write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")
     return paths
-
-
-def write_license(folder: Path, avatar_id: str, **overrides) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    consent = folder / "consent.md"
-    consent.write_text(f"{avatar_id} consents to web customer-service videos.\n")
-    record = {
-        "license_id": f"{avatar_id}-lic",
-        "avatar_id": avatar_id,
-        "holder": "Test Person",
-        "granted_by": "Compliance",
-        "consent_document": "consent.md",
-        "consent_sha256": hashlib.sha256(consent.read_bytes()).hexdigest(),
-        "scope": {"languages": ["en", "zh"], "channels": ["web"], "purposes": ["customer-service"]},
-        "valid_from": str(TODAY - dt.timedelta(days=30)),
-        "valid_until": str(TODAY + dt.timedelta(days=365)),
-        "revoked": False,
-        **overrides,
-    }
-    path = folder / "license.yaml"
-    path.write_text(yaml.safe_dump(record))
-    return path
 
 
 def snapshot(root: Path) -> dict[str, str]:

@@ -11,7 +11,6 @@ rows are real (zlib-compressed) so the old code decoded them in full.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import shutil
 import struct
@@ -26,7 +25,8 @@ import onnx
 import pytest
 import tiny_models as tiny
 import yaml
-from conftest import REPO, assert_refused, provisioned_models, run_dhf
+from conftest import REPO, assert_refused, own_home, provisioned_models, run_dhf
+from licences import write_license
 from onnx import TensorProto, helper, numpy_helper
 from onnx.external_data_helper import _get_all_tensors, set_external_data, uses_external_data
 
@@ -270,31 +270,8 @@ def test_a_huge_background_is_refused_from_its_header(dhf_home, tmp_path):
     assert_refused(result, f"the scene's background image {background} is 9000×9000 (81.0 megapixels)", out)
 
 
-def write_license(folder: Path, avatar_id: str) -> Path:
-    consent = folder / "consent.md"
-    consent.write_text(f"{avatar_id} consents to web customer-service videos.\n")
-    today = dt.date.today()
-    record = {
-        "license_id": f"{avatar_id}-lic",
-        "avatar_id": avatar_id,
-        "holder": "Test Person",
-        "granted_by": "Compliance",
-        "consent_document": "consent.md",
-        "consent_sha256": sha256(consent),
-        "scope": {"languages": ["en"], "channels": ["web"], "purposes": ["customer-service"]},
-        "valid_from": str(today - dt.timedelta(days=30)),
-        "valid_until": str(today + dt.timedelta(days=365)),
-        "revoked": False,
-    }
-    path = folder / "license.yaml"
-    path.write_text(yaml.safe_dump(record))
-    return path
-
-
 def test_a_huge_photo_is_refused_at_enrollment_from_its_header(dhf_home, tmp_path):
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "models").symlink_to(dhf_home / "models", target_is_directory=True)
+    home = own_home(tmp_path / "home")
     photo = write_png(tmp_path / "photo.png", 9000, 9000)
     args = ["avatar", "add", str(photo), "--id", "huge", "--license", str(write_license(tmp_path, "huge"))]
     result = run_dhf(args, home)

@@ -233,7 +233,6 @@ def test_voices_come_from_config_and_a_bad_style_is_one_line(dhf_home, tmp_path)
     assert_refused(result, "a kokoro voice needs a style", out)
 
 
-
 def test_both_espeak_sessions_alternate_in_one_process_without_drift():
     """A batch alternates espeak-ng voices (mnemonic events) and neural voices (IPA events): two copies
     of the library, each initialized once. Re-initializing one copy to switch (the first design)

@@ -5,8 +5,6 @@ encodes the true shape, which the painted mouth never shows)."""
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
 import json
 import subprocess
 from dataclasses import replace
@@ -16,6 +14,8 @@ import cv2
 import numpy as np
 import pytest
 import yaml
+from conftest import own_home
+from licences import write_license
 
 from avatars.library import AvatarLibrary
 from config import load_settings
@@ -31,7 +31,6 @@ from quality.held_out import held_out_track
 from tests.conftest import run_dhf
 from tests.speaking_recording import Recording, make_recording
 
-TODAY = dt.date.today()
 # The generated recording is 11 s at 448 px (face ~150 px): the length and size limits are lowered
 # for it; every other check runs at its default.
 LIMITS = {
@@ -44,9 +43,7 @@ LIMITS = {
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory, dhf_home) -> Path:
-    own = tmp_path_factory.mktemp("personal-home")
-    (own / "models").symlink_to(dhf_home / "models", target_is_directory=True)
-    return own
+    return own_home(tmp_path_factory.mktemp("personal-home"))
 
 
 @pytest.fixture(scope="module")
@@ -59,27 +56,6 @@ def config(home) -> Path:
 @pytest.fixture(scope="module")
 def recording(home, config, tmp_path_factory) -> Recording:
     return make_recording(load_settings(config, home=home), tmp_path_factory.mktemp("recording"))
-
-
-def write_license(folder: Path, avatar_id: str) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    consent = folder / "consent.md"
-    consent.write_text(f"{avatar_id} consents to web customer-service videos made from this recording.\n")
-    record = {
-        "license_id": f"{avatar_id}-lic",
-        "avatar_id": avatar_id,
-        "holder": "Test Person",
-        "granted_by": "Compliance",
-        "consent_document": "consent.md",
-        "consent_sha256": hashlib.sha256(consent.read_bytes()).hexdigest(),
-        "scope": {"languages": ["en"], "channels": ["web"], "purposes": ["customer-service"]},
-        "valid_from": str(TODAY - dt.timedelta(days=1)),
-        "valid_until": str(TODAY + dt.timedelta(days=365)),
-        "revoked": False,
-    }
-    path = folder / "license.yaml"
-    path.write_text(yaml.safe_dump(record))
-    return path
 
 
 def add(home: Path, config: Path, video: Path, avatar_id: str, folder: Path) -> subprocess.CompletedProcess:

@@ -16,6 +16,8 @@ import cv2
 import numpy as np
 import pytest
 import yaml
+from conftest import own_home
+from licences import write_license
 
 from config import load_settings
 from fusion.analysis import FaceAnalyser
@@ -23,7 +25,7 @@ from fusion.models import ModelRegistry
 from media.video import read_frames
 from tests.conftest import run_dhf
 from tests.speaking_recording import Recording, make_recording, rewrite, stranger_portrait
-from tests.test_personal_avatars import LIMITS, write_license
+from tests.test_personal_avatars import LIMITS
 
 FPS = 25
 LIMIT = 0.6  # enrollment.speaking.max_identity_distance (config/default.yaml)
@@ -31,9 +33,7 @@ LIMIT = 0.6  # enrollment.speaking.max_identity_distance (config/default.yaml)
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory, dhf_home) -> Path:
-    own = tmp_path_factory.mktemp("identity-home")
-    (own / "models").symlink_to(dhf_home / "models", target_is_directory=True)
-    return own
+    return own_home(tmp_path_factory.mktemp("identity-home"))
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import run_dhf
+from conftest import own_home, run_dhf
 
 from config import load_settings
 from governance.audit import AuditLog, AuditRecord, default_witness, read_witness
@@ -70,9 +70,7 @@ def test_an_edited_witness_is_evidence_not_noise(tmp_path):
 
 def test_wiped_log_fails_dhf_audit_verify_and_refuses_renders(dhf_home, tmp_path):
     """The hostile case through the CLI: `: > audit.sqlite; dhf audit verify` said "intact: 0 entries"."""
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / "models").symlink_to(dhf_home / "models", target_is_directory=True)
+    home = own_home(tmp_path / "home")
     settings = load_settings(home=home)
     _filled(settings.paths.audit_db, 4)
     assert run_dhf(["audit", "verify"], home).returncode == 0

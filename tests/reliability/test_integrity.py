@@ -18,8 +18,8 @@ from pathlib import Path
 import cv2
 import pytest
 import yaml
-from conftest import DHF, REPO, assert_refused, run_dhf
-from test_avatar_library import write_license
+from conftest import DHF, REPO, assert_refused, own_home, run_dhf
+from licences import write_license
 
 from avatars.library import BUNDLED, AvatarLibrary
 from config import load_settings
@@ -35,9 +35,7 @@ USE = ["--lang", "en", "--channel", "web", "--purpose", "customer-service"]
 @pytest.fixture(scope="module")
 def home(tmp_path_factory, dhf_home) -> Path:
     """A DHF home of its own (empty library, audit log and caches), sharing the provisioned models."""
-    own = tmp_path_factory.mktemp("integrity-home")
-    (own / "models").symlink_to(dhf_home / "models", target_is_directory=True)
-    return own
+    return own_home(tmp_path_factory.mktemp("integrity-home"))
 
 
 @pytest.fixture(scope="module")
