@@ -99,7 +99,7 @@ class VerifyReport:
 def verify_video(video: Path, settings: Settings) -> VerifyReport:
     info = probe(video)  # MediaError (a one-line user error) for a missing or unreadable file
     metadata_check, content_id = _metadata(info.tags)
-    c2pa_check, c2pa_content_id = _c2pa(video, settings)
+    c2pa_check, c2pa_content_id, anchor = _c2pa(video, settings)
     width = min(ANALYSIS_WIDTH, info.width)
     height = max(2, round(info.height * width / info.width / 2) * 2)
     decoder = WatermarkDecoder()
@@ -113,7 +113,7 @@ def verify_video(video: Path, settings: Settings) -> VerifyReport:
             label_scores.append(detector.score(frame))
     reading = decoder.read()
     expected = content_id or c2pa_content_id
-    audit, entries = _audit(settings)
+    audit, entries = _audit(settings, anchor)
     render = _render_entry(entries, expected, reading.payload if reading.found else None)
     if not reading.found:
         watermark = MarkCheck("watermark", "absent", f"no watermark read (sync {reading.sync_agreement}/16)")
@@ -135,7 +135,7 @@ def verify_video(video: Path, settings: Settings) -> VerifyReport:
     return VerifyReport(
         str(video),
         [label, metadata_check, watermark, c2pa_check],
-        content_id=expected or (str(render.record.extra.get("content_id")) if render else None),
+        content_id=expected,  # what the file itself carries; a copy with only the watermark has none
         audit_entry=render.id if render else None,
         review=review,
         extra={"watermark_frames": reading.frames, "label_scores": [round(s, 2) for s in label_scores]},
@@ -144,8 +144,9 @@ def verify_video(video: Path, settings: Settings) -> VerifyReport:
     )
 
 
-def _audit(settings: Settings) -> tuple[MarkCheck, list[AuditEntry]]:
-    """The log's own verdict (chain, witnesses, anchors) and its entries, none of them if it failed."""
+def _audit(settings: Settings, anchor: dict | None) -> tuple[MarkCheck, list[AuditEntry]]:
+    """The log's own verdict (chain, witnesses, anchors, and the head the video's signed manifest
+    recorded when it was authorized) and its entries, none of them if it failed."""
     database = settings.paths.audit_db
     witnesses = (default_witness(database), *settings.governance.audit_witnesses)
     if not database.is_file() and not any(Path(w).is_file() for w in witnesses):
@@ -153,9 +154,17 @@ def _audit(settings: Settings) -> tuple[MarkCheck, list[AuditEntry]]:
     result = verify_anchored(settings)
     if not result.ok:
         return MarkCheck("audit", "invalid", f"the audit log fails verification: {result.reason}"), []
-    return MarkCheck("audit", "valid", f"log intact ({result.checked} entries)"), AuditLog.from_settings(
-        settings
-    ).entries()
+    entries = AuditLog.from_settings(settings).entries()
+    if anchor:
+        number, digest = int(anchor.get("entry", 0)), str(anchor.get("hash", ""))
+        where = f"the video's signed manifest anchors audit entry {number} (hash {digest[:12]}…)"
+        if number > len(entries):
+            return MarkCheck(
+                "audit", "invalid", f"{where}, but the log has {len(entries)} entries: it was cut or replaced"
+            ), []
+        if entries[number - 1].entry_hash != digest:
+            return MarkCheck("audit", "invalid", f"{where}, but that entry has another hash: the log was rewritten"), []
+    return MarkCheck("audit", "valid", f"log intact ({result.checked} entries)"), entries
 
 
 def _render_entry(entries: list[AuditEntry], content_id: str | None, payload: int | None) -> AuditEntry | None:
@@ -228,17 +237,21 @@ def _metadata(tags: dict[str, str]) -> tuple[MarkCheck, str | None]:
     )
 
 
-def _c2pa(video: Path, settings: Settings) -> tuple[MarkCheck, str | None]:
+def _c2pa(video: Path, settings: Settings) -> tuple[MarkCheck, str | None, dict | None]:
+    """The manifest's check, its content id, and its audit anchor (only from a valid signature)."""
     reading = read_manifest(video, settings)
     content_id = reading.generation.get("content_id")
     if reading.status == "absent":
-        return MarkCheck("c2pa", "absent", "no C2PA manifest"), None
+        return MarkCheck("c2pa", "absent", "no C2PA manifest"), None, None
     signer = f"signed by {reading.signer}"
     if reading.test_signer and "TEST" not in (reading.signer or ""):
         signer += " (TEST certificate)"
     if reading.status != "valid":
         problems = "; ".join(reading.problems) or "unreadable"
-        return MarkCheck("c2pa", "invalid", f"{reading.state or 'unreadable'}: {problems}"), content_id
+        return MarkCheck("c2pa", "invalid", f"{reading.state or 'unreadable'}: {problems}"), content_id, None
     if reading.digital_source_type != TRAINED_ALGORITHMIC_MEDIA:
-        return MarkCheck("c2pa", "invalid", f"digitalSourceType is {reading.digital_source_type}"), content_id
-    return MarkCheck("c2pa", "valid", f"{reading.state}, {signer}, trainedAlgorithmicMedia"), content_id
+        check = MarkCheck("c2pa", "invalid", f"digitalSourceType is {reading.digital_source_type}")
+        return check, content_id, None
+    anchor = reading.generation.get("audit_anchor")
+    check = MarkCheck("c2pa", "valid", f"{reading.state}, {signer}, trainedAlgorithmicMedia")
+    return check, content_id, anchor if isinstance(anchor, dict) else None
