@@ -36,6 +36,9 @@ class Generation:
     voice: str
     driver_video: str = ""  # a recorded driver clip's path, when one drove the avatar
     voice_model: dict[str, str | None] = field(default_factory=dict)  # engine, version, model sha256, licence, style
+    # The audit log's head when the render was authorized (entry number, hash): every signed video then
+    # anchors the log outside it (issue 25), and `dhf verify` refuses a log without that entry.
+    audit_anchor: tuple[int, str] | None = None
 
     @property
     def avatar_ref(self) -> str:
@@ -106,6 +109,10 @@ def seal(
     }
     if generation.voice_model:  # the voice that speaks: engine, model sha256, licence, style
         claims["voice"] = {"template": generation.voice, **generation.voice_model}
+    anchor = None
+    if generation.audit_anchor is not None and generation.audit_anchor[0] > 0:
+        anchor = {"entry": generation.audit_anchor[0], "hash": generation.audit_anchor[1]}
+        claims["audit_anchor"] = anchor
     identity = signing_identity(settings)
     definition = manifest_definition(generation.title, claims, settings)
     sign_mp4(video, definition, identity, [avatar.photo, driver.with_suffix(".mp4")])
@@ -114,4 +121,5 @@ def seal(
         "watermark": watermark,
         "c2pa": {"signed": True, "test_certificate": identity.is_test, "algorithm": identity.algorithm},
         "sign_seconds": round(time.perf_counter() - start, 3),
+        "audit_anchor": anchor,
     }

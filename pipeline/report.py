@@ -96,12 +96,20 @@ class C2paPart(ReportPart):
     algorithm: str
 
 
+class AuditAnchorPart(ReportPart):
+    """The audit log's head when the render was authorized (also in the C2PA manifest)."""
+
+    entry: int
+    hash: str
+
+
 class ProvenancePart(ReportPart):
     content_id: str
     watermark: WatermarkPart
     c2pa: C2paPart
     sign_seconds: float
     watermark_ms_per_frame: float
+    audit_anchor: AuditAnchorPart | None = None
 
 
 class FallbackPart(ReportPart):

@@ -58,6 +58,7 @@ class ValidatedRequest:
     scene: str | None = None  # the scene this render uses (resolved from the request, its channel, the config)
     voice_info: EngineInfo | None = None  # the engine that speaks (None: a recorded driver's own audio)
     actor: str = ""  # who asked, authenticated: the OS user (CLI) or `api-key:<id>`; the report's `user`
+    audit_anchor: tuple[int, str] | None = None  # the log's head (entries, last hash) once the licence checked out
 
     @property
     def voice_models(self) -> tuple[str, ...]:
@@ -73,6 +74,7 @@ class ValidatedRequest:
             voice=self.voice.name,
             driver_video=str(self.request.driver_video or ""),
             voice_model=self.voice_info.as_dict() if self.voice_info else {},
+            audit_anchor=self.audit_anchor,
         )
 
 
@@ -149,7 +151,9 @@ def validate_request(request: RenderRequest, settings: Settings, actor: str = ""
     scene = resolve_scene(request, settings)
     for path in output_paths(request.output).values():
         check_output_target(path)
-    return ValidatedRequest(request, voice, avatar, lic, spoken, scene, voice_info, actor or getpass.getuser())
+    return ValidatedRequest(
+        request, voice, avatar, lic, spoken, scene, voice_info, actor or getpass.getuser(), audit.head()
+    )
 
 
 def model_hashes(

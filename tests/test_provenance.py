@@ -6,15 +6,16 @@ and the audit entry the watermark leads to."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import run_dhf
+from conftest import own_home, render, run_dhf
 
 from config import load_settings
 from fusion.watermark import WatermarkDecoder, payload_of
-from governance.audit import AuditLog
+from governance.audit import AuditLog, AuditRecord
 from governance.c2pa_signing import (
     TRAINED_ALGORITHMIC_MEDIA,
     ProvenanceError,
@@ -81,6 +82,26 @@ def test_a_republished_copy_is_traced_by_its_watermark_alone(rendered, dhf_home,
     assert checks["c2pa"]["status"] == "absent" and checks["metadata"]["status"] == "absent"
     assert checks["watermark"]["status"] == "valid" and checks["visible_label"]["status"] == "valid"
     assert checks["_"]["audit_entry"] is not None and checks["_"]["content_id"] is None
+
+
+def test_every_signed_video_anchors_the_audit_log_it_was_authorized_under(rendered, dhf_home, settings, tmp_path):
+    """Issue 25: a log replaced by another consistent chain (witness included) passes `dhf audit verify`
+    on that machine, but not `dhf verify` of any video signed before: its manifest names an entry and hash."""
+    assert AuditLog.from_settings(settings).head()[0] >= 1  # the session's render at least: a head to anchor
+    video = render(dhf_home, tmp_path / "anchored.mp4", "Hello.")
+    anchor = read_manifest(video.video, settings).generation["audit_anchor"]
+    assert video.report["provenance"]["audit_anchor"] == anchor
+    log = AuditLog.from_settings(settings)
+    assert log.get(anchor["entry"]).entry_hash == anchor["hash"]  # the head when the licence was checked
+    forged = own_home(tmp_path / "forged")  # the same machine, only its audit log (and witness) replaced
+    shutil.copytree(dhf_home / "provenance", forged / "provenance")  # the signing chain the manifest trusts
+    other = AuditLog.from_settings(load_settings(home=forged))
+    for _ in range(anchor["entry"] + 2):  # longer than the anchor, consistent, with its own witness
+        other.append(AuditRecord(action="render", outcome="success", user="mallory"))
+    assert run_dhf(["audit", "verify"], forged).returncode == 0  # nothing on that machine can tell
+    code, checks = _verify(video.video, forged)
+    assert code == 5 and checks["_"]["verdict"] == "tampered", checks["_"]["audit"]
+    assert f"anchors audit entry {anchor['entry']}" in checks["_"]["audit"]["detail"]
 
 
 def test_the_c2pa_manifest_validates_and_any_changed_byte_invalidates_it(rendered, settings, content_id, tmp_path):
