@@ -11,7 +11,7 @@ from pathlib import Path
 from config import Settings
 from config.errors import EXIT_VERIFICATION_FAILED
 from config.files import atomic_path
-from governance.audit import AuditLog
+from governance.audit import AuditLog, entries_text
 from governance.free_text import printable
 from governance.trust import verify_anchored
 
@@ -55,8 +55,8 @@ def run_audit(args: argparse.Namespace, settings: Settings) -> int:
         if result.ok:
             witnesses = ", ".join(str(path) for path in log.witnesses)
             print(
-                f"audit log intact: {result.checked} entries, hash chain, witnesses ({witnesses}), review records "
-                f"and library verified ({settings.paths.audit_db})"
+                f"audit log intact: {entries_text(result.checked)}, hash chain, witnesses ({witnesses}), "
+                f"review records and library verified ({settings.paths.audit_db})"
             )
             return 0
         print(f"dhf: error: audit log tampered: {result.reason}", file=sys.stderr)

@@ -168,6 +168,11 @@ def entry_hash(previous_hash: str, payload: str) -> str:
     return hashlib.sha256((previous_hash + payload).encode("utf-8")).hexdigest()
 
 
+def entries_text(count: int) -> str:
+    """'1 entry', '2 entries': how counts of entries read in messages."""
+    return f"{count} {'entry' if count == 1 else 'entries'}"
+
+
 def format_time(moment: datetime) -> str:
     """UTC, whole seconds, 'Z' suffix; naive datetimes are taken as UTC (the log never uses local time)."""
     return _as_utc(moment).strftime(TIME_FORMAT)
@@ -474,9 +479,7 @@ def _verify_rows(rows: list[tuple] | None, head: tuple[int, str] | None) -> Veri
         )
     if head_hash != previous:
         return _bad(checked, checked or None, f"the head hash does not match entry {checked} (rewritten)")
-    return VerifyResult(
-        ok=True, checked=checked, first_bad=None, reason=f"{checked} {'entry' if checked == 1 else 'entries'} verified"
-    )
+    return VerifyResult(ok=True, checked=checked, first_bad=None, reason=f"{entries_text(checked)} verified")
 
 
 def _ensure_wal(db: sqlite3.Connection) -> None:

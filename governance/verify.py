@@ -33,7 +33,7 @@ from config import Settings
 from config.errors import EXIT_AUDIT_TAMPERED, EXIT_NOT_APPROVED, EXIT_REVIEW_REJECTED, EXIT_VERIFICATION_FAILED
 from config.files import file_sha256
 from fusion.watermark import WatermarkDecoder, payload_of
-from governance.audit import AuditEntry, AuditLog, default_witness
+from governance.audit import AuditEntry, AuditLog, default_witness, entries_text
 from governance.c2pa_signing import TRAINED_ALGORITHMIC_MEDIA, read_manifest
 from governance.label_detect import LabelDetector
 from governance.trust import verify_anchored
@@ -164,7 +164,7 @@ def _audit(settings: Settings, anchor: dict | None) -> tuple[MarkCheck, list[Aud
             ), []
         if entries[number - 1].entry_hash != digest:
             return MarkCheck("audit", "invalid", f"{where}, but that entry has another hash: the log was rewritten"), []
-    return MarkCheck("audit", "valid", f"log intact ({result.checked} entries)"), entries
+    return MarkCheck("audit", "valid", f"log intact ({entries_text(result.checked)})"), entries
 
 
 def _render_entry(entries: list[AuditEntry], content_id: str | None, payload: int | None) -> AuditEntry | None:
