@@ -231,6 +231,34 @@ def test_cutout_contact_replaces_the_backdrop_and_keeps_the_person(settings, tmp
 
 
 @pytest.mark.parametrize("scene_render", ["app"], indirect=True)  # cut-out, a square wider than the canvas
+def _straight_edge_run(frame: np.ndarray, x: int, rows: slice, step: int = 40) -> int:
+    """The longest run of rows whose colour jumps by more than `step` grey levels between columns
+    x-1 and x: a straight vertical line where the photo ends is a long run, a silhouette is not."""
+    jump = np.abs(frame[rows, x].astype(np.int16) - frame[rows, x - 1].astype(np.int16)).max(axis=1) > step
+    longest = current = 0
+    for hit in jump:
+        current = current + 1 if hit else 0
+        longest = max(longest, current)
+    return longest
+
+
+def test_the_person_fades_where_the_photo_ends(scene_render):
+    """Issue 26: in the web scene the suit stopped in a hard vertical line at the photo's edge, clearly
+    visible on the blue background. At each edge of the person square inside the canvas, no run of
+    rows longer than 3 % of the height jumps in colour (before: 114 of 1080 rows in the web scene, 25 of
+    360 here; after: 2 of 1080)."""
+    name, out, _report, settings = scene_render
+    layout = layout_scene(name, settings.scenes[name], settings.label, settings.images.max_pixels)
+    frame = frames_of(out)[10]
+    height, width = frame.shape[:2]
+    x0, y0, x1, _y1 = layout.square
+    rows = slice(max(y0, 0), height)
+    for x in (x0, x1 - 1):
+        if 0 < x < width - 1:
+            for column in (x, x + 1):  # the first and last column of the square
+                assert _straight_edge_run(frame, column, rows) <= 0.03 * height, (name, column)
+
+
 def test_scene_dirty_rectangles_give_the_same_frames_as_a_full_recompute(scene_render):
     """The scene's compositor and overlay redraw only what changed (the head, a new caption); that
     must be exactly what recomputing every pixel gives (head motion, blinks and caption changes)."""

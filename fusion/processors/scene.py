@@ -70,19 +70,26 @@ class SceneCompositor:
 
     def _alpha(self, side: int) -> np.ndarray:
         """Where the portrait shows, at portrait size: the person widened by some room for head motion,
-        softly edged; without a cut-out the whole square with feathered edges."""
+        softly edged; without a cut-out the whole square with feathered edges. Either way the square's
+        edges inside the canvas fade out: a cut-out person that reaches the photo's edge (the shoulders
+        of a bust) would otherwise stop in a hard straight line on the scene's background."""
         person = self.options.person
+        edges = self._edge_fade(side)
         if person is not None and self.options.template.background.kind != "blur":
             room = max(1, round(MOTION_ROOM * person.shape[0]))
             disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * room + 1, 2 * room + 1))
             grown = cv2.dilate((person > 127).astype(np.uint8), disc)
             soft = cv2.GaussianBlur(grown.astype(np.float32), (0, 0), room / 2)
-            return np.clip(cv2.resize(soft, (side, side), interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
+            return np.clip(cv2.resize(soft, (side, side), interpolation=cv2.INTER_LINEAR), 0.0, 1.0) * edges
+        return edges
+
+    def _edge_fade(self, side: int) -> np.ndarray:
+        """1 inside, ramping to 0 over side/12 at each square edge that lies inside the canvas (edges on
+        the canvas border are cut by the frame anyway: a bust standing on the bottom edge stays whole)."""
         feather = max(8, side // 12)  # wide: the photo's own backdrop fades into its blurred copy
         ramp = np.clip((np.arange(side, dtype=np.float32) + 0.5) / feather, 0.0, 1.0)
         edge = np.minimum(ramp, ramp[::-1])
         layout = self.options.layout
-        # Edges on the canvas border are not feathered (they are cut by the frame anyway).
         horizontal, vertical = edge.copy(), edge.copy()
         if self.left <= 0:
             horizontal[: side // 2] = 1.0
