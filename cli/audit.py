@@ -51,7 +51,7 @@ def run_audit(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(log.get(args.entry_id).as_dict(), ensure_ascii=False, indent=2))
         return 0
     if args.action == "verify":
-        result = verify_anchored(settings)
+        result, _entries = verify_anchored(settings)
         if result.ok:
             witnesses = ", ".join(str(path) for path in log.witnesses)
             print(

@@ -290,22 +290,6 @@ class AuditLog:
             raise AuditError(f"audit entry {entry_id} not found; see `dhf audit list`")
         return _entry(row)
 
-    def latest_library_change(self, avatar_id: str, version: int) -> AuditEntry | None:
-        """The newest successful library change (`avatar.*`) recorded for this avatar version, its own
-        hash re-checked (an edited payload is an AuditError, not a silently trusted record)."""
-        with self._connect() as db:
-            row = db.execute(
-                "SELECT id, time, payload, previous_hash, entry_hash FROM entries "
-                "WHERE json_extract(payload, '$.action') LIKE 'avatar.%' "
-                "AND json_extract(payload, '$.outcome') = 'success' "
-                "AND json_extract(payload, '$.avatar_id') = ? AND json_extract(payload, '$.avatar_version') = ? "
-                "ORDER BY id DESC LIMIT 1",
-                (avatar_id, version),
-            ).fetchone()
-        if row is None:
-            return None
-        return _checked_entry(row)
-
     def find(self, action: str, **extra: object) -> list[AuditEntry]:
         """Entries of one action whose `extra` has these values (e.g. review="ab12"), oldest first,
         each one's own hash re-checked (an edited payload is an AuditError, never a trusted record).
@@ -337,12 +321,11 @@ class AuditLog:
         lines = []
         for path in self.witnesses:  # read before the log: every line names an entry already committed
             lines.extend((path, entry, digest) for entry, digest in read_witness(path))
-        result = self.verify()
-        if not result.ok:
+        rows, head = self._snapshot()
+        result = _verify_rows(rows, head)
+        if not result.ok or not lines:
             return result
-        if not lines:
-            return result
-        hashes = self._hashes()
+        hashes = {row[0]: row[4] for row in rows or ()}
         for path, entry, digest in sorted(lines, key=lambda line: -line[1]):
             if entry > result.checked:
                 return _bad(
@@ -371,24 +354,21 @@ class AuditLog:
             )
         return result
 
-    def _hashes(self) -> dict[int, str]:
-        with self._connect() as db:
-            return dict(db.execute("SELECT id, entry_hash FROM entries").fetchall())
-
     def verify(self) -> VerifyResult:
         """Walk the whole chain and compare it with the head; report the first problem found."""
+        rows, head = self._snapshot()
+        return _verify_rows(rows, head)
+
+    def _snapshot(self) -> tuple[list[tuple] | None, tuple[int, str] | None]:
+        """Every entry row and the head, read in one transaction: consistent while others append."""
         with self._connect() as db:
-            # One read transaction: a consistent snapshot even while other processes keep appending.
             db.execute("BEGIN")
             try:
                 head = _query_or_none(db, "SELECT count, last_hash FROM head WHERE singleton = 1")
-                head = head[0] if head else None
-                rows = _query_or_none(
-                    db, "SELECT id, time, payload, previous_hash, entry_hash FROM entries ORDER BY id"
-                )
+                rows = _query_or_none(db, f"{_SELECT} ORDER BY id")
             finally:
                 db.rollback()
-        return _verify_rows(rows, head)
+        return rows, (head[0] if head else None)
 
     # --- exporting -----------------------------------------------------------------------------
 

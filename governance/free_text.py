@@ -39,6 +39,18 @@ def check_free_text(value: str, what: str, max_length: int = 500, required: bool
     return text
 
 
+def named_actor(name: str, actor: str) -> str:
+    """How a decider is shown: the typed name with the authenticated actor beside it ("alice (root)"),
+    or the actor alone when no other name was given."""
+    name = name.strip()
+    return f"{name} ({actor})" if name and name != actor else actor
+
+
+def decider_of(entry_user: str, extra: dict) -> str:
+    """`named_actor` of a logged decision: its `reviewer` name beside the entry's user."""
+    return named_actor(str(extra.get("reviewer") or ""), entry_user)
+
+
 def printable(value: object) -> str:
     """How a stored value is shown on one terminal line: refused characters escaped (\\n, \\u202e), so
     an old entry written before this check still cannot forge a line."""

@@ -84,7 +84,7 @@ def check_enrolled(avatar: Avatar, log: AuditLog) -> None:
             f"v{last.record.avatar_version} current ({last.record.action}, audit entry {last.id}); the library was "
             "edited outside `dhf avatar`: restore the file or use `dhf avatar rollback`"
         )
-    entry = log.latest_library_change(avatar.avatar_id, avatar.version)
+    entry = next((change for change in reversed(changes) if change.record.avatar_version == avatar.version), None)
     if entry is None:
         raise LicenseError(
             f"{where} has no enrollment record in the audit log (added outside `dhf avatar add`?); "

@@ -22,17 +22,18 @@ from config import Settings
 from governance.audit import AuditEntry, AuditLog, VerifyResult
 
 
-def verify_anchored(settings: Settings) -> VerifyResult:
-    """The chain and witnesses (AuditLog.verify_with_witnesses), then the review records and the library."""
+def verify_anchored(settings: Settings) -> tuple[VerifyResult, list[AuditEntry]]:
+    """The chain and witnesses (AuditLog.verify_with_witnesses), then the review records and the
+    library; with the entries it read (none when the log failed: nothing in it may be believed)."""
     log = AuditLog.from_settings(settings)
     result = log.verify_with_witnesses()
     if not result.ok:
-        return result
-    entries = {entry.id: entry for entry in log.entries()}
-    problem = _review_anchors(settings, entries) or _library_anchors(settings, log)
+        return result, []
+    entries = log.entries()
+    problem = _review_anchors(settings, {entry.id: entry for entry in entries}) or _library_anchors(settings, log)
     if problem:
-        return VerifyResult(ok=False, checked=result.checked, first_bad=problem[0], reason=problem[1])
-    return result
+        return VerifyResult(ok=False, checked=result.checked, first_bad=problem[0], reason=problem[1]), []
+    return result, entries
 
 
 def _review_anchors(settings: Settings, entries: dict[int, AuditEntry]) -> tuple[int | None, str] | None:

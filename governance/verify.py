@@ -33,8 +33,9 @@ from config import Settings
 from config.errors import EXIT_AUDIT_TAMPERED, EXIT_NOT_APPROVED, EXIT_REVIEW_REJECTED, EXIT_VERIFICATION_FAILED
 from config.files import file_sha256
 from fusion.watermark import WatermarkDecoder, payload_of
-from governance.audit import AuditEntry, AuditLog, default_witness, entries_text
+from governance.audit import AuditEntry, default_witness, entries_text
 from governance.c2pa_signing import TRAINED_ALGORITHMIC_MEDIA, read_manifest
+from governance.free_text import decider_of
 from governance.label_detect import LabelDetector
 from governance.trust import verify_anchored
 from media.video import probe, read_frames
@@ -151,10 +152,9 @@ def _audit(settings: Settings, anchor: dict | None) -> tuple[MarkCheck, list[Aud
     witnesses = (default_witness(database), *settings.governance.audit_witnesses)
     if not database.is_file() and not any(Path(w).is_file() for w in witnesses):
         return MarkCheck("audit", "absent", f"no audit log on this machine ({database})"), []
-    result = verify_anchored(settings)
+    result, entries = verify_anchored(settings)
     if not result.ok:
         return MarkCheck("audit", "invalid", f"the audit log fails verification: {result.reason}"), []
-    entries = AuditLog.from_settings(settings).entries()
     if anchor:
         number, digest = int(anchor.get("entry", 0)), str(anchor.get("hash", ""))
         where = f"the video's signed manifest anchors audit entry {number} (hash {digest[:12]}…)"
@@ -190,10 +190,9 @@ def _review(entries: list[AuditEntry], render: AuditEntry, video: Path) -> tuple
         return "pending", f"held for review {review_id} (audit entry #{render.id}); nobody has approved it"
     entry = decisions[-1]
     extra = entry.record.extra
-    who = extra.get("reviewer") or entry.record.user
-    if who != entry.record.user:
-        who = f"{who} ({entry.record.user})"
-    words = f"{extra.get('decision')} by {who} at {entry.time} (audit entry #{entry.id})"
+    words = (
+        f"{extra.get('decision')} by {decider_of(entry.record.user, extra)} at {entry.time} (audit entry #{entry.id})"
+    )
     words += f": {extra['comment']}" if extra.get("comment") else ""
     if extra.get("decision") != "approved":
         return "rejected", words

@@ -31,7 +31,7 @@ from config import Settings
 from config.errors import OutputPathError
 from config.files import directory_lock, file_sha256, write_text_atomic
 from governance.audit import AuditEntry, AuditLog, AuditRecord
-from governance.free_text import check_free_text
+from governance.free_text import check_free_text, decider_of, named_actor
 from pipeline.report import RenderReport
 from pipeline.request import output_paths
 from pipeline.review_store import (
@@ -61,8 +61,7 @@ class Decider:
 
     @property
     def shown(self) -> str:
-        name = self.name.strip()
-        return f"{name} ({self.actor})" if name and name != self.actor else self.actor
+        return named_actor(self.name, self.actor)
 
 
 TIMEOUT = Decider(TIMEOUT_REVIEWER)
@@ -144,10 +143,9 @@ def _as_logged(settings: Settings, records: list[ReviewRecord]) -> list[ReviewRe
             update = {"state": "pending", "decided_by": None, "decided": None, "audit_entry": None}
         else:
             extra = entry.record.extra
-            name = str(extra.get("reviewer") or entry.record.user)
             update = {
                 "state": extra.get("decision"),
-                "decided_by": f"{name} ({entry.record.user})" if name != entry.record.user else name,
+                "decided_by": decider_of(entry.record.user, extra),
                 "decided": entry.time,
                 "comment": str(extra.get("comment") or ""),
                 "reason": str(extra.get("reason") or ""),
