@@ -15,7 +15,7 @@ import pytest
 from conftest import own_home, run_dhf
 
 from config import load_settings
-from governance.audit import AuditLog, AuditRecord, default_witness, read_witness
+from governance.audit import AuditError, AuditLog, AuditRecord, default_witness, read_witness
 from governance.free_text import FreeTextError, check_free_text, printable
 from pipeline.review import Decider
 
@@ -134,3 +134,14 @@ def test_audit_list_prints_one_line_per_entry_whatever_an_old_entry_holds(dhf_ho
     listed = run_dhf(["audit", "list"], home)
     assert listed.returncode == 0 and listed.stdout.count("\n") == 3, listed.stdout
     assert "bad\\n99\\tforged\\tline" in listed.stdout
+
+
+def test_an_unwritable_witness_is_one_line_naming_it(tmp_path):
+    """A configured witness that cannot be written (a folder, a read-only share) is an error naming the
+    path and the setting; the entry itself is stored (the chain stays whole) and the default witness has it."""
+    blocked = tmp_path / "worm"
+    blocked.mkdir()
+    log = AuditLog(tmp_path / "audit.sqlite", (blocked,))
+    with pytest.raises(AuditError, match=f"its witness {blocked} could not be written .*governance.audit_witnesses"):
+        log.append(AuditRecord(action="render", outcome="success", user="u"))
+    assert log.head()[0] == 1 and read_witness(default_witness(log.path))[0][0] == 1
