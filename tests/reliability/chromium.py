@@ -12,7 +12,9 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -26,6 +28,16 @@ from flows.local_cluster import free_port
 
 def chromium_binary() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class Chromium:
@@ -122,16 +134,45 @@ class Chromium:
         return Path(path)
 
     def close(self) -> None:
+        """Stop the browser and every process it started (renderer, GPU, crashpad share its session),
+        then remove the profile. Terminating only the main process left helpers still writing into
+        the profile, so removing it failed now and then ("Directory not empty: 'Default'")."""
         try:
             self.socket.close()
         finally:
-            self.process.terminate()
+            self._stop_process_group()
+            self._remove_profile()
+
+    def _stop_process_group(self) -> None:
+        group = self.process.pid  # start_new_session=True: the browser leads its own group
+        for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
             try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-            self.profile.cleanup()
+                os.killpg(group, sig)
+            except ProcessLookupError:
+                break
+            deadline = time.monotonic() + grace
+            if self.process.poll() is None:
+                try:
+                    self.process.wait(timeout=grace)
+                except subprocess.TimeoutExpired:
+                    continue
+            while time.monotonic() < deadline and _group_alive(group):
+                time.sleep(0.05)
+            if not _group_alive(group):
+                break
+
+    def _remove_profile(self, attempts: int = 20) -> None:
+        for _ in range(attempts - 1):
+            try:
+                shutil.rmtree(self.profile.name)
+                break
+            except FileNotFoundError:
+                break
+            except OSError:
+                time.sleep(0.1)  # a late write from an exiting helper; the next pass removes it
+        else:
+            shutil.rmtree(self.profile.name, ignore_errors=True)
+        self.profile.cleanup()
 
     def __enter__(self) -> Chromium:
         return self
