@@ -75,7 +75,7 @@ class SceneCompositor:
         of a bust) would otherwise stop in a hard straight line on the scene's background."""
         person = self.options.person
         edges = self._edge_fade(side)
-        if person is not None and self.options.template.background.kind != "blur":
+        if person is not None:  # `blur` too when it has a cut-out (its canvas then has no person)
             room = max(1, round(MOTION_ROOM * person.shape[0]))
             disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * room + 1, 2 * room + 1))
             grown = cv2.dilate((person > 127).astype(np.uint8), disc)
