@@ -499,6 +499,9 @@ class ScenePerson(Section):
 
     height: float = Field(0.9, ge=0.3, le=1.5)  # the square's side, × the canvas height
     x: Fraction = 0.5  # the square's centre, × the canvas width
+    # Where a side of the square lies inside the canvas, the shoulders are continued past it and fade
+    # out (fusion/processors/scene_body.py); false: they only fade at the photo's edge.
+    continue_body: bool = True
 
 
 class SceneLogo(Section):

@@ -202,3 +202,26 @@ def test_a_corrupt_matte_model_is_one_line_through_the_cli(tmp_path):
 
 
 assert set(SMALL) >= {"app", "social"}
+
+
+def test_the_shoulders_continue_past_the_photos_edge(small_settings):
+    """Issue 26: in the `web` scene the suit stopped where the photo ends (then, faded within 1/12 of
+    the square, it still read as the photo's edge). The shoulder is now continued past the square's
+    left edge along its slope and fades out: in a strip 2-6 % of the side outside that edge, over the
+    canvas's bottom tenth, most pixels are redder than blue, the suit's orange over the blue backdrop (measured at
+    640×360: 0 % before, 100 % after); with `person.continue_body: false` none are."""
+    still, layout = scene_still(small_settings, "web")
+    x0, _, x1, _ = layout.square
+    side = x1 - x0
+    height = still.shape[0]
+
+    def orange_share(frame: np.ndarray) -> float:
+        """Share of the strip's pixels redder than blue (the background is blue, the suit orange)."""
+        strip = frame[height - height // 10 :, x0 - round(0.06 * side) : x0 - round(0.02 * side)].astype(int)
+        return float((strip[..., 2] > strip[..., 0] + 20).mean())
+
+    assert orange_share(still) > 0.5, orange_share(still)
+    person = small_settings.scenes["web"].person.model_copy(update={"continue_body": False})
+    scenes = {**small_settings.scenes, "web": small_settings.scenes["web"].model_copy(update={"person": person})}
+    plain, _ = scene_still(small_settings.model_copy(update={"scenes": scenes}), "web")
+    assert orange_share(plain) < 0.05, orange_share(plain)
