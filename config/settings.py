@@ -499,6 +499,9 @@ class ScenePerson(Section):
 
     height: float = Field(0.9, ge=0.3, le=1.5)  # the square's side, × the canvas height
     x: Fraction = 0.5  # the square's centre, × the canvas width
+    # Where a side of the square lies inside the canvas, the shoulders are continued past it and fade
+    # out (fusion/processors/scene_body.py); false: they only fade at the photo's edge.
+    continue_body: bool = True
 
 
 class SceneLogo(Section):
@@ -549,6 +552,14 @@ class SceneTemplate(Section):
     captions: SceneCaptions | None = None
 
 
+class MatteSettings(Section):
+    """How the person is separated from the photo's backdrop (issue 26; fusion/matte.py): `u2netp`, the
+    pinned U²-Net-p model (soft matte, hair kept; GrabCut when its file is absent), or `grabcut`, no
+    weights. The matte is computed once per avatar version, with its face analysis."""
+
+    model: Literal["u2netp", "grabcut"] = "u2netp"
+
+
 class SceneChoice(Section):
     """Which scene a render uses: the request's (`--scene`), else its channel's, else `name`; none of
     them: the classic layout (`video.width` × `video.height`, the portrait on its blurred copy)."""
@@ -580,6 +591,7 @@ class Settings(Section):
     governance: GovernanceSettings = GovernanceSettings()
     scene: SceneChoice = SceneChoice()
     scenes: dict[SceneName, SceneTemplate] = {}
+    matte: MatteSettings = MatteSettings()
     # Voice templates and per-language defaults added by a user's --config, merged over config/voices.yaml
     # (validated as VoiceTemplate by config.loader.load_voices; same shape as that file).
     voices: dict[str, dict[str, Any]] = {}

@@ -26,6 +26,7 @@ from config.settings import FusionSettings, ImageSettings, SceneTemplate
 from driver_synth.track import MotionTrack
 from fusion import topology as topo
 from fusion.errors import FusionError
+from fusion.matte import Decontaminator, clean_plate, person_alpha
 from fusion.models import ModelRegistry
 from fusion.processors.base import AudioTrack, FrameContext, Processor, ProcessorSetup, map_points
 from fusion.processors.face_enhancer import FaceEnhancer, FaceEnhancerOptions
@@ -50,9 +51,9 @@ from fusion.processors.scene import SceneCompositor, SceneCompositorOptions, Sce
 from fusion.processors.scene_layout import (
     SceneLayout,
     background_canvas,
+    blurred_canvas,
     cut_out,
     layout_scene,
-    soft_person,
     square_background,
 )
 from fusion.providers import ProviderChoice
@@ -163,12 +164,21 @@ class FusionEngine:
         self.options = options
         self.scene = self._scene(options, person)
         self.cutout: tuple[np.ndarray, np.ndarray] | None = None
-        if self.scene is not None and self.scene.background is not None and person is not None:
+        self.decontaminate: Decontaminator | None = None
+        if self.scene is not None and person is not None:
             # The photo's backdrop becomes the scene's (once per video): the head then moves over it.
-            alpha = soft_person(person, CUTOUT_FEATHER)
+            # Edge colours are the person's own (no fringe of the old backdrop); `blur` is painted from
+            # the photo with the person removed, so no lighter or darker square shows around it.
+            alpha = person_alpha(person, CUTOUT_FEATHER)
+            if self.scene.background is None:
+                layout, template = self.scene.layout, self.scene.template
+                plate = clean_plate(work_image, alpha)
+                canvas = blurred_canvas(template.background, layout.width, layout.height, plate)
+                self.scene = replace(self.scene, background=canvas, person=person)
             behind = square_background(self.scene.background, self.scene.layout.square, work_image.shape[0])
+            self.decontaminate = Decontaminator(work_image, alpha)
             self.cutout = (alpha, behind)
-            work_image = cut_out(work_image, alpha, behind)
+            work_image = cut_out(self.decontaminate(work_image), alpha, behind)
         self.full_frame = options.full_frame
         covered = any(name in MOUTH_REPLACING for name in options.fusion.processors)
         reenactor = replace(options.reenactor, full_frame=options.full_frame, paint_interior=not covered)
@@ -240,6 +250,7 @@ class FusionEngine:
             if kind != "blur"
             else None
         )
+        # `blur` with a cut-out: its canvas is painted in __init__ (it needs the work image and matte).
         return SceneParts(options.scene_name, template, layout, background, person if kind != "blur" else None)
 
     @property
@@ -283,7 +294,8 @@ class FusionEngine:
             # what changed since the last base (a loop playback knows; any other iterator: unknown)
             context.base_changed = getattr(bases, "changed", None)
             if bases is not None and self.cutout is not None:
-                frame = cut_out(frame, *self.cutout)  # an idle loop's frame: its backdrop replaced too
+                assert self.decontaminate is not None
+                frame = cut_out(self.decontaminate(frame), *self.cutout)  # an idle loop's frame: backdrop replaced too
                 context.base_changed = None
             for processor in self.chain:
                 frame = processor.process_frame(frame, context)

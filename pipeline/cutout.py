@@ -2,8 +2,8 @@
 
 Why a picture and not a score: whether the hair is whole and the backdrop gone is a judgement a
 person makes in a second and a number makes badly. The cut-out itself is computed once per avatar
-version with its face analysis (`stages.avatar_stage`, GrabCut seeded by the face and shoulders, no
-weights) and cached with it; this draws, side by side, the framed photo, the mask over it, and the
+version with its face analysis (`stages.avatar_stage`, the configured matte: U²-Net-p, or GrabCut seeded
+by the face and shoulders) and cached with it; this draws, side by side, the framed photo, the mask over it, and the
 person on a scene's background (its own when given, else a neutral grey), at the scene's soft edge.
 `dhf avatar add … --cutout PNG` writes it at enrollment; `dhf avatar cutout ID -o PNG` at any time.
 """
@@ -20,7 +20,8 @@ from config import Settings
 from config.files import atomic_path
 from fusion.engine import CUTOUT_FEATHER
 from fusion.errors import FusionError
-from fusion.processors.scene_layout import background_canvas, cut_out, layout_scene, soft_person, square_background
+from fusion.matte import Decontaminator, person_alpha
+from fusion.processors.scene_layout import background_canvas, cut_out, layout_scene, square_background
 from pipeline import stages
 
 TILE = 480  # px per panel
@@ -36,7 +37,7 @@ def cutout_contact(avatar: Avatar, settings: Settings, scene: str | None = None)
             "with a solid or image background show the whole photo square instead (use a plainer backdrop)"
         )
     work, _ = analysis.work_image_and_landmarks(avatar)
-    alpha = soft_person(person, CUTOUT_FEATHER)
+    alpha = person_alpha(person, CUTOUT_FEATHER)
     if scene is not None:
         template = settings.scenes[scene]
         layout = layout_scene(scene, template, settings.label, settings.images.max_pixels)
@@ -48,7 +49,7 @@ def cutout_contact(avatar: Avatar, settings: Settings, scene: str | None = None)
         behind = np.full_like(work, 128)
     tint = work.copy()
     tint[person <= 127] = (0.35 * tint[person <= 127] + 0.65 * np.array([40, 40, 200])).astype(np.uint8)
-    panels = [work, tint, cut_out(work, alpha, behind)]
+    panels = [work, tint, cut_out(Decontaminator(work, alpha)(work), alpha, behind)]
     return np.hstack([cv2.resize(panel, (TILE, TILE), interpolation=cv2.INTER_AREA) for panel in panels])
 
 

@@ -29,6 +29,7 @@ from fusion.engine import EngineOptions, EngineResources, FusionEngine
 from fusion.errors import FusionError
 from fusion.framing import Framing, apply_framing, choose_framing
 from fusion.idle_loop import IdleLoop, LoopPlayback
+from fusion.matte import U2NETP_MODEL, matte_choice, matte_for
 from fusion.models import ModelRegistry
 from fusion.mouth_bank import MouthBank
 from fusion.processors import mel
@@ -36,7 +37,6 @@ from fusion.processors.base import AudioTrack
 from fusion.processors.reenactor import ReenactorOptions
 from fusion.processors.scene_layout import label_font
 from fusion.providers import ProviderChoice
-from fusion.segmentation import person_mask
 from fusion.watermark import payload_of
 from governance.c2pa_signing import ProvenanceError
 from governance.provenance import new_content_id, provenance_tags, seal
@@ -57,7 +57,7 @@ LOW_DISK_BYTES = 64 * 2**20  # an encoder failure with less free space than this
 REDUCED_MOTION = ReenactorOptions(motion_scale=0.6, head_scale=0.4)  # the "reduced_motion" quality fallback
 WORK_SIZE = 640  # the reenactor's square work image; the face is about a third of it
 RECORDED_FORMAT_VERSION = 1
-AVATAR_ANALYSIS_VERSION = 2  # 2: the person mask (head motion carries the hair, not the backdrop)
+AVATAR_ANALYSIS_VERSION = 3  # 2: the person mask (head motion carries the hair, not the backdrop); 3: the matte
 
 FrameProgress = Callable[[int, int], None]
 
@@ -165,6 +165,9 @@ class AvatarAnalysis:
 
 def avatar_stage(avatar: Avatar, settings: Settings) -> AvatarAnalysis:
     """Detect and fit the face on the avatar photo once; cached per avatar version and photo hash."""
+    registry = ModelRegistry(settings.paths.models)
+    matte = matte_choice(settings.matte.model, registry)
+    matte_models = (U2NETP_MODEL,) if matte == "u2netp" else ()
     key = content_hash(
         {
             "avatar": avatar.avatar_id,
@@ -173,13 +176,14 @@ def avatar_stage(avatar: Avatar, settings: Settings) -> AvatarAnalysis:
             "work": WORK_SIZE,
             "models": model_hashes(settings, USED_MODELS),  # the face analysis only, not the chain
             "analysis": AVATAR_ANALYSIS_VERSION,
+            "matte": {matte: model_hashes(settings, matte_models)},
         }
     )
     path = settings.paths.cache / "avatars" / f"{avatar.avatar_id}-v{avatar.version}-{key}.npz"
     if path.is_file():
         return AvatarAnalysis(path, cache_hit=True, max_pixels=settings.images.max_pixels)
     image = read_image(avatar.photo, settings.images.max_pixels)
-    analyser = FaceAnalyser(ModelRegistry(settings.paths.models), settings.face.detector_min_score)
+    analyser = FaceAnalyser(registry, settings.face.detector_min_score)
     face = analyser.single_face(image, source=f"avatar '{avatar.avatar_id}' photo {avatar.photo.name}")
     if face.width < settings.face.min_face_px:
         raise FusionError(
@@ -188,7 +192,7 @@ def avatar_stage(avatar: Avatar, settings: Settings) -> AvatarAnalysis:
         )
     framing = choose_framing(face.landmarks, image.shape, WORK_SIZE)
     work, work_landmarks = apply_framing(image, face.landmarks, framing)
-    person = person_mask(work, work_landmarks)
+    person = matte_for(matte, registry).person(work, work_landmarks)
     with atomic_path(path) as temporary, open(temporary, "wb") as handle:
         np.savez_compressed(
             handle,

@@ -19,6 +19,7 @@ from config import LabelSettings
 from config.settings import SceneTemplate
 from fusion.burned_captions import BurnedCue, render_caption, render_name_tag
 from fusion.processors.base import FrameContext, ProcessorSetup, Rect
+from fusion.processors.scene_body import continue_body
 from fusion.processors.scene_layout import SceneLayout, blurred_canvas, check_label_contrast, label_font, read_asset
 
 MOTION_ROOM = 0.05  # × the work size: the cut-out is widened by this, so a turning head keeps its hair
@@ -75,7 +76,7 @@ class SceneCompositor:
         of a bust) would otherwise stop in a hard straight line on the scene's background."""
         person = self.options.person
         edges = self._edge_fade(side)
-        if person is not None and self.options.template.background.kind != "blur":
+        if person is not None:  # `blur` too when it has a cut-out (its canvas then has no person)
             room = max(1, round(MOTION_ROOM * person.shape[0]))
             disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * room + 1, 2 * room + 1))
             grown = cv2.dilate((person > 127).astype(np.uint8), disc)
@@ -83,10 +84,14 @@ class SceneCompositor:
             return np.clip(cv2.resize(soft, (side, side), interpolation=cv2.INTER_LINEAR), 0.0, 1.0) * edges
         return edges
 
+    @staticmethod
+    def _feather(side: int) -> int:
+        return max(8, side // 12)  # wide: the photo's own backdrop fades into its blurred copy
+
     def _edge_fade(self, side: int) -> np.ndarray:
         """1 inside, ramping to 0 over side/12 at each square edge that lies inside the canvas (edges on
         the canvas border are cut by the frame anyway: a bust standing on the bottom edge stays whole)."""
-        feather = max(8, side // 12)  # wide: the photo's own backdrop fades into its blurred copy
+        feather = self._feather(side)
         ramp = np.clip((np.arange(side, dtype=np.float32) + 0.5) / feather, 0.0, 1.0)
         edge = np.minimum(ramp, ramp[::-1])
         layout = self.options.layout
@@ -108,6 +113,10 @@ class SceneCompositor:
             canvas = self.options.background
         else:
             canvas = blurred_canvas(template.background, layout.width, layout.height, base)  # only `blur` has none
+        person = self.options.person
+        if person is not None and template.person.continue_body:  # shoulders continue past a photo edge
+            matte = cv2.resize(person.astype(np.float32) / 255, (side, side), interpolation=cv2.INTER_LINEAR)
+            canvas = continue_body(canvas, base, matte, self.left, self.top, self._feather(side))
         self.background = np.ascontiguousarray(canvas)
         square = (self.left, self.top, self.left + side, self.top + side)
         self.visible = _intersect(square, (0, 0, layout.width, layout.height))

@@ -277,16 +277,8 @@ def square_background(canvas: np.ndarray, square: Rect, size: int) -> np.ndarray
     return cv2.resize(region, (size, size), interpolation=cv2.INTER_AREA)
 
 
-def soft_person(person: np.ndarray, feather: float) -> np.ndarray:
-    """The binary person mask (255 = person) as a float alpha with a smooth edge about `feather` px
-    wide: blurred (the staircase of GrabCut's half-resolution mask rounds off), then re-thresholded a
-    little inside the outline, so the photo's backdrop does not fringe the hair."""
-    sigma = max(feather, 0.5)
-    blurred = cv2.GaussianBlur((person > 127).astype(np.float32), (0, 0), sigma)
-    return np.clip((blurred - 0.6) * 2.5 + 0.5, 0.0, 1.0)
-
-
 def cut_out(work: np.ndarray, alpha: np.ndarray, behind: np.ndarray) -> np.ndarray:
-    """The work image with the photo's backdrop replaced by the scene's (alpha: soft person)."""
+    """The work image with the photo's backdrop replaced by the scene's (alpha: soft person; `work`
+    best with its edge colours decontaminated, fusion.matte.Decontaminator)."""
     a = alpha[..., None]
     return (work.astype(np.float32) * a + behind.astype(np.float32) * (1 - a) + 0.5).astype(np.uint8)
