@@ -114,14 +114,13 @@ def head_steps_1080(frames: np.ndarray, analyser: FaceAnalyser) -> np.ndarray:
 
 def recorded_driver_clip(preview: Path, target: Path, fps: str = "30000/1001") -> Path:
     """A held-out 'recorded' driver: a rendered talking head (`preview`) filmed by a moving phone —
-    sinusoidal rotation (±5°), a slow zoom-in crop (lean-in) and a sideways pan — encoded at 29.97
+    sinusoidal rotation (±3°), a slow 5 % zoom-in (lean-in) and a sideways pan (±1.5 % of the width) — encoded at 29.97
     fps, as a phone would. The exact recipe, so the clip can be made again."""
     filters = (
         f"fps={fps},"
-        "rotate='0.09*sin(2*PI*t/1.3)':fillcolor=black@0,"
-        "crop='iw*(0.9-0.08*(1-cos(2*PI*t/4))/2)':'ih*(0.9-0.08*(1-cos(2*PI*t/4))/2)':"
-        "'(iw-ow)/2+0.04*iw*sin(2*PI*t/0.9)':'(ih-oh)/2',"
-        "scale=1280:720,setsar=1"
+        "rotate='0.05*sin(2*PI*t/1.3)',"
+        "scale=w='1280*(1.1+0.05*(1-cos(2*PI*t/4))/2)':h=-2:eval=frame,"
+        "crop=1280:720:'(iw-ow)/2+0.015*iw*sin(2*PI*t/0.9)':'(ih-oh)/2',setsar=1"
     )
     subprocess.run(
         [ffmpeg_binary(), "-v", "error", "-y", "-i", str(preview), "-vf", filters, "-r", fps,
