@@ -54,7 +54,9 @@ def clips(settings):
     }
 
 
-@pytest.mark.parametrize("name", ["phone 30→25 fps", "phone, motion blur", "lean-in", "handheld camera", "sweep ±20°"])
+@pytest.mark.parametrize(
+    "name", ["phone", "phone 30→25 fps", "phone, motion blur", "lean-in", "handheld camera", "sweep ±20°"]
+)
 def test_fast_whole_head_motion_is_not_a_tear(clips, analyser, settings, name):
     frames, _ = clips[name]
     scores = seam_scores(frames, analyser, 25)
