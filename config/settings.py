@@ -161,6 +161,8 @@ class DriverVideoSettings(Section):
     jaw_full_open_ratio: Positive = 0.35  # inner-lip gap / interocular distance that counts as jaw_open = 1
     analysis_height: int = Field(540, ge=120, le=2160)  # frames are scaled to this height for landmarks
     max_head_deg: Degrees = 20.0  # head rotation read from the clip is clipped to this
+    max_jump_ratio: Positive = 3.0  # a frame-to-frame change this many times the clip's 90th percentile is a cut
+    min_jump_grey: Positive = 12.0  # ... and at least this mean grey-level change (thumbnail) to count
 
 
 class SpeakingSettings(Section):

@@ -19,8 +19,10 @@ The result is a `MotionTrack` with source "recorded", which the engine filters f
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from config import DriverVideoSettings
@@ -31,7 +33,7 @@ from fusion.motion_basis import ROUND_NARROW, WIDTH_TRAVEL
 from media.errors import MediaError
 from media.video import ProbeResult, probe, read_frames
 
-READER_VERSION = 4  # bump when the mapping below changes: cached recorded tracks are keyed by it
+READER_VERSION = 5  # bump when the mapping below changes: cached recorded tracks are keyed by it
 CLOSURE_BAND = 0.04  # gap (per interocular) above the closed baseline at which the lips count as parted
 TEETH_RAISE_IO = 0.08  # upper-lip raise (per interocular) read as full teeth
 WIDTH_STRETCH, WIDTH_NARROW = WIDTH_TRAVEL, ROUND_NARROW  # the driver's width change, as the avatar makes it
@@ -41,6 +43,7 @@ EYE_WIDE_RATIO = 0.3  # lid opening this much above its median read as eye_wide 
 EYE_WIDE_DEAD = 0.15  # ... beyond this dead zone
 MAX_SHIFT_IO = 0.4  # head translation read from the clip is clipped to this (interocular distances)
 MAX_SCALE = 0.3  # and the size change to ±30 %
+THUMBNAIL = (64, 36)  # frames are compared for cuts at this size
 
 
 def inspect_driver_video(path: Path, settings: DriverVideoSettings) -> ProbeResult:
@@ -59,6 +62,49 @@ def inspect_driver_video(path: Path, settings: DriverVideoSettings) -> ProbeResu
     return info
 
 
+def appearance_change(before: np.ndarray, after: np.ndarray) -> float:
+    """Mean absolute grey-level change between two frames at thumbnail size: a cut changes the
+    whole picture at once; a moving head changes a part of it a little every frame."""
+    a, b = (
+        cv2.resize(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY), THUMBNAIL, interpolation=cv2.INTER_AREA)
+        for f in (before, after)
+    )
+    return float(np.mean(np.abs(b.astype(np.float32) - a)))
+
+
+def find_jump(changes: np.ndarray, settings: DriverVideoSettings) -> int | None:
+    """Index of the first frame-to-frame change far above the clip's own (a cut, a splice, a run
+    of dropped frames), or None. The clip is its own reference: fast motion changes every frame a
+    lot, a cut changes one frame many times more than the others; one dropped frame doubles a step."""
+    if len(changes) < 5:
+        return None
+    usual = float(np.percentile(changes, 90))
+    over = np.flatnonzero((changes > settings.max_jump_ratio * usual) & (changes > settings.min_jump_grey))
+    return int(over[0]) if over.size else None
+
+
+def resample_features(
+    features: list[FaceFeatures | None], source_fps: float, fps: int, count: int
+) -> list[FaceFeatures | None]:
+    """`count` frames at `fps` interpolated by timestamp between the clip's own frames: from 29.97
+    or 30 fps to 25 no frame is dropped or repeated (a dropped frame doubles one step of the motion
+    and the rendered head jerks every sixth frame). Where a neighbour has no face the nearer is used."""
+    out: list[FaceFeatures | None] = []
+    last = len(features) - 1
+    for index in range(count):
+        position = min(index * source_fps / fps, last)
+        first = int(np.floor(position))
+        second, weight = min(first + 1, last), position - first
+        a, b = features[first], features[second]
+        if a is None or b is None or weight < 1e-6:
+            out.append(a if weight < 0.5 else b)
+            continue
+        out.append(
+            FaceFeatures(**{f.name: (1 - weight) * getattr(a, f.name) + weight * getattr(b, f.name) for f in fields(a)})
+        )
+    return out
+
+
 def read_driver_features(
     path: Path,
     analyser: FaceAnalyser,
@@ -66,19 +112,37 @@ def read_driver_features(
     settings: DriverVideoSettings,
     on_frame: Callable[[int, int], None] | None = None,
 ) -> list[FaceFeatures | None]:
-    """Per output frame: the largest face's features, or None where no face was found."""
+    """Per output frame: the largest face's features, or None where no face was found.
+
+    Every frame of the clip is read at its own rate; the output frames are interpolated from them
+    by timestamp. A clip that jumps (a cut) is refused before any rendering, naming the time."""
     info = inspect_driver_video(path, settings)
     height = min(settings.analysis_height, info.height)
     height -= height % 2
     width = int(round(info.width * height / info.height / 2) * 2)
-    expected = max(1, round(info.duration * fps))
+    source_fps = info.fps if info.fps > 0 else float(fps)
+    expected = max(1, round(info.duration * source_fps))
     features: list[FaceFeatures | None] = []
-    for frame in read_frames(path, width, height, fps=fps):
+    changes: list[float] = []
+    previous: np.ndarray | None = None
+    for frame in read_frames(path, width, height):
+        if previous is not None:
+            changes.append(appearance_change(previous, frame))
+        previous = frame
         face = analyser.largest_face(frame)
         features.append(face_features(face.landmarks, frame) if face is not None else None)
         if on_frame is not None:
             on_frame(len(features), expected)
-    return features
+    jump = find_jump(np.asarray(changes), settings)
+    if jump is not None:
+        usual = float(np.percentile(changes, 90))
+        raise MediaError(
+            f"driver video {path} jumps at {(jump + 1) / source_fps:.2f} s (frame {jump + 1}): the picture changes "
+            f"{changes[jump] / max(usual, 1e-6):.0f}x more than between its other frames (a cut or dropped frames); "
+            "use one continuous take (trim it there, e.g. ffmpeg -ss/-to)"
+        )
+    count = max(1, round(len(features) * fps / source_fps))
+    return resample_features(features, source_fps, fps, count)
 
 
 def _fill_missing(values: np.ndarray) -> np.ndarray:

@@ -7,12 +7,15 @@ import json
 import subprocess
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from conftest import assert_refused, run_dhf
 
 from driver_synth.track import MotionTrack
-from media.video import probe, read_audio_mono
+from fusion.driver_video import read_driver_features
+from media.video import EncodeOptions, VideoWriter, probe, read_audio_mono
+from pipeline.preview import preview_engine
 from quality.measure import correlation_at_best_lag, measure_video, rms_envelope
 
 
@@ -113,3 +116,44 @@ def test_bad_driver_clips_fail_fast(clip, config, pattern, rendered, dhf_home, t
         args = ["--config", str(tmp_path / "limits.yaml"), *args]
     output = tmp_path / "out.mp4"
     assert_refused(run_dhf([*args, "-o", str(output)], dhf_home), pattern, output)
+
+
+def _panning_clip(path: Path, settings, fps: int = 30, seconds: float = 2.0, cut_at: float | None = None) -> Path:
+    """The sample's still at 640x360 filmed by a camera panning ±60 px at 0.8 Hz (a smooth motion
+    whose true steps are known); from `cut_at` on, a cut to a 1.6x close-up."""
+    still = cv2.resize(preview_engine("sample", settings).still, None, fx=0.5, fy=0.5)
+    height, width = still.shape[:2]
+    with VideoWriter(path, 640, 360, EncodeOptions(fps=fps)) as out:
+        for index in range(round(fps * seconds)):
+            t = index / fps
+            zoom = 1.6 if cut_at is not None and t >= cut_at else 1.0
+            matrix = np.float32([[zoom, 0, 0], [0, zoom, 0]])
+            matrix[:, 2] = [320, 180] - zoom * np.array([width / 2, height / 2])
+            matrix[0, 2] += PAN_PX * np.sin(2 * np.pi * PAN_HZ * t)
+            out.write(cv2.warpAffine(still, matrix, (640, 360), borderMode=cv2.BORDER_REFLECT))
+    return path
+
+
+PAN_PX, PAN_HZ = 60.0, 0.8
+
+
+def test_resampling_30_fps_to_25_keeps_the_head_motion_smooth(settings, analyser, tmp_path):
+    """From 30 to 25 fps the old reader dropped one frame in six: the head's step doubled there
+    (max second difference of its centre 15.4 px on this clip, 1.3 true steps); read at the
+    clip's own rate and interpolated by timestamp it is 5.7 px (landmark noise)."""
+    clip = _panning_clip(tmp_path / "pan.mp4", settings)
+    features = read_driver_features(clip, analyser, 25, settings.driver_video)
+    assert len(features) == 50 and all(f is not None for f in features)
+    centre = np.array([f.centre_x for f in features])
+    true_step = PAN_PX * 2 * np.pi * PAN_HZ / 25  # the pan's largest step per output frame, px
+    assert np.abs(np.diff(centre)).max() < 1.4 * true_step, np.round(np.diff(centre), 1)  # no doubled step
+    assert np.abs(np.diff(centre, 2)).max() < 0.75 * true_step, np.round(np.diff(centre, 2), 1)
+
+
+def test_a_cut_in_the_driver_clip_is_refused_before_rendering(dhf_home, settings, tmp_path):
+    clip = _panning_clip(tmp_path / "cut.mp4", settings, fps=25, seconds=2.0, cut_at=1.2)
+    output = tmp_path / "out.mp4"
+    args = ["render", "--driver-video", str(clip), "--avatar", "sample", "--lang", "en", "-o", str(output), "--quiet"]
+    result = run_dhf(args, dhf_home)
+    assert_refused(result, "jumps at 1.20 s (frame 30)", output)
+    assert "one continuous take" in result.stderr
