@@ -1,5 +1,5 @@
 """The painted mouth of a photo avatar, measured on the reenactor's frames (issue 26, item 6): the
-teeth meet the upper lip (no painted dark band between them).
+teeth meet the upper lip (no painted dark band between them), teeth with individual shading.
 
 Frames come from the real reenactor on the bundled avatars at their work size, with the head still,
 so output pixels and rest-pose landmarks share coordinates. Each measure names the region it reads.
@@ -88,7 +88,8 @@ def under_the_upper_lip(reenactor: Reenactor, motion: MotionFrame, shape: tuple[
     return strip
 
 
-@pytest.mark.parametrize("avatar_id, key", [("sample", "B"), ("sample", "C"), ("sample", "H"), ("sample", "I")])
+@pytest.mark.parametrize("avatar_id, key", [("sample", "B"), ("sample", "C"), ("sample", "H"), ("sample", "I"),
+                                             ("sample-closed", "C"), ("sample-closed", "D")])  # fmt: skip
 def test_the_teeth_meet_the_upper_lip_without_a_dark_band(reenactors, avatar_id, key):
     """Speaking, the upper teeth show right under the upper lip (the sample's own teeth, as its
     smiling photo shows them; the closed-lips avatar's synthesized ones), not a flat dark band of
@@ -98,3 +99,27 @@ def test_the_teeth_meet_the_upper_lip_without_a_dark_band(reenactors, avatar_id,
     strip = lab(frame(reenactor, work, motion))[under_the_upper_lip(reenactor, motion, work.shape[:2], 0.05)]
     dark = float(np.mean(strip[:, 0] < 110))
     assert dark < 0.25, f"{avatar_id} {key}: {dark:.0%} of the strip under the upper lip is dark (a painted band)"
+
+
+def test_synthesized_teeth_are_individual_teeth(reenactors):
+    """The closed-lips avatar's synthesized upper teeth: along a row through them, darker gaps
+    between teeth and a slightly different brightness per tooth, darker towards the corners."""
+    reenactor, work = reenactors["sample-closed"]
+    motion = viseme("C")
+    out = lab(frame(reenactor, work, motion))[..., 0]
+    upper = reenactor.moved_landmarks(motion, topo.LIPS_INNER_UPPER)
+    rest_upper = reenactor.landmarks[list(topo.LIPS_INNER_UPPER), :2]
+    width = reenactor.face.mouth_width
+    xs = np.arange(int(rest_upper[:, 0].min() + 0.2 * width), int(rest_upper[:, 0].max() - 0.2 * width))
+    # A row through the teeth: 5 % of the mouth width under the resting upper lip.
+    ys = np.interp(xs, rest_upper[:, 0], rest_upper[:, 1]) + 0.05 * width
+    assert np.all(ys > np.interp(xs, upper[:, 0], upper[:, 1]) + 1)
+    rows = [round(float(y)) for y in ys]
+    line = np.array([out[row - 1 : row + 2, x].mean() for x, row in zip(xs, rows, strict=True)])
+    detail = line - cv2.GaussianBlur(line.reshape(1, -1), (0, 0), 0.08 * width).ravel()
+    gaps = int(np.sum((detail[1:-1] < detail[:-2]) & (detail[1:-1] <= detail[2:]) & (detail[1:-1] < -3)))
+    assert gaps >= 3, f"{gaps} gaps deeper than 3 L* between the synthesized teeth (a uniform strip)"
+    tenth = max(len(line) // 10, 1)
+    sides = float(np.concatenate([line[:tenth], line[-tenth:]]).mean())
+    middle = float(np.median(line[4 * tenth : -4 * tenth]))
+    assert sides < middle - 5, f"the teeth towards the corners ({sides:.0f} L*) are not darker than the middle"
