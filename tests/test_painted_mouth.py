@@ -123,3 +123,26 @@ def test_synthesized_teeth_are_individual_teeth(reenactors):
     sides = float(np.concatenate([line[:tenth], line[-tenth:]]).mean())
     middle = float(np.median(line[4 * tenth : -4 * tenth]))
     assert sides < middle - 5, f"the teeth towards the corners ({sides:.0f} L*) are not darker than the middle"
+
+
+def test_the_brows_live_with_the_voice_between_accents(reenactors, settings):
+    """A statement without a single accent: the brows still lift slightly while the mouth talks
+    (following the voice), so the upper face is not a still photo; measured where the brow points
+    land on the sample, at work size."""
+    from driver_synth.synthesize import synthesize_track
+    from phoneme.artifacts import VisemeKeyframe, VisemeTrack
+
+    keys = [VisemeKeyframe(0.0, "X", 0.03, 0, 0, 1, 0)]
+    for index, time in enumerate(np.arange(0.3, 3.6, 0.18)):
+        keys.append(VisemeKeyframe(float(time), "C" if index % 2 else "B", 0.5 if index % 2 else 0.18, 0, 0, 0, 0.5))
+    keys.append(VisemeKeyframe(4.0, "X", 0.03, 0, 0, 1, 0))
+    track = synthesize_track(VisemeTrack(4.0, keys, closures=[]), 25, settings.motion, seed=5)
+    brow = track.channels["brow"]
+    talking = slice(10, 90)
+    assert float(np.mean(brow[talking] > 0.05)) > 0.8, "the brows are still between accents"
+    reenactor, _work = reenactors["sample"]
+    brows = topo.RIGHT_BROW + topo.LEFT_BROW
+    rest = reenactor.moved_landmarks(MotionFrame(), brows)
+    lifted = reenactor.moved_landmarks(track.frame(int(np.argmax(brow))), brows)
+    travel = float(np.median(rest[:, 1] - lifted[:, 1]))
+    assert travel > 1.0, f"the brows lift {travel:.2f} px at work size (not visible)"
