@@ -80,7 +80,7 @@ def palette_from_photo(base: np.ndarray, landmarks: np.ndarray) -> MouthPalette:
         mucosa=(_desaturate(lip, 0.35) * np.array([0.5, 0.48, 0.6], np.float32)).astype(np.float32),
         cavity=(_desaturate(lip, 0.4) * np.array([0.14, 0.13, 0.2], np.float32) + np.array([5, 5, 7], np.float32)),
         tongue=(lip * np.array([0.6, 0.56, 0.84], np.float32)).astype(np.float32),
-        teeth=np.clip(np.array([198, 222, 236], np.float32) * np.clip(brightness, 0.75, 1.05), 0, 255),
+        teeth=np.clip(np.array([212, 226, 238], np.float32) * np.clip(brightness, 0.75, 1.05), 0, 255),
     )
 
 
@@ -300,7 +300,7 @@ class MouthPainter:
         shade = (0.97 - 0.45 * across**2) * own * rounded * (1 - 0.16 * gaps)
         shade = shade * (1 - 0.12 * edge) * (1 - 0.25 * under_lip)
         teeth = self.palette.teeth[None, None, :] * shade[..., None]
-        teeth = teeth * (1 - 0.1 * edge[..., None]) + np.array([150, 140, 135], np.float32) * 0.1 * edge[..., None]
+        teeth = teeth * (1 - 0.1 * edge[..., None]) + np.array([170, 166, 164], np.float32) * 0.1 * edge[..., None]
         amount = inside[..., None]
         return (colour * (1 - amount) + teeth * amount).astype(np.float32)
 
