@@ -289,16 +289,16 @@ class MouthPainter:
         bite = ys - rest_top
         inside = _smoothstep(-0.5, 0.5, below_top) * _smoothstep(-0.7, 0.7, height - bite)
         inside *= _smoothstep(0.05, 0.35, 1 - across)  # the teeth recede into the shadow of the corners
-        gaps = np.exp(-(((1 - np.abs(across_tooth)) / 0.12) ** 2))[None, :] * (phase < 3.6)[None, :]
+        gaps = np.exp(-(((1 - np.abs(across_tooth)) / 0.09) ** 2))[None, :] * (phase < 3.6)[None, :]
         # Every tooth its own slightly different brightness (fixed per tooth, seeded by its place),
         # each rounded: lighter at its middle; the gaps between them dark.
         index = np.floor(phase) * np.sign(offset) + 7
         own = 1.0 + 0.06 * np.sin(index * 2.39996 + 0.7)[None, :]
-        rounded = (1.0 - 0.1 * across_tooth**2)[None, :]
+        rounded = (1.0 - 0.06 * across_tooth**2)[None, :]
         edge = _smoothstep(0.6, 1.0, bite / np.maximum(height, 1e-3))  # translucent biting edge
         under_lip = np.exp(-np.clip(below_top, 0, None) / (0.04 * width + 0.5))  # the lip's shadow
-        shade = (0.97 - 0.45 * across**2) * own * rounded * (1 - 0.16 * gaps)
-        shade = shade * (1 - 0.12 * edge) * (1 - 0.25 * under_lip)
+        shade = (0.97 - 0.45 * across**2) * own * rounded * (1 - 0.09 * gaps)
+        shade = shade * (1 - 0.12 * edge) * (1 - 0.15 * under_lip)
         teeth = self.palette.teeth[None, None, :] * shade[..., None]
         teeth = teeth * (1 - 0.1 * edge[..., None]) + np.array([170, 166, 164], np.float32) * 0.1 * edge[..., None]
         amount = inside[..., None]
