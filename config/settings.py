@@ -137,6 +137,7 @@ class MotionSettings(Section):
     nod_deg: Degrees = 1.6  # head dips this much on an accented word, and comes back
     brow_raise: Fraction = 0.7  # brow raise on an accent (0..1 of the avatar's full raise)
     brow_raise_share: Fraction = 0.45  # share of accents that also raise the brows (questions always do)
+    brow_tone: Fraction = 0.3  # brows lift this much (at most) with the voice between accents (issue 26)
 
     @model_validator(mode="after")
     def _ranges_ordered(self) -> MotionSettings:

@@ -3,7 +3,8 @@
 Mouth: eased interpolation between keyframes, smoothing, P/B/M closures enforced, and the jaw mostly
 following the speech amplitude. Life outside the mouth, all seeded (same text, same motion): blinks
 every 2-6 s lasting 120-300 ms, a slow idle drift of the head, a small nod and a brief widening of
-the eyes on stressed words, brow raises on some of them and on every question.
+the eyes on stressed words, brow raises on some of them and on every question, and a slight lift of
+the brows that follows the voice in between.
 """
 
 from __future__ import annotations
@@ -130,4 +131,17 @@ def synthesize_track(visemes: VisemeTrack, fps: int, motion: MotionSettings, see
     channels["eye_wide"] = accents["eye_wide"]
     channels["head_x"] = _idle(count, fps, 0.015, rng)  # a little sway of the whole person, in interoculars
     channels["head_y"] = _idle(count, fps, 0.008, rng)
+    channels["brow"] = np.maximum(channels["brow"], _brow_tone(speech_energy, count, fps, motion, rng))
     return MotionTrack.from_channels(fps, channels)
+
+
+def _brow_tone(
+    speech_energy: np.ndarray, count: int, fps: int, motion: MotionSettings, rng: np.random.Generator
+) -> np.ndarray:
+    """The brows are never quite still while someone talks: they lift a little with the voice (more on
+    its louder stretches) and drift slowly, `brow_tone` at most; accents still raise them clearly.
+    Without this the upper face froze between accents and read as a still photo with a moving mouth.
+    Drawn after every other channel, so a seed still gives the same blinks and head motion."""
+    drift = 0.5 + 0.5 * _idle(count, fps, 1.0, rng)
+    voice = speech_energy / max(float(speech_energy.max()), 1e-6)
+    return (motion.brow_tone * np.clip(0.7 * voice + 0.3 * drift, 0.0, 1.0)).astype(np.float32)

@@ -29,6 +29,7 @@ TEETH_HEIGHT = 0.12  # visible upper incisors below the resting upper lip, × mo
 LOWER_TEETH_FROM = 0.33  # lower teeth show once the opening passes this (× W) ...
 LOWER_TEETH_HEIGHT = 0.04  # ... up to this height
 MIN_OPENING = 0.02  # × W: lips closer than this are shut (nothing painted between them)
+TEETH_TOP_INSET = 0.05  # × W below the photo's first row of teeth: the tooth body (its top has dark gaps)
 TOOTH_SPACING = 0.095  # central incisor width (× W), for the faint gaps between the teeth
 
 
@@ -56,6 +57,10 @@ def _mean_colour(image: np.ndarray, polygon: np.ndarray) -> np.ndarray | None:
     return np.array(cv2.mean(image, mask=mask)[:3], np.float32) if mask.any() else None
 
 
+def _desaturate(colour: np.ndarray, amount: float) -> np.ndarray:
+    return (colour * (1 - amount) + colour.mean() * amount).astype(np.float32)
+
+
 def palette_from_photo(base: np.ndarray, landmarks: np.ndarray) -> MouthPalette:
     """Interior colours derived from the photo's lips and skin, so every avatar gets its own."""
     lower_lip = np.concatenate(
@@ -70,10 +75,12 @@ def palette_from_photo(base: np.ndarray, landmarks: np.ndarray) -> MouthPalette:
     brightness = float(np.percentile(skin_light, 90)) / 215.0  # teeth about as bright as the skin's highlights
     return MouthPalette(
         lip=lip,
-        mucosa=(lip * np.array([0.58, 0.55, 0.74], np.float32)).astype(np.float32),
-        cavity=(lip * np.array([0.2, 0.17, 0.33], np.float32) + np.array([4, 4, 8], np.float32)),
+        # Wet mucosa in the mouth's shade: darker and browner than the lips (a saturated maroon reads
+        # as paint); the cavity behind it nearly black.
+        mucosa=(_desaturate(lip, 0.35) * np.array([0.5, 0.48, 0.6], np.float32)).astype(np.float32),
+        cavity=(_desaturate(lip, 0.4) * np.array([0.14, 0.13, 0.2], np.float32) + np.array([5, 5, 7], np.float32)),
         tongue=(lip * np.array([0.6, 0.56, 0.84], np.float32)).astype(np.float32),
-        teeth=np.clip(np.array([198, 222, 236], np.float32) * np.clip(brightness, 0.75, 1.05), 0, 255),
+        teeth=np.clip(np.array([212, 226, 238], np.float32) * np.clip(brightness, 0.75, 1.05), 0, 255),
     )
 
 
@@ -112,6 +119,17 @@ class MouthPainter:
         gap = float(np.max(self.rest_lower[:, 1] - self.rest_upper[:, 1]))
         self.photo_gap = gap  # pixels between the photo's inner lips (teeth show when large)
         self.photo_teeth = self._photo_teeth_mask() if gap > 0.06 * self.width else None
+        self.teeth_top = self._teeth_top() if self.photo_teeth is not None else None
+
+    def _teeth_top(self) -> np.ndarray:
+        """Per photo column, the first row of the photo's upper teeth (inf where it shows none): a
+        raised upper lip uncovers more of the same teeth, not a dark band."""
+        solid = self.photo_teeth > 0.5
+        rows = np.where(solid.any(axis=0), np.argmax(solid, axis=0), 10**6).astype(np.float32)
+        # The gum line is a smooth curve: a dark gap between two teeth must not push it down.
+        reach = max(1, int(0.06 * self.width))
+        rows = cv2.erode(rows.reshape(1, -1), np.ones((1, 2 * reach + 1), np.uint8)).ravel()
+        return np.where(rows < 10**5, rows, np.inf).astype(np.float32)
 
     def _photo_teeth_mask(self) -> np.ndarray:
         """Where the photo shows teeth: its inner-lip opening, bright pixels only (not the dark gaps)."""
@@ -181,7 +199,7 @@ class MouthPainter:
         edge_distance = np.minimum(ys - top, bottom - ys)
         depth = _smoothstep(0.0, 1.0, edge_distance / (0.28 * span + 1.0))
         openness = float(_smoothstep(0.02 * self.width, 0.22 * self.width, opening))
-        darkness = depth * (0.3 + 0.7 * openness)
+        darkness = depth * (0.45 + 0.55 * openness)
         colour = p.mucosa[None, None, :] * (1 - darkness[..., None]) + p.cavity[None, None, :] * darkness[..., None]
         corridor = 1.0 - 0.25 * across**4  # the corners are in shadow
         return (colour * corridor[..., None]).astype(np.float32)
@@ -200,7 +218,12 @@ class MouthPainter:
         surface = bottom - span * height * np.sqrt(shape)
         inside = _smoothstep(-1.2, 1.2, ys - surface) * _smoothstep(0.0, 0.08, shape)
         below_top = np.clip((ys - surface) / (0.35 * span + 1.0), 0.0, 1.0)
-        shade = (0.78 + 0.2 * shape) * (1.0 - 0.25 * below_top)
+        # Lit along its top (a wet sheen just below the surface line), in shadow at its sides and
+        # further down; a faint groove along its middle; a fine fixed grain (papillae).
+        sheen = np.exp(-(((ys - surface) / (0.12 * span + 0.8) - 0.6) ** 2)) * shape
+        groove = np.exp(-((across * half_width / 0.07) ** 2)) * (1 - below_top)
+        grain = np.sin(ys * 2.9 + np.sin(ys * 0.7) * 3.0)[..., None] * np.sin(across * 37.0 + 1.3)
+        shade = (0.62 + 0.3 * shape) * (1.0 - 0.35 * below_top) + 0.22 * sheen - 0.12 * groove + 0.025 * grain[..., 0]
         tongue = self.palette.tongue[None, None, :] * shade[..., None]
         amount = (visible * inside)[..., None]
         return (colour * (1 - amount) + tongue * amount).astype(np.float32)
@@ -213,8 +236,10 @@ class MouthPainter:
         profile = np.clip(1 - (across / 0.5) ** 2, 0.0, 1.0)
         height = LOWER_TEETH_HEIGHT * self.width * visible * np.sqrt(profile)
         band = _smoothstep(-1.0, 1.0, ys - (bottom - height)) * _smoothstep(0.0, 0.3, profile)
-        teeth = self.palette.teeth[None, None, :] * (0.88 - 0.2 * across**2)[..., None]
-        amount = (0.75 * band)[..., None]
+        stripes = np.abs(np.cos(np.pi * across / 0.16))  # lower incisors: narrower than the upper ones
+        gaps = np.exp(-(((1 - stripes) / 0.15) ** 2))
+        teeth = self.palette.teeth[None, None, :] * ((0.76 - 0.25 * across**2) * (1 - 0.12 * gaps))[..., None]
+        amount = (0.85 * band)[..., None]
         return (colour * (1 - amount) + teeth * amount).astype(np.float32)
 
     def _tongue_tip(self, colour, xs, ys, top, bottom, across, motion) -> np.ndarray:
@@ -236,27 +261,46 @@ class MouthPainter:
     def _upper_teeth(self, colour, xs, ys, top, across, x0: int, y0: int) -> np.ndarray:
         """The photo's own teeth where it shows them, else synthesized incisors fixed to the skull."""
         if self.photo_teeth is not None:
-            h, w = colour.shape[:2]
-            affine = np.array([[1 / SUPERSAMPLE, 0, x0 + 0.5 / SUPERSAMPLE - 0.5],
-                               [0, 1 / SUPERSAMPLE, y0 + 0.5 / SUPERSAMPLE - 0.5]])  # fmt: skip
-            flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-            pixels = cv2.warpAffine(self.base, affine, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
-            amount = cv2.warpAffine(self.photo_teeth, affine, (w, h), flags=flags)[..., None]
-            return (colour * (1 - amount) + pixels.astype(np.float32) * amount).astype(np.float32)
+            # Above the photo's teeth (uncovered by a raised lip) the same teeth continue up, in the
+            # shadow of the lip: their first rows repeated, a little darker with the distance.
+            columns = np.clip(np.round(xs).astype(int), 0, self.base.shape[1] - 1)
+            first = self.teeth_top[columns][None, :] + TEETH_TOP_INSET * self.width
+            rows = np.broadcast_to(ys, colour.shape[:2])
+            map_y = np.where(np.isfinite(first), np.maximum(rows, first), rows).astype(np.float32)
+            map_x = np.broadcast_to(xs[None, :], colour.shape[:2]).astype(np.float32)
+            pixels = cv2.remap(self.base, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            amount = cv2.remap(self.photo_teeth, map_x, map_y, cv2.INTER_LINEAR)[..., None]
+            above = np.clip((map_y - rows) / (0.08 * self.width + 1.0), 0.0, 1.0)
+            pixels = pixels.astype(np.float32) * (1 - 0.35 * above)[..., None]
+            return (colour * (1 - amount) + pixels * amount).astype(np.float32)
         width = self.width
         rest_top = _curve(self.rest_upper, xs)[None, :] - 0.02 * width
-        height = TEETH_HEIGHT * width * (1 - 0.5 * across**2)
-        below_top = ys - rest_top
-        inside = _smoothstep(-0.5, 0.5, below_top) * _smoothstep(-0.7, 0.7, height - below_top)
-        inside *= _smoothstep(0.05, 0.35, 1 - across)  # the teeth recede into the shadow of the corners
         centre = float(np.mean(self.rest_upper[:, 0]))
-        # Incisor gaps: the two central incisors widest, the rest narrower towards the sides; faint.
-        offset = np.abs(xs - centre) / (TOOTH_SPACING * width)
-        phase = np.where(offset < 1.0, offset, 1.0 + (offset - 1.0) * 1.25)
-        gaps = np.exp(-(((phase - np.round(phase)) / 0.07) ** 2))[None, :] * (phase < 2.6)[None, :]
-        edge = _smoothstep(0.55, 1.0, below_top / np.maximum(height, 1e-3))  # translucent biting edge
-        shade = (0.97 - 0.4 * across**2) * (1 - 0.035 * gaps) * (1 - 0.1 * edge)
+        # One tooth after another from the centre: the two central incisors widest, the rest
+        # narrower towards the sides. `phase` counts teeth; its fraction is the place across a tooth.
+        offset = (xs - centre) / (TOOTH_SPACING * width)
+        magnitude = np.abs(offset)
+        phase = np.where(magnitude < 1.0, magnitude, 1.0 + (magnitude - 1.0) * 1.25)
+        across_tooth = 2 * (phase - np.floor(phase)) - 1  # -1 … 1 across each tooth
+        # Each tooth's biting edge is rounded at its sides; the canines and beyond are shorter.
+        height = TEETH_HEIGHT * width * (1 - 0.5 * across**2) * (1 - 0.12 * across_tooth**6)[None, :]
+        top = np.minimum(rest_top, top - 0.5)  # a raised lip uncovers the teeth up to it
+        below_top = ys - top
+        bite = ys - rest_top
+        inside = _smoothstep(-0.5, 0.5, below_top) * _smoothstep(-0.7, 0.7, height - bite)
+        inside *= _smoothstep(0.05, 0.35, 1 - across)  # the teeth recede into the shadow of the corners
+        gaps = np.exp(-(((1 - np.abs(across_tooth)) / 0.09) ** 2))[None, :] * (phase < 3.6)[None, :]
+        # Every tooth its own slightly different brightness (fixed per tooth, seeded by its place),
+        # each rounded: lighter at its middle; the gaps between them dark.
+        index = np.floor(phase) * np.sign(offset) + 7
+        own = 1.0 + 0.06 * np.sin(index * 2.39996 + 0.7)[None, :]
+        rounded = (1.0 - 0.06 * across_tooth**2)[None, :]
+        edge = _smoothstep(0.6, 1.0, bite / np.maximum(height, 1e-3))  # translucent biting edge
+        under_lip = np.exp(-np.clip(below_top, 0, None) / (0.04 * width + 0.5))  # the lip's shadow
+        shade = (0.97 - 0.45 * across**2) * own * rounded * (1 - 0.09 * gaps)
+        shade = shade * (1 - 0.12 * edge) * (1 - 0.15 * under_lip)
         teeth = self.palette.teeth[None, None, :] * shade[..., None]
+        teeth = teeth * (1 - 0.1 * edge[..., None]) + np.array([170, 166, 164], np.float32) * 0.1 * edge[..., None]
         amount = inside[..., None]
         return (colour * (1 - amount) + teeth * amount).astype(np.float32)
 

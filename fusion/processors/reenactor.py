@@ -26,6 +26,7 @@ import numpy as np
 from fusion import topology as topo
 from fusion.head_motion import HeadMotion, HeadPose
 from fusion.lip_contour import refine_inner_lips
+from fusion.lip_texture import fill_lip_gap
 from fusion.motion_basis import (
     JAW_TRAVEL,
     blink_basis,
@@ -208,6 +209,9 @@ class Reenactor:
         self.head = HeadMotion(lm, frame, (height, width), self.person)
         self._prepare_local_fields(lm, frame, (height, width))
         self.painter = MouthPainter(base, lm, frame)
+        # A photo avatar is warped from the photo with lip texture in its lips' gap: whatever the warp
+        # pulls out of the gap is lip, not a smear of teeth or a flat patch (fusion.lip_texture).
+        self.source = fill_lip_gap(base, lm, keep_line=self.painter.photo_teeth is None)
         self.opening_mask = self._opening_mask(lm, (height, width))
         self.photo_gap_ratio = self.painter.photo_gap / max(frame.mouth_width, 1e-6)
         self.lid_colours = [self._eyelid_colour(upper) for upper in (topo.RIGHT_EYE_UPPER, topo.LEFT_EYE_UPPER)]
@@ -275,9 +279,13 @@ class Reenactor:
 
     @staticmethod
     def _opening_mask(lm: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-        """Where the photo's lips part (for closed lips: the line where they meet), a pixel wider:
-        any output pixel the warp samples from here shows the inside of the mouth."""
-        inner = np.concatenate([lm[list(topo.LIPS_INNER_UPPER), :2], lm[list(topo.LIPS_INNER_LOWER), :2][::-1]])
+        """Where the photo's lips part (for closed lips: the line where they meet), out to the outer
+        corners (the commissures), a pixel wider: any output pixel the warp samples from here shows
+        the inside of the mouth, or pressed lips."""
+        corners = lm[list(topo.MOUTH_CORNERS), :2]
+        upper = np.concatenate([corners[:1], lm[list(topo.LIPS_INNER_UPPER), :2], corners[1:]])
+        lower = np.concatenate([corners[:1], lm[list(topo.LIPS_INNER_LOWER), :2], corners[1:]])
+        inner = np.concatenate([upper, lower[::-1]])
         mask = np.zeros(shape, np.uint8)
         cv2.fillPoly(mask, [np.round(inner * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
         cv2.polylines(mask, [np.round(inner * 16).astype(np.int32)], True, 255, 2, cv2.LINE_AA, shift=4)
@@ -351,9 +359,10 @@ class Reenactor:
         jaw_travel = JAW_TRAVEL * motion.jaw_open * scale
         target = jaw_travel * (1.0 - motion.lip_closure)
         closure = 1.0 - target / max(photo_gap + jaw_travel, 1e-6)
-        if closure <= motion.lip_closure:
-            return motion
-        return replace(motion, lip_closure=float(np.clip(closure, 0.0, 1.0)))
+        # Its upper lip already shows the upper teeth: raising it further (the `teeth` channel) would
+        # uncover what is above them, which the photo does not show (a dark band under the lip).
+        teeth = motion.teeth * (1.0 - float(np.clip((photo_gap - 0.04) / 0.08, 0.0, 1.0)))
+        return replace(motion, lip_closure=float(np.clip(max(closure, motion.lip_closure), 0.0, 1.0)), teeth=teeth)
 
     def head_pose(self, motion) -> HeadPose:
         scale = self.options.head_scale
@@ -505,9 +514,9 @@ class Reenactor:
         # An idle-loop avatar hands in a new base frame each time (same framing as the reference
         # photo the fields were built on); a photo avatar hands in the static base.
         moving = frame is not self.base and frame.shape == self.base.shape
-        source = frame if moving else self.base
+        source = frame if moving else self.source
         warped = cv2.remap(source, final, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-        for layer in self._layers(motion, local_back, local_box):
+        for layer in self._layers(motion, local_back, local_box, moving):
             self._blend(warped, layer, pose, region, head_map)
         dirty = region
         if moving:
@@ -542,7 +551,7 @@ class Reenactor:
         return _union(refresh, region)
 
     # ----------------------------------------------------------------------------------------------
-    def _layers(self, motion, local_back: np.ndarray, local_box: Rect) -> list[Layer]:
+    def _layers(self, motion, local_back: np.ndarray, local_box: Rect, moving: bool) -> list[Layer]:
         """Painted parts in the rest pose: the mouth interior, closed lids near the end of a blink."""
         shape = self.base.shape[:2]
         upper = self._moved(topo.LIPS_INNER_UPPER, motion)
@@ -550,7 +559,7 @@ class Reenactor:
         layers = []
         mouth = self.painter.paint(upper, lower, motion, shape) if self.options.paint_interior else None
         if mouth is not None:
-            layers.append(self._cover_stretched(mouth, local_back, local_box))
+            layers.append(self._cover_stretched(mouth, local_back, local_box, moving))
         if motion.blink > 0.5:
             layers += self._closed_lids(motion, shape)
         return layers
@@ -566,9 +575,13 @@ class Reenactor:
         hi = np.ceil(moved.max(0)).astype(int) + 5
         return _intersect((int(lo[0]), int(lo[1]), int(hi[0]), int(hi[1])), region)
 
-    def _cover_stretched(self, layer: Layer, local_back: np.ndarray, local_box: Rect) -> Layer:
+    def _cover_stretched(self, layer: Layer, local_back: np.ndarray, local_box: Rect, moving: bool) -> Layer:
         """Extend the interior over every pixel where the warp samples the photo's lip line or
-        opening: stretched lip-line pixels beside the painted outline would read as dark streaks."""
+        opening: stretched lip-line pixels beside the painted outline would read as dark streaks.
+        Beyond the painted opening (the corners of a rounded mouth) that is pressed lips: for a photo
+        avatar, the lips and skin around the stretched part carried into it (inpainted: stretched,
+        each column of lip would be a stripe); for a moving base, whose gap is not filled, the lips'
+        colour."""
         bx0, by0, bx1, by1 = layer.box
         lx0, ly0 = self.rect[0] + local_box[0], self.rect[1] + local_box[1]
         columns = np.arange(bx0, bx1, dtype=np.float32)[None, :].repeat(by1 - by0, axis=0)
@@ -580,7 +593,14 @@ class Reenactor:
         # Beyond the painted opening (the corners of a rounded mouth, narrower than the stretched
         # lip line) the cover is lip, pressed together, not the dark interior.
         beyond = ((alpha - layer.alpha) / np.maximum(alpha, 1e-6))[..., None]
-        colour = layer.colour * (1.0 - beyond) + self.painter.palette.lip * LIP_SHADE * beyond
+        if moving:
+            lips = self.painter.palette.lip * LIP_SHADE
+        else:
+            stretched = cv2.remap(self.source, columns + back[..., 0], rows + back[..., 1], cv2.INTER_LINEAR,
+                                  borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+            holes = ((cover > 0.05) | (layer.alpha > 0.05)).astype(np.uint8)
+            lips = cv2.inpaint(stretched, holes, 2, cv2.INPAINT_TELEA).astype(np.float32)
+        colour = layer.colour * (1.0 - beyond) + lips * beyond
         return Layer(layer.box, colour.astype(np.float32), alpha)
 
     def _blend(self, warped: np.ndarray, layer: Layer, pose: HeadPose, region: Rect, head_map: np.ndarray) -> None:
