@@ -41,6 +41,19 @@ def project(camera: np.ndarray, points_3d: np.ndarray) -> np.ndarray:
     return np.asarray(points_3d, np.float64) @ camera[:, :3].T + camera[:, 3]
 
 
+def out_of_plane_degrees(camera: np.ndarray) -> float:
+    """How far the camera's view turns out of the source's image plane (yaw and pitch together,
+    roll excluded), in degrees: the angle between its viewing direction and the source's z axis."""
+    direction = np.linalg.svd(camera[:, :3])[2][-1]
+    return float(np.degrees(np.arccos(min(abs(direction[2]) / np.linalg.norm(direction), 1.0))))
+
+
+def turn_weight(camera: np.ndarray, degrees: tuple[float, float]) -> float:
+    """0 below `degrees[0]` of out-of-plane turn, 1 from `degrees[1]`, linear between."""
+    low, high = degrees
+    return float(np.clip((out_of_plane_degrees(camera) - low) / max(high - low, 1e-6), 0.0, 1.0))
+
+
 def view_depth(camera: np.ndarray, points_3d: np.ndarray, near_index: int, far_index: int) -> np.ndarray:
     """Depth of each point along the camera's viewing direction (the null space of its 3×2 part),
     signed so that `near_index` (the nose tip) is nearer than `far_index` (a cheek's side)."""

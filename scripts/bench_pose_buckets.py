@@ -5,7 +5,9 @@ generated ones of tests/speaking_recording.py): the last fifth of its recording 
 re-rendered at the poses it was filmed at (`quality.held_out`), once per variant:
 - `before`: the issue-19 placement (a 2D similarity, `mesh_warp: false`) and no pose term in
   unit selection (`pose_weight: 0`);
-- `warp`: the mesh warp only; `after`: mesh warp and pose-aware selection (the defaults).
+- `warp`: the mesh warp only; `pose`: the pose term only (flat placement);
+- `always`: pose term and the mesh warp at full strength on every unit (`turn_degrees` ~0);
+- `after`: the defaults: pose term, mesh warp blended in by the unit-to-frame turn (5° → 15°).
 Prints one Markdown table (SSIM, PSNR, lip distance per bucket; frames per bucket) for
 docs/benchmarks.md and, with `--json`, the full evaluations. Usage:
     DHF_HOME=... .venv/bin/python scripts/bench_pose_buckets.py AVATAR_ID [--config C.yaml] [--json]
@@ -27,6 +29,8 @@ from pipeline.avatar_evaluation import evaluate_avatar
 VARIANTS = {
     "before": {"mesh_warp": False, "pose_weight": 0.0},
     "warp": {"mesh_warp": True, "pose_weight": 0.0},
+    "pose": {"mesh_warp": False, "pose_weight": 0.03},
+    "always": {"mesh_warp": True, "pose_weight": 0.03, "turn_degrees": (0.0, 1e-3)},
     "after": {"mesh_warp": True, "pose_weight": 0.03},
 }
 

@@ -328,6 +328,7 @@ def test_a_turned_head_keeps_its_jaw_line_under_the_pasted_mouth(enrolled, home,
                 base = reenactor.process_frame(work, FrameContext(index=0, motion=motion)).copy()
                 pasted = base.copy()
                 processor.paste(pasted, int(unit), reenactor.frame_landmarks(motion))
+                assert flat or processor.last_turn > 0.9  # a frontal unit on a 20° turn: fully turned
                 before, after = analyser.largest_face(base), analyser.largest_face(pasted)
                 shift = np.linalg.norm(after.landmarks[list(JAW), :2] - before.landmarks[list(JAW), :2], axis=1)
                 distances.append(shift.mean() / before.interocular)

@@ -54,13 +54,16 @@ def test_evaluation_of_a_second_face_reports_pose_buckets_and_visemes(enrolled_s
     assert set(scores["by_pose"]) == {"frontal", "10deg", "20deg"}, scores["by_pose"]
     assert sum(row["frames"] for row in scores["by_pose"].values()) == scores["frames"]
     assert set(scores["by_viseme"]) == {"closed", "mid", "open", "wide", "round"}, scores["by_viseme"]
-    # The bank's own mouths beat the painted one (measured SSIM 0.40 vs 0.32 over all held-out frames).
-    assert scores["mouth_bank"]["ssim"] > scores["painted_mouth"]["ssim"], scores
+    # The bank's own mouths beat the painted one (measured SSIM 0.47 vs 0.32 over all held-out frames,
+    # 0.42 vs 0.25 in the 20deg bucket).
+    assert scores["mouth_bank"]["ssim"] > scores["painted_mouth"]["ssim"] + 0.05, scores
+    assert scores["by_pose"]["20deg"]["mouth_bank"]["ssim"] > scores["by_pose"]["20deg"]["painted_mouth"]["ssim"]
 
 
 def test_pose_aware_bank_beats_the_flat_placement_on_turned_frames(enrolled_second):
     """The issue-19 placement (2D similarity, no pose term) against the default (mesh warp, pose term)
-    on the 10° bucket, where both have enough frames (measured PSNR 15.27 vs 17.12 dB)."""
+    on the turned buckets (measured 10deg: SSIM 0.391 -> 0.478, PSNR 15.27 -> 16.99 dB; 20deg: SSIM
+    0.318 -> 0.418, PSNR 13.89 -> 16.07 dB)."""
     home, config = enrolled_second
     settings = load_settings(config, home=home)
     avatar = AvatarLibrary.from_settings(settings.paths).get("hopper")
@@ -68,8 +71,9 @@ def test_pose_aware_bank_beats_the_flat_placement_on_turned_frames(enrolled_seco
     before = evaluate_avatar(avatar, settings.model_copy(
         update={"fusion": settings.fusion.model_copy(update={"mouth_bank": flat})}))  # fmt: skip
     after = evaluate_avatar(avatar, settings)
-    old, new = before.by_pose["10deg"]["mouth_bank"], after.by_pose["10deg"]["mouth_bank"]
-    assert new["psnr"] > old["psnr"] + 1.0 and new["ssim"] > old["ssim"], (old, new)
+    for bucket in ("10deg", "20deg"):
+        old, new = before.by_pose[bucket]["mouth_bank"], after.by_pose[bucket]["mouth_bank"]
+        assert new["psnr"] > old["psnr"] + 1.0 and new["ssim"] > old["ssim"] + 0.04, (bucket, old, new)
 
 
 def test_second_face_is_pinned(tmp_path):
