@@ -50,13 +50,21 @@ def _successors(frames: np.ndarray) -> np.ndarray:
     return following
 
 
+POSE_SLACK = 5.0  # degrees: units this much further from the frame's pose than the nearest unit cost nothing
+
+
 def pose_cost(unit_pose: np.ndarray, frame_pose: np.ndarray, weight: float) -> np.ndarray:
-    """(frames, units) extra target cost: `weight` per degree of (yaw, pitch) distance. Why in the
-    target cost: a unit recorded at another pose lacks what the rendered view shows (the far cheek's
-    side, the chin's underside) however well the warp turns it; two units of the same shape then
-    differ by how far they must be turned."""
+    """(frames, units) extra target cost: `weight` per degree that a unit's recorded (yaw, pitch) is
+    further from the frame's than the nearest unit's, beyond `POSE_SLACK`. Why in the target cost:
+    a unit recorded at another pose lacks what the rendered view shows (the far cheek's side, the
+    chin's underside) however well the warp turns it. Why relative and with slack: in a bank filmed
+    frontal every unit is ~20° from a 20° frame, and the few degrees of pose noise between them must
+    not outvote the mouth's shape (an absolute cost did: lip-sync fell from 0.33 to 0.30 on a ±20°
+    recorded driver)."""
     delta = np.asarray(frame_pose, np.float32)[:, None, :] - np.asarray(unit_pose, np.float32)[None, :, :]
-    return weight * np.sqrt((delta**2).sum(-1))
+    distance = np.sqrt((delta**2).sum(-1))
+    extra = distance - distance.min(axis=1, keepdims=True) - POSE_SLACK
+    return weight * np.maximum(extra, 0.0)
 
 
 def select_units(bank_features: np.ndarray, bank_frames: np.ndarray, targets: np.ndarray,

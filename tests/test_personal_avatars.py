@@ -358,4 +358,23 @@ def test_selection_prefers_units_recorded_at_the_rendered_pose():
     assert np.mean(at_turn >= 100) > 0.95 and np.mean(at_front < 100) > 0.95
     blind = select_units(features, frames, targets, SelectionOptions(pose_weight=0.0), (unit_pose, turned))
     assert 0.2 < np.mean(blind >= 100) < 0.8  # the near-identical takes split without a pose term
-    assert np.allclose(pose_cost(unit_pose[[0, 150]], turned[:1], 0.03), [[0.6, 0.0]])
+    assert np.allclose(pose_cost(unit_pose[[0, 150]], turned[:1], 0.03), [[0.45, 0.0]])  # (20 - 0 - 5°) × 0.03
+    # A bank filmed frontal (poses within a few degrees of noise): no unit is preferred by pose.
+    frontal = np.column_stack([np.linspace(-2.0, 2.0, 50), np.zeros(50)]).astype(np.float32)
+    assert pose_cost(frontal, turned[:3], 0.03).max() == 0.0
+
+
+def test_the_engine_setup_gives_the_base_pose_from_3d_landmarks(enrolled, home, config):
+    """The engine hands the base's landmarks in 2D and the avatar's in 3D: the base pose (what unit
+    poses are compared with) comes from the ones with depth (a render crashed on the 2D ones)."""
+    from fusion.face_features import face_features
+    from fusion.processors.base import ProcessorSetup
+
+    settings = load_settings(config, home=home)
+    work, landmarks = avatar_stage(enrolled, settings).work_image_and_landmarks(enrolled)
+    bank = MouthBank.load(enrolled.mouth_bank)
+    processor = MouthBankProcessor(MouthBankOptions(), bank)
+    setup = ProcessorSetup(work, landmarks, 25, base_landmarks=landmarks[:, :2].copy())
+    processor.prepare(work, setup)
+    expected = face_features(landmarks)
+    assert np.allclose(processor.base_pose, [expected.yaw, expected.pitch])

@@ -143,13 +143,16 @@ class MouthBankProcessor:
             self._rigid_rows = self.bank.rigid_rows()
             position = {int(v): i for i, v in enumerate(self.bank.mesh_index)}
             self._lip_rows = np.array([position[p] for p in LIP_POINTS])
-        if setup is not None:
-            self.set_base_pose(setup.base_landmarks if setup.base_landmarks is not None else setup.avatar_landmarks)
+        if setup is not None:  # the pose needs the mesh's depth: the first landmarks that have it
+            for landmarks in (setup.base_landmarks, setup.avatar_landmarks):
+                if landmarks is not None and np.asarray(landmarks).shape[1] >= 3:
+                    self.set_base_pose(landmarks)
+                    break
         return base
 
     def set_base_pose(self, landmarks: np.ndarray) -> None:
-        """The base face's pose, measured like the units' (`face_features`), so unit and target poses
-        are compared in one frame of reference."""
+        """The base face's pose, measured like the units' (`face_features`, from 3D landmarks), so
+        unit and target poses are compared in one frame of reference."""
         from fusion.face_features import face_features
 
         features = face_features(np.asarray(landmarks, np.float64))
