@@ -124,18 +124,18 @@ def warp_maps(
     affines, ok = _affines(source, target, triangles)
     width, height = size
     ids = np.zeros((height, width), np.float32)
-    shifted = target - np.asarray(origin, np.float64)
+    corners = np.round((target - np.asarray(origin, np.float64)) * 4).astype(np.int32)[triangles]  # (T, 3, 2)
+    low, high = corners.min(1), corners.max(1)
+    visible = ok & (high[:, 0] >= 0) & (high[:, 1] >= 0) & (low[:, 0] < width * 4) & (low[:, 1] < height * 4)
     for k in np.arange(len(triangles)) if order is None else order:
-        if not ok[k]:
-            continue
-        cv2.fillConvexPoly(ids, np.round(shifted[triangles[k]] * 4).astype(np.int32), float(k + 1), shift=2)
+        if visible[k]:
+            cv2.fillConvexPoly(ids, corners[k], float(k + 1), shift=2)
     design = np.column_stack([target, np.ones(len(target))])
     overall, *_ = np.linalg.lstsq(design, source, rcond=None)  # outside the triangles: one affine
-    every = np.concatenate([overall.T[None], affines], axis=0)  # index 0: the overall affine
-    ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
-    xs += origin[0]
-    ys += origin[1]
-    chosen = every[ids.astype(np.int64)]  # (h, w, 2, 3)
-    map_x = chosen[..., 0, 0] * xs + chosen[..., 0, 1] * ys + chosen[..., 0, 2]
-    map_y = chosen[..., 1, 0] * xs + chosen[..., 1, 1] * ys + chosen[..., 1, 2]
-    return map_x.astype(np.float32), map_y.astype(np.float32)
+    every = np.concatenate([overall.T[None], affines], axis=0).reshape(-1, 6).astype(np.float32)
+    chosen = every[ids.astype(np.int32)]  # (h, w, 6): the affine of each output pixel, index 0 the overall one
+    xs = np.arange(width, dtype=np.float32)[None, :] + np.float32(origin[0])
+    ys = np.arange(height, dtype=np.float32)[:, None] + np.float32(origin[1])
+    map_x = chosen[..., 0] * xs + chosen[..., 1] * ys + chosen[..., 2]
+    map_y = chosen[..., 3] * xs + chosen[..., 4] * ys + chosen[..., 5]
+    return map_x, map_y

@@ -228,8 +228,12 @@ class MouthBankProcessor:
         """Blend unit `unit` into `image` (in place) at the face given by `landmarks`; the changed rect."""
         bank = self.bank
         target_lips = landmarks[list(LIP_POINTS), :2]
-        if self.uses_mesh():
+        turned = self.uses_mesh()
+        self.last_turn = 0.0
+        if turned:
             points, depth = self._turned_points(unit, landmarks)
+            turned = self.last_turn > 0.0  # not turned at all: the flat placement's one affine is exact and cheaper
+        if turned:
             placed = points[self._lip_rows[:OUTER_LIP_COUNT]]
         else:
             matrix = self._flat_matrix(unit, landmarks)
@@ -250,7 +254,7 @@ class MouthBankProcessor:
         if x1 - x0 < 4 or y1 - y0 < 4:
             return None
         size = (x1 - x0, y1 - y0)
-        if self.uses_mesh():
+        if turned:
             source, target = with_frame(bank.mesh[unit][:, :2], points, self._frame)
             depth = np.concatenate([depth, np.full(len(self._frame), depth.min())])  # the frame is farthest
             order = np.argsort(depth[self._triangles].mean(1), kind="stable")
