@@ -59,7 +59,9 @@ from fusion.mouth_bank import (
     canonical_template,
     encode_crop,
     extract_unit,
+    mesh_points,
     target_features,
+    unit_mesh,
     viseme_labels,
 )
 from media.errors import MediaError
@@ -133,9 +135,10 @@ def analyse_recording(
     expected = max(1, round(info.duration * fps))
     quiet = longest_quiet(active, fps, expected)
     reference_index = (quiet[0] + quiet[1]) // 2
-    crops, lips, kept, features, meshes = [], [], [], [], []
+    crops, lips, kept, features, meshes, unit_poses, unit_meshes = [], [], [], [], [], [], []
     widths, centres, poses, light = [], [], [], []
     template, previous, reference, reference_face, reference_frame = None, None, None, None, -1
+    indices = None
     count = 0
     for index, frame in enumerate(read_frames(path, fps=fps)):
         count += 1
@@ -149,12 +152,16 @@ def analyse_recording(
         lm = face.landmarks
         if template is None:
             template = canonical_template(lm)
+            indices = mesh_points(lm, template)
         crop, points = extract_unit(frame, lm, template)
         crops.append(encode_crop(crop))
         lips.append(points.astype(np.float32))
         kept.append(index)
         meshes.append(lm.astype(np.float32))
-        features.append(face_features(lm, frame))
+        unit_meshes.append(unit_mesh(lm, template, indices))
+        measured = face_features(lm, frame)
+        features.append(measured)
+        unit_poses.append((measured.yaw, measured.pitch))
         widths.append(face.width)
         centres.append(lm[:, :2].mean(0))
         poses.append(head_pose(lm))
@@ -176,6 +183,9 @@ def analyse_recording(
         frames=np.array(kept, np.int32),
         template=template,
         fps=fps,
+        pose=np.array(unit_poses, np.float32),
+        mesh=np.stack(unit_meshes),
+        mesh_index=indices,
     )
     width = float(np.median(widths))
     centre = np.median(np.stack(centres), axis=0)

@@ -46,3 +46,10 @@ def print_evaluation(avatar: Avatar, result: HeldOutEvaluation) -> None:
         print(f"{name:16}{scores.ssim:8.3f}{scores.psnr:10.2f}{scores.lip_distance:16.4f}")
     print(f"selection error {result.selection_error:.3f} (p95 {result.selection_error_p95:.3f}), "
           f"mean run {result.mean_run:.1f} frames")  # fmt: skip
+    for title, groups in (("by head pose (|yaw|)", result.by_pose), ("by viseme", result.by_viseme)):
+        if groups:
+            print(f"{title}:{'frames':>9}{'bank SSIM':>11}{'painted':>9}{'bank lip':>10}{'painted':>9}")
+            for name, row in groups.items():
+                bank, painted = row["mouth_bank"], row["painted_mouth"]
+                print(f"  {name:<18}{row['frames']:>9}{bank['ssim']:>11.3f}{painted['ssim']:>9.3f}"
+                      f"{bank['lip_distance']:>10.4f}{painted['lip_distance']:>9.4f}")  # fmt: skip

@@ -391,6 +391,9 @@ class MouthBankSettings(Section):
     feather_ratio: Fraction = 0.07  # blend mask edge (Gaussian sigma), × mouth width
     colour_match: bool = True
     shape_strength: Fraction = 0.0  # 0: the unit placed by head pose only (best held-out); 1: fitted to target lips
+    mesh_warp: bool = True  # turn units to the rendered pose with the face mesh (false: flat 2D placement)
+    pose_weight: float = Field(0.03, ge=0.0)  # selection cost per degree of recorded vs rendered head pose
+    turn_degrees: tuple[float, float] = (5.0, 15.0)  # unit-to-frame view turn where the mesh warp starts, is full
 
 
 class FusionSettings(Section):

@@ -13,7 +13,11 @@ The crop is `CROP` of that frame, stored as JPEG (quality `JPEG_QUALITY`), with:
   the same units as a motion track), so a target frame of any track is compared in one space;
 - `labels`: a viseme class per unit (`VISEME_CLASSES`, from the lip shape) for coverage checks;
 - `frames`: the recording frame each unit came from (consecutive frames make runs);
-- `template`: the canonical stable points (the warp's pose anchor).
+- `template`: the canonical stable points (the warp's pose anchor);
+- `pose`: the head's (yaw, pitch) in degrees when the unit was recorded (issue 26: selection
+  prefers units recorded at the pose being rendered, a turned cheek cannot be invented);
+- `mesh`: the face mesh's lower face and rigid points (`mesh_points`) in crop pixels, with depth
+  (z, same scale): the warp turns the unit to the rendered pose in 3D instead of placing it flat.
 
 Size: a 168×132 crop is ~5-7 kB as JPEG, so 25 units a second cost ~9-11 MB a minute
 (measured in docs/benchmarks.md); the numeric arrays add ~0.3 MB a minute.
@@ -31,7 +35,7 @@ import numpy as np
 from fusion import topology as topo
 from fusion.errors import FusionError
 
-BANK_VERSION = 1
+BANK_VERSION = 2  # 2: per-unit pose and mesh (version 1 banks still load: flat placement)
 IO_PX = 96.0  # interocular distance in the canonical frame (≈ the work image's, so crops are not upsampled)
 CROP = (-0.875, 0.45, 0.875, 1.825)  # x0, y0, x1, y1 of the crop in interocular units from the eye midpoint
 JPEG_QUALITY = 92
@@ -40,6 +44,9 @@ LIP_POINTS = topo.LIPS_OUTER_UPPER + topo.LIPS_OUTER_LOWER[1:-1] + topo.LIPS_INN
 OUTER_LIP_COUNT = len(topo.LIPS_OUTER_UPPER) + len(topo.LIPS_OUTER_LOWER) - 2
 FEATURES = ("jaw_open", "lip_width", "lip_round", "lip_closure", "teeth")
 VISEME_CLASSES = ("closed", "mid", "open", "wide", "round")
+# Points that speech does not move (eye corners, nose bridge and tip, forehead, the face's sides at
+# the ears): the warp's camera is fitted on these, so the jaw's own motion never tilts the head.
+RIGID_POINTS = (33, 133, 362, 263, 168, 6, 197, 195, 1, 4, 10, 151, 9, 234, 454, 127, 356, 93, 323)
 SCALED = (0, 1, 2, 4)  # channels whose full scale (1.0 in a track) is the person's own fullest articulation
 
 
@@ -96,6 +103,25 @@ def extract_unit(frame: np.ndarray, landmarks: np.ndarray, template: np.ndarray)
     return crop, apply(matrix, np.asarray(landmarks)[list(LIP_POINTS)])
 
 
+def mesh_points(template_landmarks: np.ndarray, template: np.ndarray) -> np.ndarray:
+    """Mesh indices a unit stores: every point inside the crop (with a margin of a tenth of the crop)
+    in the first frame, plus `RIGID_POINTS`. Chosen once per bank, so every unit has the same set."""
+    matrix = to_crop(template_landmarks, template)
+    points = apply(matrix, np.asarray(template_landmarks))
+    width, height = crop_size()
+    margin = 0.1 * np.array([width, height])
+    inside = np.all((points >= -margin) & (points <= np.array([width, height]) + margin), axis=1)
+    return np.union1d(np.flatnonzero(inside), RIGID_POINTS).astype(np.int16)
+
+
+def unit_mesh(landmarks: np.ndarray, template: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """(len(indices), 3) mesh points of one frame in its crop's pixels; z scaled like x and y."""
+    matrix = to_crop(landmarks, template)
+    lm = np.asarray(landmarks, np.float64)[np.asarray(indices)]
+    scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
+    return np.column_stack([apply(matrix, lm), lm[:, 2] * scale]).astype(np.float32)
+
+
 def viseme_labels(features: np.ndarray) -> np.ndarray:
     """A viseme class per unit from its lip shape (the coverage check's classes): rounded and spread
     lips first (they are what a recording most often lacks), then the opening: closed, mid, open.
@@ -135,6 +161,9 @@ class MouthBank:
     frames: np.ndarray  # (n,) recording frame index
     template: np.ndarray  # (8, 2) canonical stable points
     fps: int
+    pose: np.ndarray | None = None  # (n, 2) yaw, pitch in degrees (None: a version 1 bank)
+    mesh: np.ndarray | None = None  # (n, len(mesh_index), 3) crop pixels
+    mesh_index: np.ndarray | None = None  # mesh point indices of `mesh`
 
     def __len__(self) -> int:
         return len(self.crops)
@@ -151,9 +180,23 @@ class MouthBank:
         return MouthBank(
             [self.crops[i] for i in keep], self.lips[keep], self.features[keep], self.labels[keep],
             self.frames[keep], self.template, self.fps,
+            None if self.pose is None else self.pose[keep], None if self.mesh is None else self.mesh[keep],
+            self.mesh_index,
         )  # fmt: skip
 
+    def rigid_rows(self) -> np.ndarray:
+        """Rows of `mesh` that are `RIGID_POINTS` (in that order)."""
+        position = {int(v): i for i, v in enumerate(self.mesh_index)}
+        return np.array([position[p] for p in RIGID_POINTS])
+
     def to_bytes(self) -> bytes:
+        extra = {}
+        if self.pose is not None and self.mesh is not None and self.mesh_index is not None:
+            extra = {
+                "pose": self.pose.astype(np.float16),
+                "mesh": self.mesh.astype(np.float16),
+                "mesh_index": self.mesh_index.astype(np.int16),
+            }
         offsets = np.cumsum([0] + [len(c) for c in self.crops]).astype(np.int64)
         buffer = io.BytesIO()
         np.savez(
@@ -169,6 +212,7 @@ class MouthBank:
             fps=np.int32(self.fps),
             io_px=np.float32(IO_PX),
             crop=np.asarray(CROP, np.float32),
+            **extra,
         )
         return buffer.getvalue()
 
@@ -176,7 +220,7 @@ class MouthBank:
     def load(cls, path: Path) -> MouthBank:
         try:
             with np.load(path) as data:
-                if int(data["version"]) != BANK_VERSION or float(data["io_px"]) != IO_PX:
+                if int(data["version"]) not in (1, BANK_VERSION) or float(data["io_px"]) != IO_PX:
                     raise FusionError(f"mouth bank {path} has an older format; re-enroll the avatar from its recording")
                 jpeg, offsets = data["jpeg"].tobytes(), data["offsets"]
                 return cls(
@@ -187,6 +231,9 @@ class MouthBank:
                     frames=data["frames"],
                     template=data["template"].astype(np.float64),
                     fps=int(data["fps"]),
+                    pose=data["pose"].astype(np.float32) if "pose" in data.files else None,
+                    mesh=data["mesh"].astype(np.float32) if "mesh" in data.files else None,
+                    mesh_index=data["mesh_index"].astype(np.int64) if "mesh_index" in data.files else None,
                 )
         except (OSError, KeyError, ValueError) as exc:
             raise FusionError(f"mouth bank {path} is unreadable ({exc}); re-enroll the avatar") from exc

@@ -12,6 +12,12 @@ compared mouth to mouth):
   lip points, in interocular distances.
 The target motion is the held-out footage's own mouth channels (the recorded-driver mapping), so
 both renderers aim at the same shapes and the comparison isolates how each draws a mouth.
+
+Issue 26: the head pose is the held-out footage's too (yaw and pitch measured on every frame,
+relative to the base face's), so a recording with a moving head is re-rendered at the poses it
+was filmed at, and the scores are also given per pose bucket (`POSE_BUCKETS`, by |yaw|) and per
+viseme class (of the held-out frame's real shape): a recording the user brings shows where the
+avatar is weak, not only its mean.
 """
 
 from __future__ import annotations
@@ -23,7 +29,17 @@ import numpy as np
 
 from driver_synth.track import MotionTrack
 from fusion.analysis import Face, FaceAnalyser
-from fusion.mouth_bank import FEATURES, IO_PX, LIP_POINTS, MouthBank, apply, articulation_scale, crop_size, to_crop
+from fusion.mouth_bank import (
+    FEATURES,
+    IO_PX,
+    LIP_POINTS,
+    VISEME_CLASSES,
+    MouthBank,
+    apply,
+    articulation_scale,
+    crop_size,
+    to_crop,
+)
 from fusion.processors.base import FrameContext
 from fusion.processors.mouth_bank import MouthBankOptions, MouthBankProcessor
 from fusion.processors.reenactor import Reenactor
@@ -32,6 +48,8 @@ from quality.errors import QualityError
 
 HELD_OUT = 0.2
 MIN_HELD_OUT = 10  # frames
+# |yaw| relative to the base face, degrees: [low, high) per bucket (the issue's frontal, 10° and 20°).
+POSE_BUCKETS = {"frontal": (0.0, 5.0), "10deg": (5.0, 15.0), "20deg": (15.0, 90.0)}
 
 
 @dataclass(frozen=True)
@@ -55,6 +73,8 @@ class HeldOutEvaluation:
     mean_run: float  # mean run of consecutive recorded frames along the chosen path
     held_frames: np.ndarray | None = None  # recording frame of every compared held-out frame
     chosen_frames: np.ndarray | None = None  # recording frame of the unit shown there (from the other 80 %)
+    by_pose: dict[str, dict[str, object]] | None = None  # bucket → frames, mouth_bank and painted_mouth scores
+    by_viseme: dict[str, dict[str, object]] | None = None  # viseme class → the same
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -65,6 +85,8 @@ class HeldOutEvaluation:
             "selection_error": round(self.selection_error, 4),
             "selection_error_p95": round(self.selection_error_p95, 4),
             "mean_run_frames": round(self.mean_run, 2),
+            "by_pose": self.by_pose or {},
+            "by_viseme": self.by_viseme or {},
         }
 
 
@@ -96,14 +118,33 @@ def mouth_box(lips: np.ndarray) -> tuple[int, int, int, int]:
     return max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
 
 
-def held_out_track(held: MouthBank, scale: np.ndarray, first: int, count: int, fps: int) -> MotionTrack:
+def held_out_track(held: MouthBank, scale: np.ndarray, first: int, count: int, fps: int,
+                   base_pose: np.ndarray | None = None) -> MotionTrack:  # fmt: skip
     """Mouth channels of the held-out frames (missing faces interpolated), all else at rest. The
     recorded values are divided by the bank's `articulation_scale`, so the track is in track units
-    (1.0 = the person's fullest articulation), as a synthetic track is."""
+    (1.0 = the person's fullest articulation), as a synthetic track is. With `base_pose` (the base
+    face's yaw and pitch) and a bank that stores poses, the head turns as it did in the footage."""
     index = np.arange(first, first + count)
     values = np.clip(held.features / scale, 0.0, 1.0)
     channels = {name: np.interp(index, held.frames, values[:, k]) for k, name in enumerate(FEATURES)}
+    if base_pose is not None and held.pose is not None:
+        for k, name in enumerate(("head_yaw", "head_pitch")):
+            channels[name] = np.interp(index, held.frames, held.pose[:, k] - base_pose[k])
     return MotionTrack.from_channels(fps, channels)
+
+
+def grouped_scores(values: np.ndarray, groups: dict[str, np.ndarray]) -> dict[str, dict[str, object]]:
+    """Mean scores of the frames in each group (groups with no frame are left out)."""
+    out: dict[str, dict[str, object]] = {}
+    for name, members in groups.items():
+        if members.any():
+            bank, painted = values[0][members], values[1][members]
+            out[name] = {
+                "frames": int(members.sum()),
+                "mouth_bank": MouthScores(*(float(np.nanmean(bank[:, k])) for k in range(3))).as_dict(),
+                "painted_mouth": MouthScores(*(float(np.nanmean(painted[:, k])) for k in range(3))).as_dict(),
+            }
+    return out
 
 
 class _Scorer:
@@ -150,11 +191,12 @@ def evaluate_held_out(
             "hold out a fifth and evaluate (record 60-180 s)"
         )
     scale = articulation_scale(train.features)
-    track = held_out_track(held, scale, split, total - split, bank.fps)
     reenactor = Reenactor(work_landmarks)
     reenactor.prepare(work_image)
     processor = MouthBankProcessor(options, train)
     processor.prepare(work_image)
+    processor.set_base_pose(work_landmarks)
+    track = held_out_track(held, scale, split, total - split, bank.fps, processor.base_pose)
     processor.plan(track)
     path = processor.path
     banked, painted = _Scorer(bank.template, analyser), _Scorer(bank.template, analyser)
@@ -172,6 +214,12 @@ def evaluate_held_out(
         banked.add(frame, landmarks, real, real_lips)
     targets = np.stack([track.channels[name] for name in FEATURES], axis=1) * scale
     errors = selection_error(train.features, path, targets)
+    values = (np.array(banked.values), np.array(painted.values))
+    yaw = np.abs(track.channels["head_yaw"][held.frames - split]) if "head_yaw" in track.channels else None
+    if yaw is None:
+        yaw = np.zeros(len(held))
+    by_pose = grouped_scores(values, {name: (yaw >= low) & (yaw < high) for name, (low, high) in POSE_BUCKETS.items()})
+    by_viseme = grouped_scores(values, {name: held.labels == k for k, name in enumerate(VISEME_CLASSES)})
     return HeldOutEvaluation(
         frames=len(held),
         units=len(train),
@@ -182,4 +230,6 @@ def evaluate_held_out(
         mean_run=float(run_lengths(train.frames, path).mean()),
         held_frames=held.frames.copy(),
         chosen_frames=train.frames[path[held.frames - split]],
+        by_pose=by_pose,
+        by_viseme=by_viseme,
     )

@@ -7,7 +7,10 @@ shape (green = visible opening, red = lip width, blue = rounding). So a render t
 pattern shows a bank mouth, and the colour it shows says which shape was chosen.
 
 It starts with `lead_s` of silence and closed lips: the quiet stretch enrollment turns into the
-idle loop. Head motion is off (a steady camera); blinks stay.
+idle loop. Head motion is off (a steady camera) unless `head_yaw_deg` is given (issue 26: the head
+then turns side to side while speaking, ±`head_yaw_deg`, with a smaller nod, so held-out frames
+fall in every pose bucket); `light_drift` dims the whole frame linearly by that share over the
+speech (a window's light fading). Blinks stay.
 """
 
 from __future__ import annotations
@@ -69,7 +72,8 @@ def paint_interior(frame: np.ndarray, landmarks: np.ndarray, colour: np.ndarray)
     frame[:] = np.clip(frame * (1 - alpha) + pattern * alpha, 0, 255).astype(np.uint8)
 
 
-def speech_track(settings: Settings, text: str, lead_s: float, folder: Path) -> tuple[MotionTrack, Path]:
+def speech_track(settings: Settings, text: str, lead_s: float, folder: Path,
+                 head_yaw_deg: float = 0.0) -> tuple[MotionTrack, Path]:  # fmt: skip
     voices, _ = load_voices()
     speech = synthesize_speech(text, voices["en-us-female"], settings, EspeakEngine)  # fast: not the voice under test
     samples, rate = read_wav(speech.wav_path)
@@ -84,6 +88,11 @@ def speech_track(settings: Settings, text: str, lead_s: float, folder: Path) -> 
         if name == "lip_closure":
             pad[:] = values[0]
         channels[name] = np.concatenate([pad, values]) if name not in HEAD else np.zeros(lead + len(values), np.float32)
+    if head_yaw_deg:  # still during the lead (the idle loop and reference frame are frontal), then turning
+        t = np.maximum(np.arange(lead + len(spoken.channels["jaw_open"])) - lead, 0) / fps
+        ramp = np.minimum(t / 0.5, 1.0)
+        channels["head_yaw"] = (head_yaw_deg * ramp * np.sin(2 * np.pi * t / 3.2)).astype(np.float32)
+        channels["head_pitch"] = (0.3 * head_yaw_deg * ramp * np.sin(2 * np.pi * t / 2.3)).astype(np.float32)
     track = MotionTrack.from_channels(fps, channels)
     audio = np.concatenate([np.zeros(round(lead * rate / fps), np.float32), np.asarray(samples, np.float32)])
     wav = folder / "speech.wav"
@@ -92,10 +101,12 @@ def speech_track(settings: Settings, text: str, lead_s: float, folder: Path) -> 
 
 
 def make_recording(settings: Settings, folder: Path, size: int = 448, text: str = SCRIPT,
-                   lead_s: float = 2.0, repeats: int = 1, photo: Path = SAMPLE) -> Recording:  # fmt: skip
+                   lead_s: float = 2.0, repeats: int = 1, photo: Path = SAMPLE,
+                   head_yaw_deg: float = 0.0, light_drift: float = 0.0) -> Recording:  # fmt: skip
     """Render the recording (MP4 with speech) of `photo` into `folder`; returns it with its true track."""
     folder.mkdir(parents=True, exist_ok=True)
-    track, wav = speech_track(settings, " ".join([text] * repeats), lead_s, folder)
+    track, wav = speech_track(settings, " ".join([text] * repeats), lead_s, folder, head_yaw_deg)
+    lead = round(lead_s * track.fps)
     image = read_image(photo, settings.images.max_pixels)
     face = FaceAnalyser(ModelRegistry(settings.paths.models)).single_face(image)
     work, landmarks = apply_framing(image, face.landmarks, choose_framing(face.landmarks, image.shape, size))
@@ -109,6 +120,9 @@ def make_recording(settings: Settings, folder: Path, size: int = 448, text: str 
             moved = reenactor.frame_landmarks(motion)
             colour = mouth_colour(motion.mouth_gap, motion.lip_width, motion.lip_round)
             paint_interior(frame, moved, colour)
+            if light_drift:
+                gain = 1.0 - light_drift * max(index - lead, 0) / max(track.frame_count - lead, 1)
+                frame = np.clip(frame.astype(np.float32) * gain, 0, 255).astype(np.uint8)
             writer.write(frame)
     return Recording(path, track, size)
 
