@@ -46,11 +46,14 @@ class ModelSpec:
     license: str
     commercial: bool = True  # may be used for a purpose or channel the config marks commercial
     placed: bool = False  # placed by the user (`dhf models add`), not provisioned by scripts/setup
+    optional: bool = False  # provisioned only when asked for by name (`dhf models provision NAME`): large
 
     @property
     def fix(self) -> str:
         if self.placed:
             return f"place the file again with `dhf models add FILE --as {self.name}`"
+        if self.optional:
+            return f"run `dhf models provision {self.name}` to provision it (opt-in: a large download)"
         return SETUP_HINT
 
 
@@ -95,6 +98,7 @@ def _spec(name: str, data: dict, placed: bool) -> ModelSpec:
         license=data.get("license", ""),
         commercial=bool(data.get("commercial", True)),
         placed=placed,
+        optional=bool(data.get("optional", False)),
     )
 
 
