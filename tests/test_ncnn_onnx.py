@@ -189,8 +189,10 @@ def face_tiles(video: Path, work: Path, analyser) -> list[np.ndarray]:
 
 @pytest.mark.slow
 def test_real_x4plus_matches_ncnn_on_a_renders_face(x4plus, rendered, analyser, tmp_path):
-    """Tolerance (0-255 units, after clipping as the processor does): max abs error ≤ 1, mean ≤ 0.01,
-    PSNR of the 8-bit outputs ≥ 60 dB; measured 2026-12-07: max 0.0004, mean 0.00003 on a 64² tile."""
+    """The converted model against real ncnn (fp32 CPU path) on a render's face. Tolerance, in 0-255
+    units after clipping as the processor does: max abs error ≤ 0.5 (the 8-bit outputs differ by at
+    most one level), mean ≤ 0.01, PSNR of the 8-bit outputs ≥ 60 dB. Measured 2026-12-07 on the
+    mouth, eye and jaw tiles: max 0.0022 / 0.0027 / 0.0044, mean 0.0001, PSNR 90.7 / 88.8 / 88.7 dB."""
     from fusion.processors.frame_enhancer import to_model
 
     site = ncnn_site(wheel_cache())
@@ -207,7 +209,7 @@ def test_real_x4plus_matches_ncnn_on_a_renders_face(x4plus, rendered, analyser, 
         assert ours.shape == ref.shape == (1, 3, tile.shape[0] * 4, tile.shape[1] * 4)
         stats = errors_255(ref, ours)
         print(f"x4plus vs ncnn on a {tile.shape[1]}x{tile.shape[0]} tile: {dumps(stats)}")
-        assert stats["max"] <= 1.0 and stats["mean"] <= 0.01 and stats["psnr"] >= 60, stats
+        assert stats["max"] <= 0.5 and stats["mean"] <= 0.01 and stats["psnr"] >= 60, stats
         # the model does something: not a plain resize of its input
         cubic = cv2.resize(tile, None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC)[..., ::-1].transpose(2, 0, 1)
         assert errors_255(cubic[None] / 255.0, ours)["mean"] > 1.0
