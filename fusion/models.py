@@ -283,7 +283,7 @@ def add_model(
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     if fmt.name in load_lock(LOCK_FILE):
-        raise ModelError(f"'{fmt.name}' is a provisioned model; run `dhf models provision` instead")
+        raise ModelError(f"'{fmt.name}' is a provisioned model; run `dhf models provision {fmt.name}` instead")
     target = model_dir / fmt.filename
     lock_path = model_dir / PLACED_LOCK
     with directory_lock(model_dir):  # two `dhf models add` at once must not drop each other's entry
