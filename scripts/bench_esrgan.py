@@ -6,8 +6,13 @@ The input: `--frames` consecutive frames of a render (`--video`), the square aro
 (twice the face box) resized to `--work` pixels; the frame_enhancer enhances it ×4. "whole frame"
 is the processor's `prepare` (every tile: an idle loop's changing base), "per frame" its
 `process_frame` with the mouth-and-jaw rectangle as dirty (what the reenactor changes).
+`--engine N`: instead, the whole engine for N frames of the sample avatar (its 512² work image,
+a mouth opening and closing) with `frame_enhancer: real_esrgan_x4plus` in place of the upscaler,
+against the default chain on the same track in the same run: the first frame (the base's every
+tile) and the mean of the later ones (the reenactor's dirty tiles).
 Needs `dhf models provision real_esrgan_x4plus`. Usage (2 shared cores: run it niced):
     nice .venv/bin/python scripts/bench_esrgan.py --video render.mp4 [--work 128] [--tile 96] [--out DIR]
+    nice .venv/bin/python scripts/bench_esrgan.py --engine 3 [--out DIR]
 """
 
 from __future__ import annotations
@@ -25,12 +30,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT)]
 
+from avatars.library import AvatarLibrary  # noqa: E402
 from config import load_settings  # noqa: E402
+from driver_synth.track import MotionTrack  # noqa: E402
 from fusion.analysis import FaceAnalyser  # noqa: E402
 from fusion.models import ModelRegistry  # noqa: E402
 from fusion.processors.base import FrameContext, ProcessorSetup  # noqa: E402
 from fusion.processors.frame_enhancer import FrameEnhancer, FrameEnhancerOptions, from_model, to_model  # noqa: E402
 from fusion.providers import ProviderChoice  # noqa: E402
+from pipeline import stages  # noqa: E402
 
 MODEL = "real_esrgan_x4plus"
 
@@ -59,9 +67,38 @@ def render_frames(video: Path, start_s: float, count: int) -> list[np.ndarray]:
         return [cv2.imread(str(path)) for path in sorted(Path(folder).glob("f*.png"))]
 
 
+def engine_run(count: int, out: Path | None) -> None:
+    """The engine per frame with the x4plus frame_enhancer vs the default chain (same track, same run)."""
+    base = load_settings().with_section("video", width=512, height=512)
+    avatar = AvatarLibrary.from_settings(base.paths).get("sample")
+    analysis = stages.avatar_stage(avatar, base)
+    chain = ("reenactor", "color_matcher", "frame_enhancer", "compositor")
+    enhanced = base.with_section("fusion", processors=chain, frame_enhancer={"model": MODEL})
+    track = MotionTrack.from_channels(25, {"jaw_open": 0.5 + 0.5 * np.sin(np.arange(count) * 1.3)})
+    print(f"engine, 512×512 output, sample avatar (work {analysis.work_image_and_landmarks(avatar)[0].shape[0]}²), "
+          f"{count} frames, onnxruntime CPU, fusion.threads {base.fusion.threads}")  # fmt: skip
+    shots = {}
+    for label, settings in (("default chain (upscaler)", base), ("frame_enhancer real_esrgan_x4plus", enhanced)):
+        engine = stages.build_engine(avatar, analysis, settings, payload=1)
+        times, last = [], time.perf_counter()
+        for frame in engine.frames(track):
+            now = time.perf_counter()
+            times.append(1000 * (now - last))
+            shots.setdefault(label, []).append(frame.copy())
+            last = time.perf_counter()
+        engine.close()
+        later = np.mean(times[1:]) if len(times) > 1 else float("nan")
+        print(f"| {label} | first frame {times[0]:.0f} ms | later frames {later:.0f} ms/frame |")
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+        for index, (plain, fancy) in enumerate(zip(*shots.values(), strict=True)):
+            cv2.imwrite(str(out / f"engine{index}_upscaler_vs_x4plus.png"), np.hstack([plain, fancy]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--video", type=Path, required=True, help="a render (MP4) whose face to enhance")
+    parser.add_argument("--video", type=Path, help="a render (MP4) whose face to enhance")
+    parser.add_argument("--engine", type=int, default=0, help="run the whole engine for this many frames instead")
     parser.add_argument("--at", type=float, default=1.0, help="time of the first frame, seconds")
     parser.add_argument("--frames", type=int, default=3)
     parser.add_argument("--work", type=int, default=128, help="side of the frame_enhancer's input, pixels")
@@ -73,6 +110,10 @@ def main() -> None:
     settings = load_settings()
     registry = ModelRegistry(settings.paths.models)
     registry.path(MODEL)  # one line naming `dhf models provision real_esrgan_x4plus` when absent
+    if args.engine:
+        return engine_run(args.engine, args.out)
+    if args.video is None:
+        parser.error("give --video RENDER.mp4 (or --engine N)")
     analyser = FaceAnalyser(registry)
     frames = render_frames(args.video, args.at, args.frames)
     face = analyser.single_face(frames[0]).landmarks[:, :2]

@@ -233,8 +233,9 @@ def test_the_numpy_reference_of_the_tiny_model_is_ncnns(tmp_path):
 @pytest.mark.slow
 def test_the_frame_enhancer_runs_the_real_weights_on_a_render_frame(x4plus, rendered, analyser, tmp_path):
     """The processor, through its own interface, on a render's face square (96² → 384², 3×3 tiles of
-    64² with 16 px overlap): inside the frame it is within two levels of one pass over the whole frame
-    on average (measured mean 1.33 here, 0.81 at 128² with 96² tiles), and it is sharper than bicubic (the model is really used)."""
+    64² with 16 px overlap): inside the frame it is within two levels of one pass over the whole
+    frame on average (measured mean 1.33 here, 0.81 at 128² with 96² tiles), and it is sharper than
+    bicubic (the model is really used)."""
     from fusion.processors.base import ProcessorSetup
     from fusion.processors.frame_enhancer import FrameEnhancer, FrameEnhancerOptions, from_model, to_model
     from fusion.providers import ProviderChoice
