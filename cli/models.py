@@ -29,16 +29,20 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     models.add_argument(
         "action",
         choices=["provision", "verify", "add"],
-        help="provision: the face models; verify: every pinned model; add: place a model file",
+        help="provision: the face models (or the optional models named after it); verify: every pinned model; "
+        "add: place a model file",
     )
-    models.add_argument("file", nargs="?", type=Path, help="add: the downloaded .onnx file")
+    models.add_argument(
+        "file", nargs="?", type=Path, help="add: the downloaded .onnx file; provision: an optional model's name"
+    )
     models.add_argument("--as", dest="name", help="add: the model's name (e.g. gfpgan_1.4)")
     models.add_argument("--sha256", help="add: the sha256 the file must have (refused otherwise)")
 
 
 def run_models(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "provision":
-        provision(settings.paths.models)
+        # `dhf models provision real_esrgan_x4plus`: one opt-in model (large), besides the default set.
+        provision(settings.paths.models, only=[str(args.file)] if args.file else None)
         return 0
     if args.action == "add":
         if args.file is None or not args.name:
@@ -50,6 +54,9 @@ def run_models(args: argparse.Namespace, settings: Settings) -> int:
         print(f"licence: {fmt.license}{'' if fmt.commercial else ' (refused for commercial purposes and channels)'}")
         return 0
     registry = ModelRegistry(settings.paths.models)
-    for name in registry.specs:
+    for name, spec in registry.specs.items():
+        if spec.optional and not (registry.model_dir / spec.filename).exists():
+            print(f"{name}: optional, not provisioned ({spec.fix})")
+            continue
         print(f"{name}: ok {registry.path(name)}")
     return 0

