@@ -434,3 +434,25 @@ def test_face_landmarks_follow_the_frame_through_resizing_stages(face, settings,
         assert all(red[round(y), round(x)] for x, y in points), (index, points)  # under the crop
         assert abs(xs.mean() - points[:, 0].mean()) < 0.02 * frame.shape[1]  # centred on the face
     engine.close()
+
+
+@pytest.mark.parametrize("avatar", ["sample", "sample-closed"])
+def test_the_classic_backdrop_continues_the_portrait_instead_of_framing_a_square(avatar):
+    """The default (no scene) layout puts the square portrait on a soft backdrop. That backdrop was
+    the whole photo stretched, blurred and darkened by 45 %, so beside a light photo it was far
+    darker than the portrait's edge: a pasted square (before: 37-91 grey levels at the left/right
+    border of the real portraits, brightened as a light studio photo would be). It is now the photo's
+    own edges mirrored outward and blurred, darkening only with distance from the portrait."""
+    from fusion.processors.post import Compositor, CompositorOptions
+
+    photo = cv2.imread(str(Path(__file__).resolve().parent.parent / "avatars" / avatar / "portrait.png"))
+    for image in (photo, cv2.convertScaleAbs(photo, alpha=0.8, beta=60)):
+        base = cv2.resize(image, (1080, 1080), interpolation=cv2.INTER_CUBIC)
+        compositor = Compositor(CompositorOptions(1920, 1080))
+        lum = compositor.prepare(base).astype(np.float32).mean(axis=2)
+        left, right, band = compositor.left, compositor.left + 1080, compositor.feather
+        step_left = lum[:, left - 16 : left].mean() - lum[:, left + band : left + band + 16].mean()
+        step_right = lum[:, right : right + 16].mean() - lum[:, right - band - 16 : right - band].mean()
+        assert abs(step_left) < 14 and abs(step_right) < 14, (avatar, step_left, step_right)
+        sharpness = np.abs(cv2.Laplacian(lum, cv2.CV_32F))
+        assert sharpness[:, : left - 16].mean() < 0.5 * sharpness[:, left + band : right - band].mean()

@@ -239,6 +239,33 @@ def wide_blur(image: np.ndarray, sigma: float) -> np.ndarray:
     return cv2.resize(blurred, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
+BACKDROP_DARKEN = 0.45  # how far the backdrop fades towards the background colour at the frame's edge
+
+
+def extended_backdrop(base: np.ndarray, width: int, height: int, left: int, top: int,
+                      colour: tuple[int, int, int]) -> np.ndarray:  # fmt: skip
+    """The soft backdrop beside the portrait: the photo's own edges mirrored outwards and blurred,
+    fading towards `colour` only with distance from the portrait.
+
+    Why: the backdrop used to be the whole photo stretched, blurred and darkened by 45 % everywhere,
+    so next to a light photo it was 40-90 grey levels darker than the portrait's edge and the portrait
+    read as a pasted square. Mirrored edges make both sides of the border the same picture at low
+    frequency; the darkening still frames the person towards the frame's sides."""
+    side = base.shape[0]
+    pads = ((top, height - top - side), (left, width - left - side), (0, 0))
+    extended = np.pad(base, [(max(0, a), max(0, b)) for a, b in pads[:2]] + [(0, 0)], mode="symmetric")
+    extended = extended[max(0, -top) : max(0, -top) + height, max(0, -left) : max(0, -left) + width]
+    blurred = wide_blur(np.ascontiguousarray(extended), 40).astype(np.float32)
+    columns = np.arange(width, dtype=np.float32)
+    rows = np.arange(height, dtype=np.float32)
+    outside_x = np.maximum(np.maximum(left - columns, columns - (left + side - 1)), 0) / max(1, left)
+    outside_y = np.maximum(np.maximum(top - rows, rows - (top + side - 1)), 0) / max(1, top, left)
+    distance = np.clip(np.maximum(outside_x[None, :], outside_y[:, None]), 0, 1)
+    weight = (BACKDROP_DARKEN * distance * distance * (3 - 2 * distance))[..., None]  # smoothstep
+    canvas = blurred * (1 - weight) + np.asarray(colour, np.float32) * weight
+    return np.clip(canvas + 0.5, 0, 255).astype(np.uint8)
+
+
 @dataclass(frozen=True)
 class CompositorOptions:
     width: int
@@ -268,13 +295,11 @@ class Compositor:
     def prepare(self, base: np.ndarray, setup: ProcessorSetup | None = None) -> np.ndarray:
         width, height = self.options.width, self.options.height
         side = base.shape[0]
+        self.left, self.top = (width - side) // 2, (height - side) // 2
         if self.options.background == "blur":
-            stretched = cv2.resize(base, (width, height), interpolation=cv2.INTER_AREA)
-            canvas = wide_blur(stretched, 40)
-            canvas = cv2.addWeighted(canvas, 0.55, np.full_like(canvas, self.options.background_color), 0.45, 0)
+            canvas = extended_backdrop(base, width, height, self.left, self.top, self.options.background_color)
         else:
             canvas = np.full((height, width, 3), self.options.background_color, np.uint8)
-        self.left, self.top = (width - side) // 2, (height - side) // 2
         self.side = side
         canvas[self.top : self.top + side, self.left : self.left + side] = base
         # The portrait's left/right edges fade into the (blurred) background over `feather` pixels.
