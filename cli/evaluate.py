@@ -53,7 +53,7 @@ def describe(name: str, report: QualityReport) -> str:
     st = report.stability
     lines.append(
         f"  stability: flicker {st.flicker:.2f} (face {st.flicker_face:.2f}, background "
-        f"{st.flicker_background:.2f}), landmark jitter {st.landmark_jitter:.3f}"
+        f"{st.flicker_background:.2f}), landmark jitter {st.landmark_jitter:.4f}"
     )
     color = report.color
     reference = f", vs avatar ΔE {color.reference_delta_e:.1f}" if color.reference_delta_e is not None else ""

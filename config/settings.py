@@ -230,7 +230,7 @@ class QualitySettings(Section):
     pose_gate_action: Literal["interpolate", "drop"] = "interpolate"
     pose_max_gated_ratio: Fraction = 0.05
     flicker_max: Positive = 1.0
-    jitter_max: Positive = 0.1
+    jitter_max: Positive = 0.012  # rigid landmarks' miss of smooth motion, per interocular distance (median)
     color_max_drift: Positive = 3.0
     color_max_reference_delta: Positive = 8.0
     closure_min_phones: int = Field(3, ge=1)  # fewer P/B/M phones than this: closure not judged

@@ -74,7 +74,7 @@ def score_observations(
     )
     identity_result = identity_scores(seen.identity_distances, limits.identity_max_distance)
     pose = pose_scores(seen.pose, seen.face_found, gated)
-    stability = stability_scores(seen.outside_mouth, seen.background, seen.rigid)
+    stability = stability_scores(seen.outside_mouth, seen.background, seen.rigid, seen.interocular)
     color = color_scores(seen.skin, fps, reference_lab)
     artifacts = artifact_scores(seen, fps, lip_gap, limits)
     failures = [

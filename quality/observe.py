@@ -23,7 +23,7 @@ from media.video import ProbeResult, probe, read_frames
 from quality.artifacts import ArtifactObserver
 from quality.color import skin_lab
 from quality.errors import QualityError
-from quality.stability import RIGID_POINTS, mean_outside_mouth
+from quality.stability import JITTER_POINTS, mean_outside_mouth
 
 NO_POSE = (np.nan, np.nan, np.nan)
 
@@ -36,7 +36,8 @@ class Observations:
     count: int
     lip_gap: np.ndarray  # inner-lip gap / mouth width
     pose: np.ndarray  # (frames, 3): yaw, pitch, roll in degrees
-    rigid: np.ndarray  # (frames, points, 2): rigid landmarks per interocular distance
+    rigid: np.ndarray  # (frames, points, 2): rigid landmarks (`JITTER_POINTS`) in analysis pixels
+    interocular: np.ndarray  # interocular distance in analysis pixels (the jitter's unit)
     outside_mouth: np.ndarray  # mean brightness of the frame outside the mouth
     background: np.ndarray  # mean brightness of the two top corners
     skin: np.ndarray  # (frames, 3): cheek colour in Lab
@@ -78,7 +79,7 @@ class FrameObserver:
     (`observe_video`) or from the frames a render hands to its encoder (the gate runs while the
     video is being encoded). Keeps only the per-frame numbers, never the frames."""
 
-    SERIES = ("gaps", "poses", "rigid", "outside", "background", "skin", "distances", "eyes")
+    SERIES = ("gaps", "poses", "rigid", "interocular", "outside", "background", "skin", "distances", "eyes")
 
     def __init__(
         self, analyser: FaceAnalyser, fps: float, identity: IdentityProbe | None = None, start: int = 0
@@ -91,6 +92,7 @@ class FrameObserver:
         self.gaps: list[float] = []
         self.poses: list[tuple[float, float, float]] = []
         self.rigid: list[np.ndarray] = []
+        self.interocular: list[float] = []
         self.outside: list[float] = []
         self.background: list[float] = []
         self.skin: list[np.ndarray] = []
@@ -113,7 +115,8 @@ class FrameObserver:
         if face is None:
             self.gaps.append(np.nan)
             self.poses.append(NO_POSE)
-            self.rigid.append(np.full((len(RIGID_POINTS), 2), np.nan))
+            self.rigid.append(np.full((len(JITTER_POINTS), 2), np.nan))
+            self.interocular.append(np.nan)
             self.outside.append(np.nan)
             self.skin.append(np.full(3, np.nan))
             self.eyes.append(np.nan)
@@ -126,7 +129,10 @@ class FrameObserver:
         self.artifacts.add(grey, landmarks, features.lip_gap)
         self.gaps.append(features.lip_gap)
         self.poses.append((features.yaw, head_pitch(landmarks), features.roll))
-        self.rigid.append(landmarks[list(RIGID_POINTS), :2] / max(face.interocular, 1e-6))
+        # Pixels, not per interocular distance: dividing positions by each frame's distance multiplied
+        # that distance's noise by the points' distance from the corner (the jitter is divided instead).
+        self.rigid.append(landmarks[list(JITTER_POINTS), :2].astype(float))
+        self.interocular.append(face.interocular)
         self.outside.append(mean_outside_mouth(frame, landmarks))
         self.skin.append(skin_lab(frame, landmarks))
         if self.identity is not None and index % self.step == 0:
@@ -157,6 +163,7 @@ class FrameObserver:
             lip_gap=np.asarray(self.gaps, float),
             pose=np.asarray(self.poses, float),
             rigid=np.asarray(self.rigid, float),
+            interocular=np.asarray(self.interocular, float),
             outside_mouth=np.asarray(self.outside, float),
             background=np.asarray(self.background, float),
             skin=np.asarray(self.skin, float),

@@ -43,7 +43,7 @@ class PoseScores(Scores):
 class StabilityScores(Scores):
     flicker_face: float  # median frame-to-frame change of the brightness outside the mouth (grey levels)
     flicker_background: float  # the same for the top corners
-    landmark_jitter: float  # median second difference of rigid landmarks per interocular distance
+    landmark_jitter: float  # median miss of rigid landmarks from their smooth motion, per interocular distance
     flicker: float  # the larger of the two flickers
 
 
