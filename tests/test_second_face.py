@@ -37,7 +37,9 @@ def enrolled_second(tmp_path_factory, dhf_home):
     settings = load_settings(config, home=home)
     photo = second_face(provisioned_models())
     recording = make_recording(settings, tmp_path_factory.mktemp("second-rec"), photo=photo,
-                               head_yaw_deg=20.0, light_drift=0.1)  # fmt: skip
+                               head_yaw_deg=20.0, light_drift=0.08)  # fmt: skip
+    # 8 %, not 10 %: enrollment refuses a light change over 12 % and a 10 % fade measured exactly 12 %
+    # on some runs (the face's own shading adds to it), so the test sat on the limit.
     license_path = write_license(tmp_path_factory.mktemp("lic") / "hopper", "hopper")
     args = ["--config", str(config), "avatar", "add", str(recording.path), "--id", "hopper",
             "--license", str(license_path), "--speaking", "--skip-evaluation"]  # fmt: skip
