@@ -446,5 +446,6 @@ def test_a_wide_open_unit_leaves_one_chin_line(enrolled, home, config):
                 processor.paste(pasted, int(unit), points)
                 added[name].append(_added_chin_line(pasted, base, points))
     print("edge added above the chin (grey levels per 0.02 IOD), widest units at 0° and 20°:", added)
-    # Measured on this recording: before 7.7-16.7, after 0.8-2.6 (the narrow units' level: 0.3-7 in the probe).
-    assert max(added["after"]) < 5.0 < max(added["before"]), added
+    # Measured on this recording (it varies a little between runs): before 6.9-16.7, after 0.8-4.5.
+    assert max(added["after"]) < 6.0 < max(added["before"]), added
+    assert max(added["after"]) < 0.5 * max(added["before"]), added

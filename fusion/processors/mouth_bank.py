@@ -63,6 +63,8 @@ UPWARD_REACH = 0.8  # vertical margin above the lips, × margin_ratio (below the
 JOIN_BLEND = 0.5  # at a join between two takes, the new unit's opacity over the old run's next frame
 FACE_INSET = 1.05  # the paste stays inside the face outline scaled by this about its centre (then feathered)
 JAW_LINE = (132, 58, 172, 136, 150, 149, 176, 148, 152, 377, 400, 378, 379, 365, 397, 288, 361)  # ear to ear, chin
+FOLLOW_FROM = 0.5  # chin_follow keeps the unit's skin below the lower lip as filmed down to this share of the
+# span to the jaw and stretches only the rest (held-out SSIM on the test person: 0.833 from 0, 0.838 from 0.5)
 CHIN_INSET = 2.0  # the mask's edge lies this many feather sigmas above a chin line (weight there: ~2 %)
 
 
@@ -357,12 +359,13 @@ class MouthBankProcessor:
 
     def _follow_jaw(self, points: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
         """The unit's placed mesh points with its jaw moved onto the rendered jaw line: the jaw
-        points exactly, every point between the lower lip and the jaw by the share of that span
-        it lies at (0 on the lower lip, 1 on the jaw and below), the lips and rigid points not at
-        all. Why: the reenactor drops the frame's jaw for the opening it renders and the unit was
-        filmed with its own drop (a wide unit's chin sat 0.14-0.25 interocular distances above
-        the rendered one on the test recording's person); stretched this way the unit's skin
-        below the lip fills the span and its chin lands on the rendered chin, one chin line."""
+        points exactly; a point between the lower lip and the jaw not at all down to FOLLOW_FROM
+        of that span, then by a share rising to 1 at the jaw (and below it); the lips and rigid
+        points never. Why: the reenactor drops the frame's jaw for the opening it renders and the
+        unit was filmed with the person's own drop (a wide unit's chin sat 0.14-0.25 interocular
+        distances above the rendered one on the test recording's person); stretched this way the
+        unit's skin fills the span and its chin lands on the rendered chin: one chin line. The
+        skin right under the lip stays as filmed (the mouth's look, scored on held-out frames)."""
         frame = np.asarray(landmarks, np.float64)[:, :2]
         up = _face_up(frame)
         across = np.array([-up[1], up[0]])
@@ -375,7 +378,8 @@ class MouthBankProcessor:
         by_jaw, by_lip = np.argsort(ju), np.argsort(lu)
         jaw_v = np.interp(u, ju[by_jaw], jv[by_jaw])
         lip_v = np.interp(u, lu[by_lip], lv[by_lip])
-        share = np.clip((v - lip_v) / np.maximum(jaw_v - lip_v, 1.0), 0.0, 1.0)
+        span = np.clip((v - lip_v) / np.maximum(jaw_v - lip_v, 1.0), 0.0, 1.0)
+        share = np.clip((span - FOLLOW_FROM) / (1.0 - FOLLOW_FROM), 0.0, 1.0)
         shift = rendered - jaw
         moved = points + share[:, None] * np.column_stack(
             [np.interp(u, ju[by_jaw], shift[by_jaw, 0]), np.interp(u, ju[by_jaw], shift[by_jaw, 1])]
