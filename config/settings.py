@@ -394,6 +394,8 @@ class MouthBankSettings(Section):
     mesh_warp: bool = True  # turn units to the rendered pose with the face mesh (false: flat 2D placement)
     pose_weight: float = Field(0.03, ge=0.0)  # selection cost per degree of recorded vs rendered head pose
     turn_degrees: tuple[float, float] = (5.0, 15.0)  # unit-to-frame view turn where the mesh warp starts, is full
+    chin_stop: bool = True  # the blend mask ends above the unit's chin and the frame's (no second chin line)
+    chin_follow: bool = True  # the unit's jaw and chin stretched onto the rendered ones (the chins coincide)
 
 
 class FusionSettings(Section):

@@ -12,7 +12,10 @@ Runs right after the reenactor (which moves the face and gives the target lips i
 3. colour-matched: per-channel gains that make the skin ring just outside the lips equal the base's
    (light in the recording drifts; the base may be another take);
 4. blended with a feathered mask: the lips' hull widened by `margin_ratio` of the mouth width and
-   blurred by `feather_ratio`, times the crop's own soft border, so no edge is ever visible.
+   blurred by `feather_ratio`, times the crop's own soft border, so no edge is ever visible; the
+   mask stops above both chins, the unit's and the rendered frame's (`chin_stop`): a wide-open unit
+   was filmed with its jaw dropped by another amount than the reenactor dropped the frame's, and its
+   own chin edge, blended in above the rendered one, read as a second chin line (issue 26).
 Everything is weight-free; a frame costs a JPEG decode of a small crop and two small warps.
 """
 
@@ -59,6 +62,10 @@ GAIN_LIMITS = (0.75, 1.33)
 UPWARD_REACH = 0.8  # vertical margin above the lips, × margin_ratio (below them: 1.6, for the chin)
 JOIN_BLEND = 0.5  # at a join between two takes, the new unit's opacity over the old run's next frame
 FACE_INSET = 1.05  # the paste stays inside the face outline scaled by this about its centre (then feathered)
+JAW_LINE = (132, 58, 172, 136, 150, 149, 176, 148, 152, 377, 400, 378, 379, 365, 397, 288, 361)  # ear to ear, chin
+FOLLOW_FROM = 0.5  # chin_follow keeps the unit's skin below the lower lip as filmed down to this share of the
+# span to the jaw and stretches only the rest (held-out SSIM on the test person: 0.833 from 0, 0.838 from 0.5)
+CHIN_INSET = 2.0  # the mask's edge lies this many feather sigmas above a chin line (weight there: ~2 %)
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,8 @@ class MouthBankOptions:
     mesh_warp: bool = True  # turn units with the face mesh (False: the flat 2D placement of issue 19)
     pose_weight: float = 0.03  # selection cost per degree between a unit's recorded pose and the rendered one
     turn_degrees: tuple[float, float] = (5.0, 15.0)  # out-of-plane turn where the mesh warp starts, is full
+    chin_stop: bool = True  # the mask ends above the unit's chin and the frame's (no second chin line)
+    chin_follow: bool = True  # the unit's jaw stretched onto the rendered one (the two chins coincide)
 
 
 def _border_mask() -> np.ndarray:
@@ -93,6 +102,33 @@ def _inside_face(landmarks: np.ndarray, origin: tuple[int, int], size: tuple[int
     outline = np.round(cv2.convexHull(inside.astype(np.float32)) * 4).astype(np.int32)
     cv2.fillConvexPoly(face, outline, 1.0, lineType=cv2.LINE_AA, shift=2)
     return cv2.GaussianBlur(face, (0, 0), sigma)
+
+
+def _face_up(landmarks: np.ndarray) -> np.ndarray:
+    """The face's up direction in the frame (chin to eyes), a unit vector."""
+    points = np.asarray(landmarks, np.float64)[:, :2]
+    up = points[[topo.LEFT_EYE_OUTER, topo.RIGHT_EYE_OUTER]].mean(0) - points[topo.CHIN]
+    return up / max(float(np.linalg.norm(up)), 1e-6)
+
+
+def _above_jaw(
+    jaw: np.ndarray, up: np.ndarray, origin: tuple[int, int], size: tuple[int, int], sigma: float
+) -> np.ndarray:
+    """1 above the jaw line `jaw` (frame pixels, ear to ear via the chin) moved CHIN_INSET·`sigma`
+    towards the face, 0 below, feathered by `sigma`: the blend weight on the line itself is ~2 %.
+    Why: a chin edge that is blended in at any weight stays visible as a line; `up` is the face's
+    up direction (the region is closed far beyond the crop along it)."""
+    jaw = np.asarray(jaw, np.float64) - np.asarray(origin, np.float64)
+    tangent = np.gradient(jaw, axis=0)
+    tangent /= np.linalg.norm(tangent, axis=1, keepdims=True) + 1e-9
+    normal = np.column_stack([-tangent[:, 1], tangent[:, 0]])
+    normal[(normal @ up) < 0] *= -1  # towards the face
+    inset = jaw + CHIN_INSET * sigma * normal
+    far = 4.0 * float(max(size))
+    polygon = np.concatenate([inset, [inset[-1] + far * up, inset[0] + far * up]])
+    above = np.zeros((size[1], size[0]), np.float32)
+    cv2.fillPoly(above, [np.round(polygon * 4).astype(np.int32)], 1.0, lineType=cv2.LINE_AA, shift=2)
+    return cv2.GaussianBlur(above, (0, 0), sigma)
 
 
 def fit_affine(source: np.ndarray, target: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -121,6 +157,8 @@ class MouthBankProcessor:
         self._frame = np.zeros((0, 2))
         self._rigid_rows: np.ndarray | None = None
         self._lip_rows: np.ndarray | None = None
+        self._jaw_rows: np.ndarray | None = None
+        self._jaw_points = np.array(JAW_LINE)  # the jaw line's mesh points that the bank's units have
         self.last_turn = 0.0  # the mesh warp's share in the last paste (0: flat, 1: fully turned)
         self.base_pose = np.zeros(2)  # (yaw, pitch) of the base face: the rendered pose is this plus the track's
         self.last_mask: tuple[int, int, np.ndarray] | None = None
@@ -143,6 +181,10 @@ class MouthBankProcessor:
             self._rigid_rows = self.bank.rigid_rows()
             position = {int(v): i for i, v in enumerate(self.bank.mesh_index)}
             self._lip_rows = np.array([position[p] for p in LIP_POINTS])
+            jaw = [p for p in JAW_LINE if p in position]  # a crop may end short of the jaw's ends at the ears
+            if topo.CHIN in position and len(jaw) >= len(JAW_LINE) // 2:
+                self._jaw_points = np.array(jaw)
+                self._jaw_rows = np.array([position[p] for p in jaw])
         if setup is not None:  # the pose needs the mesh's depth: the first landmarks that have it
             for landmarks in (setup.base_landmarks, setup.avatar_landmarks):
                 if landmarks is not None and np.asarray(landmarks).shape[1] >= 3:
@@ -233,11 +275,21 @@ class MouthBankProcessor:
         if turned:
             points, depth = self._turned_points(unit, landmarks)
             turned = self.last_turn > 0.0  # not turned at all: the flat placement's one affine is exact and cheaper
-        if turned:
+        follow = self.options.chin_follow and self._jaw_rows is not None
+        if not turned:
+            matrix = self._flat_matrix(unit, landmarks)
+            if follow:  # the flat placement as mesh points, for the piecewise warp that moves the jaw
+                points, depth = apply(matrix, bank.mesh[unit][:, :2]), None
+        if follow:
+            points = self._follow_jaw(points, landmarks)
+        if turned or follow:
             placed = points[self._lip_rows[:OUTER_LIP_COUNT]]
         else:
-            matrix = self._flat_matrix(unit, landmarks)
             placed = apply(matrix, bank.lips[unit][:OUTER_LIP_COUNT])
+        unit_jaw = None
+        if self._jaw_rows is not None:
+            placed_jaw = bank.mesh[unit][self._jaw_rows, :2]
+            unit_jaw = points[self._jaw_rows] if turned or follow else apply(matrix, placed_jaw)
         outer = np.concatenate([target_lips[:OUTER_LIP_COUNT], placed])
         centre = outer.mean(0)
         mouth_w = float(np.ptp(outer[:, 0]))
@@ -254,10 +306,12 @@ class MouthBankProcessor:
         if x1 - x0 < 4 or y1 - y0 < 4:
             return None
         size = (x1 - x0, y1 - y0)
-        if turned:
+        if turned or follow:
             source, target = with_frame(bank.mesh[unit][:, :2], points, self._frame)
-            depth = np.concatenate([depth, np.full(len(self._frame), depth.min())])  # the frame is farthest
-            order = np.argsort(depth[self._triangles].mean(1), kind="stable")
+            order = None  # flat: no triangle folds over another
+            if depth is not None:
+                depth = np.concatenate([depth, np.full(len(self._frame), depth.min())])  # the frame is farthest
+                order = np.argsort(depth[self._triangles].mean(1), kind="stable")
             map_x, map_y = warp_maps(source, target, self._triangles, (x0, y0), size, order)
             warped = cv2.remap(bank.crop(unit), map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             valid = cv2.remap(self._border, map_x, map_y, cv2.INTER_LINEAR, borderValue=0)
@@ -271,6 +325,8 @@ class MouthBankProcessor:
         cv2.fillConvexPoly(mask, np.round((cv2.convexHull(hull.astype(np.float32)) - (x0, y0)) * 4).astype(np.int32),
                            1.0, lineType=cv2.LINE_AA, shift=2)  # fmt: skip
         mask = cv2.GaussianBlur(mask, (0, 0), sigma) * valid * _inside_face(landmarks, (x0, y0), size, sigma)
+        if self.options.chin_stop:
+            mask *= self._above_chins(landmarks, unit_jaw, (x0, y0), size, sigma)
         base = image[y0:y1, x0:x1].astype(np.float32)
         warped = warped.astype(np.float32)
         if self.options.colour_match:
@@ -283,6 +339,55 @@ class MouthBankProcessor:
         alpha = mask[..., None]
         image[y0:y1, x0:x1] = np.clip(base + (warped - base) * alpha + 0.5, 0, 255).astype(np.uint8)
         return (int(x0), int(y0), int(x1), int(y1))
+
+    def _above_chins(
+        self,
+        landmarks: np.ndarray,
+        unit_jaw: np.ndarray | None,
+        origin: tuple[int, int],
+        size: tuple[int, int],
+        sigma: float,
+    ) -> np.ndarray:
+        """The mask's limit below the mouth: above the rendered jaw line and, where the bank has a
+        mesh, above the unit's own jaw line as placed (the same line once `chin_follow` moved it).
+        Why: a chin edge blended in at any weight stays visible as a line."""
+        up = _face_up(landmarks)
+        limit = _above_jaw(np.asarray(landmarks, np.float64)[self._jaw_points, :2], up, origin, size, sigma)
+        if unit_jaw is not None:
+            limit *= _above_jaw(unit_jaw, up, origin, size, sigma)
+        return limit
+
+    def _follow_jaw(self, points: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        """The unit's placed mesh points with its jaw moved onto the rendered jaw line: the jaw
+        points exactly; a point between the lower lip and the jaw not at all down to FOLLOW_FROM
+        of that span, then by a share rising to 1 at the jaw (and below it); the lips and rigid
+        points never. Why: the reenactor drops the frame's jaw for the opening it renders and the
+        unit was filmed with the person's own drop (a wide unit's chin sat 0.14-0.25 interocular
+        distances above the rendered one on the test recording's person); stretched this way the
+        unit's skin fills the span and its chin lands on the rendered chin: one chin line. The
+        skin right under the lip stays as filmed (the mouth's look, scored on held-out frames)."""
+        frame = np.asarray(landmarks, np.float64)[:, :2]
+        up = _face_up(frame)
+        across = np.array([-up[1], up[0]])
+        jaw, rendered = points[self._jaw_rows], frame[self._jaw_points]
+        lower = points[self._lip_rows[len(topo.LIPS_OUTER_UPPER) - 1 : OUTER_LIP_COUNT]]
+        lower = np.concatenate([points[self._lip_rows[[0, len(topo.LIPS_OUTER_UPPER) - 1]]], lower])
+        u, v = points @ across, -(points @ up)  # across the face, down the face
+        ju, jv = jaw @ across, -(jaw @ up)
+        lu, lv = lower @ across, -(lower @ up)
+        by_jaw, by_lip = np.argsort(ju), np.argsort(lu)
+        jaw_v = np.interp(u, ju[by_jaw], jv[by_jaw])
+        lip_v = np.interp(u, lu[by_lip], lv[by_lip])
+        span = np.clip((v - lip_v) / np.maximum(jaw_v - lip_v, 1.0), 0.0, 1.0)
+        share = np.clip((span - FOLLOW_FROM) / (1.0 - FOLLOW_FROM), 0.0, 1.0)
+        shift = rendered - jaw
+        moved = points + share[:, None] * np.column_stack(
+            [np.interp(u, ju[by_jaw], shift[by_jaw, 0]), np.interp(u, ju[by_jaw], shift[by_jaw, 1])]
+        )
+        moved[self._rigid_rows] = points[self._rigid_rows]
+        moved[self._lip_rows] = points[self._lip_rows]
+        moved[self._jaw_rows] = rendered
+        return moved
 
     def _flat_matrix(self, unit: int, landmarks: np.ndarray) -> np.ndarray:
         """The one 2×3 affine of a bank without a mesh: the head pose by the stable points, pulled
