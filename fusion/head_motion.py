@@ -34,6 +34,7 @@ NECK_START, NECK_END = 0.15, 1.1  # below the chin (× face half-height): the ne
 PIVOT_BELOW_CHIN = 0.55  # the neck pivot, in interocular distances below the chin
 PIVOT_DEPTH = 1.1  # and behind the face plane
 HAIR_DEPTH = 0.9  # depth of the head's outline (hair) behind the face plane, in interoculars
+MIN_STRETCH = 0.4  # the head's surface is shown compressed at most 1/0.4 × (its relief flattened beyond)
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,7 @@ class HeadMotion:
         self.max_feather = 3.0 * self.min_feather
         self._region_maps(lm, person)
         self.depth = self._depth_map(lm, face_z)
+        self._relief_slopes()
         self.head_box = self._bbox(self.head_distance <= 0.5)
         self.support = self._bbox(self.head_distance < 2 * self.max_feather)
         self.body_support = self._bbox(self.body_distance < BODY_FEATHER * float(self.half[0]))
@@ -166,6 +168,36 @@ class HeadMotion:
         depth = face * (1 - towards_edge) + hair * towards_edge
         return (depth - self.pivot_z).astype(np.float32)
 
+    def _relief_slopes(self) -> None:
+        """The depth map's slopes (per pixel) on the head, and the depth its relief is flattened
+        towards (the hair outline's) when a pose would fold it (`relief`)."""
+        gy, gx = np.gradient(self.depth, GRID)
+        on_head = self.head_distance <= self.max_feather
+        self.slopes = np.stack([gx[on_head], gy[on_head]]).astype(np.float64)
+        self.hair_depth = float(self.face_front - HAIR_DEPTH * self.frame.interocular - self.pivot_z)
+
+    def relief(self, pose: HeadPose) -> float:
+        """How much of the head's depth relief this pose keeps (1: all of it).
+
+        Why: a surface point moves by R·(x, y, depth(x, y)); where the depth falls steeply (the
+        hairline, the crown) a strong nod makes the projection fold, its inverse has no solution, and
+        the fixed-point inversion smears the hair in streaks. The projection's Jacobian is
+        A·(1 + ∇depth · A⁻¹c) (A: the rotation's 2 × 2 part, c: its depth column), so scaling the
+        relief keeps its determinant above MIN_STRETCH × det A everywhere on the head: the hair is
+        compressed, as a real head's top would be, but never folded. Small turns keep all of it."""
+        if not pose.turns or not self.slopes.size:
+            return 1.0
+        rotation = _rotation(pose.yaw, pose.pitch, pose.roll)
+        towards = np.linalg.solve(rotation[:2, :2], rotation[:2, 2])
+        worst = float(np.min(towards @ self.slopes))
+        if 1.0 + worst >= MIN_STRETCH:
+            return 1.0
+        return (1.0 - MIN_STRETCH) / -worst
+
+    def _depth_at(self, x: np.ndarray, y: np.ndarray, relief: float) -> np.ndarray:
+        depth = self._sample(self.depth, x, y)
+        return depth if relief >= 1.0 else self.hair_depth + relief * (depth - self.hair_depth)
+
     def _ellipse_distance(self, x: np.ndarray, y: np.ndarray, radii: tuple[float, float, float]) -> np.ndarray:
         """Normalised distance from the face centre in the face's own axes (1 = on the ellipse)."""
         frame = self.frame
@@ -202,7 +234,7 @@ class HeadMotion:
     def _rigid(self, points: np.ndarray, pose: HeadPose) -> np.ndarray:
         """Rest-pose points moved rigidly with the head (no weights, no shift)."""
         pts = np.asarray(points, np.float64)[:, :2]
-        depth = self._sample(self.depth, pts[:, 0], pts[:, 1]).astype(np.float64)
+        depth = self._depth_at(pts[:, 0], pts[:, 1], self.relief(pose)).astype(np.float64)
         rotation = _rotation(pose.yaw, pose.pitch, pose.roll)
         rel = np.column_stack([pts - self.pivot, depth])
         return (rel @ rotation.T)[:, :2] * (1.0 + pose.scale) + self.pivot
@@ -305,8 +337,9 @@ class HeadMotion:
         px, py = self.pivot
         ux, uy = (base_x - px) / scale, (base_y - py) / scale
         sx, sy = base_x, base_y
+        relief = self.relief(pose)
         for _ in range(3):
-            depth = self._sample(self.depth, sx, sy)
+            depth = self._depth_at(sx, sy, relief)
             rhs_x, rhs_y = ux - a[2] * depth, uy - b[2] * depth
             sx = px + (rhs_x * b[1] - rhs_y * a[1]) / det
             sy = py + (a[0] * rhs_y - b[0] * rhs_x) / det

@@ -1,13 +1,20 @@
 """Hair at the frame's edge (issue 26): where the head shrinks or moves down, the strip it uncovers
-at the top of the photo shows the backdrop, not a mirrored copy of the hair."""
+at the top of the photo shows the backdrop, not a mirrored copy of the hair; a strong nod compresses
+the hair without folding it into streaks."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
+import pytest
 
+from avatars.library import AvatarLibrary
 from driver_synth.track import MotionTrack
 from fusion import topology as topo
+from fusion.head_motion import HeadMotion, HeadPose
+from fusion.motion_basis import face_frame
 from pipeline.preview import preview_engine
+from pipeline.stages import avatar_stage
 
 TOP_ROWS = 12  # work pixels: the sample photo's backdrop above the hair (the hair starts ~15 rows down)
 HAIR_STEP = 40  # grey levels: a backdrop pixel turned into hair (light grey backdrop vs brown hair)
@@ -47,3 +54,30 @@ def test_a_shrinking_or_lowered_head_leaves_backdrop_not_hair_at_the_top_edge(se
     assert np.abs(frames[5].astype(np.int16) - frames[0]).max() > 100
     worst = int(np.argmax(shares)) + 1
     assert max(shares) < 0.01, f"hair at the top edge in frame {worst}: {max(shares):.1%} of the band ({shares})"
+
+
+def _jacobian_determinant(sample: np.ndarray) -> np.ndarray:
+    dxx, dxy = np.gradient(sample[..., 0], axis=1), np.gradient(sample[..., 0], axis=0)
+    dyx, dyy = np.gradient(sample[..., 1], axis=1), np.gradient(sample[..., 1], axis=0)
+    return dxx * dyy - dxy * dyx
+
+
+@pytest.mark.parametrize(
+    "pose", [HeadPose(pitch=25, roll=-12, scale=0.1), HeadPose(pitch=-25), HeadPose(pitch=30, roll=12)]
+)
+def test_a_strong_nod_compresses_the_hair_without_folding_it(settings, pose):
+    """Where the map's determinant is ≤ 0 it folds (two places of the photo meet, the inversion
+    smears the hair in horizontal streaks); near 0 it stretches a row of hair over many rows."""
+    avatar = AvatarLibrary.from_settings(settings.paths).get("sample")
+    analysis = avatar_stage(avatar, settings)
+    work, landmarks = analysis.work_image_and_landmarks(avatar)
+    person = analysis.person_mask()
+    height, width = work.shape[:2]
+    head = HeadMotion(landmarks, face_frame(landmarks), (height, width), person)
+    sample = head.backward_map(pose, (0, 0, width, height))
+    on_person = cv2.remap(person.astype(np.float32), sample[..., 0], sample[..., 1], cv2.INTER_LINEAR) > 128
+    determinant = _jacobian_determinant(sample)[on_person]
+    assert determinant.min() > 0.15, f"{pose}: the head's map folds (min determinant {determinant.min():.3f})"
+    # The nod still shows: the forehead moves.
+    forehead = landmarks[topo.FOREHEAD, :2]
+    assert np.linalg.norm(head.forward_points(forehead[None], pose)[0] - forehead) > 10
