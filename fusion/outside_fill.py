@@ -18,6 +18,7 @@ import numpy as np
 from fusion.matte import clean_plate, person_alpha
 
 FADE = 4.0  # work pixels past the photo's edge over which the mirrored border gives way to the fill
+ROW = 1024  # points per row of the sampling map (`_at`)
 MATTE_FEATHER = 2.5  # work pixels: a binary (GrabCut) mask softened like the engine's cut-out
 
 
@@ -39,17 +40,26 @@ class OutsideFill:
 
     def apply(self, warped: np.ndarray, sample: np.ndarray) -> None:
         """Replace, in place, what `warped` (remapped with `sample`, mirrored borders) shows beyond the
-        photo's edge by what the edge continues into."""
-        share = np.clip(self.beyond(sample) / FADE, 0.0, 1.0)
-        rows, cols = np.flatnonzero(share.any(axis=1)), np.flatnonzero(share.any(axis=0))
-        if not rows.size:
+        photo's edge by what the edge continues into. Only those pixels are touched (most frames: none)."""
+        height, width = self.shape
+        x, y = sample[..., 0], sample[..., 1]
+        if x.min() >= 0 and y.min() >= 0 and x.max() <= width - 1 and y.max() <= height - 1:
             return
-        y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-        part = sample[y0:y1, x0:x1]
-        plate = cv2.remap(self.plate, part, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        alpha = cv2.remap(self.alpha, part, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[..., None]
-        view = warped[y0:y1, x0:x1]
-        mirrored = view.astype(np.float32)
+        share = np.clip(self.beyond(sample) / FADE, 0.0, 1.0)
+        where = np.nonzero(share > 0)
+        plate, alpha = _at(self.plate, sample[where]), _at(self.alpha, sample[where])[:, None]
+        mirrored = warped[where].astype(np.float32)
         fill = alpha * mirrored + (1.0 - alpha) * plate
-        t = share[y0:y1, x0:x1, None]
-        view[:] = np.clip(mirrored * (1.0 - t) + fill * t + 0.5, 0, 255).astype(np.uint8)
+        t = share[where][:, None]
+        warped[where] = np.clip(mirrored * (1.0 - t) + fill * t + 0.5, 0, 255).astype(np.uint8)
+
+
+def _at(image: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """`image` sampled bilinearly at `points` (n, 2), edges replicated: (n,) or (n, channels).
+    cv2.remap wants a 2D map under 32767 on a side, so the points are laid out in rows of ROW."""
+    count = len(points)
+    rows = -(-count // ROW)
+    grid = np.zeros((rows * ROW, 2), np.float32)
+    grid[:count] = points
+    out = cv2.remap(image, grid.reshape(rows, ROW, 2), None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return out.reshape(rows * ROW, *image.shape[2:])[:count]
