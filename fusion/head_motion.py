@@ -34,6 +34,8 @@ NECK_START, NECK_END = 0.15, 1.1  # below the chin (× face half-height): the ne
 PIVOT_BELOW_CHIN = 0.55  # the neck pivot, in interocular distances below the chin
 PIVOT_DEPTH = 1.1  # and behind the face plane
 HAIR_DEPTH = 0.9  # depth of the head's outline (hair) behind the face plane, in interoculars
+STRAY = (0.3, 0.5)  # × face half-width: a sampled head point this far from where the head took it is a stray
+STRAY_REACH = 2 * GRID  # px outside the head's mask that still count as the head (its soft edge)
 MIN_STRETCH = 0.4  # the head's surface is shown compressed at most 1/0.4 × (its relief flattened beyond)
 
 
@@ -173,7 +175,9 @@ class HeadMotion:
         towards (the hair outline's) when a pose would fold it (`relief`)."""
         gy, gx = np.gradient(self.depth, GRID)
         on_head = self.head_distance <= self.max_feather
-        self.slopes = np.stack([gx[on_head], gy[on_head]]).astype(np.float64)
+        steep = on_head & (np.hypot(gx, gy) > 0.05)  # flat parts (the backdrop, the hair's back) never fold
+        self.slopes = np.stack([gx[steep], gy[steep]]).astype(np.float64)
+        self._relief_of: tuple[HeadPose, float] | None = None
         self.hair_depth = float(self.face_front - HAIR_DEPTH * self.frame.interocular - self.pivot_z)
 
     def relief(self, pose: HeadPose) -> float:
@@ -187,6 +191,13 @@ class HeadMotion:
         compressed, as a real head's top would be, but never folded. Small turns keep all of it."""
         if not pose.turns or not self.slopes.size:
             return 1.0
+        if self._relief_of is not None and self._relief_of[0] == pose:
+            return self._relief_of[1]
+        kept = self._relief(pose)
+        self._relief_of = (pose, kept)  # asked several times per frame (map, landmarks, rectangle)
+        return kept
+
+    def _relief(self, pose: HeadPose) -> float:
         rotation = _rotation(pose.yaw, pose.pitch, pose.roll)
         towards = np.linalg.solve(rotation[:2, :2], rotation[:2, 2])
         worst = float(np.min(towards @ self.slopes))
@@ -281,6 +292,40 @@ class HeadMotion:
         coarse = self._coarse_backward(pose, (slice(gy0, gy1), slice(gx0, gx1)))
         # Upsample (coarse node k sits at pixel (gx0 + k) * GRID): one affine resample of the map.
         affine = np.array([[1 / GRID, 0, x0 / GRID - gx0], [0, 1 / GRID, y0 / GRID - gy0]], np.float64)
+        flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+        return cv2.warpAffine(coarse, affine, (x1 - x0, y1 - y0), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+
+    def stray(self, pose: HeadPose, rect: tuple[int, int, int, int], sample: np.ndarray) -> np.ndarray | None:
+        """How much each output pixel of `rect` is a stray (0..1): it samples (`sample`, this frame's
+        map over `rect`) a rest point that the motion carries somewhere else, far from it.
+
+        Why: the map blends the head's inverse into the identity by the head's weight at the source,
+        so where the head shrinks or turns away faster than the feather can follow, the output beside
+        it samples the rest pose's hair again: a floating copy of a lock of hair next to the head.
+        Such a pixel shows something the head no longer covers; the caller puts the backdrop there.
+        None: nothing can stray (the head does not turn or scale). Computed on the coarse grid (nodes
+        at multiples of GRID, as the map: a dirty rectangle gives the full frame's values), then
+        interpolated."""
+        if not pose.turns:
+            return None
+        x0, y0, x1, y1 = rect
+        ox, oy = (-x0) % GRID, (-y0) % GRID
+        nodes = sample[oy::GRID, ox::GRID]
+        if not nodes.size:
+            return None
+        # Only samples on the head (its hair's soft edge included) can be strays: the backdrop beside
+        # it is stretched by design, and the body follows its own (translation) map.
+        points = nodes.reshape(-1, 2)
+        on_head = self._sample(self.head_distance, points[:, 0], points[:, 1]) <= STRAY_REACH
+        away = np.zeros(len(points))
+        if on_head.any():
+            ys, xs = np.mgrid[y0 + oy : y1 : GRID, x0 + ox : x1 : GRID]
+            moved = self.forward_points(points[on_head], pose)
+            away[on_head] = np.hypot(moved[:, 0] - xs.ravel()[on_head], moved[:, 1] - ys.ravel()[on_head])
+        away = away.reshape(nodes.shape[:2])
+        lo, hi = (share * float(self.half[0]) for share in STRAY)
+        coarse = _smoothstep(lo, hi, away).astype(np.float32)
+        affine = np.array([[1 / GRID, 0, -ox / GRID], [0, 1 / GRID, -oy / GRID]], np.float64)
         flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
         return cv2.warpAffine(coarse, affine, (x1 - x0, y1 - y0), flags=flags, borderMode=cv2.BORDER_REPLICATE)
 

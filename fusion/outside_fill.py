@@ -45,13 +45,34 @@ class OutsideFill:
         x, y = sample[..., 0], sample[..., 1]
         if x.min() >= 0 and y.min() >= 0 and x.max() <= width - 1 and y.max() <= height - 1:
             return
-        share = np.clip(self.beyond(sample) / FADE, 0.0, 1.0)
-        where = np.nonzero(share > 0)
+        # The map is smooth: the rows with a sample near the edge are found on every 4th pixel, and
+        # only those rows are measured exactly (a head shrinking leaves a band at the top).
+        near = (self.beyond(sample[::4, ::4]) > -8.0).any(axis=1)
+        rows = np.flatnonzero(np.repeat(near, 4)[: sample.shape[0]])
+        rows = np.unique(np.clip(np.concatenate([rows - 4, rows, rows + 4]), 0, sample.shape[0] - 1))
+        share = np.clip(self.beyond(sample[rows]) / FADE, 0.0, 1.0)
+        band_rows, cols = np.nonzero(share > 0)
+        if not band_rows.size:
+            return
+        where = (rows[band_rows], cols)
         plate, alpha = _at(self.plate, sample[where]), _at(self.alpha, sample[where])[:, None]
         mirrored = warped[where].astype(np.float32)
         fill = alpha * mirrored + (1.0 - alpha) * plate
-        t = share[where][:, None]
+        t = share[band_rows, cols][:, None]
         warped[where] = np.clip(mirrored * (1.0 - t) + fill * t + 0.5, 0, 255).astype(np.uint8)
+
+    def uncover(self, warped: np.ndarray, stray: np.ndarray, origin: tuple[int, int]) -> None:
+        """Put the backdrop, in place, where `warped` (its top-left pixel at `origin` of the photo)
+        shows what the head's motion has carried away (`stray`, 0..1, `HeadMotion.stray`, which
+        marks only samples on the head): the backdrop does not move, so it is the plate at the pixel
+        itself. Not weighted by the matte: a lock's soft edge would stay behind as its outline."""
+        where = np.nonzero(stray > 0)
+        if not where[0].size:
+            return
+        share = stray[where][:, None]
+        behind = self.plate[where[0] + origin[1], where[1] + origin[0]]
+        pixels = warped[where].astype(np.float32)
+        warped[where] = np.clip(pixels * (1.0 - share) + behind * share + 0.5, 0, 255).astype(np.uint8)
 
 
 def _at(image: np.ndarray, points: np.ndarray) -> np.ndarray:

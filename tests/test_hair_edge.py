@@ -1,12 +1,14 @@
 """Hair at the frame's edge (issue 26): where the head shrinks or moves down, the strip it uncovers
-at the top of the photo shows the backdrop, not a mirrored copy of the hair; a strong nod compresses
-the hair without folding it into streaks."""
+at the top of the photo shows the backdrop, not a mirrored copy of the hair; no lock of hair floats
+beside a head that leans back and rolls; a strong nod compresses the hair without folding it into
+streaks."""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
 import pytest
+from recorded_motion import phone_track
 
 from avatars.library import AvatarLibrary
 from driver_synth.track import MotionTrack
@@ -54,6 +56,35 @@ def test_a_shrinking_or_lowered_head_leaves_backdrop_not_hair_at_the_top_edge(se
     assert np.abs(frames[5].astype(np.int16) - frames[0]).max() > 100
     worst = int(np.argmax(shares)) + 1
     assert max(shares) < 0.01, f"hair at the top edge in frame {worst}: {max(shares):.1%} of the band ({shares})"
+
+
+def _detached_area(frame: np.ndarray, backdrop: np.ndarray) -> int:
+    """Pixels (≥ 20 px pieces) that differ from the scene's solid backdrop but are not part of the
+    largest piece (the person), between the logo/label band and the name tag."""
+    band = frame[100:1400].astype(np.int16)
+    mask = (np.abs(band - backdrop).max(axis=2) > HAIR_STEP).astype(np.uint8)
+    _, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    areas = sorted(stats[1:, cv2.CC_STAT_AREA], reverse=True)
+    return int(sum(area for area in areas[1:] if area >= 20))
+
+
+def test_no_hair_floats_free_of_a_head_that_leans_back_and_rolls(settings):
+    """On a solid scene every piece of the person that is not attached to it is visible as its own
+    blob: the hair mirrored past the photo's top edge, and a lock left behind where the head
+    shrank and rolled faster than its blend into the backdrop could follow."""
+    app = settings.model_copy(update={"scene": settings.scene.model_copy(update={"name": "app"})})
+    engine = preview_engine("sample", app)
+    leaning_back = phone_track(25, 2.0, lean_in=-0.25)
+    picked = [leaning_back.frame(index) for index in (24, 28)]  # scale −0.25, roll −11°: the lock
+    channels = ("head_x", "head_y", "head_roll", "head_pitch", "head_scale")
+    track = MotionTrack.from_channels(
+        25, {name: np.array([0.0] + [getattr(motion, name) for motion in picked] + [0.0]) for name in channels}
+    )
+    frames = [frame.copy() for frame in engine.frames(track)]
+    backdrop = frames[0][120, frames[0].shape[1] // 2].astype(np.int16)  # the app scene's solid colour
+    rest = _detached_area(frames[0], backdrop)  # the logo's and label's pieces, the suit's buckles
+    floating = [_detached_area(frame, backdrop) - rest for frame in frames[1:3]]
+    assert max(floating) <= 200, f"pieces of hair floating free of the head: {floating} px"
 
 
 def _jacobian_determinant(sample: np.ndarray) -> np.ndarray:

@@ -529,6 +529,9 @@ class Reenactor:
         warped = cv2.remap(source, final, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
         if self.outside is not None:
             self.outside.apply(warped, final)
+            stray = self.head.stray(pose, region, head_map)
+            if stray is not None:
+                self.outside.uncover(warped, stray, (rx0, ry0))
         for layer in self._layers(motion, local_back, local_box, moving):
             self._blend(warped, layer, pose, region, head_map)
         dirty = region
