@@ -182,7 +182,8 @@ class FusionEngine:
         self.full_frame = options.full_frame
         covered = any(name in MOUTH_REPLACING for name in options.fusion.processors)
         reenactor = replace(options.reenactor, full_frame=options.full_frame, paint_interior=not covered)
-        self.reenactor = Reenactor(work_landmarks, reenactor, person)
+        backdrop = self.cutout[1] if self.cutout is not None else None
+        self.reenactor = Reenactor(work_landmarks, reenactor, person, backdrop)
         smoother: list[Processor] = (
             [MotionSmoother(options.fps, options.post.smoother_min_cutoff_hz, options.post.smoother_beta)]
             if options.smooth_motion

@@ -34,6 +34,9 @@ NECK_START, NECK_END = 0.15, 1.1  # below the chin (× face half-height): the ne
 PIVOT_BELOW_CHIN = 0.55  # the neck pivot, in interocular distances below the chin
 PIVOT_DEPTH = 1.1  # and behind the face plane
 HAIR_DEPTH = 0.9  # depth of the head's outline (hair) behind the face plane, in interoculars
+STRAY = (0.3, 0.5)  # × face half-width: a sampled head point this far from where the head took it is a stray
+STRAY_REACH = 2 * GRID  # px outside the head's mask that still count as the head (its soft edge)
+MIN_STRETCH = 0.4  # the head's surface is shown compressed at most 1/0.4 × (its relief flattened beyond)
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,7 @@ class HeadMotion:
         self.max_feather = 3.0 * self.min_feather
         self._region_maps(lm, person)
         self.depth = self._depth_map(lm, face_z)
+        self._relief_slopes()
         self.head_box = self._bbox(self.head_distance <= 0.5)
         self.support = self._bbox(self.head_distance < 2 * self.max_feather)
         self.body_support = self._bbox(self.body_distance < BODY_FEATHER * float(self.half[0]))
@@ -166,6 +170,45 @@ class HeadMotion:
         depth = face * (1 - towards_edge) + hair * towards_edge
         return (depth - self.pivot_z).astype(np.float32)
 
+    def _relief_slopes(self) -> None:
+        """The depth map's slopes (per pixel) on the head, and the depth its relief is flattened
+        towards (the hair outline's) when a pose would fold it (`relief`)."""
+        gy, gx = np.gradient(self.depth, GRID)
+        on_head = self.head_distance <= self.max_feather
+        steep = on_head & (np.hypot(gx, gy) > 0.05)  # flat parts (the backdrop, the hair's back) never fold
+        self.slopes = np.stack([gx[steep], gy[steep]]).astype(np.float64)
+        self._relief_of: tuple[HeadPose, float] | None = None
+        self.hair_depth = float(self.face_front - HAIR_DEPTH * self.frame.interocular - self.pivot_z)
+
+    def relief(self, pose: HeadPose) -> float:
+        """How much of the head's depth relief this pose keeps (1: all of it).
+
+        Why: a surface point moves by R·(x, y, depth(x, y)); where the depth falls steeply (the
+        hairline, the crown) a strong nod makes the projection fold, its inverse has no solution, and
+        the fixed-point inversion smears the hair in streaks. The projection's Jacobian is
+        A·(1 + ∇depth · A⁻¹c) (A: the rotation's 2 × 2 part, c: its depth column), so scaling the
+        relief keeps its determinant above MIN_STRETCH × det A everywhere on the head: the hair is
+        compressed, as a real head's top would be, but never folded. Small turns keep all of it."""
+        if not pose.turns or not self.slopes.size:
+            return 1.0
+        if self._relief_of is not None and self._relief_of[0] == pose:
+            return self._relief_of[1]
+        kept = self._relief(pose)
+        self._relief_of = (pose, kept)  # asked several times per frame (map, landmarks, rectangle)
+        return kept
+
+    def _relief(self, pose: HeadPose) -> float:
+        rotation = _rotation(pose.yaw, pose.pitch, pose.roll)
+        towards = np.linalg.solve(rotation[:2, :2], rotation[:2, 2])
+        worst = float(np.min(towards @ self.slopes))
+        if 1.0 + worst >= MIN_STRETCH:
+            return 1.0
+        return (1.0 - MIN_STRETCH) / -worst
+
+    def _depth_at(self, x: np.ndarray, y: np.ndarray, relief: float) -> np.ndarray:
+        depth = self._sample(self.depth, x, y)
+        return depth if relief >= 1.0 else self.hair_depth + relief * (depth - self.hair_depth)
+
     def _ellipse_distance(self, x: np.ndarray, y: np.ndarray, radii: tuple[float, float, float]) -> np.ndarray:
         """Normalised distance from the face centre in the face's own axes (1 = on the ellipse)."""
         frame = self.frame
@@ -202,7 +245,7 @@ class HeadMotion:
     def _rigid(self, points: np.ndarray, pose: HeadPose) -> np.ndarray:
         """Rest-pose points moved rigidly with the head (no weights, no shift)."""
         pts = np.asarray(points, np.float64)[:, :2]
-        depth = self._sample(self.depth, pts[:, 0], pts[:, 1]).astype(np.float64)
+        depth = self._depth_at(pts[:, 0], pts[:, 1], self.relief(pose)).astype(np.float64)
         rotation = _rotation(pose.yaw, pose.pitch, pose.roll)
         rel = np.column_stack([pts - self.pivot, depth])
         return (rel @ rotation.T)[:, :2] * (1.0 + pose.scale) + self.pivot
@@ -249,6 +292,40 @@ class HeadMotion:
         coarse = self._coarse_backward(pose, (slice(gy0, gy1), slice(gx0, gx1)))
         # Upsample (coarse node k sits at pixel (gx0 + k) * GRID): one affine resample of the map.
         affine = np.array([[1 / GRID, 0, x0 / GRID - gx0], [0, 1 / GRID, y0 / GRID - gy0]], np.float64)
+        flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+        return cv2.warpAffine(coarse, affine, (x1 - x0, y1 - y0), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+
+    def stray(self, pose: HeadPose, rect: tuple[int, int, int, int], sample: np.ndarray) -> np.ndarray | None:
+        """How much each output pixel of `rect` is a stray (0..1): it samples (`sample`, this frame's
+        map over `rect`) a rest point that the motion carries somewhere else, far from it.
+
+        Why: the map blends the head's inverse into the identity by the head's weight at the source,
+        so where the head shrinks or turns away faster than the feather can follow, the output beside
+        it samples the rest pose's hair again: a floating copy of a lock of hair next to the head.
+        Such a pixel shows something the head no longer covers; the caller puts the backdrop there.
+        None: nothing can stray (the head does not turn or scale). Computed on the coarse grid (nodes
+        at multiples of GRID, as the map: a dirty rectangle gives the full frame's values), then
+        interpolated."""
+        if not pose.turns:
+            return None
+        x0, y0, x1, y1 = rect
+        ox, oy = (-x0) % GRID, (-y0) % GRID
+        nodes = sample[oy::GRID, ox::GRID]
+        if not nodes.size:
+            return None
+        # Only samples on the head (its hair's soft edge included) can be strays: the backdrop beside
+        # it is stretched by design, and the body follows its own (translation) map.
+        points = nodes.reshape(-1, 2)
+        on_head = self._sample(self.head_distance, points[:, 0], points[:, 1]) <= STRAY_REACH
+        away = np.zeros(len(points))
+        if on_head.any():
+            ys, xs = np.mgrid[y0 + oy : y1 : GRID, x0 + ox : x1 : GRID]
+            moved = self.forward_points(points[on_head], pose)
+            away[on_head] = np.hypot(moved[:, 0] - xs.ravel()[on_head], moved[:, 1] - ys.ravel()[on_head])
+        away = away.reshape(nodes.shape[:2])
+        lo, hi = (share * float(self.half[0]) for share in STRAY)
+        coarse = _smoothstep(lo, hi, away).astype(np.float32)
+        affine = np.array([[1 / GRID, 0, -ox / GRID], [0, 1 / GRID, -oy / GRID]], np.float64)
         flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
         return cv2.warpAffine(coarse, affine, (x1 - x0, y1 - y0), flags=flags, borderMode=cv2.BORDER_REPLICATE)
 
@@ -305,8 +382,9 @@ class HeadMotion:
         px, py = self.pivot
         ux, uy = (base_x - px) / scale, (base_y - py) / scale
         sx, sy = base_x, base_y
+        relief = self.relief(pose)
         for _ in range(3):
-            depth = self._sample(self.depth, sx, sy)
+            depth = self._depth_at(sx, sy, relief)
             rhs_x, rhs_y = ux - a[2] * depth, uy - b[2] * depth
             sx = px + (rhs_x * b[1] - rhs_y * a[1]) / det
             sy = py + (a[0] * rhs_y - b[0] * rhs_x) / det

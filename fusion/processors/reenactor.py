@@ -38,6 +38,7 @@ from fusion.motion_basis import (
     neck_jaw,
 )
 from fusion.mouth_interior import Layer, MouthPainter
+from fusion.outside_fill import OutsideFill
 from fusion.processors.base import FrameContext, ProcessorSetup, Rect
 
 MOUTH_CHANNELS = ("jaw_open", "lip_width", "lip_round", "lip_closure", "teeth")
@@ -186,11 +187,18 @@ class Reenactor:
     name = "reenactor"
 
     def __init__(
-        self, landmarks: np.ndarray, options: ReenactorOptions | None = None, person: np.ndarray | None = None
+        self,
+        landmarks: np.ndarray,
+        options: ReenactorOptions | None = None,
+        person: np.ndarray | None = None,
+        backdrop: np.ndarray | None = None,
     ) -> None:
         self.landmarks = np.asarray(landmarks, dtype=np.float64)
         self.options = options or ReenactorOptions()
         self.person = person  # the avatar's person mask at work size (fusion.segmentation), if any
+        # What lies behind the person at work size (a scene behind a cut-out); None: the photo's own
+        # backdrop, inpainted (fusion.outside_fill).
+        self.backdrop = backdrop
 
     def requirements(self) -> list[str]:
         return []
@@ -207,6 +215,9 @@ class Reenactor:
         frame = face_frame(lm)
         self.face = frame
         self.head = HeadMotion(lm, frame, (height, width), self.person)
+        # Beyond the photo's edge the warp shows what the edge continues into (backdrop above the
+        # hair), not a mirrored copy of the head; without a matte the border stays mirrored.
+        self.outside = None if self.person is None else OutsideFill(base, self.person, self.backdrop)
         self._prepare_local_fields(lm, frame, (height, width))
         self.painter = MouthPainter(base, lm, frame)
         # A photo avatar is warped from the photo with lip texture in its lips' gap: whatever the warp
@@ -516,6 +527,11 @@ class Reenactor:
         moving = frame is not self.base and frame.shape == self.base.shape
         source = frame if moving else self.source
         warped = cv2.remap(source, final, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        if self.outside is not None:
+            self.outside.apply(warped, final)
+            stray = self.head.stray(pose, region, head_map)
+            if stray is not None:
+                self.outside.uncover(warped, stray, (rx0, ry0))
         for layer in self._layers(motion, local_back, local_box, moving):
             self._blend(warped, layer, pose, region, head_map)
         dirty = region
