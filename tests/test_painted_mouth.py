@@ -146,3 +146,26 @@ def test_the_brows_live_with_the_voice_between_accents(reenactors, settings):
     lifted = reenactor.moved_landmarks(track.frame(int(np.argmax(brow))), brows)
     travel = float(np.median(rest[:, 1] - lifted[:, 1]))
     assert travel > 1.0, f"the brows lift {travel:.2f} px at work size (not visible)"
+
+
+@pytest.mark.parametrize("avatar_id", ["sample", "sample-closed"])
+def test_a_wide_open_mouth_is_dark_behind_the_teeth_with_the_tongue_low(reenactors, avatar_id):
+    """Wide open (D), a column through the middle of the opening, from under the upper teeth down to
+    the lower teeth: a dark cavity first, then the tongue, lit towards the front (lowest in the
+    picture). A tongue filling the opening and lit along its top read as a flat maroon lower lip."""
+    reenactor, work = reenactors[avatar_id]
+    motion = viseme("D")
+    out = lab(frame(reenactor, work, motion))[..., 0]
+    width = reenactor.face.mouth_width
+    upper = reenactor.moved_landmarks(motion, topo.LIPS_INNER_UPPER)
+    lower = reenactor.moved_landmarks(motion, topo.LIPS_INNER_LOWER)
+    centre = float(upper[:, 0].mean())
+    column = out[:, int(centre - 0.1 * width) : int(centre + 0.1 * width) + 1].mean(axis=1)
+    top, bottom = (float(np.interp(centre, *zip(*sorted(c.tolist()), strict=True))) for c in (upper, lower))
+    rows = np.arange(int(top + 0.03 * width), int(bottom))
+    inside = rows[column[rows] < 100]  # neither upper nor lower teeth
+    profile = column[inside.min() : inside.max() + 1]
+    back = float(profile[: len(profile) // 2].mean())
+    assert back < 45, f"{avatar_id}: the upper half of the interior under the teeth is L* {back:.0f} (no dark cavity)"
+    brightest = int(np.argmax(profile))
+    assert brightest >= 2 * len(profile) // 3, f"{avatar_id}: the interior is brightest at {brightest}/{len(profile)}"
