@@ -166,6 +166,6 @@ def test_a_wide_open_mouth_is_dark_behind_the_teeth_with_the_tongue_low(reenacto
     inside = rows[column[rows] < 100]  # neither upper nor lower teeth
     profile = column[inside.min() : inside.max() + 1]
     back = float(profile[: len(profile) // 2].mean())
-    assert back < 45, f"{avatar_id}: the upper half of the interior under the teeth is L* {back:.0f} (no dark cavity)"
+    assert back < 45, f"{avatar_id}: under the teeth the interior is L {back:.0f}/255 (no dark cavity)"
     brightest = int(np.argmax(profile))
     assert brightest >= 2 * len(profile) // 3, f"{avatar_id}: the interior is brightest at {brightest}/{len(profile)}"
