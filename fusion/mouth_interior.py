@@ -120,6 +120,7 @@ class MouthPainter:
         self.rest_upper = landmarks[list(topo.LIPS_INNER_UPPER), :2].astype(np.float64)
         self.rest_lower = landmarks[list(topo.LIPS_INNER_LOWER), :2].astype(np.float64)
         self.rest_outer_lower = landmarks[list(topo.LIPS_OUTER_LOWER), :2].astype(np.float64)
+        self.rest_corners_x = np.sort(landmarks[list(topo.MOUTH_CORNERS), 0].astype(np.float64))
         gap = float(np.max(self.rest_lower[:, 1] - self.rest_upper[:, 1]))
         self.photo_gap = gap  # pixels between the photo's inner lips (teeth show when large)
         self.photo_teeth = self._photo_teeth_mask() if gap > 0.06 * self.width else None
@@ -157,10 +158,12 @@ class MouthPainter:
         polygon = np.concatenate([upper, lower[::-1]])
         teeth_bottom = self.rest_upper[:, 1] + TEETH_HEIGHT * width
         margin = np.array([max(3, int(0.08 * width)), 3])  # room beside the corners for stretched lip line
-        low = np.floor(polygon.min(0)).astype(int) - margin
+        # Out to the photo's corners: beside a narrowed (rounded) mouth the lips' line is torn there.
+        low = np.floor(np.minimum(polygon.min(0), [self.rest_corners_x[0], np.inf])).astype(int) - margin
         lip_bottom = lower[:, 1] + self._lower_lip_thickness(lower[:, 0])  # the lower lip keeps its thickness
         lowest = max(teeth_bottom.max(), lip_bottom.max())
-        high = np.ceil(np.maximum(polygon.max(0), [polygon[:, 0].max(), lowest])).astype(int) + margin + 1
+        right = max(polygon[:, 0].max(), self.rest_corners_x[1])
+        high = np.ceil(np.maximum(polygon.max(0), [right, lowest])).astype(int) + margin + 1
         x0, y0 = np.maximum(low, 0)
         x1, y1 = np.minimum(high, [shape[1], shape[0]])
         if x1 - x0 < 4 or y1 - y0 < 3:

@@ -169,3 +169,24 @@ def test_a_wide_open_mouth_is_dark_behind_the_teeth_with_the_tongue_low(reenacto
     assert back < 45, f"{avatar_id}: under the teeth the interior is L {back:.0f}/255 (no dark cavity)"
     brightest = int(np.argmax(profile))
     assert brightest >= 2 * len(profile) // 3, f"{avatar_id}: the interior is brightest at {brightest}/{len(profile)}"
+
+
+def test_no_vertical_brackets_beside_a_puckered_mouth(reenactors):
+    """Puckered (F), the closed-lips avatar: beside the narrowed mouth, out to where the photo's
+    corners were, the skin and the corner crease keep their scale. The lips' line torn open there
+    used to sample a few source rows over 10 output rows: vertical streaks ("brackets"), whose
+    texture changes much more across the columns than down them."""
+    reenactor, work = reenactors["sample-closed"]
+    motion = viseme("F")
+    out = lab(frame(reenactor, work, motion))[..., 0]
+    width = reenactor.face.mouth_width
+    photo = reenactor.landmarks[list(topo.MOUTH_CORNERS), :2]
+    moved = reenactor.moved_landmarks(motion, topo.MOUTH_CORNERS)
+    photo, moved = photo[np.argsort(photo[:, 0])], moved[np.argsort(moved[:, 0])]
+    for side, sign in ((0, -1.0), (1, 1.0)):
+        xa, xb = sorted([moved[side, 0] + sign * 0.02 * width, photo[side, 0] + sign * 0.04 * width])
+        y0, y1 = int(moved[side, 1] - 0.05 * width), int(moved[side, 1] + 0.15 * width)
+        box = out[y0:y1, int(xa) : int(xb)]
+        across = float(np.abs(np.diff(box, axis=1)).mean())
+        down = float(np.abs(np.diff(box, axis=0)).mean())
+        assert across < 2.4 * down, f"corner {side}: {across / down:.2f} × more change across columns than down them"
