@@ -275,7 +275,7 @@ class MouthPainter:
         sheen = np.exp(-(((front - 0.7) / 0.2) ** 2)) * shape**2
         groove = np.exp(-((across * half_width / 0.07) ** 2)) * front
         grain = np.sin(ys * 2.9 + np.sin(ys * 0.7) * 3.0)[..., None] * np.sin(across * 37.0 + 1.3)
-        shade = (0.5 + 0.3 * shape) * (0.5 + 0.75 * front) + 0.2 * sheen - 0.08 * groove + 0.025 * grain[..., 0]
+        shade = (0.55 + 0.3 * shape) * (0.55 + 0.85 * front) + 0.22 * sheen - 0.08 * groove + 0.025 * grain[..., 0]
         tongue = self.palette.tongue[None, None, :] * shade[..., None]
         amount = (visible * inside)[..., None]
         return (colour * (1 - amount) + tongue * amount).astype(np.float32)
