@@ -34,6 +34,20 @@ TONGUE_HEIGHT = 0.26  # the resting tongue's top, × the opening's height at the
 LIP_RIM = 0.5  # opacity of the lower lip's wet inner rim at a wide opening
 LIP_HIGHLIGHT = 0.35  # ... and of the highlight across its middle
 TOOTH_SPACING = 0.095  # central incisor width (× W), for the faint gaps between the teeth
+TOOTH_WIDTH_SPREAD = 0.15  # each synthesized tooth up to this share wider or narrower than its nominal width
+
+
+def _tooth_edges(side_seed: float, count: int = 9) -> tuple[np.ndarray, np.ndarray]:
+    """Where each synthesized tooth ends, from the centre out (× TOOTH_SPACING), and its index:
+    central incisors 1, the others 0.8 wide, each a little wider or narrower, differently on the
+    two sides (real teeth are neither equal nor mirrored; an even row read as a denture)."""
+    own = 1 + TOOTH_WIDTH_SPREAD * np.sin(np.arange(count) * 2.39996 + side_seed)
+    widths = np.array([1.0] + [0.8] * (count - 1)) * own
+    edges = np.concatenate([[0.0], np.cumsum(widths)])
+    return edges, np.arange(count + 1, dtype=np.float64)
+
+
+TOOTH_EDGES = (_tooth_edges(0.7), _tooth_edges(2.1))  # (left, right) of the mouth's centre
 
 
 @dataclass(frozen=True)
@@ -332,7 +346,7 @@ class MouthPainter:
         # narrower towards the sides. `phase` counts teeth; its fraction is the place across a tooth.
         offset = (xs - centre) / (TOOTH_SPACING * width)
         magnitude = np.abs(offset)
-        phase = np.where(magnitude < 1.0, magnitude, 1.0 + (magnitude - 1.0) * 1.25)
+        phase = np.where(offset < 0, np.interp(magnitude, *TOOTH_EDGES[0]), np.interp(magnitude, *TOOTH_EDGES[1]))
         across_tooth = 2 * (phase - np.floor(phase)) - 1  # -1 … 1 across each tooth
         # Each tooth's biting edge is rounded at its sides; the canines and beyond are shorter.
         height = TEETH_HEIGHT * width * (1 - 0.5 * across**2) * (1 - 0.12 * across_tooth**6)[None, :]

@@ -190,3 +190,27 @@ def test_no_vertical_brackets_beside_a_puckered_mouth(reenactors):
         across = float(np.abs(np.diff(box, axis=1)).mean())
         down = float(np.abs(np.diff(box, axis=0)).mean())
         assert across < 2.4 * down, f"corner {side}: {across / down:.2f} × more change across columns than down them"
+
+
+def test_synthesized_teeth_differ_in_width(reenactors):
+    """The closed-lips avatar's synthesized upper teeth (viseme C): the gaps between them, found to
+    a fraction of a pixel along a row through the teeth, are not evenly spaced (an even row of equal
+    teeth read as a denture)."""
+    reenactor, work = reenactors["sample-closed"]
+    out = lab(frame(reenactor, work, viseme("C")))[..., 0]
+    rest_upper = reenactor.landmarks[list(topo.LIPS_INNER_UPPER), :2]
+    width = reenactor.face.mouth_width
+    xs = np.arange(int(rest_upper[:, 0].min() + 0.2 * width), int(rest_upper[:, 0].max() - 0.2 * width))
+    rows = np.interp(xs, rest_upper[:, 0], rest_upper[:, 1]) + 0.05 * width
+    line = np.array([out[round(row) - 1 : round(row) + 2, x].mean() for x, row in zip(xs, rows, strict=True)])
+    detail = line - cv2.GaussianBlur(line.reshape(1, -1), (0, 0), 0.08 * width).ravel()
+    gaps = []
+    for i in range(1, len(detail) - 1):
+        before, here, after = detail[i - 1 : i + 2]
+        if here < before and here <= after and here < -2:
+            curvature = before - 2 * here + after
+            gaps.append(xs[i] + (0.5 * (before - after) / curvature if curvature > 1e-6 else 0.0))
+    widths = np.diff(gaps)
+    assert len(widths) >= 3, f"only {len(gaps)} gaps between the synthesized teeth"
+    spread = float(widths.std() / widths.mean())
+    assert spread > 0.09, f"tooth widths {np.round(widths, 1).tolist()} px vary by {spread:.3f} (an even row)"
