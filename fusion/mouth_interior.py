@@ -202,9 +202,12 @@ class MouthPainter:
         colour *= (1 - 0.3 * shadow)[..., None]
         alpha = self._alpha(polygon - [x0, y0], h, w)
         small = cv2.resize(colour, (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA)
-        lip_colour, lip_alpha = self._lower_lip(xs, ys, bottom, across, opening)
-        lip_colour = cv2.resize(lip_colour, (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA)
-        lip_alpha = cv2.resize(lip_alpha, (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA) * (1 - alpha)
+        # The lip's shading is soft: the layer's own resolution is enough (no supersampling).
+        lip_xs = np.arange(x0, x1, dtype=np.float32)
+        lip_ys = np.arange(y0, y1, dtype=np.float32)[:, None]
+        lip_across = np.clip(np.abs(lip_xs - centre_x) / half, 0, 1)[None, :]
+        lip_colour, lip_alpha = self._lower_lip(lip_xs, lip_ys, _curve(lower, lip_xs)[None, :], lip_across, opening)
+        lip_alpha = lip_alpha * (1 - alpha)
         total = alpha + lip_alpha
         small = (small * alpha[..., None] + lip_colour * lip_alpha[..., None]) / np.maximum(total, 1e-6)[..., None]
         return Layer((int(x0), int(y0), int(x1), int(y1)), small.astype(np.float32), total.astype(np.float32))
