@@ -31,7 +31,24 @@ LOWER_TEETH_HEIGHT = 0.04  # ... up to this height
 MIN_OPENING = 0.02  # × W: lips closer than this are shut (nothing painted between them)
 TEETH_EXTEND_MAX = 0.03  # x W: the photo's teeth continue this far up under a raised lip, no further
 TEETH_TOP_INSET = 0.05  # × W below the photo's first row of teeth: the tooth body (its top has dark gaps)
+TONGUE_HEIGHT = 0.26  # the resting tongue's top, × the opening's height at the centre (low: a cavity above)
+LIP_RIM = 0.5  # opacity of the lower lip's wet inner rim at a wide opening
+LIP_HIGHLIGHT = 0.35  # ... and of the highlight across its middle
 TOOTH_SPACING = 0.095  # central incisor width (× W), for the faint gaps between the teeth
+TOOTH_WIDTH_SPREAD = 0.15  # each synthesized tooth up to this share wider or narrower than its nominal width
+
+
+def _tooth_edges(side_seed: float, count: int = 9) -> tuple[np.ndarray, np.ndarray]:
+    """Where each synthesized tooth ends, from the centre out (× TOOTH_SPACING), and its index:
+    central incisors 1, the others 0.8 wide, each a little wider or narrower, differently on the
+    two sides (real teeth are neither equal nor mirrored; an even row read as a denture)."""
+    own = 1 + TOOTH_WIDTH_SPREAD * np.sin(np.arange(count) * 2.39996 + side_seed)
+    widths = np.array([1.0] + [0.8] * (count - 1)) * own
+    edges = np.concatenate([[0.0], np.cumsum(widths)])
+    return edges, np.arange(count + 1, dtype=np.float64)
+
+
+TOOTH_EDGES = (_tooth_edges(0.7), _tooth_edges(2.1))  # (left, right) of the mouth's centre
 
 
 @dataclass(frozen=True)
@@ -80,7 +97,7 @@ def palette_from_photo(base: np.ndarray, landmarks: np.ndarray) -> MouthPalette:
         # as paint); the cavity behind it nearly black.
         mucosa=(_desaturate(lip, 0.35) * np.array([0.5, 0.48, 0.6], np.float32)).astype(np.float32),
         cavity=(_desaturate(lip, 0.4) * np.array([0.14, 0.13, 0.2], np.float32) + np.array([5, 5, 7], np.float32)),
-        tongue=(lip * np.array([0.6, 0.56, 0.84], np.float32)).astype(np.float32),
+        tongue=(_desaturate(lip, 0.2) * np.array([0.62, 0.58, 0.8], np.float32)).astype(np.float32),
         teeth=np.clip(np.array([212, 226, 238], np.float32) * np.clip(brightness, 0.75, 1.05), 0, 255),
     )
 
@@ -117,6 +134,8 @@ class MouthPainter:
         self.palette = palette_from_photo(base, landmarks)
         self.rest_upper = landmarks[list(topo.LIPS_INNER_UPPER), :2].astype(np.float64)
         self.rest_lower = landmarks[list(topo.LIPS_INNER_LOWER), :2].astype(np.float64)
+        self.rest_outer_lower = landmarks[list(topo.LIPS_OUTER_LOWER), :2].astype(np.float64)
+        self.rest_corners_x = np.sort(landmarks[list(topo.MOUTH_CORNERS), 0].astype(np.float64))
         gap = float(np.max(self.rest_lower[:, 1] - self.rest_upper[:, 1]))
         self.photo_gap = gap  # pixels between the photo's inner lips (teeth show when large)
         self.photo_teeth = self._photo_teeth_mask() if gap > 0.06 * self.width else None
@@ -154,8 +173,12 @@ class MouthPainter:
         polygon = np.concatenate([upper, lower[::-1]])
         teeth_bottom = self.rest_upper[:, 1] + TEETH_HEIGHT * width
         margin = np.array([max(3, int(0.08 * width)), 3])  # room beside the corners for stretched lip line
-        low = np.floor(polygon.min(0)).astype(int) - margin
-        high = np.ceil(np.maximum(polygon.max(0), [polygon[:, 0].max(), teeth_bottom.max()])).astype(int) + margin + 1
+        # Out to the photo's corners: beside a narrowed (rounded) mouth the lips' line is torn there.
+        low = np.floor(np.minimum(polygon.min(0), [self.rest_corners_x[0], np.inf])).astype(int) - margin
+        lip_bottom = lower[:, 1] + self._lower_lip_thickness(lower[:, 0])  # the lower lip keeps its thickness
+        lowest = max(teeth_bottom.max(), lip_bottom.max())
+        right = max(polygon[:, 0].max(), self.rest_corners_x[1])
+        high = np.ceil(np.maximum(polygon.max(0), [right, lowest])).astype(int) + margin + 1
         x0, y0 = np.maximum(low, 0)
         x1, y1 = np.minimum(high, [shape[1], shape[0]])
         if x1 - x0 < 4 or y1 - y0 < 3:
@@ -180,7 +203,47 @@ class MouthPainter:
         colour *= (1 - 0.3 * shadow)[..., None]
         alpha = self._alpha(polygon - [x0, y0], h, w)
         small = cv2.resize(colour, (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA)
-        return Layer((int(x0), int(y0), int(x1), int(y1)), small, alpha)
+        # The lip's shading is soft: the layer's own resolution is enough (no supersampling).
+        lip_xs = np.arange(x0, x1, dtype=np.float32)
+        lip_ys = np.arange(y0, y1, dtype=np.float32)[:, None]
+        lip_across = np.clip(np.abs(lip_xs - centre_x) / half, 0, 1)[None, :]
+        lip_colour, lip_alpha = self._lower_lip(lip_xs, lip_ys, _curve(lower, lip_xs)[None, :], lip_across, opening)
+        lip_alpha = lip_alpha * (1 - alpha)
+        total = alpha + lip_alpha
+        small = (small * alpha[..., None] + lip_colour * lip_alpha[..., None]) / np.maximum(total, 1e-6)[..., None]
+        return Layer((int(x0), int(y0), int(x1), int(y1)), small.astype(np.float32), total.astype(np.float32))
+
+    def _lower_lip_thickness(self, xs: np.ndarray) -> np.ndarray:
+        """The photo's lower lip thickness at each column (the jaw moves the whole lip together)."""
+        return np.maximum(_curve(self.rest_outer_lower, xs) - _curve(self.rest_lower, xs), 1.0)
+
+    def _lower_lip(self, xs, ys, bottom, across, opening: float) -> tuple[np.ndarray, np.ndarray]:
+        """Volume on the photo's own lower lip as the jaw opens (a translucent shading layer over the
+        warped lip, so its texture stays the photo's): a deeper, wet rim along its inner edge, a soft
+        highlight across its middle and a shadow where it turns under towards the chin. Without them
+        an open mouth's lower lip is the resting photo's lip, thin and pale under a lit tongue: the
+        viewer read the tongue as the lip and the mouth as painted (issue 26 item 6, round two)."""
+        openness = float(_smoothstep(0.03 * self.width, 0.2 * self.width, opening))
+        h, w = ys.shape[0], xs.shape[0]
+        if openness <= 0:
+            return np.zeros((h, w, 3), np.float32), np.zeros((h, w), np.float32)
+        into = (ys - bottom) / self._lower_lip_thickness(xs)[None, :]  # 0 at its inner edge, 1 at its outer
+        middle = np.clip(1 - (across / 0.9) ** 2, 0.0, 1.0)
+        band = _smoothstep(-0.05, 0.08, into) * (1 - _smoothstep(0.85, 1.1, into)) * middle
+        lip = self.palette.lip
+        highlight = LIP_HIGHLIGHT * np.exp(-(((into - 0.42) / 0.16) ** 2)) * middle
+        parts = (  # (colour, opacity), painted in this order
+            (lip * np.array([0.72, 0.7, 0.9], np.float32), LIP_RIM * np.exp(-(((into - 0.06) / 0.12) ** 2))),
+            (lip * np.array([0.8, 0.8, 0.86], np.float32), 0.22 * np.exp(-(((into - 0.95) / 0.15) ** 2))),
+            (lip * 0.5 + np.array([128, 126, 130], np.float32), highlight),
+        )
+        colour = np.zeros((h, w, 3), np.float32)
+        alpha = np.zeros((h, w), np.float32)
+        for part_colour, opacity in parts:
+            a = (openness * band * opacity).astype(np.float32)
+            colour = colour * (1 - a[..., None]) + part_colour[None, None, :] * a[..., None]  # premultiplied
+            alpha = alpha * (1 - a) + a
+        return (colour / np.maximum(alpha, 1e-6)[..., None]).astype(np.float32), alpha
 
     def _alpha(self, local_polygon: np.ndarray, h: int, w: int) -> np.ndarray:
         """The opening, slightly dilated under the lips' edges (smeared pixels there would read as a
@@ -206,25 +269,31 @@ class MouthPainter:
         return (colour * corridor[..., None]).astype(np.float32)
 
     def _tongue(self, colour, ys, top, bottom, span, across, opening: float, motion) -> np.ndarray:
-        """A rounded mound on the floor of the mouth, narrower than the opening; its tip arches up to
-        the upper teeth on L, T, D, N, TH. In shadow under the upper teeth, lit a little on its top."""
+        """A low, rounded mound on the floor of the mouth, narrower than the opening; its tip arches
+        up to the upper teeth on L, T, D, N, TH.
+
+        Seen from the front, the part of the tongue higher in the picture is further back in the
+        mouth: it fades into the cavity's dark (no edge) and is lit only towards the front, just
+        above the lower teeth. Lit along its top instead, it read as a flat maroon lower lip with a
+        bright rim under the upper teeth (round two of issue 26 item 6)."""
         visible = float(_smoothstep(0.07 * self.width, 0.18 * self.width, opening))
         if visible <= 0:
             return colour
         raise_ = float(np.clip(getattr(motion, "tongue", 0.0), 0.0, 1.0))
         half_width = 0.62 + 0.1 * raise_  # of the opening's half width
         shape = np.clip(1 - (across / half_width) ** 2, 0.0, 1.0)  # 1 at the centre line, 0 at its sides
-        rest_height = 0.42 + 0.06 * float(np.clip(opening / (0.35 * self.width), 0, 1))  # of the span, at centre
+        rest_height = TONGUE_HEIGHT + 0.04 * float(np.clip(opening / (0.35 * self.width), 0, 1))  # of the span
         height = rest_height * (1 - raise_) + 0.85 * raise_
         surface = bottom - span * height * np.sqrt(shape)
-        inside = _smoothstep(-1.2, 1.2, ys - surface) * _smoothstep(0.0, 0.08, shape)
-        below_top = np.clip((ys - surface) / (0.35 * span + 1.0), 0.0, 1.0)
-        # Lit along its top (a wet sheen just below the surface line), in shadow at its sides and
-        # further down; a faint groove along its middle; a fine fixed grain (papillae).
-        sheen = np.exp(-(((ys - surface) / (0.12 * span + 0.8) - 0.6) ** 2)) * shape
-        groove = np.exp(-((across * half_width / 0.07) ** 2)) * (1 - below_top)
+        soft = 0.08 * span + 1.5  # its back recedes into the dark: a gradient, not an outline
+        inside = _smoothstep(-1.0, 1.0, (ys - surface) / soft) * _smoothstep(0.0, 0.08, shape)
+        front = np.clip((ys - surface) / np.maximum(bottom - surface, 1.0), 0.0, 1.0)  # 0 back … 1 front
+        # Lit towards the front (a wet sheen a little above the lower teeth, at its middle), in shadow
+        # at its back and its sides; a faint groove along its middle; a fine fixed grain (papillae).
+        sheen = np.exp(-(((front - 0.7) / 0.2) ** 2)) * shape**2
+        groove = np.exp(-((across * half_width / 0.07) ** 2)) * front
         grain = np.sin(ys * 2.9 + np.sin(ys * 0.7) * 3.0)[..., None] * np.sin(across * 37.0 + 1.3)
-        shade = (0.62 + 0.3 * shape) * (1.0 - 0.35 * below_top) + 0.22 * sheen - 0.12 * groove + 0.025 * grain[..., 0]
+        shade = (0.55 + 0.3 * shape) * (0.55 + 0.85 * front) + 0.22 * sheen - 0.08 * groove + 0.025 * grain[..., 0]
         tongue = self.palette.tongue[None, None, :] * shade[..., None]
         amount = (visible * inside)[..., None]
         return (colour * (1 - amount) + tongue * amount).astype(np.float32)
@@ -295,7 +364,7 @@ class MouthPainter:
         # narrower towards the sides. `phase` counts teeth; its fraction is the place across a tooth.
         offset = (xs - centre) / (TOOTH_SPACING * width)
         magnitude = np.abs(offset)
-        phase = np.where(magnitude < 1.0, magnitude, 1.0 + (magnitude - 1.0) * 1.25)
+        phase = np.where(offset < 0, np.interp(magnitude, *TOOTH_EDGES[0]), np.interp(magnitude, *TOOTH_EDGES[1]))
         across_tooth = 2 * (phase - np.floor(phase)) - 1  # -1 … 1 across each tooth
         # Each tooth's biting edge is rounded at its sides; the canines and beyond are shorter.
         height = TEETH_HEIGHT * width * (1 - 0.5 * across**2) * (1 - 0.12 * across_tooth**6)[None, :]

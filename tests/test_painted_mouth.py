@@ -146,3 +146,71 @@ def test_the_brows_live_with_the_voice_between_accents(reenactors, settings):
     lifted = reenactor.moved_landmarks(track.frame(int(np.argmax(brow))), brows)
     travel = float(np.median(rest[:, 1] - lifted[:, 1]))
     assert travel > 1.0, f"the brows lift {travel:.2f} px at work size (not visible)"
+
+
+@pytest.mark.parametrize("avatar_id", ["sample", "sample-closed"])
+def test_a_wide_open_mouth_is_dark_behind_the_teeth_with_the_tongue_low(reenactors, avatar_id):
+    """Wide open (D), a column through the middle of the opening, from under the upper teeth down to
+    the lower teeth: a dark cavity first, then the tongue, lit towards the front (lowest in the
+    picture). A tongue filling the opening and lit along its top read as a flat maroon lower lip."""
+    reenactor, work = reenactors[avatar_id]
+    motion = viseme("D")
+    out = lab(frame(reenactor, work, motion))[..., 0]
+    width = reenactor.face.mouth_width
+    upper = reenactor.moved_landmarks(motion, topo.LIPS_INNER_UPPER)
+    lower = reenactor.moved_landmarks(motion, topo.LIPS_INNER_LOWER)
+    centre = float(upper[:, 0].mean())
+    column = out[:, int(centre - 0.1 * width) : int(centre + 0.1 * width) + 1].mean(axis=1)
+    top, bottom = (float(np.interp(centre, *zip(*sorted(c.tolist()), strict=True))) for c in (upper, lower))
+    rows = np.arange(int(top + 0.03 * width), int(bottom))
+    inside = rows[column[rows] < 100]  # neither upper nor lower teeth
+    profile = column[inside.min() : inside.max() + 1]
+    back = float(profile[: len(profile) // 2].mean())
+    assert back < 45, f"{avatar_id}: under the teeth the interior is L {back:.0f}/255 (no dark cavity)"
+    brightest = int(np.argmax(profile))
+    assert brightest >= 2 * len(profile) // 3, f"{avatar_id}: the interior is brightest at {brightest}/{len(profile)}"
+
+
+def test_no_vertical_brackets_beside_a_puckered_mouth(reenactors):
+    """Puckered (F), the closed-lips avatar: beside the narrowed mouth, out to where the photo's
+    corners were, the skin and the corner crease keep their scale. The lips' line torn open there
+    used to sample a few source rows over 10 output rows: vertical streaks ("brackets"), whose
+    texture changes much more across the columns than down them."""
+    reenactor, work = reenactors["sample-closed"]
+    motion = viseme("F")
+    out = lab(frame(reenactor, work, motion))[..., 0]
+    width = reenactor.face.mouth_width
+    photo = reenactor.landmarks[list(topo.MOUTH_CORNERS), :2]
+    moved = reenactor.moved_landmarks(motion, topo.MOUTH_CORNERS)
+    photo, moved = photo[np.argsort(photo[:, 0])], moved[np.argsort(moved[:, 0])]
+    for side, sign in ((0, -1.0), (1, 1.0)):
+        xa, xb = sorted([moved[side, 0] + sign * 0.02 * width, photo[side, 0] + sign * 0.04 * width])
+        y0, y1 = int(moved[side, 1] - 0.05 * width), int(moved[side, 1] + 0.15 * width)
+        box = out[y0:y1, int(xa) : int(xb)]
+        across = float(np.abs(np.diff(box, axis=1)).mean())
+        down = float(np.abs(np.diff(box, axis=0)).mean())
+        assert across < 2.4 * down, f"corner {side}: {across / down:.2f} × more change across columns than down them"
+
+
+def test_synthesized_teeth_differ_in_width(reenactors):
+    """The closed-lips avatar's synthesized upper teeth (viseme C): the gaps between them, found to
+    a fraction of a pixel along a row through the teeth, are not evenly spaced (an even row of equal
+    teeth read as a denture)."""
+    reenactor, work = reenactors["sample-closed"]
+    out = lab(frame(reenactor, work, viseme("C")))[..., 0]
+    rest_upper = reenactor.landmarks[list(topo.LIPS_INNER_UPPER), :2]
+    width = reenactor.face.mouth_width
+    xs = np.arange(int(rest_upper[:, 0].min() + 0.2 * width), int(rest_upper[:, 0].max() - 0.2 * width))
+    rows = np.interp(xs, rest_upper[:, 0], rest_upper[:, 1]) + 0.05 * width
+    line = np.array([out[round(row) - 1 : round(row) + 2, x].mean() for x, row in zip(xs, rows, strict=True)])
+    detail = line - cv2.GaussianBlur(line.reshape(1, -1), (0, 0), 0.08 * width).ravel()
+    gaps = []
+    for i in range(1, len(detail) - 1):
+        before, here, after = detail[i - 1 : i + 2]
+        if here < before and here <= after and here < -2:
+            curvature = before - 2 * here + after
+            gaps.append(xs[i] + (0.5 * (before - after) / curvature if curvature > 1e-6 else 0.0))
+    widths = np.diff(gaps)
+    assert len(widths) >= 3, f"only {len(gaps)} gaps between the synthesized teeth"
+    spread = float(widths.std() / widths.mean())
+    assert spread > 0.09, f"tooth widths {np.round(widths, 1).tolist()} px vary by {spread:.3f} (an even row)"

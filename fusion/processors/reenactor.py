@@ -44,6 +44,7 @@ from fusion.processors.base import FrameContext, ProcessorSetup, Rect
 MOUTH_CHANNELS = ("jaw_open", "lip_width", "lip_round", "lip_closure", "teeth")
 LIP_SHADE = 0.82  # lip colour where the stretched lip line is covered: in the shadow of the pucker
 COVER_SOFTNESS = 1.2  # px (work image): the cover's edge, soft like a lip's, not a cut
+STRETCH_COVER = 0.5  # output rows per source row below which a stretched strip is covered (×2 stretch)
 
 
 @dataclass(frozen=True)
@@ -604,7 +605,13 @@ class Reenactor:
         rows = np.arange(by0, by1, dtype=np.float32)[:, None].repeat(bx1 - bx0, axis=1)
         back = cv2.remap(local_back, columns - lx0, rows - ly0, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
         sampled = cv2.remap(self.opening_mask, columns + back[..., 0], rows + back[..., 1], cv2.INTER_LINEAR)
-        cover = cv2.GaussianBlur(np.clip((sampled - 0.15) * 1.6, 0.0, 1.0), (0, 0), COVER_SOFTNESS)
+        cover = np.clip((sampled - 0.15) * 1.6, 0.0, 1.0)
+        if not moving:
+            # Wherever the warp stretches the source vertically (the lips' line torn open beside a
+            # narrowed mouth, out to the photo's corners), not only where it samples the opening.
+            advance = np.gradient(rows + back[..., 1], axis=0)
+            cover = np.maximum(cover, np.clip((STRETCH_COVER - advance) / 0.25, 0.0, 1.0))
+        cover = cv2.GaussianBlur(cover, (0, 0), COVER_SOFTNESS)
         alpha = np.maximum(layer.alpha, cover)
         # Beyond the painted opening (the corners of a rounded mouth, narrower than the stretched
         # lip line) the cover is lip, pressed together, not the dark interior.
@@ -616,8 +623,32 @@ class Reenactor:
                                   borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
             holes = ((cover > 0.05) | (layer.alpha > 0.05)).astype(np.uint8)
             lips = cv2.inpaint(stretched, holes, 2, cv2.INPAINT_TELEA).astype(np.float32)
+            pressed, where = self._pressed_lips(beyond[..., 0] > 0.3, columns, rows, back)
+            lips[where] = pressed[where]
         colour = layer.colour * (1.0 - beyond) + lips * beyond
         return Layer(layer.box, colour.astype(np.float32), alpha)
+
+    def _pressed_lips(self, torn: np.ndarray, columns, rows, back) -> tuple[np.ndarray, np.ndarray]:
+        """Beside a rounded mouth the lips are pressed together, yet the jaw has torn their line open
+        there (out to the photo's corners): every row of the tear sampled the same few source rows,
+        and the photo's dark corner crease stretched ×5-10 read as a vertical "bracket". Here each
+        column of the tear samples the source at its own scale around the row its middle came from:
+        the lips and the corner's skin as the photo has them, meeting on a line."""
+        if not torn.any():
+            return np.zeros((*torn.shape, 3), np.float32), torn
+        height = torn.shape[0]
+        index = np.arange(height)[:, None]
+        first = np.where(torn, index, height).min(axis=0)
+        last = np.where(torn, index, -1).max(axis=0)
+        has = last >= first
+        middle = np.where(has, (first + last) // 2, 0)
+        picked = np.arange(torn.shape[1])
+        source_x = columns[middle, picked] + back[middle, picked, 0]
+        source_mid = rows[middle, picked] + back[middle, picked, 1]
+        map_x = np.broadcast_to(source_x[None, :], torn.shape).astype(np.float32)
+        map_y = (source_mid[None, :] + (index - middle[None, :])).astype(np.float32)
+        pressed = cv2.remap(self.source, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return pressed.astype(np.float32), torn & has[None, :]
 
     def _blend(self, warped: np.ndarray, layer: Layer, pose: HeadPose, region: Rect, head_map: np.ndarray) -> None:
         """Warp a rest-pose layer by the head motion into the output and blend it over `warped`."""
