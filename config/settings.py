@@ -220,6 +220,7 @@ class QualitySettings(Section):
     lipsync_min_correlation_short: float = Field(0.25, ge=-1.0, le=1.0)  # for clips of <= 40 frames
     short_clip_frames: int = Field(150, ge=41)  # from this length on the full threshold applies
     lipsync_max_lag_ms: float = Field(80.0, ge=0.0, le=1000.0)
+    offset_min_frames: int = Field(50, ge=0)  # the offset is judged on clips of at least this many frames
     closure_min_rate: Fraction = 0.8
     identity_max_distance: Positive = 0.6
     identity_max_alarm_ratio: Fraction = 0.2

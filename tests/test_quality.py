@@ -321,3 +321,44 @@ def test_a_render_the_gate_cannot_judge_is_rejected_with_exit_code_4(settings, t
     assert message.startswith("quality check failed: no face found") and "faceless.rejected.mp4" in message, message
     assert not staging.exists() and not output.exists()
     assert probe(tmp_path / "faceless.rejected.mp4").frames == 30
+
+
+# Measured on a real render of "Hello there." (sample, 640x360, 32 frames; read back from the file): the
+# inner-lip gap and the speech's RMS envelope. The mouth is in sync (looked at frame by frame); the
+# frames the gate saw inline differed by landmark noise and its bare argmax put them at +200 ms
+# (0.824 vs 0.812 at 0 ms): the render was refused.
+HELLO_GAP = [0.0191, 0.1211, 0.1662, 0.1832, 0.1792, 0.1392, 0.1318, 0.1223, 0.1268, 0.157, 0.1168, 0.1609, 0.1719,
+             0.153, 0.1327, 0.1275, 0.121, 0.0755, 0.0685, 0.0809, 0.0772, 0.0779, 0.0773, 0.0744, 0.0727, 0.0722,
+             0.0592, 0.05, 0.0405, 0.0478, 0.0441, 0.0458]  # fmt: skip
+HELLO_ENVELOPE = [0.02162, 0.11367, 0.16183, 0.15191, 0.13375, 0.18001, 0.20821, 0.22933, 0.18573, 0.17879, 0.13466,
+                  0.07787, 0.16192, 0.12232, 0.09534, 0.07631, 0.06289, 0.05101, 0.02051, 0.00374, 0.00092,
+                  0.00017, 0.00021, 0.00023, 0.00021, 0.00017, 0.00013, 6e-05, 0.0, 0.0, 0.0, 0.0]  # fmt: skip
+
+
+def test_a_short_clips_offset_is_not_decided_by_landmark_noise():
+    """Lags whose correlations are within LAG_TIE of the best are the same alignment on the data; the
+    one nearest zero is reported. With landmark noise of 0.004 of the mouth width (a fraction of a
+    pixel) the bare argmax calls this in-sync clip 120-200 ms late on some draws; the tie rule never
+    does, and a real 160 ms delay of the same mouth is still found on every draw."""
+    from quality.measure import correlation_at_best_lag
+
+    gap, envelope = np.array(HELLO_GAP), np.array(HELLO_ENVELOPE)
+    delayed = np.concatenate([np.full(4, gap[0]), gap[:-4]])  # the mouth 4 frames (160 ms) late
+    noise = np.random.default_rng(7).normal(0, 0.004, (60, len(gap)))
+    argmax_late = sum(abs(correlation_at_best_lag(gap + n, envelope, 25, tie=0.0)["lag_ms"]) > 80 for n in noise)
+    assert argmax_late >= 3, "the noise does not reproduce the refusal; the test would prove nothing"
+    assert all(abs(correlation_at_best_lag(gap + n, envelope, 25)["lag_ms"]) <= 40 for n in noise)
+    assert all(abs(correlation_at_best_lag(delayed + n, envelope, 25)["lag_ms"] - 160) <= 40 for n in noise)
+
+
+def test_the_offset_of_a_clip_under_two_seconds_is_not_judged(settings):
+    """A 32-frame answer: its measured lag is reported but does not refuse the video (its correlation
+    still must clear the short-clip threshold); from 50 frames on the offset counts."""
+    from quality.gate import lipsync_failures
+    from quality.scores import LipSyncScores
+
+    late = LipSyncScores(correlation=0.86, lag_ms=200.0)
+    assert lipsync_failures(late, settings.quality, frames=32) == []
+    assert any("offset 200 ms" in f for f in lipsync_failures(late, settings.quality, frames=50))
+    weak = LipSyncScores(correlation=0.1, lag_ms=200.0)
+    assert any("correlation" in f for f in lipsync_failures(weak, settings.quality, frames=32))
