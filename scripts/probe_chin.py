@@ -25,18 +25,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from probe_lower_face import YAWS, added_edge
+from probe_lower_face import YAWS, added_edge, probe_setup
 
-from avatars.library import AvatarLibrary
 from config import load_settings
 from fusion import topology as topo
 from fusion.analysis import FaceAnalyser
 from fusion.models import ModelRegistry
-from fusion.mouth_bank import MouthBank, articulation_scale
 from fusion.processors.base import FrameContext
 from fusion.processors.mouth_bank import MouthBankOptions, MouthBankProcessor
-from fusion.processors.reenactor import Reenactor
-from pipeline.stages import avatar_stage
 from quality.held_out import held_out_track
 
 VARIANTS = {  # `main`: the code before the fix; `stop`: the mask stop only; `both`: the defaults
@@ -63,13 +59,7 @@ def main() -> int:
     args = parser.parse_args()
     settings = load_settings(args.config)
     analyser = FaceAnalyser(ModelRegistry(settings.paths.models))
-    avatar = AvatarLibrary.from_settings(settings.paths).get(args.avatar_id)
-    work, landmarks = avatar_stage(avatar, settings).work_image_and_landmarks(avatar)
-    bank = MouthBank.load(avatar.mouth_bank)
-    reenactor = Reenactor(landmarks)
-    reenactor.prepare(work)
-    scale = articulation_scale(bank.features)
-    units = np.argsort(bank.features[:, 0])[[-1, -5, -12, len(bank) // 2, len(bank) // 4, 3]]
+    work, landmarks, bank, reenactor, scale, units = probe_setup(args.avatar_id, settings)
     photo = chin_crop(work, np.asarray(landmarks, np.float64))
     processors = {}
     for name in VARIANTS:

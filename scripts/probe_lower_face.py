@@ -118,8 +118,9 @@ def added_edge(grey: np.ndarray, reference: np.ndarray, landmarks: np.ndarray) -
     return float(np.nanmax(along_jaw(added)[:, band], initial=0.0))
 
 
-def frames(avatar_id: str, settings):
-    """(yaw, unit, {'base', 'flat', 'mesh'} -> BGR frame) for six units at every yaw."""
+def probe_setup(avatar_id: str, settings):
+    """The avatar's work image and landmarks, its mouth bank, a prepared reenactor, the bank's
+    articulation scale and six units from the widest opening to a narrow one (shared with probe_chin)."""
     avatar = AvatarLibrary.from_settings(settings.paths).get(avatar_id)
     work, landmarks = avatar_stage(avatar, settings).work_image_and_landmarks(avatar)
     bank = MouthBank.load(avatar.mouth_bank)
@@ -127,6 +128,12 @@ def frames(avatar_id: str, settings):
     reenactor.prepare(work)
     scale = articulation_scale(bank.features)
     units = np.argsort(bank.features[:, 0])[[-1, -5, -12, len(bank) // 2, len(bank) // 4, 3]]
+    return work, landmarks, bank, reenactor, scale, units
+
+
+def frames(avatar_id: str, settings):
+    """(yaw, unit, {'base', 'flat', 'mesh'} -> BGR frame) for six units at every yaw."""
+    work, _landmarks, bank, reenactor, scale, units = probe_setup(avatar_id, settings)
     processors = {}
     for kind in ("flat", "mesh"):
         processors[kind] = MouthBankProcessor(MouthBankOptions(mesh_warp=kind == "mesh"), bank)
