@@ -29,7 +29,6 @@ TEETH_HEIGHT = 0.12  # visible upper incisors below the resting upper lip, × mo
 LOWER_TEETH_FROM = 0.33  # lower teeth show once the opening passes this (× W) ...
 LOWER_TEETH_HEIGHT = 0.04  # ... up to this height
 MIN_OPENING = 0.02  # × W: lips closer than this are shut (nothing painted between them)
-TEETH_EXTEND_MAX = 0.03  # x W: the photo's teeth continue this far up under a raised lip, no further
 TEETH_TOP_INSET = 0.05  # × W below the photo's first row of teeth: the tooth body (its top has dark gaps)
 TONGUE_HEIGHT = 0.26  # the resting tongue's top, × the opening's height at the centre (low: a cavity above)
 LIP_RIM = 0.5  # opacity of the lower lip's wet inner rim at a wide opening
@@ -341,22 +340,8 @@ class MouthPainter:
             pixels = cv2.remap(self.base, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
             amount = cv2.remap(self.photo_teeth, map_x, map_y, cv2.INTER_LINEAR)[..., None]
             above = np.clip((map_y - rows) / (0.08 * self.width + 1.0), 0.0, 1.0)
-            lifted = map_y - rows  # how far above the photo's teeth this row lies (0 on the teeth)
-            amount = amount * _smoothstep(0.0, 1.0, (TEETH_EXTEND_MAX * self.width - lifted) / 1.5)[..., None]
             pixels = pixels.astype(np.float32) * (1 - 0.35 * above)[..., None]
-            colour = (colour * (1 - amount) + pixels * amount).astype(np.float32)
-            # Higher still, under a raised upper lip: the lip's own wet inner side, lip-coloured at its
-            # edge and deepening towards the teeth. Teeth stretched up there read as one tall block
-            # (and as a nearly shut mouth to the lip-sync monitor: "Hello there." measured 200 ms
-            # late with them).
-            inner = np.isfinite(first) & (lifted > TEETH_EXTEND_MAX * self.width)
-            if inner.any():
-                depth = np.clip((rows - top) / (0.06 * self.width + 0.5), 0.0, 1.0)
-                shade = (0.92 - 0.3 * depth)[..., None]
-                inner_lip = _desaturate(self.palette.lip, 0.1)[None, None, :] * shade
-                weight = (inner * _smoothstep(0.0, 1.5, lifted - TEETH_EXTEND_MAX * self.width))[..., None]
-                colour = colour * (1 - weight) + inner_lip * weight
-            return colour.astype(np.float32)
+            return (colour * (1 - amount) + pixels * amount).astype(np.float32)
         width = self.width
         rest_top = _curve(self.rest_upper, xs)[None, :] - 0.02 * width
         centre = float(np.mean(self.rest_upper[:, 0]))
