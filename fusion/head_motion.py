@@ -198,7 +198,10 @@ class HeadMotion:
         return kept
 
     def _relief(self, pose: HeadPose) -> float:
-        rotation = _rotation(pose.yaw, pose.pitch, pose.roll)
+        # The nod alone decides: flattening for a turn too showed a ±20° yaw as about 10° (the mouth
+        # bank then turned its units for 7-10°, and a recorded driver's turn was halved); a turn folds
+        # only along the far cheek's outline (faint streaks there, as before), the hair folds under a nod.
+        rotation = _rotation(0.0, pose.pitch, pose.roll)
         towards = np.linalg.solve(rotation[:2, :2], rotation[:2, 2])
         worst = float(np.min(towards @ self.slopes))
         if 1.0 + worst >= MIN_STRETCH:
