@@ -21,13 +21,13 @@ from avatars.library import Avatar, AvatarLibrary, valid_id
 from avatars.license import License, check_license_record, load_license
 from config import EnrollmentSettings, Settings
 from config.files import file_sha256
-from fusion.analysis import Face, FaceAnalyser, read_image
-from fusion.errors import FaceNotFoundError, MultipleFacesError
-from fusion.face_features import eye_openness, face_features
-from fusion.identity import IdentityEmbedder, identity_distance
-from fusion.models import ModelRegistry
 from media.errors import MediaError
 from media.video import probe, read_frames
+from vision.analysis import Face, FaceAnalyser, read_image
+from vision.errors import FaceNotFoundError, MultipleFacesError
+from vision.face_features import eye_openness, face_features
+from vision.identity import IdentityEmbedder, identity_distance
+from vision.models import ModelRegistry
 
 SHARPNESS_WIDTH = 160  # faces are compared for sharpness at this width, so big photos are not favoured
 

@@ -34,10 +34,10 @@ import numpy as np
 
 from avatars.errors import EnrollmentError
 from config.settings import SpeakingSettings
-from fusion.analysis import FaceAnalyser
-from fusion.face_detector import Detection
-from fusion.identity import IdentityEmbedder, identity_distance
 from media.video import read_frames
+from vision.analysis import FaceAnalyser
+from vision.face_detector import Detection
+from vision.identity import IdentityEmbedder, identity_distance
 
 MIN_MESH_SCORE = 0.5  # a detection counts as a face when the mesh fits it this well (the tracker's own limit)
 

@@ -48,11 +48,7 @@ from avatars.recording_identity import check_whole_recording
 from config import Settings
 from config.files import file_sha256
 from config.settings import SpeakingSettings
-from fusion.analysis import Face, FaceAnalyser
-from fusion.driver_video import track_from_features
-from fusion.face_features import face_features
-from fusion.identity import IdentityEmbedder, identity_distance
-from fusion.models import ModelRegistry
+from driver_synth.driver_video import track_from_features
 from fusion.mouth_bank import (
     VISEME_CLASSES,
     MouthBank,
@@ -66,6 +62,10 @@ from fusion.mouth_bank import (
 )
 from media.errors import MediaError
 from media.video import ffmpeg_binary, probe, read_audio_mono, read_frames
+from vision.analysis import Face, FaceAnalyser
+from vision.face_features import face_features
+from vision.identity import IdentityEmbedder, identity_distance
+from vision.models import ModelRegistry
 
 AUDIO_RATE = 16000
 WINDOW_S = 0.05

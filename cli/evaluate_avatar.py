@@ -10,7 +10,7 @@ from avatars.library import Avatar, AvatarLibrary
 from config import Settings
 
 if TYPE_CHECKING:
-    from quality.held_out import HeldOutEvaluation
+    from pipeline.held_out import HeldOutEvaluation
 
 
 def add_parsers(sub, common: argparse.ArgumentParser) -> None:

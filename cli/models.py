@@ -8,9 +8,9 @@ from pathlib import Path
 
 from config import Settings
 from config.errors import DhfError
-from fusion.models import ModelRegistry, add_model
 from fusion.processors.catalog import MODEL_FORMATS, model_format
-from fusion.provision import provision
+from vision.models import ModelRegistry, add_model
+from vision.provision import provision
 
 
 class ModelsUsageError(DhfError):

@@ -24,7 +24,7 @@ from phoneme.errors import SpeechError
 from pipeline.auditing import audited_render
 from pipeline.chunked import NoServerRunner
 from pipeline.request import RenderRequest, ValidatedRequest, validate_request
-from pipeline.run import RenderResult, StageLog, run_pipeline, stage_names
+from pipeline.run import RenderResult, render_validated, stage_names
 
 
 def add_parsers(sub, common: argparse.ArgumentParser) -> None:
@@ -190,9 +190,8 @@ def _execute(
 ) -> RenderResult:
     url = configured_api_url()
     if url is None:  # what `pipeline.run.render_video` does inside its audit (which the caller holds)
-        log = StageLog()
         chunks = NoServerRunner() if settings.chunking.executor == "pool" else None
-        return run_pipeline(validated, settings, log.timed_call, log, progress.on_stage, progress.on_frame, chunks)
+        return render_validated(validated, settings, progress.on_stage, progress.on_frame, chunks)
     apply_client_bounds()  # before Prefect is imported: a server that stops answering fails in seconds
     from flows.render_flow import render_on_server  # imports Prefect
 

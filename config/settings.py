@@ -562,7 +562,7 @@ class SceneTemplate(Section):
 
 
 class MatteSettings(Section):
-    """How the person is separated from the photo's backdrop (issue 26; fusion/matte.py): `u2netp`, the
+    """How the person is separated from the photo's backdrop (issue 26; vision/matte.py): `u2netp`, the
     pinned U²-Net-p model (soft matte, hair kept; GrabCut when its file is absent), or `grabcut`, no
     weights. The matte is computed once per avatar version, with its face analysis."""
 

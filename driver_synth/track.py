@@ -14,6 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
+# How far the width channels move the lips at value 1, as fractions of the mouth width: the track's
+# scale, shared by the engine that renders it (fusion.motion_basis) and the reader that measures a
+# recorded face into it (driver_synth.driver_video).
+WIDTH_TRAVEL = 0.3  # total width change at lip_width = 1 (each corner moves half of it)
+ROUND_NARROW = 0.4  # total width change at lip_round = 1
+
 CHANNELS = (
     "jaw_open",
     "lip_width",

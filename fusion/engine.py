@@ -24,10 +24,7 @@ import numpy as np
 from config import LabelSettings, PostSettings
 from config.settings import FusionSettings, ImageSettings, SceneTemplate
 from driver_synth.track import MotionTrack
-from fusion import topology as topo
 from fusion.errors import FusionError
-from fusion.matte import Decontaminator, clean_plate, person_alpha
-from fusion.models import ModelRegistry
 from fusion.processors.base import AudioTrack, FrameContext, Processor, ProcessorSetup, map_points
 from fusion.processors.face_enhancer import FaceEnhancer, FaceEnhancerOptions
 from fusion.processors.face_swapper import FaceSwapper, FaceSwapperOptions
@@ -56,7 +53,10 @@ from fusion.processors.scene_layout import (
     layout_scene,
     square_background,
 )
-from fusion.providers import ProviderChoice
+from vision import topology as topo
+from vision.matte import Decontaminator, clean_plate, person_alpha
+from vision.models import ModelRegistry
+from vision.providers import ProviderChoice
 
 # Processors that cover the mouth with recorded footage: the reenactor then skips painting an interior.
 MOUTH_REPLACING = frozenset({"mouth_bank"})

@@ -11,7 +11,7 @@ the same frame as a full recompute.
 
 The map is smooth (rigid motion and slowly varying weights), so it is computed on a coarse grid
 (every `GRID` pixels) and interpolated bilinearly; that costs a fraction of a millisecond per frame.
-The head is the person mask's part above the neck (`fusion.segmentation`), or, without a mask, an
+The head is the person mask's part above the neck (`vision.segmentation`), or, without a mask, an
 ellipse around the face.
 """
 
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from fusion import topology as topo
 from fusion.motion_basis import FaceFrame
+from vision import topology as topo
 
 GRID = 4  # coarse grid step of the map, in work pixels
 REST = 1e-4  # a pose channel this close to 0 is exactly 0 (degrees, interoculars, relative size)
@@ -83,7 +83,7 @@ def _rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
 class HeadMotion:
     """Precomputed geometry of one avatar (prepare once); `backward_map(pose, rect)` per frame.
 
-    `person` is the avatar's person mask (`fusion.segmentation`); without one the head is an ellipse
+    `person` is the avatar's person mask (`vision.segmentation`); without one the head is an ellipse
     around the face (hair may then be cut)."""
 
     def __init__(

@@ -26,10 +26,10 @@ import cv2
 import numpy as np
 
 from config.files import atomic_path, content_hash, file_sha256
-from fusion.framing import Framing, apply_framing
 from fusion.processors.base import Rect, union_rect
 from media.errors import MediaError
 from media.video import read_frames
+from vision.framing import Framing, apply_framing
 
 LOOP_FORMAT = 1  # bump when the preparation below changes: cached loops are then rebuilt
 STILL_LEVELS = 6.0  # grey levels (7 px box average) under which a pixel is backdrop, not motion

@@ -17,7 +17,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from fusion import topology as topo
+from vision import topology as topo
 
 CONTACT_DARKEN = 0.22  # the line where the lips meet: this much darker at its centre
 CONTACT_SIGMA = 0.6  # px: its half width
@@ -40,7 +40,7 @@ def _fold(distance: np.ndarray, period: np.ndarray) -> np.ndarray:
 
 def fill_lip_gap(image: np.ndarray, landmarks: np.ndarray, keep_line: bool = False) -> np.ndarray:
     """A copy of `image` whose opening between the inner lip contours (refined ones: see
-    `fusion.lip_contour`) is lip texture mirrored from each side, with a soft contact line.
+    `vision.lip_contour`) is lip texture mirrored from each side, with a soft contact line.
 
     `keep_line`: the photo's lips are closed, and the line where they meet is the photo's own (its
     darkness and thickness are the person's): it stays, only the lips' soft edges either side of it

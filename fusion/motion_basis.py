@@ -19,12 +19,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fusion import topology as topo
+from driver_synth.track import ROUND_NARROW, WIDTH_TRAVEL
+from vision import topology as topo
 
 # Fractions of the mouth width W: how far each channel moves the lips at value 1.
 JAW_TRAVEL = 0.42
-WIDTH_TRAVEL = 0.3  # total width change at lip_width = 1 (each corner moves half of it)
-ROUND_NARROW = 0.4  # total width change at lip_round = 1
 ROUND_PROTRUDE = 0.045
 ROUND_OPEN = 0.05  # a rounded opening is taller at its centre
 TEETH_RAISE = 0.075

@@ -9,7 +9,7 @@ points (eye corners and the nose bridge, which speech does not move): a similari
 the eye midpoint at the origin, the eye line horizontal and the interocular distance at `IO_PX`.
 The crop is `CROP` of that frame, stored as JPEG (quality `JPEG_QUALITY`), with:
 - `lips`: the 40 lip-contour points in crop pixels (the warp fits them onto the target's lips);
-- `features`: the mouth motion channels read from the recording (`fusion.driver_video`'s mapping,
+- `features`: the mouth motion channels read from the recording (`driver_synth.driver_video`'s mapping,
   the same units as a motion track), so a target frame of any track is compared in one space;
 - `labels`: a viseme class per unit (`VISEME_CLASSES`, from the lip shape) for coverage checks;
 - `frames`: the recording frame each unit came from (consecutive frames make runs);
@@ -32,8 +32,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fusion import topology as topo
 from fusion.errors import FusionError
+from vision import topology as topo
 
 BANK_VERSION = 2  # 2: per-unit pose and mesh (version 1 banks still load: flat placement)
 IO_PX = 96.0  # interocular distance in the canonical frame (≈ the work image's, so crops are not upsampled)
@@ -126,7 +126,7 @@ def viseme_labels(features: np.ndarray) -> np.ndarray:
     """A viseme class per unit from its lip shape (the coverage check's classes): rounded and spread
     lips first (they are what a recording most often lacks), then the opening: closed, mid, open.
     Teeth have no class: the upper-lip raise that reads them is too weak a cue to count frames by.
-    Thresholds are in the recorded-driver units of `fusion.driver_video` (rounding 0.15 ≈ an "oo")."""
+    Thresholds are in the recorded-driver units of `driver_synth.driver_video` (rounding 0.15 ≈ an "oo")."""
     jaw, width, rounded, closure = (features[:, k] for k in range(4))
     gap = jaw * (1.0 - closure)
     labels = np.where(gap < 0.08, 0, np.where(gap < 0.3, 1, 2))

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from fusion import topology as topo
 from fusion.motion_basis import FaceFrame
+from vision import topology as topo
 
 SUPERSAMPLE = 2
 TEETH_HEIGHT = 0.12  # visible upper incisors below the resting upper lip, × mouth width W

@@ -4,7 +4,7 @@ Why: when the head shrinks, nods or moves down, output pixels above it sample th
 photo's top edge (the head's weight is 1 there: the person reaches the edge of the photo a few pixels
 above the hair). A mirrored border then pulls the hair back in as a floating copy at the frame's top
 edge (issue 26). What lies beyond an edge is whatever that edge shows: the backdrop where the edge is
-backdrop (the photo's clean plate, `fusion.matte.clean_plate`, or the scene behind a cut-out), the
+backdrop (the photo's clean plate, `vision.matte.clean_plate`, or the scene behind a cut-out), the
 person where the person is cut by the edge (the suit at the bottom keeps its mirrored continuation,
 as before). The fill fades in over `FADE` pixels past the edge, so the photo's own backdrop meets the
 plate without a line.
@@ -15,7 +15,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from fusion.matte import clean_plate, person_alpha
+from vision.matte import clean_plate, person_alpha
 
 FADE = 4.0  # work pixels past the photo's edge over which the mirrored border gives way to the fill
 ROW = 1024  # points per row of the sampling map (`_at`)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from config.errors import DhfError
 from config.settings import FusionSettings
-from fusion.models import ModelFormat, ModelSpec
+from vision.models import ModelFormat, ModelSpec
 
 
 class ModelLicenceError(DhfError):

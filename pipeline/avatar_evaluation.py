@@ -2,7 +2,7 @@
 
 Why it lives in the pipeline: it needs the avatar's analysis (the same framing and work image a
 render uses, from `avatar_stage`'s cache) and the library's licence rules; the measurement itself
-is `quality.held_out`. Nothing is published: the frames are compared in memory and only numbers
+is `pipeline.held_out`. Nothing is published: the frames are compared in memory and only numbers
 leave, so no label or watermark is involved, but a revoked or expired avatar is still refused.
 """
 
@@ -12,12 +12,12 @@ from avatars.errors import AvatarError, LicenseError
 from avatars.library import Avatar
 from avatars.license import check_license_record
 from config import Settings
-from fusion.analysis import FaceAnalyser
-from fusion.models import ModelRegistry
 from fusion.mouth_bank import MouthBank
 from fusion.processors.mouth_bank import MouthBankOptions
+from pipeline.held_out import HeldOutEvaluation, evaluate_held_out
 from pipeline.stages import avatar_stage
-from quality.held_out import HeldOutEvaluation, evaluate_held_out
+from vision.analysis import FaceAnalyser
+from vision.models import ModelRegistry
 
 
 def evaluate_avatar(avatar: Avatar, settings: Settings, share: float = 0.2) -> HeldOutEvaluation:

@@ -20,9 +20,9 @@ from config import Settings
 from config.files import atomic_path
 from fusion.engine import CUTOUT_FEATHER
 from fusion.errors import FusionError
-from fusion.matte import Decontaminator, person_alpha
 from fusion.processors.scene_layout import background_canvas, cut_out, layout_scene, square_background
 from pipeline import stages
+from vision.matte import Decontaminator, person_alpha
 
 TILE = 480  # px per panel
 

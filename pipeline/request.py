@@ -14,11 +14,8 @@ from avatars.library import Avatar, AvatarLibrary
 from avatars.license import License
 from config import Settings, VoiceTemplate, load_voices
 from config.files import check_output_target
-from fusion.analysis import DETECTOR_MODEL, LANDMARKER_MODEL, read_image
-from fusion.driver_video import inspect_driver_video
+from driver_synth.driver_video import inspect_driver_video
 from fusion.errors import FusionError
-from fusion.identity import EMBEDDING_MODEL
-from fusion.models import ModelRegistry
 from fusion.processors.catalog import check_placed, model_format, required_models
 from fusion.processors.post import find_font
 from fusion.processors.scene_layout import SceneError, layout_scene
@@ -30,6 +27,9 @@ from phoneme.engines import check_voice, describe_voice, models_for
 from phoneme.normalize import normalize_text
 from phoneme.speech import resolve_voice
 from phoneme.tts import EngineInfo
+from vision.analysis import DETECTOR_MODEL, LANDMARKER_MODEL, read_image
+from vision.identity import EMBEDDING_MODEL
+from vision.models import ModelRegistry
 
 RENDER_MODELS = (DETECTOR_MODEL, LANDMARKER_MODEL)  # face analysis of the avatar and the recorded driver
 USED_MODELS = (*RENDER_MODELS, EMBEDDING_MODEL)  # plus the quality gate's identity model

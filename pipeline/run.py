@@ -343,7 +343,19 @@ def render_video(
     attempt is audited like a CLI render, under `user` (default: the OS user; the API passes its key)."""
     with audited_render(request, settings, user) as attempt:
         attempt.validated = validate_request(request, settings, actor=attempt.user)
-        log = StageLog()
-        result = run_pipeline(attempt.validated, settings, log.timed_call, log, on_stage, on_frame)
+        result = render_validated(attempt.validated, settings, on_stage, on_frame)
         attempt.report_path = result.report
     return result
+
+
+def render_validated(
+    validated: ValidatedRequest,
+    settings: Settings,
+    on_stage: StageHook = lambda n: None,
+    on_frame: FrameHook = None,
+    chunk_runner: ChunkRunner | None = None,
+) -> RenderResult:
+    """Every stage of an already validated request in this process, each timed (the caller holds the
+    audit): the in-process render that the CLI, the API and batches share, so nothing validates twice."""
+    log = StageLog()
+    return run_pipeline(validated, settings, log.timed_call, log, on_stage, on_frame, chunk_runner)

@@ -22,21 +22,16 @@ from config.errors import OutputPathError
 from config.files import atomic_path, content_hash, file_sha256
 from config.settings import FusionSettings
 from driver_synth.driver import DriverArtifact, build_driver, render_driver_video
-from fusion.analysis import FaceAnalyser, read_image
+from driver_synth.driver_video import READER_VERSION, inspect_driver_video, track_from_video
 from fusion.burned_captions import BurnedCue, burned_cues
-from fusion.driver_video import READER_VERSION, inspect_driver_video, track_from_video
 from fusion.engine import EngineOptions, EngineResources, FusionEngine
 from fusion.errors import FusionError
-from fusion.framing import Framing, apply_framing, choose_framing
 from fusion.idle_loop import IdleLoop, LoopPlayback
-from fusion.matte import U2NETP_MODEL, matte_choice, matte_for
-from fusion.models import ModelRegistry
 from fusion.mouth_bank import MouthBank
 from fusion.processors import mel
 from fusion.processors.base import AudioTrack
 from fusion.processors.reenactor import ReenactorOptions
 from fusion.processors.scene_layout import label_font
-from fusion.providers import ProviderChoice
 from fusion.watermark import payload_of
 from governance.c2pa_signing import ProvenanceError
 from governance.provenance import new_content_id, provenance_tags, seal
@@ -52,6 +47,11 @@ from phoneme.visemes import VisemeTable, build_keyframes, loudness_envelope
 from pipeline.request import USED_MODELS, ValidatedRequest, model_hashes, output_paths
 from quality.inline import KEYFRAME_EVERY, EncodeMonitor
 from quality.measure import correlation_at_best_lag, rms_envelope
+from vision.analysis import FaceAnalyser, read_image
+from vision.framing import Framing, apply_framing, choose_framing
+from vision.matte import U2NETP_MODEL, matte_choice, matte_for
+from vision.models import ModelRegistry
+from vision.providers import ProviderChoice
 
 LOW_DISK_BYTES = 64 * 2**20  # an encoder failure with less free space than this is a full disk
 REDUCED_MOTION = ReenactorOptions(motion_scale=0.6, head_scale=0.4)  # the "reduced_motion" quality fallback

@@ -25,8 +25,8 @@ from typing import ClassVar
 import cv2
 import numpy as np
 
-from fusion import topology as topo
 from quality.scores import ArtifactScores
+from vision import topology as topo
 
 BLACK_LEVEL = 28  # grey level under which an open mouth's pixel counts as near-black
 SEAM_MARGIN = 12  # px (analysis resolution) of context around the head for the optical flow

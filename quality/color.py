@@ -5,8 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from fusion import topology as topo
 from quality.scores import ColorScores
+from vision import topology as topo
 
 CHEEKS = (50, 280)
 

@@ -15,9 +15,6 @@ import numpy as np
 from avatars.library import Avatar
 from config import Settings
 from config.settings import QualitySettings
-from fusion.analysis import FaceAnalyser
-from fusion.identity import IdentityEmbedder
-from fusion.models import ModelRegistry
 from media.video import read_audio_mono
 from quality import gate
 from quality.artifacts import artifact_scores
@@ -29,6 +26,9 @@ from quality.pose import gated_frames, pose_scores, without_gated
 from quality.reference import avatar_reference
 from quality.scores import QualityReport
 from quality.stability import stability_scores
+from vision.analysis import FaceAnalyser
+from vision.identity import IdentityEmbedder
+from vision.models import ModelRegistry
 
 AUDIO_RATE = 16000
 

@@ -22,15 +22,15 @@ import numpy as np
 
 from avatars.library import Avatar
 from config import Settings
-from fusion.analysis import FaceAnalyser
-from fusion.identity import IdentityEmbedder
-from fusion.models import ModelRegistry
 from media.video import probe, read_audio_mono, read_keyframes
 from quality.errors import QualityError
 from quality.evaluate import AUDIO_RATE, score_observations
 from quality.observe import FrameObserver, IdentityProbe
 from quality.reference import avatar_reference
 from quality.scores import QualityReport
+from vision.analysis import FaceAnalyser
+from vision.identity import IdentityEmbedder
+from vision.models import ModelRegistry
 
 KEYFRAME_EVERY = 50  # 2 s at 25 fps: ~5 keyframes decoded per 10 s of video
 CHECK_HEIGHT = 90  # keyframes are compared as grey thumbnails of this height

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from fusion.analysis import FaceAnalyser
-from fusion.face_features import face_features
 from media.video import probe, read_audio_mono, read_frames
+from vision.analysis import FaceAnalyser
+from vision.face_features import face_features
 
 
 @dataclass(frozen=True)

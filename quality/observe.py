@@ -14,16 +14,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fusion import topology as topo
-from fusion.analysis import Face, FaceAnalyser
-from fusion.face_features import face_features
-from fusion.identity import IdentityEmbedder, identity_distance
 from media.errors import MediaError
 from media.video import ProbeResult, probe, read_frames
 from quality.artifacts import ArtifactObserver
 from quality.color import skin_lab
 from quality.errors import QualityError
 from quality.stability import JITTER_POINTS, mean_outside_mouth
+from vision import topology as topo
+from vision.analysis import Face, FaceAnalyser
+from vision.face_features import face_features
+from vision.identity import IdentityEmbedder, identity_distance
 
 NO_POSE = (np.nan, np.nan, np.nan)
 

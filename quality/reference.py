@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from avatars.library import Avatar
-from fusion.analysis import FaceAnalyser, read_image
-from fusion.identity import IdentityEmbedder
 from quality.color import skin_lab
+from vision.analysis import FaceAnalyser, read_image
+from vision.identity import IdentityEmbedder
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from fusion import topology as topo
 from quality.scores import StabilityScores
+from vision import topology as topo
 
 RIGID_POINTS = (topo.RIGHT_EYE_OUTER, topo.RIGHT_EYE_INNER, topo.LEFT_EYE_OUTER, topo.LEFT_EYE_INNER, 168)
 # The jitter's points: the eye corners and the nose bridge down to its middle (168, 6, 197, 195): rigid

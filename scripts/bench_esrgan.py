@@ -33,12 +33,12 @@ sys.path[:0] = [str(ROOT)]
 from avatars.library import AvatarLibrary  # noqa: E402
 from config import load_settings  # noqa: E402
 from driver_synth.track import MotionTrack  # noqa: E402
-from fusion.analysis import FaceAnalyser  # noqa: E402
-from fusion.models import ModelRegistry  # noqa: E402
 from fusion.processors.base import FrameContext, ProcessorSetup  # noqa: E402
 from fusion.processors.frame_enhancer import FrameEnhancer, FrameEnhancerOptions, from_model, to_model  # noqa: E402
-from fusion.providers import ProviderChoice  # noqa: E402
 from pipeline import stages  # noqa: E402
+from vision.analysis import FaceAnalyser  # noqa: E402
+from vision.models import ModelRegistry  # noqa: E402
+from vision.providers import ProviderChoice  # noqa: E402
 
 MODEL = "real_esrgan_x4plus"
 

@@ -2,7 +2,7 @@
 
 Works on any enrolled personal avatar, whatever recording it came from (the user's own, or the
 generated ones of tests/speaking_recording.py): the last fifth of its recording is held out and
-re-rendered at the poses it was filmed at (`quality.held_out`), once per variant:
+re-rendered at the poses it was filmed at (`pipeline.held_out`), once per variant:
 - `before`: the issue-19 placement (a 2D similarity, `mesh_warp: false`) and no pose term in
   unit selection (`pose_weight: 0`);
 - `warp`: the mesh warp only; `pose`: the pose term only (flat placement);

@@ -27,7 +27,6 @@ import tiny_models as tiny  # noqa: E402
 from avatars.library import AvatarLibrary  # noqa: E402
 from config import load_settings  # noqa: E402
 from driver_synth.track import MotionTrack  # noqa: E402
-from fusion.models import ModelRegistry, add_model  # noqa: E402
 from fusion.processors import mel  # noqa: E402
 from fusion.processors.base import AudioTrack, FrameContext, ProcessorSetup  # noqa: E402
 from fusion.processors.catalog import MODEL_FORMATS  # noqa: E402
@@ -36,8 +35,9 @@ from fusion.processors.face_geometry import OutputBuffer, align, feather_mask, p
 from fusion.processors.face_swapper import FaceSwapper, FaceSwapperOptions  # noqa: E402
 from fusion.processors.frame_enhancer import FrameEnhancer, FrameEnhancerOptions  # noqa: E402
 from fusion.processors.lip_syncer import LipSyncer, LipSyncerOptions  # noqa: E402
-from fusion.providers import ProviderChoice  # noqa: E402
 from pipeline import stages  # noqa: E402
+from vision.models import ModelRegistry, add_model  # noqa: E402
+from vision.providers import ProviderChoice  # noqa: E402
 
 MODELS = {
     "inswapper_128": tiny.inswapper,

@@ -22,12 +22,12 @@ import time
 from pathlib import Path
 
 from config import load_settings
-from fusion.analysis import FaceAnalyser
-from fusion.models import ModelRegistry
 from pipeline import stages
 from pipeline.request import RenderRequest, validate_request
 from pipeline.run import render_video
 from quality.measure import correlation_at_best_lag, measure_video
+from vision.analysis import FaceAnalyser
+from vision.models import ModelRegistry
 
 SENTENCES = [
     "Welcome to our bank. Today I will explain how a one-year fixed deposit works, what rate you get, and when you can withdraw your money without losing any interest.",

@@ -16,11 +16,11 @@ import numpy as np
 
 from avatars.library import AvatarLibrary
 from config import load_settings
-from fusion import topology as topo
-from fusion.analysis import FaceAnalyser, read_image
-from fusion.models import ModelRegistry
 from media.contact_sheet import evenly_spaced, frames_at, tile, write_image
 from media.video import probe
+from vision import topology as topo
+from vision.analysis import FaceAnalyser, read_image
+from vision.models import ModelRegistry
 
 LIPS = list(topo.LIPS_OUTER_UPPER + topo.LIPS_OUTER_LOWER)
 

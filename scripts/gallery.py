@@ -17,11 +17,11 @@ import numpy as np
 from avatars.library import AvatarLibrary
 from config import load_settings, load_visemes_table
 from driver_synth.track import MotionTrack
-from fusion import topology as topo
-from fusion.analysis import read_image
 from media.contact_sheet import tile, write_image
 from phoneme.visemes import PARAMETERS, VisemeTable
 from pipeline.preview import output_box, preview_engine, preview_frames
+from vision import topology as topo
+from vision.analysis import read_image
 
 AVATARS = ("sample", "sample-closed")
 LIPS = topo.LIPS_OUTER_UPPER + topo.LIPS_OUTER_LOWER

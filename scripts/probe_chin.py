@@ -28,12 +28,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from probe_lower_face import YAWS, added_edge, probe_setup
 
 from config import load_settings
-from fusion import topology as topo
-from fusion.analysis import FaceAnalyser
-from fusion.models import ModelRegistry
 from fusion.processors.base import FrameContext
 from fusion.processors.mouth_bank import MouthBankOptions, MouthBankProcessor
-from quality.held_out import held_out_track
+from pipeline.held_out import held_out_track
+from vision import topology as topo
+from vision.analysis import FaceAnalyser
+from vision.models import ModelRegistry
 
 VARIANTS = {  # `main`: the code before the fix; `stop`: the mask stop only; `both`: the defaults
     "main": {"chin_stop": False, "chin_follow": False},

@@ -32,15 +32,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from avatars.library import AvatarLibrary
 from config import load_settings
-from fusion import topology as topo
-from fusion.analysis import FaceAnalyser
-from fusion.models import ModelRegistry
 from fusion.mouth_bank import MouthBank, articulation_scale
 from fusion.processors.base import FrameContext
 from fusion.processors.mouth_bank import MouthBankOptions, MouthBankProcessor
 from fusion.processors.reenactor import Reenactor
+from pipeline.held_out import held_out_track
 from pipeline.stages import avatar_stage
-from quality.held_out import held_out_track
+from vision import topology as topo
+from vision.analysis import FaceAnalyser
+from vision.models import ModelRegistry
 
 JAW = (132, 58, 172, 136, 150, 149, 176, 148, 152, 377, 400, 378, 379, 365, 397, 288, 361)
 OFFSETS = np.arange(-0.15, 0.5 + 1e-9, 0.02)  # along the inward normal, in IOD

@@ -19,9 +19,9 @@ import httpx
 import pytest
 
 from config import load_settings
-from fusion.analysis import FaceAnalyser
-from fusion.models import ModelRegistry
 from quality.measure import measure_video
+from vision.analysis import FaceAnalyser
+from vision.models import ModelRegistry
 
 REPO = Path(__file__).resolve().parents[1]
 DHF = [sys.executable, "-m", "cli.main"]

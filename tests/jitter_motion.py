@@ -10,9 +10,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from fusion import topology as topo
-from fusion.analysis import FaceAnalyser
 from quality.stability import JITTER_POINTS, landmark_jitter
+from vision import topology as topo
+from vision.analysis import FaceAnalyser
 
 
 def _moved(frame: np.ndarray, offset: np.ndarray) -> np.ndarray:

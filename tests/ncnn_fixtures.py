@@ -1,6 +1,6 @@
 """A tiny ncnn model written byte by byte, its numpy reference, and real ncnn as a second reference.
 
-Why a hand-written model: the converter (fusion/ncnn_onnx.py) must read every storage form of an
+Why a hand-written model: the converter (vision/ncnn_onnx.py) must read every storage form of an
 ncnn `.bin` (fp16 with 4-byte alignment, raw fp32, a 256-entry codebook, untagged biases) and
 every layer Real-ESRGAN's graph uses; a model small enough to check against a direct numpy
 implementation of ncnn's layer semantics covers that in milliseconds. The numpy reference is
@@ -20,7 +20,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from config.files import file_sha256
-from fusion.ncnn_onnx import TAG_FP16
+from vision.ncnn_onnx import TAG_FP16
 
 TINY_PARAM = """7767517
 11 14

@@ -15,10 +15,10 @@ import cv2
 import numpy as np
 
 from driver_synth.track import MotionTrack
-from fusion import topology as topo
-from fusion.analysis import FaceAnalyser
 from media.video import ffmpeg_binary
 from quality.observe import FrameObserver
+from vision import topology as topo
+from vision.analysis import FaceAnalyser
 
 ANALYSIS = (640, 360)  # the gate's analysis size for a 16:9 video
 TEAR_PX_1080 = 12  # the old torn render's block shift at 1080p

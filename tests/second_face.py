@@ -5,7 +5,7 @@
 Why this one: the sample avatar *is* scikit-image's `astronaut.png` (Eileen Collins), so that file
 is no second face. matplotlib is only downloaded (`pip download --no-deps`, never installed), the
 member is pinned by sha256 and cached under the model directory's `test-data/`, as the face models
-are provisioned (fusion/provision.py); a changed file is refused.
+are provisioned (vision/provision.py); a changed file is refused.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from config.files import file_sha256
-from fusion.provision import _download, _member
+from vision.provision import _download, _member
 
 PACKAGE = "matplotlib==3.9.2"
 MEMBER = "matplotlib/mpl-data/sample_data/grace_hopper.jpg"

@@ -26,10 +26,6 @@ from config import Settings, load_visemes_table
 from config.loader import load_voices
 from driver_synth.synthesize import synthesize_track
 from driver_synth.track import MotionTrack
-from fusion import topology as topo
-from fusion.analysis import FaceAnalyser, read_image
-from fusion.framing import apply_framing, choose_framing
-from fusion.models import ModelRegistry
 from fusion.mouth_bank import similarity
 from fusion.processors.base import FrameContext
 from fusion.processors.reenactor import Reenactor
@@ -38,6 +34,10 @@ from phoneme.espeak_engine import EspeakEngine
 from phoneme.speech import synthesize_speech
 from phoneme.tts import read_wav, write_wav
 from phoneme.visemes import VisemeTable, build_keyframes, loudness_envelope
+from vision import topology as topo
+from vision.analysis import FaceAnalyser, read_image
+from vision.framing import apply_framing, choose_framing
+from vision.models import ModelRegistry
 
 SAMPLE = Path(__file__).resolve().parent.parent / "avatars" / "sample" / "portrait.png"
 SCRIPT = (

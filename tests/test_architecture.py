@@ -16,7 +16,7 @@ from config import ConfigError, DhfError, load_settings
 from pipeline.report import RenderReport
 
 STAGE_PACKAGES = (
-    "config", "media", "phoneme", "driver_synth", "fusion", "avatars", "quality", "governance", "pipeline",
+    "config", "media", "phoneme", "vision", "driver_synth", "fusion", "avatars", "quality", "governance", "pipeline",
 )  # fmt: skip
 
 
@@ -26,7 +26,7 @@ def test_the_import_contracts_hold():
         [str(Path(sys.executable).parent / "lint-imports"), "--no-cache"], cwd=REPO, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout[-3000:]
-    assert "6 kept, 0 broken" in result.stdout
+    assert "7 kept, 0 broken" in result.stdout
 
 
 def test_the_import_contract_catches_a_violation(tmp_path):
@@ -58,7 +58,8 @@ def _all_subclasses(cls: type) -> list[type]:
 
 def test_every_user_facing_error_is_a_dhf_error_with_exit_code_and_http_status():
     for module in ("api.keys", "api.store", "flows.errors", "governance.audit", "governance.c2pa_signing",
-                   "pipeline.batch_script", "quality.errors", "avatars.errors", "fusion.errors", "media.errors",
+                   "pipeline.batch_script", "quality.errors", "avatars.errors", "fusion.errors", "vision.errors",
+                   "media.errors",
                    "phoneme.errors"):  # fmt: skip
         __import__(module)
     errors = _all_subclasses(DhfError)

@@ -22,12 +22,12 @@ from licences import write_license
 from avatars.enrollment import head_pose
 from avatars.library import BUNDLED, AvatarLibrary
 from config import load_settings
-from fusion import topology as topo
 from governance.audit import AuditLog
 from governance.library_record import record_library_change
 from media.video import EncodeOptions, VideoWriter, probe, read_frames
 from pipeline.request import RenderRequest
 from pipeline.run import render_video
+from vision import topology as topo
 
 TODAY = dt.date.today()
 

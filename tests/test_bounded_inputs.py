@@ -30,12 +30,12 @@ from licences import write_license
 from onnx import TensorProto, helper, numpy_helper
 from onnx.external_data_helper import _get_all_tensors, set_external_data, uses_external_data
 
-from fusion import models as model_files
-from fusion.errors import ModelError
-from fusion.models import PLACED_LOCK, ModelRegistry, add_model
-from fusion.onnx_external import ProtobufError, external_tensors
 from fusion.processors.catalog import MODEL_FORMATS
 from media.images import read_header
+from vision import models as model_files
+from vision.errors import ModelError
+from vision.models import PLACED_LOCK, ModelRegistry, add_model
+from vision.onnx_external import ProtobufError, external_tensors
 
 GFPGAN = MODEL_FORMATS["gfpgan_1.4"]
 

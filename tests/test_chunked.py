@@ -23,7 +23,6 @@ import pytest
 import governance.provenance
 import pipeline.chunked
 from config.settings import ChunkingSettings
-from fusion.framing import Framing
 from fusion.idle_loop import IdleLoop
 from governance.verify import verify_video
 from media.video import EncodeOptions, VideoWriter, probe, read_audio_mono, read_frames
@@ -35,6 +34,7 @@ from pipeline.chunks import chunk_count, plan_chunks
 from pipeline.gate import staging_path
 from pipeline.request import RenderRequest, validate_request
 from quality.inline import EncodeMonitor, judge_encoded, monitor_setup
+from vision.framing import Framing
 
 REPO = Path(__file__).resolve().parents[1]
 TEXT = (

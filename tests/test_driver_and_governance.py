@@ -14,9 +14,9 @@ from avatars.license import check_license, load_license
 from config import MotionSettings
 from driver_synth.driver import build_driver
 from driver_synth.synthesize import synthesize_track
-from fusion.errors import ModelError
-from fusion.models import ModelRegistry
 from phoneme.artifacts import VisemeKeyframe, VisemeTrack
+from vision.errors import ModelError
+from vision.models import ModelRegistry
 
 
 def _visemes(duration=4.0):

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from conftest import assert_refused, run_dhf
 
+from driver_synth.driver_video import read_driver_features
 from driver_synth.track import MotionTrack
-from fusion.driver_video import read_driver_features
 from media.video import EncodeOptions, VideoWriter, probe, read_audio_mono
 from pipeline.preview import preview_engine
 from quality.measure import correlation_at_best_lag, measure_video, rms_envelope

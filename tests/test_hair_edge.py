@@ -12,11 +12,11 @@ from recorded_motion import phone_track
 
 from avatars.library import AvatarLibrary
 from driver_synth.track import MotionTrack
-from fusion import topology as topo
 from fusion.head_motion import HeadMotion, HeadPose
 from fusion.motion_basis import face_frame
 from pipeline.preview import preview_engine
 from pipeline.stages import avatar_stage
+from vision import topology as topo
 
 TOP_ROWS = 12  # work pixels: the sample photo's backdrop above the hair (the hair starts ~15 rows down)
 HAIR_STEP = 40  # grey levels: a backdrop pixel turned into hair (light grey backdrop vs brown hair)

@@ -15,8 +15,6 @@ from conftest import assert_refused, run_dhf
 
 from config import load_settings, load_voices
 from config.loader import CONFIG_DIR
-from fusion.errors import ModelError
-from fusion.models import ModelRegistry
 from governance.audit import AuditLog
 from governance.c2pa_signing import read_manifest
 from phoneme.engines import KOKORO_MODEL, KOKORO_STYLES, KOKORO_VOCABULARY, VoiceResources, make_engine
@@ -27,6 +25,8 @@ from phoneme.kokoro_model import MAX_TOKENS, SAMPLE_RATE
 from phoneme.kokoro_phonemes import PhonemeMap, load_vocabulary
 from phoneme.speech import synthesize_speech
 from phoneme.tts import EVENT_MSG_TERMINATED, EVENT_PHONEME, EVENT_WORD
+from vision.errors import ModelError
+from vision.models import ModelRegistry
 
 sys.path.insert(0, str(Path(__file__).parent))
 from listening import audio_16k, recognise, word_error_rate

@@ -35,12 +35,12 @@ from ncnn_fixtures import (
 
 from config import load_settings
 from config.files import file_sha256
-from fusion.errors import ModelError
-from fusion.models import LOCK_FILE, ModelRegistry, add_model
-from fusion.ncnn_onnx import convert, convert_files
 from fusion.processors.catalog import MODEL_FORMATS
-from fusion.provision import provision
 from pipeline.request import RenderRequest, validate_request
+from vision.errors import ModelError
+from vision.models import LOCK_FILE, ModelRegistry, add_model
+from vision.ncnn_onnx import convert, convert_files
+from vision.provision import provision
 
 X4PLUS = "real_esrgan_x4plus"
 
@@ -238,7 +238,7 @@ def test_the_frame_enhancer_runs_the_real_weights_on_a_render_frame(x4plus, rend
     bicubic (the model is really used)."""
     from fusion.processors.base import ProcessorSetup
     from fusion.processors.frame_enhancer import FrameEnhancer, FrameEnhancerOptions, from_model, to_model
-    from fusion.providers import ProviderChoice
+    from vision.providers import ProviderChoice
 
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-ss", "1.0", "-i", str(rendered.video), "-frames:v", "1",
                     str(tmp_path / "frame.png")], check=True)  # fmt: skip

@@ -14,11 +14,11 @@ import pytest
 from avatars.library import AvatarLibrary
 from config import load_visemes_table
 from driver_synth.track import CHANNELS, MotionFrame
-from fusion import topology as topo
 from fusion.processors.base import FrameContext
 from fusion.processors.reenactor import Reenactor
 from phoneme.visemes import VisemeTable
 from pipeline.stages import avatar_stage
+from vision import topology as topo
 
 
 @pytest.fixture(scope="module")

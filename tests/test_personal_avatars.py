@@ -26,8 +26,8 @@ from fusion.processors.reenactor import Reenactor
 from fusion.unit_selection import SelectionOptions, run_lengths, select_units, selection_error
 from media.video import ffmpeg_binary
 from pipeline.avatar_evaluation import evaluate_avatar
+from pipeline.held_out import held_out_track
 from pipeline.stages import avatar_stage
-from quality.held_out import held_out_track
 from tests.conftest import run_dhf
 from tests.speaking_recording import Recording, make_recording
 
@@ -268,8 +268,8 @@ def test_a_score_that_cannot_be_computed_at_enrollment_is_a_warning(home, config
 def test_the_pasted_mouth_stays_inside_a_turned_face(enrolled, home, config):
     """A head turned 20°: the near cheek narrows, and the widened mouth region used to paste the
     recording's cheek over the backdrop beside the face (seen on a recorded driver's contact sheet)."""
-    from fusion import topology as topo
     from fusion.processors.mouth_bank import FACE_INSET
+    from vision import topology as topo
 
     settings = load_settings(config, home=home)
     work, landmarks = avatar_stage(enrolled, settings).work_image_and_landmarks(enrolled)
@@ -304,8 +304,8 @@ def test_a_turned_head_keeps_its_jaw_line_under_the_pasted_mouth(enrolled, home,
     and swelled the chin and the near cheek (a second jaw line on the contact sheet). Turned with the
     face mesh, the paste leaves the jaw where the rendered face has it: the jaw line re-detected on the
     pasted frame is compared with the one detected on the frame before the paste."""
-    from fusion.analysis import FaceAnalyser
-    from fusion.models import ModelRegistry
+    from vision.analysis import FaceAnalyser
+    from vision.models import ModelRegistry
 
     settings = load_settings(config, home=home)
     analyser = FaceAnalyser(ModelRegistry(settings.paths.models))
@@ -367,8 +367,8 @@ def test_selection_prefers_units_recorded_at_the_rendered_pose():
 def test_the_engine_setup_gives_the_base_pose_from_3d_landmarks(enrolled, home, config):
     """The engine hands the base's landmarks in 2D and the avatar's in 3D: the base pose (what unit
     poses are compared with) comes from the ones with depth (a render crashed on the 2D ones)."""
-    from fusion.face_features import face_features
     from fusion.processors.base import ProcessorSetup
+    from vision.face_features import face_features
 
     settings = load_settings(config, home=home)
     work, landmarks = avatar_stage(enrolled, settings).work_image_and_landmarks(enrolled)
@@ -385,7 +385,7 @@ def _added_chin_line(pasted: np.ndarray, base: np.ndarray, landmarks: np.ndarray
     interocular distances above it (grey-level step per 0.02 IOD, averaged along 0.5 IOD of the jaw;
     the rays stop 0.12 IOD short of the rendered lips): a unit's own chin blended in above the
     rendered one is such a line (scripts/probe_chin.py measures the same at the gate's height)."""
-    from fusion import topology as topo
+    from vision import topology as topo
 
     io = float(np.linalg.norm(landmarks[topo.LEFT_EYE_OUTER, :2] - landmarks[topo.RIGHT_EYE_OUTER, :2]))
     jaw = landmarks[list(JAW), :2].astype(np.float64)

@@ -26,8 +26,7 @@ from config.errors import ConfigError
 from config.settings import FusionSettings
 from driver_synth.track import MotionTrack
 from fusion.engine import EngineOptions, EngineResources, FusionEngine
-from fusion.errors import FusionError, ModelError
-from fusion.models import PLACED_LOCK, ModelRegistry, add_model
+from fusion.errors import FusionError
 from fusion.processors import face_enhancer, face_swapper, lip_syncer, mel
 from fusion.processors.base import AudioTrack, FrameContext, ProcessorSetup
 from fusion.processors.catalog import MODEL_FORMATS
@@ -36,11 +35,13 @@ from fusion.processors.face_geometry import TEMPLATES, align, five_points, warp_
 from fusion.processors.face_swapper import FaceSwapper, FaceSwapperOptions, embedding_input
 from fusion.processors.frame_enhancer import FrameEnhancer, FrameEnhancerOptions, from_model, to_model
 from fusion.processors.lip_syncer import LipSyncer, LipSyncerOptions, face_box
-from fusion.providers import ProviderChoice, open_session
 from governance.model_licences import ModelLicenceError
 from governance.verify import verify_video
 from pipeline import stages
 from pipeline.request import RenderRequest, validate_request
+from vision.errors import ModelError
+from vision.models import PLACED_LOCK, ModelRegistry, add_model
+from vision.providers import ProviderChoice, open_session
 
 NEURAL_CHAIN = ["reenactor", "face_swapper", "lip_syncer", "face_enhancer", "color_matcher", "frame_enhancer",
                 "compositor"]  # fmt: skip

@@ -13,11 +13,11 @@ import pytest
 from conftest import assert_refused, run_dhf
 
 from config import load_settings
-from fusion.identity import IdentityEmbedder, identity_distance
-from fusion.models import ModelRegistry
 from governance.audit import AuditLog
 from media.video import EncodeOptions, VideoWriter, probe, read_frames
 from quality.evaluate import evaluate_against_avatar, evaluate_video
+from vision.identity import IdentityEmbedder, identity_distance
+from vision.models import ModelRegistry
 
 
 def ffmpeg(*args: str) -> None:
@@ -76,7 +76,7 @@ def test_a_swapped_in_face_raises_the_identity_alarm(rendered, tmp_path, analyse
             cv2.cvtColor(cv2.copyMakeBorder(grey, 125, 125, 125, 125, cv2.BORDER_REPLICATE), cv2.COLOR_GRAY2BGR)
         )
     from avatars.library import BUNDLED
-    from fusion.analysis import read_image
+    from vision.analysis import read_image
 
     photo = read_image(BUNDLED / "sample" / "portrait.png", settings.images.max_pixels)
     reference = embedder.embed(photo, analyser.single_face(photo).landmarks)
@@ -218,7 +218,7 @@ def test_prefect_marks_a_render_that_fails_the_gate_as_failed(dhf_home, tmp_path
 
 
 def test_face_alignment_is_an_exact_similarity_fit():
-    from fusion.identity import TEMPLATE, similarity_transform
+    from vision.identity import TEMPLATE, similarity_transform
 
     angle, scale, shift = np.radians(17), 2.5, np.array([40.0, -12.0])
     rotation = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])

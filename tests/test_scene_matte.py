@@ -3,7 +3,7 @@
 Each still is the engine's finished frame at rest (`FusionEngine.still`: the whole chain, label and
 watermark included), at the template's size where a pixel-wide fringe is measured, else at a third
 of it as tests/test_scenes.py renders them. The
-person matte is the pinned U²-Net-p model (fusion/matte.py), provisioned like the face models.
+person matte is the pinned U²-Net-p model (vision/matte.py), provisioned like the face models.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from test_scenes import SMALL, small_config
 from avatars.library import AvatarLibrary
 from config import load_settings
 from config.files import file_sha256
-from fusion.errors import ModelError
-from fusion.models import LOCK_FILE, ModelRegistry
 from fusion.processors.scene_layout import layout_scene
 from pipeline import stages
+from vision.errors import ModelError
+from vision.models import LOCK_FILE, ModelRegistry
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +138,7 @@ def test_the_person_matte_is_the_models_soft_alpha(settings):
     """The avatar's person mask is now the model's soft matte: it agrees with the weight-free GrabCut
     where both are sure (intersection over union 0.993 on the sample) and has a soft edge band (6037
     pixels between 5 % and 95 %, against none in GrabCut's binary mask) where hair strands fade out."""
-    from fusion.segmentation import person_mask
+    from vision.segmentation import person_mask
 
     avatar = AvatarLibrary.from_settings(settings.paths).get("sample")
     analysis = stages.avatar_stage(avatar, settings)
@@ -155,7 +155,7 @@ def test_the_person_matte_is_the_models_soft_alpha(settings):
 def test_matte_model_is_pinned_and_a_wrong_file_is_refused(settings, tmp_path):
     """The model is the pinned file from the registry package; a corrupt copy is refused in one line
     naming the file and the fix; an absent one falls back to the weight-free GrabCut (README: Scenes)."""
-    from fusion.matte import U2NETP_MODEL, GrabCutMatte, U2NetMatte, matte_choice, matte_for
+    from vision.matte import U2NETP_MODEL, GrabCutMatte, U2NetMatte, matte_choice, matte_for
 
     lock = ModelRegistry(settings.paths.models, LOCK_FILE)
     spec = lock.spec(U2NETP_MODEL)

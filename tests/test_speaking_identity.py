@@ -20,12 +20,12 @@ from conftest import own_home
 from licences import write_license
 
 from config import load_settings
-from fusion.analysis import FaceAnalyser
-from fusion.models import ModelRegistry
 from media.video import read_frames
 from tests.conftest import run_dhf
 from tests.speaking_recording import Recording, make_recording, rewrite, stranger_portrait
 from tests.test_personal_avatars import LIMITS
+from vision.analysis import FaceAnalyser
+from vision.models import ModelRegistry
 
 FPS = 25
 LIMIT = 0.6  # enrollment.speaking.max_identity_distance (config/default.yaml)
@@ -138,9 +138,9 @@ def test_a_small_second_face_in_a_1080p_recording_is_found_within_one_search_ste
     the first searched frame that shows it (at most one step late)."""
     from avatars.errors import EnrollmentError
     from avatars.recording_identity import check_whole_recording
-    from fusion.identity import IdentityEmbedder
     from media.video import EncodeOptions, VideoWriter
     from tests.speaking_recording import SAMPLE
+    from vision.identity import IdentityEmbedder
 
     settings = load_settings(config, home=home)
     registry = ModelRegistry(settings.paths.models)

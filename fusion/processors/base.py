@@ -1,7 +1,7 @@
 """The processor contract shared by every built-in and plug-in processor.
 
 A processor is one module with a typed `Options` (what the user configures), a model table (which
-model files it can run, in fusion/models.py's `ModelFormat`), and three steps, like MediaPipe Tasks'
+model files it can run, in vision/models.py's `ModelFormat`), and three steps, like MediaPipe Tasks'
 Options → create → close: `prepare(base, setup)` once (the static base frame of the previous stage,
 and a `ProcessorSetup` with the model registry, the execution providers, the avatar and the audio),
 `process_frame(frame, context)` per frame, and `close()` at the end (sessions released).
@@ -26,9 +26,9 @@ import numpy as np
 import onnxruntime as ort
 
 from driver_synth.track import MotionFrame
-from fusion.errors import ModelError
-from fusion.models import ModelRegistry
-from fusion.providers import ProviderChoice, open_session
+from vision.errors import ModelError
+from vision.models import ModelRegistry
+from vision.providers import ProviderChoice, open_session
 
 Rect = tuple[int, int, int, int]  # x0, y0, x1, y1
 

@@ -8,9 +8,9 @@ engine needs the processors themselves.
 from __future__ import annotations
 
 from config.settings import FusionSettings
-from fusion.errors import ModelError
-from fusion.models import ModelFormat, ModelRegistry
 from fusion.processors import face_enhancer, face_swapper, frame_enhancer, lip_syncer
+from vision.errors import ModelError
+from vision.models import ModelFormat, ModelRegistry
 
 MODEL_FORMATS: dict[str, ModelFormat] = {
     **face_swapper.MODELS,

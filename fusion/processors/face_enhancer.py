@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from fusion.errors import FusionError
-from fusion.models import FACEFUSION_ASSETS, ModelFormat, TensorSpec
 from fusion.processors.base import FrameContext, ProcessorSetup
 from fusion.processors.face_geometry import OutputBuffer, align, feather_mask, paste, warp_crop
+from vision.models import FACEFUSION_ASSETS, ModelFormat, TensorSpec
 
 _CROP = (TensorSpec("input", (None, 3, 512, 512)),)
 _OUT = (TensorSpec(None, (None, 3, 512, 512)),)

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from fusion import topology as topo
-from fusion.identity import similarity_transform
 from fusion.processors.base import Rect, union_rect
+from vision import topology as topo
+from vision.identity import similarity_transform
 
 # Published alignment points, in pixels of the crop each was defined for.
 ARCFACE_112 = np.array(  # insightface's reference for 112×112 ArcFace crops

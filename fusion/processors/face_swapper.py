@@ -19,10 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from fusion.errors import FusionError, ModelError
-from fusion.models import FACEFUSION_ASSETS, ModelFormat, TensorSpec
+from fusion.errors import FusionError
 from fusion.processors.base import FrameContext, ProcessorSetup
 from fusion.processors.face_geometry import OutputBuffer, align, feather_mask, paste, warp_crop
+from vision.errors import ModelError
+from vision.models import FACEFUSION_ASSETS, ModelFormat, TensorSpec
 
 EMBEDDING = 512
 _INSIGHTFACE = "Non-commercial research only (InsightFace)"

@@ -21,8 +21,8 @@ import cv2
 import numpy as np
 
 from fusion.errors import FusionError
-from fusion.models import FACEFUSION_ASSETS, ModelFormat, TensorSpec
 from fusion.processors.base import FrameContext, ProcessorSetup, Rect, resize_geometry
+from vision.models import FACEFUSION_ASSETS, ModelFormat, TensorSpec
 
 _IN = (TensorSpec("input", (None, 3, None, None)),)
 _OUT = (TensorSpec(None, (None, 3, None, None)),)

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fusion import topology as topo
 from fusion.errors import FusionError
-from fusion.models import FACEFUSION_ASSETS, ModelFormat, TensorSpec
 from fusion.processors import mel
 from fusion.processors.base import FrameContext, ProcessorSetup
 from fusion.processors.face_geometry import OutputBuffer, box_alignment, feather_mask, paste, warp_crop
+from vision import topology as topo
+from vision.models import FACEFUSION_ASSETS, ModelFormat, TensorSpec
 
 SIZE = 96
 _IN = (TensorSpec("source", (None, 1, 80, 16)), TensorSpec("target", (None, 6, SIZE, SIZE)))

@@ -27,7 +27,6 @@ import cv2
 import numpy as np
 
 from driver_synth.track import MotionTrack
-from fusion import topology as topo
 from fusion.errors import FusionError
 from fusion.mesh_warp import (
     affine_camera,
@@ -55,6 +54,7 @@ from fusion.mouth_bank import (
 )
 from fusion.processors.base import FrameContext, ProcessorSetup, union_rect
 from fusion.unit_selection import SelectionOptions, select_units
+from vision import topology as topo
 
 STABLE_WEIGHT = 0.35  # weight of a stable point against a lip point in the warp's fit
 CROP_BORDER = 6  # px of the crop's edge faded out (the warped crop never ends in a hard line)
@@ -195,7 +195,7 @@ class MouthBankProcessor:
     def set_base_pose(self, landmarks: np.ndarray) -> None:
         """The base face's pose, measured like the units' (`face_features`, from 3D landmarks), so
         unit and target poses are compared in one frame of reference."""
-        from fusion.face_features import face_features
+        from vision.face_features import face_features
 
         features = face_features(np.asarray(landmarks, np.float64))
         self.base_pose = np.array([features.yaw, features.pitch])

@@ -23,9 +23,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-from fusion import topology as topo
 from fusion.head_motion import HeadMotion, HeadPose
-from fusion.lip_contour import refine_inner_lips
 from fusion.lip_texture import fill_lip_gap
 from fusion.motion_basis import (
     JAW_TRAVEL,
@@ -40,6 +38,8 @@ from fusion.motion_basis import (
 from fusion.mouth_interior import Layer, MouthPainter
 from fusion.outside_fill import OutsideFill
 from fusion.processors.base import FrameContext, ProcessorSetup, Rect
+from vision import topology as topo
+from vision.lip_contour import refine_inner_lips
 
 MOUTH_CHANNELS = ("jaw_open", "lip_width", "lip_round", "lip_closure", "teeth")
 LIP_SHADE = 0.82  # lip colour where the stretched lip line is covered: in the shadow of the pucker
@@ -196,7 +196,7 @@ class Reenactor:
     ) -> None:
         self.landmarks = np.asarray(landmarks, dtype=np.float64)
         self.options = options or ReenactorOptions()
-        self.person = person  # the avatar's person mask at work size (fusion.segmentation), if any
+        self.person = person  # the avatar's person mask at work size (vision.segmentation), if any
         # What lies behind the person at work size (a scene behind a cut-out); None: the photo's own
         # backdrop, inpainted (fusion.outside_fill).
         self.backdrop = backdrop

@@ -279,6 +279,6 @@ def square_background(canvas: np.ndarray, square: Rect, size: int) -> np.ndarray
 
 def cut_out(work: np.ndarray, alpha: np.ndarray, behind: np.ndarray) -> np.ndarray:
     """The work image with the photo's backdrop replaced by the scene's (alpha: soft person; `work`
-    best with its edge colours decontaminated, fusion.matte.Decontaminator)."""
+    best with its edge colours decontaminated, vision.matte.Decontaminator)."""
     a = alpha[..., None]
     return (work.astype(np.float32) * a + behind.astype(np.float32) * (1 - a) + 0.5).astype(np.uint8)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fusion.errors import ModelError
+from vision.errors import ModelError
 
 MAGIC = 7767517
 OPSET = 17

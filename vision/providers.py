@@ -14,7 +14,7 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-from fusion.errors import ModelError
+from vision.errors import ModelError
 
 PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 NAMES = {"tensorrt": PREFERENCE[0], "cuda": PREFERENCE[1], "cpu": PREFERENCE[2]}

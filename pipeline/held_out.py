@@ -28,7 +28,6 @@ import cv2
 import numpy as np
 
 from driver_synth.track import MotionTrack
-from fusion.analysis import Face, FaceAnalyser
 from fusion.mouth_bank import (
     FEATURES,
     IO_PX,
@@ -45,6 +44,7 @@ from fusion.processors.mouth_bank import MouthBankOptions, MouthBankProcessor
 from fusion.processors.reenactor import Reenactor
 from fusion.unit_selection import run_lengths, selection_error
 from quality.errors import QualityError
+from vision.analysis import Face, FaceAnalyser
 
 HELD_OUT = 0.2
 MIN_HELD_OUT = 10  # frames

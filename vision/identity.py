@@ -11,8 +11,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from fusion import topology as topo
-from fusion.models import ModelRegistry
+from vision import topology as topo
+from vision.models import ModelRegistry
 
 EMBEDDING_MODEL = "face_embedding"
 CHIP = 150

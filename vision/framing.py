@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from fusion import topology as topo
+from vision import topology as topo
 
 FACE_TO_CROP = 3.0  # crop side = face width × this (head and shoulders)
 FACE_CENTRE_Y = 0.42  # where the face centre sits in the crop, from the top

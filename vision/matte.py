@@ -22,9 +22,9 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from fusion.errors import ModelError
-from fusion.models import ModelRegistry
-from fusion.segmentation import person_mask
+from vision.errors import ModelError
+from vision.models import ModelRegistry
+from vision.segmentation import person_mask
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class Matte(Protocol):
 
 
 class GrabCutMatte:
-    """The weight-free matte (fusion.segmentation): binary, softened when it is composited."""
+    """The weight-free matte (vision.segmentation): binary, softened when it is composited."""
 
     name = "grabcut"
 

@@ -1,5 +1,5 @@
 """Scale-free measurements of one analysed face, shared by the quality measurements of rendered
-videos (`quality.measure`) and by reading motion from a recorded driver video (`fusion.driver_video`).
+videos (`quality.measure`) and by reading motion from a recorded driver video (`driver_synth.driver_video`).
 
 Distances are divided by the mouth width or the interocular distance, so they do not depend on how
 large the face is in the frame; angles are in degrees.
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from fusion import topology as topo
+from vision import topology as topo
 
 RIGHT_EYE_LIDS = (159, 145, 33, 133)  # upper, lower, outer corner, inner corner
 LEFT_EYE_LIDS = (386, 374, 263, 362)

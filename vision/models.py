@@ -26,8 +26,8 @@ import yaml
 
 from config import CONFIG_DIR
 from config.files import atomic_path, directory_lock, file_sha256, load_yaml, write_text_atomic
-from fusion.errors import ModelError
-from fusion.onnx_external import ExternalTensor, ProtobufError, external_tensors
+from vision.errors import ModelError
+from vision.onnx_external import ExternalTensor, ProtobufError, external_tensors
 
 LOCK_FILE = CONFIG_DIR / "models.lock.yaml"
 PLACED_LOCK = "placed.lock.yaml"

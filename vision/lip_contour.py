@@ -13,7 +13,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from fusion import topology as topo
+from vision import topology as topo
 
 MIN_OPENING_SHARE = 0.04  # of the mouth width: less than this is no visible opening
 TEETH_BRIGHTER = 8.0  # teeth are paler and brighter (L*) than the lips around them

@@ -12,7 +12,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from fusion import topology as topo
+from vision import topology as topo
 
 ITERATIONS = 4
 MIN_SHARE, MAX_SHARE = 0.05, 0.9  # of the image: outside this the segmentation is not trusted

@@ -26,12 +26,11 @@ import cv2
 import numpy as np
 
 from config import DriverVideoSettings
-from driver_synth.track import MotionTrack
-from fusion.analysis import FaceAnalyser
-from fusion.face_features import FaceFeatures, face_features
-from fusion.motion_basis import ROUND_NARROW, WIDTH_TRAVEL
+from driver_synth.track import ROUND_NARROW, WIDTH_TRAVEL, MotionTrack
 from media.errors import MediaError
 from media.video import ProbeResult, probe, read_frames
+from vision.analysis import FaceAnalyser
+from vision.face_features import FaceFeatures, face_features
 
 READER_VERSION = 5  # bump when the mapping below changes: cached recorded tracks are keyed by it
 CLOSURE_BAND = 0.04  # gap (per interocular) above the closed baseline at which the lips count as parted
