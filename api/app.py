@@ -56,7 +56,7 @@ def create_app(settings: Settings) -> FastAPI:
     @app.middleware("http")
     async def docs_stay_local(request: Request, call_next):
         # ReDoc's bundle still shows a logo from its vendor's CDN: the browser is told to load nothing
-        # but this server's files on the docs pages (the logo's onError then hides it). Issue 18.
+        # but this server's files on the docs pages (the logo's onError then hides it).
         response = await call_next(request)
         if request.url.path in DOCS_PATHS:
             response.headers["Content-Security-Policy"] = DOCS_CSP

@@ -137,7 +137,7 @@ class MotionSettings(Section):
     nod_deg: Degrees = 1.6  # head dips this much on an accented word, and comes back
     brow_raise: Fraction = 0.7  # brow raise on an accent (0..1 of the avatar's full raise)
     brow_raise_share: Fraction = 0.45  # share of accents that also raise the brows (questions always do)
-    brow_tone: Fraction = 0.3  # brows lift this much (at most) with the voice between accents (issue 26)
+    brow_tone: Fraction = 0.3  # brows lift this much (at most) with the voice between accents
 
     @model_validator(mode="after")
     def _ranges_ordered(self) -> MotionSettings:
@@ -562,7 +562,7 @@ class SceneTemplate(Section):
 
 
 class MatteSettings(Section):
-    """How the person is separated from the photo's backdrop (issue 26; vision/matte.py): `u2netp`, the
+    """How the person is separated from the photo's backdrop (vision/matte.py): `u2netp`, the
     pinned U²-Net-p model (soft matte, hair kept; GrabCut when its file is absent), or `grabcut`, no
     weights. The matte is computed once per avatar version, with its face analysis."""
 

@@ -1,7 +1,7 @@
 """Free text that reaches the audit log (names, comments, reasons): one line, no control characters.
 
 Why: `dhf audit list` prints one entry per line, and a reviewer name holding a newline printed a
-second, forged entry under it (issue 25). Bidirectional overrides (U+202E) and other format
+second, forged entry under it. Bidirectional overrides (U+202E) and other format
 characters can make a printed name read differently from what is stored, so they are refused too.
 Text is refused, not silently cleaned: what the log says someone typed is what they typed.
 """

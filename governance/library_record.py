@@ -65,7 +65,7 @@ def check_enrolled(avatar: Avatar, log: AuditLog) -> None:
     files are exactly those its last library change recorded.
 
     The log decides, not the files: deleting `revocation.yaml` and writing an old number into
-    `current` (issue 25) leaves the log's revocation and current version standing."""
+    `current` leaves the log's revocation and current version standing."""
     if avatar.bundled:
         return
     where = f"avatar '{avatar.avatar_id}' v{avatar.version}"

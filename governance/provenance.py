@@ -37,7 +37,7 @@ class Generation:
     driver_video: str = ""  # a recorded driver clip's path, when one drove the avatar
     voice_model: dict[str, str | None] = field(default_factory=dict)  # engine, version, model sha256, licence, style
     # The audit log's head when the render was authorized (entry number, hash): every signed video then
-    # anchors the log outside it (issue 25), and `dhf verify` refuses a log without that entry.
+    # anchors the log outside it, and `dhf verify` refuses a log without that entry.
     audit_anchor: tuple[int, str] | None = None
 
     @property

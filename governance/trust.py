@@ -1,6 +1,6 @@
 """Is the audit log the whole story? The chain, its witnesses, and every file that names an entry.
 
-Why: the audit log is the state of consent, review and provenance (issue 25); the files beside it
+Why: the audit log is the state of consent, review and provenance; the files beside it
 (the library's `current` and `revocation.yaml`, the review records under `<home>/reviews/`) are caches
 of it. A log that was emptied or cut short reads as a valid, shorter chain, so `verify_anchored` also
 reads what points into the log: the witness files (governance.audit), each review record's decision

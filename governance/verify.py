@@ -16,7 +16,7 @@ to its audit entry; the report says so. When the video went through human review
 log and not the C2PA manifest: the manifest is signed when the video is encoded, before anyone has
 seen it; re-signing after approval would change the file the reviewer approved.
 
-As a publication gate (issue 25) the verdict also needs the audit log: it must verify with its
+As a publication gate the verdict also needs the audit log: it must verify with its
 witnesses and anchors (governance.trust), hold the render entry of this content id, and, where that
 render was held for review, an approval entry naming this file's sha256. `exit_code` says which of
 these failed, in the order a pipeline should act on them: tampered (5), rejected (7), not approved

@@ -1,11 +1,16 @@
-"""A private copy of libespeak-ng with the few calls the Kokoro engine's phonemizer makes.
+"""Our ctypes binding of libespeak-ng: the few `espeak_*` calls of its documented API (speak_lib.h)
+that both espeak sessions make, on one loaded copy of the library.
 
-Why a second copy: espeak-ng keeps its state in globals, one set per loaded library, and whether its
-phoneme events carry mnemonics or IPA is fixed when it is initialized. The espeak-ng voice needs
-mnemonics (pyttsx3's binding of the wheel's `libespeak-ng.so.1`), the neural voice IPA; switching one
-library between the two by initializing it again corrupted its phoneme tables after a few dozen
-switches (a segmentation fault in a benchmark alternating es voices). A copy of the library in a file of
-its own, loaded privately (RTLD_LOCAL), is a second, independent instance, initialized once for IPA.
+Why our own: pyttsx3's binding is a private module (`pyttsx3.drivers._espeak`) that loads whichever
+`libespeak-ng.so.1` the system resolves, at import, into the process's global namespace; its public API
+(say, save to a file) exposes neither the samples nor the phoneme events the visemes are made from.
+Seven calls and one struct are less to carry than a private module's changes.
+
+Why one copy per session: espeak-ng keeps its state in globals, one set per loaded library, and whether
+its phoneme events carry mnemonics or IPA is fixed when it is initialized. Switching one library between
+the two by initializing it again corrupted its phoneme tables after a few dozen switches (a segmentation
+fault in a benchmark alternating es voices). Each copy is a file of its own, loaded privately
+(RTLD_LOCAL | RTLD_DEEPBIND): an independent instance, initialized once.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ class _EventId(ctypes.Union):
 
 
 class EspeakEvent(ctypes.Structure):
-    """`espeak_EVENT` of speak_lib.h (the layout pyttsx3's binding uses too)."""
+    """`espeak_EVENT` of speak_lib.h."""
 
     _fields_ = (
         ("type", ctypes.c_int),
@@ -48,7 +53,7 @@ class EspeakLibrary:
     PITCH = 3
 
     def __init__(self, path: Path) -> None:
-        # DEEPBIND: its own references resolve to its own globals, not to those of the copy loaded RTLD_GLOBAL
+        # DEEPBIND: its own references resolve to its own globals, not to those of another loaded copy
         dll = ctypes.CDLL(str(path), mode=os.RTLD_LOCAL | os.RTLD_NOW | os.RTLD_DEEPBIND)
         self._dll = dll
         dll.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]

@@ -1,14 +1,14 @@
-"""espeak-ng from the `espeakng-loader` wheel: pyttsx3's binding for the espeak-ng voice, and a private
-copy of the library for the IPA phonemes the neural voice speaks; each is one session per process.
+"""espeak-ng from the `espeakng-loader` wheel, through our own ctypes binding
+(phoneme/espeak_library.py): one session whose phoneme events are named by espeak-ng's mnemonics
+(the espeak-ng voice's visemes), one whose events are named by IPA (the phonemes Kokoro speaks).
 
 Why the wheel: Debian's espeak-ng 1.51 reads Mandarin as English letters; the wheel's 1.52 build with
-full data speaks it correctly. Loading the wheel's library with RTLD_GLOBAL before pyttsx3 imports its
-binding makes pyttsx3's `cdll.LoadLibrary("libespeak-ng.so.1")` resolve to the already loaded copy.
+full data speaks it correctly, and no apt package is needed for speech.
 
 Why sessions: the library keeps its state in globals, so calls to one loaded copy are serialized by
-a lock, and whether its phoneme events are named by mnemonics (the espeak-ng voice's visemes) or by
-IPA (the phonemes Kokoro speaks) is fixed when it is initialized. Each kind has its own session on its
-own copy of the library (phoneme/espeak_library.py says why), initialized once.
+a lock, and whether its phoneme events are named by mnemonics or by IPA is fixed when it is
+initialized. Each kind has its own session on its own copy of the library (phoneme/espeak_library.py
+says why), initialized once.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import shutil
 import tempfile
 import threading
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 
@@ -33,19 +32,20 @@ PHONEME_IPA_OPTION = 2  # espeakINITIALIZE_PHONEME_IPA: phoneme events carry IPA
 
 
 @functools.cache
-def espeak_binding() -> ModuleType:
-    """pyttsx3's espeak-ng binding, bound to the wheel's library (loaded once per process)."""
+def espeak_binding() -> EspeakLibrary:
+    """The wheel's `libespeak-ng.so.1` (loaded once per process), for the mnemonic session."""
+    library = _wheel_library()
+    soname = library.with_name("libespeak-ng.so.1")
+    os.environ["ESPEAK_DATA_PATH"] = espeak_data_dir()
+    return EspeakLibrary(soname if soname.exists() else library)
+
+
+def _wheel_library() -> Path:
     try:
         import espeakng_loader
     except ImportError as exc:  # pragma: no cover - packaging error
         raise SpeechError("espeakng-loader is not installed; run scripts/setup") from exc
-    library = Path(espeakng_loader.get_library_path())
-    soname = library.with_name("libespeak-ng.so.1")
-    ctypes.CDLL(str(soname if soname.exists() else library), mode=ctypes.RTLD_GLOBAL)
-    os.environ["ESPEAK_DATA_PATH"] = espeakng_loader.get_data_path()
-    from pyttsx3.drivers import _espeak
-
-    return _espeak
+    return Path(espeakng_loader.get_library_path())
 
 
 def espeak_data_dir() -> str:
@@ -59,10 +59,8 @@ def espeak_session(ipa: bool = False) -> EspeakSession:
     """The process's espeak-ng session whose phoneme events are named by IPA (`ipa`) or by mnemonics."""
     if not ipa:
         return EspeakSession(espeak_binding(), PHONEME_EVENTS_OPTION)
-    import espeakng_loader
-
     espeak_binding()  # ESPEAK_DATA_PATH, and the mnemonic copy loaded first under its own name
-    library = Path(espeakng_loader.get_library_path())
+    library = _wheel_library()
     # A file of its own (another inode) is what makes the dynamic loader map a second instance; the copy
     # can go once it is mapped.
     with tempfile.TemporaryDirectory(prefix="dhf-espeak-") as folder:
@@ -75,7 +73,7 @@ def espeak_session(ipa: bool = False) -> EspeakSession:
 class EspeakSession:
     """Synthesizes with one copy of espeak-ng and records its word, clause and phoneme events."""
 
-    def __init__(self, espeak, options: int) -> None:
+    def __init__(self, espeak: EspeakLibrary, options: int) -> None:
         self._espeak = espeak
         self._lock = threading.Lock()
         self.ipa = bool(options & PHONEME_IPA_OPTION)

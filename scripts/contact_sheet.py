@@ -12,11 +12,13 @@ import argparse
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # devtools/ is not installed
+
 import numpy as np
 
 from avatars.library import AvatarLibrary
 from config import load_settings
-from media.contact_sheet import evenly_spaced, frames_at, tile, write_image
+from devtools.contact_sheet import evenly_spaced, frames_at, tile, write_image
 from media.video import probe
 from vision import topology as topo
 from vision.analysis import FaceAnalyser, read_image

@@ -12,14 +12,16 @@ import argparse
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # devtools/ is not installed
+
 import numpy as np
 
 from avatars.library import AvatarLibrary
 from config import load_settings, load_visemes_table
+from devtools.contact_sheet import tile, write_image
+from devtools.preview import output_box, preview_engine, preview_frames
 from driver_synth.track import MotionTrack
-from media.contact_sheet import tile, write_image
 from phoneme.visemes import PARAMETERS, VisemeTable
-from pipeline.preview import output_box, preview_engine, preview_frames
 from vision import topology as topo
 from vision.analysis import read_image
 

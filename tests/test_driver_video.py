@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from conftest import assert_refused, run_dhf
 
+from devtools.preview import preview_engine
 from driver_synth.driver_video import read_driver_features
 from driver_synth.track import MotionTrack
 from media.video import EncodeOptions, VideoWriter, probe, read_audio_mono
-from pipeline.preview import preview_engine
 from quality.measure import correlation_at_best_lag, measure_video, rms_envelope
 
 

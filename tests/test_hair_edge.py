@@ -11,10 +11,10 @@ import pytest
 from recorded_motion import phone_track
 
 from avatars.library import AvatarLibrary
+from devtools.preview import preview_engine
 from driver_synth.track import MotionTrack
 from fusion.head_motion import HeadMotion, HeadPose
 from fusion.motion_basis import face_frame
-from pipeline.preview import preview_engine
 from pipeline.stages import avatar_stage
 from vision import topology as topo
 

@@ -12,12 +12,12 @@ import cv2
 import numpy as np
 import pytest
 
+from devtools.preview import preview_engine
 from fusion.idle_loop import LoopPlayback, build_loop, loop_order, prepare_loop
 from fusion.processors.base import FrameContext
 from fusion.processors.post import ColorMatcher
 from media.errors import MediaError
 from media.video import EncodeOptions, VideoWriter
-from pipeline.preview import preview_engine
 from tests.test_realism import equivalence_track
 from vision.framing import Framing
 

@@ -14,9 +14,9 @@ from recorded_motion import analysis_frames, handheld, motion_blur, phone_track,
 from second_face import second_face
 from speaking_recording import make_recording
 
+from devtools.preview import preview_engine, sweep_track
 from driver_synth.track import MotionTrack
 from media.video import EncodeOptions, VideoWriter, read_frames
-from pipeline.preview import preview_engine, sweep_track
 from quality.evaluate import evaluate_video
 
 

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from media.contact_sheet import contact_sheet, evenly_spaced, frames_at
+from devtools.contact_sheet import contact_sheet, evenly_spaced, frames_at
 from media.errors import MediaError
 from media.video import EncodeOptions, VideoWriter
 

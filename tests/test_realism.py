@@ -15,12 +15,12 @@ from conftest import render, run_dhf
 
 from avatars.library import AvatarLibrary
 from config import load_settings
+from devtools.preview import preview_engine, render_preview, sweep_track
 from driver_synth.track import MotionTrack
 from fusion.head_motion import HeadMotion, HeadPose
 from fusion.motion_basis import face_frame
 from media.video import EncodeOptions, VideoWriter, extract_audio_wav, probe, read_frames
 from phoneme.artifacts import SpeechTimings
-from pipeline.preview import preview_engine, render_preview, sweep_track
 from pipeline.stages import avatar_stage
 from quality.evaluate import evaluate_video
 from vision import topology as topo

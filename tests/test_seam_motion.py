@@ -23,9 +23,9 @@ from recorded_motion import (
 )
 
 from config import load_settings
+from devtools.preview import preview_engine, render_preview, sweep_track
 from driver_synth.track import MotionTrack
 from media.video import EncodeOptions, VideoWriter, extract_audio_wav, probe, read_frames
-from pipeline.preview import preview_engine, render_preview, sweep_track
 from quality.evaluate import evaluate_video
 
 TORN = (range(12, 15), range(36, 39))  # a tear shows where it starts and where it ends

@@ -23,11 +23,11 @@ from licences import write_license
 
 from avatars.library import BUNDLED, AvatarLibrary
 from config import load_settings
+from devtools.preview import render_preview, sweep_track
 from governance.audit import AuditLog
 from media.errors import MediaError
 from media.video import read_frames
 from pipeline.batch_script import BatchScriptError, load_script
-from pipeline.preview import render_preview, sweep_track
 
 USE = ["--lang", "en", "--channel", "web", "--purpose", "customer-service"]
 
