@@ -16,7 +16,7 @@ import phoneme.languages
 from config import load_settings, load_voices
 from config.errors import ConfigError
 from phoneme.artifacts import TimedWord
-from phoneme.captions import build_cues
+from phoneme.captions import break_allowed, build_cues
 from phoneme.engines import make_engine
 from phoneme.errors import SpeechError
 from phoneme.languages import LANGUAGES_DIR, language, languages
@@ -103,6 +103,7 @@ def test_a_copy_of_a_language_under_a_new_code_behaves_as_the_original(languages
     assert first.spoken_text == second.spoken_text and len(first.words) >= 20
     timed = [(w.text, w.space_before) for w in first.words]
     words = [TimedWord(t, i * 0.2, i * 0.2 + 0.15, space_before=s) for i, (t, s) in enumerate(timed)]
+    assert break_allowed(words, original) == break_allowed(words, copy)  # Chinese: jieba's word ends
     assert [c.lines for c in build_cues(words, original)] == [c.lines for c in build_cues(words, copy)]
     assert max(len(line) for c in build_cues(words, copy) for line in c.lines) <= 16
 
