@@ -102,11 +102,12 @@ class EngineSpec:
     """One TTS engine as the registry (phoneme/engines.py) sees it; each engine module exposes one as
     `ENGINE`, so that adding an engine touches no other module.
 
-    `fields`: the voice-template fields (config.VoiceTemplate) the engine reads, for the README and the
-    error that names them. `models`: the pinned model names (config/models.lock.yaml) it loads, which
-    the caller verifies and passes in `VoiceResources`. `create` builds it (only on a speech cache miss);
-    `check` refuses options only the engine can judge, before any compute; `describe` says how the
-    report, the audit entry and the C2PA manifest name it, with no model loaded."""
+    `fields`: the voice-template fields (config.VoiceTemplate) the engine reads besides `name`,
+    `language` and `g2p` (a voice's other fields are ignored by it). `models`: the pinned model names
+    (config/models.lock.yaml) it loads, which the caller verifies and passes in `VoiceResources`.
+    `create` builds it (only on a speech cache miss); `check` refuses options only the engine can
+    judge, before any compute; `describe` says how the report, the audit entry and the C2PA manifest
+    name it, with no model loaded."""
 
     name: str
     fields: tuple[str, ...]

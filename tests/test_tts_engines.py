@@ -15,7 +15,7 @@ import pytest
 
 import phoneme
 from config import VoiceTemplate, load_voices
-from phoneme.engines import available_engines, check_voice, describe_voice, make_engine, models_for
+from phoneme.engines import available_engines, check_voice, describe_voice, engine_spec, make_engine, models_for
 from phoneme.errors import SpeechError
 from phoneme.tts import VoiceResources, read_wav
 
@@ -89,6 +89,8 @@ def test_the_shipped_engines_are_found_by_their_modules():
     assert models_for(voices["en-us-neural-female"]) == ("kokoro_82m", "kokoro_styles", "kokoro_vocab")
     assert models_for(voices["en-us-female"]) == ()
     assert describe_voice(voices["en-us-female"], {}).engine == "espeak-ng"
+    for name in available_engines():  # what each engine says it reads is a voice-template field
+        assert set(engine_spec(name).fields) <= set(VoiceTemplate.model_fields), name
 
 
 def test_an_unknown_engine_is_refused_naming_the_engines():
