@@ -22,6 +22,7 @@ from phoneme.errors import SpeechError
 from phoneme.languages import LANGUAGES_DIR, language, languages
 from phoneme.plan import plan_text
 from phoneme.speech import resolve_voice, synthesize_speech
+from phoneme.tts import VoiceResources
 
 GREEK = """\
 name: Greek
@@ -82,7 +83,8 @@ def test_a_new_language_file_is_picked_up_by_speech_and_captions(languages_folde
     voices, defaults = load_voices(path=voices_file)
     voice = resolve_voice("el", None, voices, defaults)
     settings = load_settings(home=tmp_path / "home")
-    speech = synthesize_speech("Γεια σου & καλημέρα, 20 %.", voice, settings, lambda: make_engine(voice, None))
+    resources = VoiceResources({}, {})
+    speech = synthesize_speech("Γεια σου & καλημέρα, 20 %.", voice, settings, lambda: make_engine(voice, resources))
     timings = speech.timings()
     assert [w.text for w in timings.words] == ["Γεια", "σου", "&", "καλημέρα,", "20 %."]
     assert timings.spoken_text == "Γεια σου και καλημέρα, 20 τοις εκατό."
