@@ -46,8 +46,8 @@ def script_of(char: str) -> str:
 def _latin_ok(char: str, code: str) -> bool:
     if language(code).latin == "ascii":  # the English path folds accents away: the letter must fold to ASCII
         return fold_latin(char).isascii()
-    code = ord(char)
-    return code < 0x250 or 0x1E00 <= code <= 0x1EFF  # Latin-1, Extended-A/B and Vietnamese; no IPA
+    point = ord(char)
+    return point < 0x250 or 0x1E00 <= point <= 0x1EFF  # Latin-1, Extended-A/B and Vietnamese; no IPA
 
 
 def _problem(char: str, code: str) -> str | None:
