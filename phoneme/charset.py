@@ -14,7 +14,7 @@ from __future__ import annotations
 import unicodedata
 
 from phoneme.errors import SpeechError
-from phoneme.languages import language, languages
+from phoneme.languages import Language, language, languages
 from phoneme.spoken import fold_latin, is_silent_mark
 from phoneme.symbols import spoken_symbols
 
@@ -43,34 +43,34 @@ def script_of(char: str) -> str:
     return name.split(" ", 1)[0]
 
 
-def _latin_ok(char: str, code: str) -> bool:
-    if language(code).latin == "ascii":  # the English path folds accents away: the letter must fold to ASCII
+def _latin_ok(char: str, spoken: Language) -> bool:
+    if spoken.latin == "ascii":  # the English path folds accents away: the letter must fold to ASCII
         return fold_latin(char).isascii()
     point = ord(char)
     return point < 0x250 or 0x1E00 <= point <= 0x1EFF  # Latin-1, Extended-A/B and Vietnamese; no IPA
 
 
-def _problem(char: str, code: str) -> str | None:
-    """Why `char` cannot be spoken in language `code` (a short label), or None when it can."""
+def _problem(char: str, spoken: Language, symbols: frozenset[str]) -> str | None:
+    """Why `char` cannot be spoken in the language (a short label), or None when it can."""
     category = unicodedata.category(char)
     if category in ("Cs", "Co", "Cn"):
         return {"Cs": "invalid", "Co": "private use", "Cn": "unassigned"}[category]
     if category[0] in ("Z", "M", "P") or category == "Nd" or is_silent_mark(char):
         return None  # spaces, combining marks, punctuation and marks (silent or in the symbol table), digits
     if category[0] == "S":
-        return None if char in spoken_symbols(code) else "symbol"
+        return None if char in symbols else "symbol"
     for folded in unicodedata.normalize("NFKC", char):
         if unicodedata.category(folded)[0] in ("Z", "M", "P") or unicodedata.category(folded) == "Nd":
             continue
         if unicodedata.category(folded)[0] == "S":
-            if folded not in spoken_symbols(code):
+            if folded not in symbols:
                 return "symbol"
             continue
         script = script_of(folded)
-        allowed = language(code).scripts
+        allowed = spoken.scripts
         if allowed is not None and script not in allowed:
             return SCRIPT_NAMES.get(script, script.title())
-        if script == "LATIN" and not _latin_ok(folded, code):
+        if script == "LATIN" and not _latin_ok(folded, spoken):
             return "Latin letter without a spoken form"
     return None
 
@@ -79,8 +79,9 @@ def check_speakable(text: str, code: str) -> None:
     """Refuse text with characters the language's voice cannot speak, naming them (grouped in runs)."""
     runs: list[tuple[str, str]] = []
     previous_end = -2
+    spoken, symbols = language(code), spoken_symbols(code)
     for index, char in enumerate(text):
-        problem = _problem(char, code)
+        problem = _problem(char, spoken, symbols)
         if problem is None:
             continue
         if runs and previous_end == index - 1 and runs[-1][1] == problem:
@@ -93,7 +94,7 @@ def check_speakable(text: str, code: str) -> None:
     named = ", ".join(f'"{_visible(chars)}" ({problem})' for chars, problem in runs[:MAX_NAMED])
     if len(runs) > MAX_NAMED:
         named += f" and {len(runs) - MAX_NAMED} more"
-    voice = language(code).name or f"'{code}'"
+    voice = spoken.name or f"'{code}'"
     raise SpeechError(f"the text has characters the {voice} voice cannot speak: {named}; {_advice(runs, code)}")
 
 

@@ -114,4 +114,10 @@ def languages(folder: Path | None = None) -> dict[str, Language]:
 
 def language(code: str, folder: Path | None = None) -> Language:
     """The language `code`: its file, or a language without tables (see the module's docstring)."""
-    return languages(folder).get(code) or Language.model_construct(code=code)
+    return _language(code, folder or LANGUAGES_DIR)
+
+
+@functools.cache
+def _language(code: str, folder: Path) -> Language:
+    """Cached: the text plan asks for every word, several times."""
+    return _load(folder).get(code) or Language.model_construct(code=code)
