@@ -646,7 +646,9 @@ class VoiceTemplate(Section):
 
     name: str
     language: str = Field(pattern=r"^[a-z]{2,3}$")
-    engine: Literal["espeak", "kokoro"] = "espeak"
+    # A module phoneme/<engine>_engine.py (the TTS engine registry, phoneme/engines.py, checks the name
+    # and refuses an unknown one before any compute; this layer cannot import it).
+    engine: str = Field("espeak", pattern=r"^[a-z][a-z0-9]*$")
     espeak_voice: str = Field(min_length=1)
     rate: int = Field(160, ge=60, le=450)  # espeak-ng: words per minute
     pitch: int = Field(50, ge=0, le=100)  # espeak-ng only

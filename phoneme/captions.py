@@ -4,11 +4,12 @@ currency, full-width punctuation), timed by the speech that says it.
 Each word knows whether a space precedes it in the written text, so a cue reproduces the writing
 ("我的IBAN账户 online banking"); a cue also ends where a <break> pause follows a word.
 
-Layout, as subtitle guidelines ask: a cue is at most two lines of `max_chars` characters (16 for
-Chinese and Japanese, whose characters are twice as wide), ends at a sentence end, and is cut
-preferably after a comma-like mark (，、；： or , ; :), otherwise between words, never inside one.
-Chinese has no spaces, so its word boundaries come from jieba's dictionary segmentation
-("客服中心" stays whole; the old 16-character cut gave "客服中 / 心。"). A cue shows for at least
+Layout, as subtitle guidelines ask: a cue is at most two lines of `max_chars` characters (the
+language's `captions.line_chars` where it has one, config/languages/<code>.yaml: 16 for Chinese and
+Japanese, whose characters are twice as wide), ends at a sentence end, and is cut preferably after a
+comma-like mark (，、；： or , ; :), otherwise between words, never inside one. A language without
+spaces breaks where its `captions.word_breaks` say: Chinese at jieba's dictionary word ends ("客服中心"
+stays whole, never "客服中 / 心。"), Japanese between any two characters. A cue shows for at least
 `min_seconds` where the next cue leaves room, so a short answer is still readable.
 """
 
@@ -20,11 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from phoneme.artifacts import TimedWord
+from phoneme.languages import language as language_of
 
-CJK_LANGUAGES = {"zh", "ja", "ko"}
 SENTENCE_END = ".?!。？！"
 SOFT_BREAK = ",;:，、；：）)」』】"
-CJK_LINE_CHARS = 16
 MAX_LINES = 2
 
 
@@ -71,15 +71,16 @@ def _has_cjk(text: str) -> bool:
 
 def break_allowed(words: list[TimedWord], language: str) -> list[bool]:
     """`allowed[i]`: may a cue or a line end after `words[i]`? Between written words always; inside
-    CJK text only where the segmenter ends a word (timed words there are single characters)."""
+    CJK text only where the language's `word_breaks` end a word (timed words there are single characters)."""
     allowed = [True] * len(words)
-    if language not in CJK_LANGUAGES or not any(_has_cjk(w.text) for w in words):
+    breaks = language_of(language).captions.word_breaks
+    if breaks == "spaces" or not any(_has_cjk(w.text) for w in words):
         return allowed
     text, ends = "", []
     for index, word in enumerate(words):
         text += (" " if word.space_before and index else "") + word.text
         ends.append(len(text))
-    boundaries = word_boundaries(text) if language == "zh" else set(ends)
+    boundaries = word_boundaries(text) if breaks == "jieba" else set(ends)
     for index, end in enumerate(ends[:-1]):
         spaced = words[index + 1].space_before
         allowed[index] = spaced or end in boundaries or words[index].text[-1:] in SOFT_BREAK + SENTENCE_END
@@ -136,12 +137,12 @@ def build_cues(
     max_seconds: float = 7.0,
     min_seconds: float = 1.0,
 ) -> list[Cue]:
-    """Group words into cues of at most two lines of `max_chars` (16 for CJK) and `max_seconds`;
+    """Group words into cues of at most two lines of `max_chars` (or the language's `line_chars`: 16 for
+    Chinese and Japanese) and `max_seconds`;
     a cue ends at a sentence end and before a <break> pause, and breaks only between words."""
     if not words:
         return []
-    cjk = language in CJK_LANGUAGES
-    line_chars = CJK_LINE_CHARS if cjk else max_chars
+    line_chars = language_of(language).captions.line_chars or max_chars
     allowed = break_allowed(words, language)
 
     def fits(lo: int, hi: int) -> bool:

@@ -3,7 +3,10 @@
 Why one place: speech and captions are both derived from the text this module cleans, so a character
 is either gone from both (control and format characters, including bidi controls) or present in both.
 Characters a voice cannot speak (another script, a symbol with no words, unassigned code points) are
-refused naming them, never dropped silently.
+refused naming them, never dropped silently. Which scripts a language's voice speaks is `scripts:` in
+config/languages/<code>.yaml (espeak-ng's Mandarin voice reads Latin words with its English rules, the
+Japanese one reads kana but says "Chinese letter" for kanji, so kanji are refused for `ja`); a language
+without a list has no limit.
 """
 
 from __future__ import annotations
@@ -11,22 +14,11 @@ from __future__ import annotations
 import unicodedata
 
 from phoneme.errors import SpeechError
+from phoneme.languages import Language, language, languages
 from phoneme.spoken import fold_latin, is_silent_mark
 from phoneme.symbols import spoken_symbols
 
 WHITESPACE_CONTROLS = {"\t", "\n", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f", "\x85"}
-LANGUAGE_NAMES = {"en": "English", "de": "German", "fr": "French", "es": "Spanish", "zh": "Chinese", "ja": "Japanese"}
-# Scripts (the first word of a letter's Unicode name) each language's espeak-ng voice speaks. espeak-ng's
-# Mandarin voice reads Latin words with its English rules, the Japanese one reads kana but says
-# "Chinese letter" for kanji, so kanji are refused for `ja`. A language missing here has no limit.
-LANGUAGE_SCRIPTS: dict[str, frozenset[str]] = {
-    "en": frozenset({"LATIN"}),
-    "de": frozenset({"LATIN"}),
-    "fr": frozenset({"LATIN"}),
-    "es": frozenset({"LATIN"}),
-    "zh": frozenset({"CJK", "LATIN"}),
-    "ja": frozenset({"HIRAGANA", "KATAKANA", "KATAKANA-HIRAGANA", "LATIN"}),
-}
 SCRIPT_NAMES = {"CJK": "Chinese characters", "KATAKANA-HIRAGANA": "kana", "HANGUL": "Korean"}
 MAX_NAMED = 4
 
@@ -51,44 +43,45 @@ def script_of(char: str) -> str:
     return name.split(" ", 1)[0]
 
 
-def _latin_ok(char: str, language: str) -> bool:
-    if language == "en":  # the English path folds accents away: the letter must fold to ASCII
+def _latin_ok(char: str, spoken: Language) -> bool:
+    if spoken.latin == "ascii":  # the English path folds accents away: the letter must fold to ASCII
         return fold_latin(char).isascii()
-    code = ord(char)
-    return code < 0x250 or 0x1E00 <= code <= 0x1EFF  # Latin-1, Extended-A/B and Vietnamese; no IPA
+    point = ord(char)
+    return point < 0x250 or 0x1E00 <= point <= 0x1EFF  # Latin-1, Extended-A/B and Vietnamese; no IPA
 
 
-def _problem(char: str, language: str) -> str | None:
-    """Why `char` cannot be spoken in `language` (a short label), or None when it can."""
+def _problem(char: str, spoken: Language, symbols: frozenset[str]) -> str | None:
+    """Why `char` cannot be spoken in the language (a short label), or None when it can."""
     category = unicodedata.category(char)
     if category in ("Cs", "Co", "Cn"):
         return {"Cs": "invalid", "Co": "private use", "Cn": "unassigned"}[category]
     if category[0] in ("Z", "M", "P") or category == "Nd" or is_silent_mark(char):
         return None  # spaces, combining marks, punctuation and marks (silent or in the symbol table), digits
     if category[0] == "S":
-        return None if char in spoken_symbols(language) else "symbol"
+        return None if char in symbols else "symbol"
     for folded in unicodedata.normalize("NFKC", char):
         if unicodedata.category(folded)[0] in ("Z", "M", "P") or unicodedata.category(folded) == "Nd":
             continue
         if unicodedata.category(folded)[0] == "S":
-            if folded not in spoken_symbols(language):
+            if folded not in symbols:
                 return "symbol"
             continue
         script = script_of(folded)
-        allowed = LANGUAGE_SCRIPTS.get(language)
+        allowed = spoken.scripts
         if allowed is not None and script not in allowed:
             return SCRIPT_NAMES.get(script, script.title())
-        if script == "LATIN" and not _latin_ok(folded, language):
+        if script == "LATIN" and not _latin_ok(folded, spoken):
             return "Latin letter without a spoken form"
     return None
 
 
-def check_speakable(text: str, language: str) -> None:
+def check_speakable(text: str, code: str) -> None:
     """Refuse text with characters the language's voice cannot speak, naming them (grouped in runs)."""
     runs: list[tuple[str, str]] = []
     previous_end = -2
+    spoken, symbols = language(code), spoken_symbols(code)
     for index, char in enumerate(text):
-        problem = _problem(char, language)
+        problem = _problem(char, spoken, symbols)
         if problem is None:
             continue
         if runs and previous_end == index - 1 and runs[-1][1] == problem:
@@ -101,8 +94,8 @@ def check_speakable(text: str, language: str) -> None:
     named = ", ".join(f'"{_visible(chars)}" ({problem})' for chars, problem in runs[:MAX_NAMED])
     if len(runs) > MAX_NAMED:
         named += f" and {len(runs) - MAX_NAMED} more"
-    voice = LANGUAGE_NAMES.get(language, f"'{language}'")
-    raise SpeechError(f"the text has characters the {voice} voice cannot speak: {named}; {_advice(runs, language)}")
+    voice = spoken.name or f"'{code}'"
+    raise SpeechError(f"the text has characters the {voice} voice cannot speak: {named}; {_advice(runs, code)}")
 
 
 def _visible(chars: str) -> str:
@@ -112,12 +105,15 @@ def _visible(chars: str) -> str:
     )
 
 
-def _advice(runs: list[tuple[str, str]], language: str) -> str:
+def _advice(runs: list[tuple[str, str]], code: str) -> str:
     problems = {problem for _, problem in runs}
     scripts = {script_of(c) for chars, _ in runs for c in unicodedata.normalize("NFKC", chars)} - {"LATIN"}
-    if language == "ja" and "CJK" in scripts:
-        return "write the kanji in kana (the Japanese voice reads kana only) or remove them"
-    others = [code for code, spoken in LANGUAGE_SCRIPTS.items() if code != language and scripts & spoken]
+    for script, advice in language(code).advice.items():
+        if script in scripts:
+            return advice
+    others = [
+        other.code for other in languages().values() if other.code != code and other.scripts and scripts & other.scripts
+    ]
     if others:
         return f"render it with language {' or '.join(sorted(others))} or remove them"
     if problems == {"symbol"}:

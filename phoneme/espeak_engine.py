@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from config import VoiceTemplate
 from phoneme.espeak_runtime import espeak_session
-from phoneme.tts import SynthesisResult
+from phoneme.tts import EngineInfo, EngineSpec, SynthesisResult, VoiceResources
 
 
 class EspeakEngine:
@@ -27,3 +27,25 @@ class EspeakEngine:
             text, voice.espeak_voice, voice.rate, voice.pitch, template=voice.name
         )
         return SynthesisResult(samples=samples, sample_rate=self._session.sample_rate, events=events)
+
+
+def _create(resources: VoiceResources) -> EspeakEngine:
+    return EspeakEngine()
+
+
+def _describe(voice: VoiceTemplate, model_sha256: dict[str, str]) -> EngineInfo:
+    return EngineInfo(
+        engine="espeak-ng",
+        version=espeak_session().version(),
+        license="GPL-3.0-or-later (espeak-ng)",
+        style=voice.espeak_voice,
+    )
+
+
+ENGINE = EngineSpec(
+    name="espeak",
+    fields=("espeak_voice", "rate", "pitch"),
+    models=(),
+    create=_create,
+    describe=_describe,
+)

@@ -23,11 +23,35 @@ import numpy as np
 
 from config import VoiceTemplate
 from config.files import atomic_path, content_hash
+from phoneme.errors import SpeechError
 from phoneme.espeak_runtime import espeak_session
-from phoneme.kokoro_model import FRAME_SAMPLES, MAX_TOKENS, SAMPLE_RATE, KokoroFiles, KokoroModel, loaded_model
+from phoneme.kokoro_model import (
+    FRAME_SAMPLES,
+    MAX_TOKENS,
+    SAMPLE_RATE,
+    STYLE_NAMES,
+    KokoroFiles,
+    KokoroModel,
+    loaded_model,
+    style_label,
+)
 from phoneme.kokoro_phonemes import STRESS, STRONG_PUNCTUATION, PhonemeMap, load_vocabulary
-from phoneme.tts import EVENT_END, EVENT_MSG_TERMINATED, EVENT_PHONEME, EVENT_WORD, RawEvent, SynthesisResult
+from phoneme.tts import (
+    EVENT_END,
+    EVENT_MSG_TERMINATED,
+    EVENT_PHONEME,
+    EVENT_WORD,
+    EngineInfo,
+    EngineSpec,
+    RawEvent,
+    SynthesisResult,
+    VoiceResources,
+)
 
+KOKORO_MODEL = "kokoro_82m"
+KOKORO_STYLES = "kokoro_styles"
+KOKORO_VOCABULARY = "kokoro_vocab"
+KOKORO_LICENSE = "Apache-2.0 (Kokoro-82M weights and voices, hexgrad); MIT (int8 ONNX export, kokoro-onnx)"
 SENTENCE_CACHE_VERSION = 1
 LEAD_KEEP_FRAMES = 2  # of the model's leading silence (~0.5 s), keep 50 ms
 TAIL_KEEP_FRAMES = 6  # of its trailing silence, keep 150 ms (the punctuation token adds its own pause)
@@ -246,3 +270,45 @@ class KokoroEngine:
         pcm = np.clip(np.rint(audio * 32767.0), -32768, 32767).astype(np.int16)
         self.cache.put(key, pcm, frames)
         return pcm, frames
+
+
+def _create(resources: VoiceResources) -> KokoroEngine:
+    try:
+        files = KokoroFiles(
+            model=resources.models[KOKORO_MODEL],
+            voices=resources.models[KOKORO_STYLES],
+            vocabulary=resources.models[KOKORO_VOCABULARY],
+            model_sha256=resources.model_sha256[KOKORO_MODEL],
+        )
+    except KeyError as exc:
+        raise SpeechError(f"the Kokoro model file {exc.args[0]} was not resolved; run scripts/setup") from exc
+    return KokoroEngine(files, resources.sentence_cache, resources.threads)
+
+
+def _check(voice: VoiceTemplate) -> None:
+    names = [voice.style] if isinstance(voice.style, str) else list(voice.style or {})
+    unknown = [name for name in names if name not in STYLE_NAMES]
+    if unknown:
+        raise SpeechError(
+            f"voice '{voice.name}': unknown Kokoro style '{unknown[0]}'; available: {', '.join(STYLE_NAMES)}"
+        )
+
+
+def _describe(voice: VoiceTemplate, model_sha256: dict[str, str]) -> EngineInfo:
+    return EngineInfo(
+        engine="kokoro",
+        version="Kokoro-82M v1.0 (int8 ONNX)",
+        model_sha256=model_sha256.get(KOKORO_MODEL),
+        license=KOKORO_LICENSE,
+        style=style_label(voice.style or ""),
+    )
+
+
+ENGINE = EngineSpec(
+    name="kokoro",
+    fields=("espeak_voice", "style", "speed"),
+    models=(KOKORO_MODEL, KOKORO_STYLES, KOKORO_VOCABULARY),
+    create=_create,
+    describe=_describe,
+    check=_check,
+)

@@ -5,7 +5,9 @@ in French and Spanish, "5-10" as "five ten", "14h30" as "quatorze h trente", "3.
 "three five", and a phone number as one huge quantity. The value and the sign the caption shows must be
 what is said, so these forms are rewritten here into words (English, which g2p-en must read too) or into
 the language's words around plain digits that espeak-ng reads right ("moins 250", "5 bis 10",
-"14 heures 30", "3てん5"). Captions are not touched: they show the word as written.
+"14 heures 30", "3てん5"). Captions are not touched: they show the word as written. The words come
+from each language's `numerals:` table (config/languages/<code>.yaml); the grammar that is not a table
+(English numbers and times, German and written French and Spanish ordinals) is here, by language.
 
 A minus sign that belongs to a number becomes `SIGN` here and the language's minus word at the end of
 the spoken form (`finish`), so "$-20", "-$20", "-5 °C" and "-3.5%" keep the sign in front of the whole
@@ -15,8 +17,8 @@ amount ("minus twenty dollars"). Where a reading is ambiguous the choice is in d
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
+from phoneme.languages import LanguageNumerals, language
 from phoneme.number_words import UNITS, cardinal, ordinal
 from phoneme.symbols import LETTER_NAMES
 
@@ -25,171 +27,11 @@ MINUS_SIGNS = "-−"  # hyphen-minus and U+2212
 DASHES = "-–"  # what joins a range: hyphen-minus and en dash
 LONG_DIGITS = 8  # an unseparated digit string this long is an account or phone number, read digit by digit
 
-ENGLISH_MONTHS = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
-
-
-@dataclass(frozen=True)
-class LanguageNumerals:
-    """How one language says what espeak-ng would misread; "{a}", "{h}", ... are digits as written."""
-
-    minus: str  # said before a negative number
-    range: str  # "{a} to {b}"
-    clock: str  # "{h}:{m}"
-    hour: str  # "{h}:00"
-    months: tuple[str, ...]
-    date: str  # "{d}" (the day as said), "{month}", "{y}"
-    date_order: str  # a numeric date with slashes or dots: "MDY", "DMY" or "YMD"
-    plus: str  # the "+" of a phone number
-    decimal_point: str = ""  # said between a decimal's digits where espeak-ng drops the point
-    joiner: str = " "  # between the minus word and the number
-
-
-LANGUAGES: dict[str, LanguageNumerals] = {
-    "en": LanguageNumerals(
-        minus="minus",
-        range="{a} to {b}",
-        clock="",  # English times are written out as words (_english_time)
-        hour="",
-        months=ENGLISH_MONTHS,
-        date="{month} {d} {y}",
-        date_order="MDY",
-        plus="plus",
-    ),
-    "de": LanguageNumerals(
-        minus="minus",
-        range="{a} bis {b}",
-        clock="{h} Uhr {m}",
-        hour="{h} Uhr",
-        months=(
-            "Januar",
-            "Februar",
-            "März",
-            "April",
-            "Mai",
-            "Juni",
-            "Juli",
-            "August",
-            "September",
-            "Oktober",
-            "November",
-            "Dezember",
-        ),
-        date="{d} {month} {y}",
-        date_order="DMY",
-        plus="plus",
-    ),
-    "fr": LanguageNumerals(
-        minus="moins",
-        range="{a} à {b}",
-        clock="{h} heures {m}",
-        hour="{h} heures",
-        months=(
-            "janvier",
-            "février",
-            "mars",
-            "avril",
-            "mai",
-            "juin",
-            "juillet",
-            "août",
-            "septembre",
-            "octobre",
-            "novembre",
-            "décembre",
-        ),
-        date="{d} {month} {y}",
-        date_order="DMY",
-        plus="plus",
-    ),
-    "es": LanguageNumerals(
-        minus="menos",
-        range="{a} a {b}",
-        clock="{h} y {m}",
-        hour="{h} en punto",
-        months=(
-            "enero",
-            "febrero",
-            "marzo",
-            "abril",
-            "mayo",
-            "junio",
-            "julio",
-            "agosto",
-            "septiembre",
-            "octubre",
-            "noviembre",
-            "diciembre",
-        ),
-        date="{d} de {month} de {y}",
-        date_order="DMY",
-        plus="más",
-    ),
-    "zh": LanguageNumerals(
-        minus="负",
-        range="{a}到{b}",
-        clock="{h}点{m}分",
-        hour="{h}点",
-        months=tuple(f"{m}月" for m in range(1, 13)),
-        date="{y}年{month}{d}日",
-        date_order="YMD",
-        plus="加",
-        decimal_point="点",  # espeak-ng says "负3.5" as "fu san wu"
-        joiner="",
-    ),
-    "ja": LanguageNumerals(
-        minus="マイナス",
-        range="{a}から{b}",
-        clock="{h}じ{m}ふん",
-        hour="{h}じ",
-        months=(
-            "いちがつ",
-            "にがつ",
-            "さんがつ",
-            "しがつ",
-            "ごがつ",
-            "ろくがつ",
-            "しちがつ",
-            "はちがつ",
-            "くがつ",
-            "じゅうがつ",
-            "じゅういちがつ",
-            "じゅうにがつ",
-        ),
-        date="{y}ねん{month}{d}",
-        date_order="YMD",
-        plus="プラス",
-        decimal_point="てん",  # espeak-ng says "3.5" as "san go"
-        joiner="",
-    ),
-}
-# Japanese days of the month with their own readings (else "{d}にち").
-JAPANESE_DAYS = {1: "ついたち", 2: "ふつか", 3: "みっか", 4: "よっか", 5: "いつか", 6: "むいか",
-                 7: "なのか", 8: "ようか", 9: "ここのか", 10: "とおか", 14: "じゅうよっか", 20: "はつか",
-                 24: "にじゅうよっか"}  # fmt: skip
-SPANISH_ORDINALS = ("primero", "segundo", "tercero", "cuarto", "quinto", "sexto", "séptimo", "octavo", "noveno",
-                    "décimo")  # fmt: skip
-CHINESE_DIGITS = "零一二三四五六七八九"
 GERMAN_UNITS = ("", "ein", "zwei", "drei", "vier", "fünf", "sechs", "sieben", "acht", "neun")
 GERMAN_TEENS = ("zehn", "elf", "zwölf", "dreizehn", "vierzehn", "fünfzehn", "sechzehn", "siebzehn", "achtzehn",
                 "neunzehn")  # fmt: skip
 GERMAN_TENS = ("", "", "zwanzig", "dreißig", "vierzig", "fünfzig", "sechzig", "siebzig", "achtzig", "neunzig")
 GERMAN_ORDINAL_STEMS = {1: "erst", 3: "dritt", 7: "siebt", 8: "acht"}
-# After these words a German "3." is an ordinal ("am 3. Tag"), with the ending the case asks for.
-GERMAN_ORDINAL_ARTICLES = {"der": "e", "die": "e", "das": "e", "am": "en", "im": "en", "zum": "en", "vom": "en",
-                           "beim": "en", "den": "en", "dem": "en", "des": "en", "ab": "en"}  # fmt: skip
 
 _TRAIL = re.compile(r"^(.*?)([.,;:!?。，、；：！？]*)$", re.S)
 _NUM = r"(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:[.,]\d+)?)"
@@ -206,8 +48,9 @@ _ORDINAL_FR = re.compile(r"^(\d+)(?:e|è|ème|eme)$")
 _ORDINAL_ES = re.compile(r"^(\d+)\.?([ºª°]|er)$")
 
 
-def numerals(language: str) -> LanguageNumerals | None:
-    return LANGUAGES.get(language)
+def numerals(code: str) -> LanguageNumerals | None:
+    """The language's number tables (`numerals:` in config/languages/<code>.yaml); None: it has none."""
+    return language(code).numerals
 
 
 def _bare(word: str) -> str:
@@ -245,7 +88,7 @@ def digit_run(texts: list[str], start: int) -> int:
 
 def _said_digits(groups: list[str], language: str) -> str:
     """Groups of digits (and letters) one by one, a short pause (comma) between groups."""
-    table = LANGUAGES.get(language)
+    table = numerals(language)
     said = []
     plus = ""
     for group in groups:
@@ -317,23 +160,21 @@ def _day(day: int, language: str, ending: str = "en") -> str:
         return ordinal(cardinal(day))
     if language == "de":
         return german_ordinal(day, ending) or str(day)
-    if language == "fr":
-        return "1er" if day == 1 else str(day)
-    if language == "ja":
-        return JAPANESE_DAYS.get(day, f"{day}にち")
-    return str(day)
+    table = numerals(language)
+    return table.day_names.get(day, table.day.format(d=day))
 
 
 def _year(year: int, language: str) -> str:
     if language == "en":
         return _year_words(year)
-    if language == "zh":  # Chinese years are read digit by digit: 二零二六年
-        return "".join(CHINESE_DIGITS[int(d)] for d in str(year))
+    digits = numerals(language).year_digits
+    if digits:  # Chinese years are read digit by digit: 二零二六年
+        return "".join(digits[int(d)] for d in str(year))
     return str(year)
 
 
 def _date(year: int, month: int, day: int, language: str) -> str | None:
-    table = LANGUAGES.get(language)
+    table = numerals(language)
     if table is None or not (1 <= month <= 12 and 1 <= day <= 31):
         return None
     return table.date.format(d=_day(day, language), month=table.months[month - 1], y=_year(year, language))
@@ -345,11 +186,11 @@ def _numeric_date(word: str, language: str) -> str | None:
     if iso:
         return _date(int(iso.group(1)), int(iso.group(2)), int(iso.group(3)), language)
     found = _NUMERIC_DATE.match(word)
-    table = LANGUAGES.get(language)
+    table = numerals(language)
     if not found or table is None:
         return None
     first, separator, second, third = found.groups()
-    if (separator == ".") != (language == "de"):
+    if separator != table.date_separator:
         return None  # a dotted date is German; elsewhere "1.5.3" is not a date
     order = table.date_order
     if order == "MDY" and int(first) > 12:  # 25/12/2026 cannot be month-first
@@ -378,11 +219,11 @@ def _english_time(hour: int, minute: int, meridiem: str, told: bool) -> str:
 def _time(word: str, language: str, following: str) -> str | None:
     """14:30, 2:30 pm, 2:30pm (en); 14h30 and 14h (fr)."""
     found = _TIME.match(word)
-    table = LANGUAGES.get(language)
+    table = numerals(language)
     if not found or table is None:
         return None
     hour_text, minute_colon, minute_h, meridiem = found.groups()
-    if minute_colon is None and language != "fr":
+    if minute_colon is None and not table.hour_letter_times:
         return None  # "5h" is a time only in French
     hour, minute = int(hour_text), int(minute_colon or minute_h or 0)
     if hour > 24 or minute > 59 or (meridiem and not 1 <= hour <= 12):
@@ -393,9 +234,9 @@ def _time(word: str, language: str, following: str) -> str | None:
     if meridiem:
         return None
     said = table.hour if minute == 0 else table.clock
-    if language == "fr" and hour == 1:
-        said = said.replace("heures", "heure")
-    return said.format(h=hour, m=minute if language != "zh" else f"{minute:02d}")
+    if hour == 1:
+        said = (table.hour_at_one if minute == 0 else table.clock_at_one) or said
+    return said.format(h=hour, m=minute)
 
 
 def _ordinal(word: str, language: str, before: str, after: str) -> str | None:
@@ -407,17 +248,19 @@ def _ordinal(word: str, language: str, before: str, after: str) -> str | None:
         return f"{found.group(1)}ème" if found and found.group(1) != "1" else None
     if language == "es":  # words: the spoken form's NFKC would turn "1º" into "1o" ("uno o")
         found = _ORDINAL_ES.match(word)
-        if not found or not 1 <= int(found.group(1)) <= len(SPANISH_ORDINALS):
+        words = numerals(language).ordinals
+        if not found or not 1 <= int(found.group(1)) <= len(words):
             return found.group(1) if found else None  # above 10 said as the number ("el 11º piso": "once")
         if found.group(2) == "er" and found.group(1) not in ("1", "3"):
             return None
-        said = SPANISH_ORDINALS[int(found.group(1)) - 1]
+        said = words[int(found.group(1)) - 1]
         if found.group(2) == "ª":
             return said[:-1] + "a"
         return said[:-1] if found.group(2) == "er" else said
     if language == "de" and re.fullmatch(r"\d{1,2}\.", word) and after:
-        ending = GERMAN_ORDINAL_ARTICLES.get(before.lower())
-        if ending is None and _bare(after) in LANGUAGES["de"].months:
+        table = numerals(language)
+        ending = table.ordinal_articles.get(before.lower())
+        if ending is None and _bare(after) in table.months:
             ending = "en"
         if ending is not None:
             return german_ordinal(int(word[:-1]), ending)
@@ -428,7 +271,7 @@ def rewrite(word: str, language: str, before: str = "", after: str = "") -> str:
     """The written word in the form its spoken form is made from: dates, times, ordinals, digit strings,
     ranges and signs said as meant; other words unchanged. `before` and `after` are the neighbouring
     written words (a German "3." is an ordinal after "am", a day next to a month name is an ordinal)."""
-    if language not in LANGUAGES:
+    if numerals(language) is None:
         return word
     core, trail = _TRAIL.match(word).groups()
     if not core:
@@ -458,11 +301,12 @@ def _context_date(core: str, language: str, before: str, after: str) -> str | No
     a month or day is said as a year ("twenty twenty-six"); Chinese "2026年" digit by digit."""
     if not core.isdigit():
         return None
-    if language == "zh" and after.startswith("年") and len(core) == 4:
-        return _year(int(core), "zh")
+    marker = numerals(language).year_marker
+    if marker and after.startswith(marker) and len(core) == 4:
+        return _year(int(core), language)
     if language != "en":
         return None
-    months = {m.lower() for m in ENGLISH_MONTHS}
+    months = {m.lower() for m in numerals("en").months}
     neighbour = {_bare(before).lower(), _bare(after).lower()}
     if 1 <= int(core) <= 31 and len(core) <= 2 and neighbour & months:
         return ordinal(cardinal(int(core)))
@@ -472,7 +316,7 @@ def _context_date(core: str, language: str, before: str, after: str) -> str | No
 
 
 def _ranges_and_signs(word: str, language: str) -> str:
-    table = LANGUAGES[language]
+    table = numerals(language)
     text = _SIGN_AFTER_CURRENCY.sub(rf"{SIGN}\1", word)
     text = _SIGN_BEFORE.sub(SIGN, text)
 
@@ -489,7 +333,7 @@ def _ranges_and_signs(word: str, language: str) -> str:
 def finish(text: str, language: str) -> str:
     """The spoken form with each SIGN as the language's minus word, and decimal points said where
     espeak-ng would drop them."""
-    table = LANGUAGES.get(language)
+    table = numerals(language)
     if table is None:
         return text.replace(SIGN, "-")
     text = text.replace(SIGN, f"{table.joiner}{table.minus}{table.joiner}")

@@ -14,14 +14,13 @@ from dataclasses import dataclass, replace
 
 from phoneme.charset import check_speakable, script_of, strip_invisible
 from phoneme.errors import SpeechError
+from phoneme.languages import language as language_of
 from phoneme.markup import Pause, Spoken, Text, parse_markup
 from phoneme.numerals import MINUS_SIGNS, digit_run, rewrite
 from phoneme.spoken import is_silent, spell_letters, spoken_form
 from phoneme.symbols import CURRENCY_SYMBOLS
 
-CJK_LANGUAGES = {"zh", "ja", "ko"}
 CJK_SCRIPTS = {"CJK", "HIRAGANA", "KATAKANA", "KATAKANA-HIRAGANA", "HANGUL", "IDEOGRAPHIC"}
-LETTER_NAME_LANGUAGES = {"en", "zh", "ja"}  # their voices read a lone Latin letter with English rules
 _UNIT_WORD = re.compile(r"^(?:[$€£¥]|%|°[CF]?)[.,;:!?]*$")
 _SPACES = re.compile(r"\s+")
 
@@ -61,9 +60,10 @@ class SpeechPlan:
         chunks: list[Chunk] = []
         spoken: list[str] = []
         owners: list[int] = []
+        spaced = language_of(self.language).spaced
         for index, word in enumerate(self.words):
             if spoken:
-                separator = "" if (self.language in CJK_LANGUAGES and not word.space_before) else " "
+                separator = "" if (not spaced and not word.space_before) else " "
                 spoken.append(separator)
                 owners.extend([-1] * len(separator))
             spoken.append(word.spoken)
@@ -180,7 +180,7 @@ def _words_of(pieces, language: str) -> tuple[list[PlannedWord], float]:
         elif isinstance(piece, Spoken):
             at_space = at_space or piece.written[:1].isspace()
             spoken = piece.spoken
-            if piece.kind == "characters" and language in LETTER_NAME_LANGUAGES:
+            if piece.kind == "characters" and language_of(language).letter_names:
                 spoken = spell_letters(spoken)
             written = _SPACES.sub(" ", piece.written).strip()
             words.append(PlannedWord(written, spoken, at_space and bool(words), fixed=True))
@@ -245,7 +245,7 @@ def plan_text(text: str, language: str, max_chars: int, min_chars: int = 1) -> S
             check_speakable(piece.spoken, language)
     words, lead = _words_of(pieces, language)
     words = _merge_digit_runs(_merge_units(words))
-    if language in CJK_LANGUAGES:
+    if not language_of(language).spaced:
         words = [unit for word in words for unit in (_split_cjk(word) if not word.fixed else [word])]
     words, leading = _speak(words, language)
     if not words:

@@ -4,12 +4,15 @@ Engines (phoneme/espeak_engine.py, phoneme/kokoro_engine.py) report what they sa
 events (word and phoneme events with their audio times), whatever produced the audio: the timing
 code downstream (phoneme.align) reads one format, and each engine times its phones exactly (espeak-ng
 by where its synthesizer wrote them, Kokoro by the durations its duration predictor chose).
-Which engine a voice uses is decided in one place, phoneme/engines.py.
+Each engine module declares itself with one `EngineSpec` named `ENGINE` (its name, the voice-template
+fields it reads, its pinned models, how it is built, checked and described); phoneme/engines.py finds
+the module of a voice's `engine:` by its file name, `phoneme/<name>_engine.py`.
 """
 
 from __future__ import annotations
 
 import wave
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -77,6 +80,41 @@ class TTSEngine(Protocol):
         """(sentences synthesized, sentences taken from a cache) since the engine was made; None for an
         engine that has no sentence cache."""
         ...
+
+
+@dataclass(frozen=True)
+class VoiceResources:
+    """What engines may need, resolved by the caller: verified model files by registry name (only
+    those of the engine's `models`), the sentence cache folder and the threads a model may use."""
+
+    models: dict[str, Path]
+    model_sha256: dict[str, str]
+    sentence_cache: Path | None = None
+    threads: int = 0
+
+
+def no_check(voice: VoiceTemplate) -> None:
+    """For engines whose voice-template fields the settings schema already validates in full."""
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """One TTS engine as the registry (phoneme/engines.py) sees it; each engine module exposes one as
+    `ENGINE`, so that adding an engine touches no other module.
+
+    `fields`: the voice-template fields (config.VoiceTemplate) the engine reads besides `name`,
+    `language` and `g2p` (a voice's other fields are ignored by it). `models`: the pinned model names
+    (config/models.lock.yaml) it loads, which the caller verifies and passes in `VoiceResources`.
+    `create` builds it (only on a speech cache miss); `check` refuses options only the engine can
+    judge, before any compute; `describe` says how the report, the audit entry and the C2PA manifest
+    name it, with no model loaded."""
+
+    name: str
+    fields: tuple[str, ...]
+    models: tuple[str, ...]
+    create: Callable[[VoiceResources], TTSEngine]
+    describe: Callable[[VoiceTemplate, dict[str, str]], EngineInfo]
+    check: Callable[[VoiceTemplate], None] = no_check
 
 
 def write_wav(path: Path, samples: np.ndarray, sample_rate: int) -> None:

@@ -17,10 +17,10 @@ from config import load_settings, load_voices
 from config.loader import CONFIG_DIR
 from governance.audit import AuditLog
 from governance.c2pa_signing import read_manifest
-from phoneme.engines import KOKORO_MODEL, KOKORO_STYLES, KOKORO_VOCABULARY, VoiceResources, make_engine
+from phoneme.engines import VoiceResources, make_engine
 from phoneme.espeak_engine import EspeakEngine
 from phoneme.espeak_runtime import espeak_session
-from phoneme.kokoro_engine import KokoroEngine, sentences, spoken_items
+from phoneme.kokoro_engine import KOKORO_MODEL, KOKORO_STYLES, KOKORO_VOCABULARY, KokoroEngine, sentences, spoken_items
 from phoneme.kokoro_model import MAX_TOKENS, SAMPLE_RATE
 from phoneme.kokoro_phonemes import PhonemeMap, load_vocabulary
 from phoneme.speech import synthesize_speech

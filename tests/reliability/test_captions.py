@@ -7,8 +7,9 @@ from __future__ import annotations
 import pytest
 from conftest import espeak_template
 
-from phoneme.captions import CJK_LINE_CHARS, build_cues, to_srt, word_boundaries
+from phoneme.captions import build_cues, to_srt, word_boundaries
 from phoneme.espeak_engine import EspeakEngine
+from phoneme.languages import language
 from phoneme.speech import synthesize_speech
 
 ZH_LONG = (
@@ -42,7 +43,9 @@ def test_chinese_cues_break_between_words_and_keep_what_was_written(settings):
     for offset in _cut_offsets(cues):  # every cue and line break falls between two words
         assert offset in boundaries, f"cut inside a word: {ZH_LONG[offset - 3 : offset]}|{ZH_LONG[offset : offset + 3]}"
     for cue in cues:
-        assert 1 <= len(cue.lines) <= 2 and all(len(line) <= CJK_LINE_CHARS for line in cue.lines), cue.lines
+        assert 1 <= len(cue.lines) <= 2 and all(
+            len(line) <= language("zh").captions.line_chars for line in cue.lines
+        ), cue.lines
         assert "\n".join(cue.lines).replace("\n", "") == cue.text
     assert not any(cue.text.endswith("客服中") for cue in cues)  # the reported "客服中 / 心。"
     # timed by the speech: the cue showing "3.5%，" is up while the voice says "三点五"
