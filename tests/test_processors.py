@@ -103,7 +103,7 @@ def test_alignment_follows_the_face_and_puts_its_points_on_the_template(face):
 def test_face_enhancer_pastes_the_models_output_exactly_where_the_face_is(face, tmp_path):
     work, landmarks = face
     registry = place(tmp_path, {"gfpgan_1.4": lambda p: tiny.face_enhancer(p, "negate")})
-    enhancer = FaceEnhancer(FaceEnhancerOptions("gfpgan_1.4", blend=1.0))
+    enhancer = FaceEnhancer(FaceEnhancerOptions(model="gfpgan_1.4", blend=1.0))
     enhancer.prepare(work, setup_for(registry, face))
     out = enhancer.process_frame(work, context(landmarks)).copy()
     points = five_points(landmarks)
@@ -136,7 +136,7 @@ def test_face_enhancer_keeps_rgb_order_and_feathers_the_crop_edge(face, tmp_path
     registry = place(tmp_path, {"gfpgan_1.4": lambda p: tiny.face_enhancer(p, "constant", colour=(1.0, -1.0, -1.0))})
     grey = np.full((640, 640, 3), 100, np.uint8)
     for blend in (1.0, 0.5):
-        enhancer = FaceEnhancer(FaceEnhancerOptions("gfpgan_1.4", blend=blend, mask_feather=0.15))
+        enhancer = FaceEnhancer(FaceEnhancerOptions(model="gfpgan_1.4", blend=blend, mask_feather=0.15))
         enhancer.prepare(grey, setup_for(registry, face))
         out = enhancer.process_frame(grey, context(landmarks)).astype(np.float64)
         weight = (out[..., 2] - 100) / 155  # red rises to 255 under the pasted (pure red) crop
@@ -171,7 +171,9 @@ def test_frame_enhancer_tiles_join_without_seams_and_update_only_the_dirty_tiles
     reference = whole_frame_reference(session, frame, 4, 2)
 
     def enhanced(overlap: int, image: np.ndarray) -> FrameEnhancer:
-        enhancer = FrameEnhancer(FrameEnhancerOptions(size=300, model="real_esrgan_x2", tile=64, overlap=overlap))
+        # model_construct: overlap 0 (seams expected) is below what the settings allow
+        options = FrameEnhancerOptions.model_construct(model="real_esrgan_x2", tile=64, overlap=overlap)
+        enhancer = FrameEnhancer(options, 300)
         enhancer.prepare(image, setup)
         return enhancer
 
@@ -208,7 +210,7 @@ def test_lip_syncer_hears_the_frames_own_speech_and_repaints_only_the_lower_face
     noise = np.random.default_rng(5).uniform(-0.8, 0.8, len(t))  # loud in every mel band
     samples = np.where(t >= 1.0, noise, 0.0).astype(np.float32)
     track = AudioTrack(samples, mel.RATE)
-    syncer = LipSyncer(LipSyncerOptions("wav2lip_gan_96"))
+    syncer = LipSyncer(LipSyncerOptions(model="wav2lip_gan_96"))
     syncer.prepare(work, setup_for(registry, face, track))
     x0, y0, x1, y1 = face_box(landmarks)
     mouth = (int((x0 + x1) / 2), int(y0 + 0.8 * (y1 - y0)))
