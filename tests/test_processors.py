@@ -13,13 +13,16 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from types import MappingProxyType
 
 import cv2
 import numpy as np
 import pytest
 import tiny_models as tiny
 from conftest import provisioned_models, run_dhf
+from tint_processor import TintOptions
 
+import config.processors as processor_registry
 from avatars.library import AvatarLibrary
 from config import load_settings
 from config.errors import ConfigError
@@ -29,7 +32,7 @@ from fusion.engine import EngineOptions, EngineResources, FusionEngine
 from fusion.errors import FusionError
 from fusion.processors import face_enhancer, face_swapper, lip_syncer, mel
 from fusion.processors.base import AudioTrack, FrameContext, ProcessorSetup
-from fusion.processors.catalog import MODEL_FORMATS
+from fusion.processors.catalog import MODEL_FORMATS, check_placed, model_format, required_models
 from fusion.processors.face_enhancer import FaceEnhancer, FaceEnhancerOptions
 from fusion.processors.face_geometry import TEMPLATES, align, five_points, warp_crop
 from fusion.processors.face_swapper import FaceSwapper, FaceSwapperOptions, embedding_input
@@ -344,6 +347,45 @@ def test_the_chain_comes_from_config_and_always_ends_labeled_and_watermarked(fac
         load_settings(config)
     with pytest.raises(FusionError, match="unknown processor 'labeler'"):  # even bypassing validation
         engine_with(face, settings, FusionSettings.model_construct(processors=("reenactor", "labeler")))
+
+
+def test_a_new_processor_is_picked_up_from_its_one_registry_line(face, settings, monkeypatch, tmp_path):
+    """tests/tint_processor.py is a processor module as README's "Adding a processor" describes; one
+    registry line makes its name listable, its Options the `fusion.tint` section, its ChainRule a
+    refusal, its model table known to request validation, and the engine runs it."""
+    line = {"tint": "tint_processor:PROCESSOR"}
+    monkeypatch.setattr(processor_registry, "REGISTRY", MappingProxyType({**processor_registry.REGISTRY, **line}))
+    config_file = tmp_path / "tint.yaml"
+    config_file.write_text("fusion:\n  processors: [reenactor, tint, upscaler, compositor]\n  tint:\n    gain: 0.5\n")
+    tinted = load_settings(config_file).fusion
+    assert isinstance(tinted.tint, TintOptions) and tinted.tint.gain == 0.5
+    assert FusionSettings().tint == TintOptions()  # its defaults when the YAML has no section
+    assert required_models(tinted) == ["tint_lut"] and model_format("tint_lut").filename == "tint_lut.onnx"
+    with pytest.raises(ModelError, match=r"'tint_lut' \(tint_lut.onnx\) is not placed.*--as tint_lut"):
+        check_placed(ModelRegistry(tmp_path / "models", lock_file=tmp_path / "none.lock.yaml"), ["tint_lut"])
+    config_file.write_text("fusion:\n  tint:\n    gain: 9\n")
+    with pytest.raises(ConfigError, match=r"tint.yaml: fusion.tint.gain: Input should be less than or equal to 4"):
+        load_settings(config_file)
+    config_file.write_text("fusion:\n  processors: [reenactor, upscaler, tint, compositor]\n")
+    with pytest.raises(ConfigError, match=r"'tint' must come right after 'reenactor' \(it tints the moved face\)$"):
+        load_settings(config_file)
+
+    engine = engine_with(face, settings, tinted)
+    plain = engine_with(face, settings, ["reenactor", "upscaler", "compositor"])
+    assert engine.processor_names == ["reenactor", "tint", "upscaler", "compositor", "labeler", "watermarker"]
+    assert engine.models == ["tint_lut"]
+    track = MotionTrack.from_channels(25, {"jaw_open": np.array([0.0, 0.8])})
+    for ours, theirs in zip(engine.frames(track), plain.frames(track), strict=True):
+        ours, theirs = ours.astype(np.float64), theirs.astype(np.float64)  # (copies: the arrays are reused)
+        assert 0.45 < ours[..., 0].mean() / theirs[..., 0].mean() < 0.55  # blue halved, through upscaler and all
+        assert abs(ours[..., 1].mean() - theirs[..., 1].mean()) < 1.0  # green untouched
+    engine.close()
+    plain.close()
+
+    monkeypatch.undo()  # without its registry line the name is unknown again, in the one line it always got
+    config_file.write_text("fusion:\n  processors: [reenactor, tint, upscaler, compositor]\n")
+    with pytest.raises(ConfigError, match=r"fusion: unknown processor 'tint'; known: reenactor, color_matcher"):
+        load_settings(config_file)
 
 
 # --- requirements in request validation ------------------------------------------------------------------
