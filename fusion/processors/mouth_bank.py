@@ -6,7 +6,7 @@ Runs right after the reenactor (which moves the face and gives the target lips i
 2. per frame: the chosen unit's crop is turned to the rendered head pose with the face mesh
    (`fusion.mesh_warp`: an affine camera fitted on rigid points, then piecewise-affine over the
    lower face's triangles), so a ±20° turn foreshortens the unit's chin and cheeks as the rendered
-   face's are (issue 26; the 2D similarity it replaces made them look swollen). Banks without a
+   face's are (a 2D similarity makes them look swollen). Banks without a
    mesh (version 1) are placed by one affine: the head pose by the stable points, optionally
    pulled onto the target's lips (`shape_strength`);
 3. colour-matched: per-channel gains that make the skin ring just outside the lips equal the base's
@@ -15,7 +15,7 @@ Runs right after the reenactor (which moves the face and gives the target lips i
    blurred by `feather_ratio`, times the crop's own soft border, so no edge is ever visible; the
    mask stops above both chins, the unit's and the rendered frame's (`chin_stop`): a wide-open unit
    was filmed with its jaw dropped by another amount than the reenactor dropped the frame's, and its
-   own chin edge, blended in above the rendered one, read as a second chin line (issue 26).
+   own chin edge, blended in above the rendered one, would read as a second chin line.
 Everything is weight-free; a frame costs a JPEG decode of a small crop and two small warps.
 """
 
@@ -80,7 +80,7 @@ class MouthBankOptions(Section):
     feather_ratio: Fraction = 0.07  # Gaussian sigma of the mask's edge, × mouth width
     colour_match: bool = True
     shape_strength: Fraction = 0.0  # 0: the unit placed by head pose only (best held-out); 1: fitted to target lips
-    mesh_warp: bool = True  # turn units with the face mesh (False: the flat 2D placement of issue 19)
+    mesh_warp: bool = True  # turn units with the face mesh (False: flat 2D placement by one affine)
     pose_weight: float = Field(0.03, ge=0.0)  # selection cost per degree of recorded vs rendered head pose
     turn_degrees: tuple[float, float] = (5.0, 15.0)  # out-of-plane turn where the mesh warp starts, is full
     chin_stop: bool = True  # the mask ends above the unit's chin and the frame's (no second chin line)

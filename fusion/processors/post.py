@@ -87,8 +87,8 @@ class ColorMatcher:
     motion as colour.
 
     Why per BGR channel and not in Lab: exposure and white-balance drift are per-channel gains, and a
-    per-channel transfer is one lookup table and one weighted blend (~0.4 ms a frame at work size,
-    against ~1.9 ms for the Lab round trip it replaced)."""
+    per-channel transfer is one lookup table and one weighted blend (~0.4 ms a frame at work size;
+    a Lab round trip costs ~1.9 ms)."""
 
     name = "color_matcher"
 
@@ -258,9 +258,8 @@ def extended_backdrop(base: np.ndarray, width: int, height: int, left: int, top:
     """The soft backdrop beside the portrait: the photo's own edges mirrored outwards and blurred,
     fading towards `colour` only with distance from the portrait.
 
-    Why: the backdrop used to be the whole photo stretched, blurred and darkened by 45 % everywhere,
-    so next to a light photo it was 40-90 grey levels darker than the portrait's edge and the portrait
-    read as a pasted square. Mirrored edges make both sides of the border the same picture at low
+    Why: the whole photo stretched, blurred and darkened by 45 % everywhere is 40-90 grey levels
+    darker than a light photo's edge beside it, and the portrait reads as a pasted square. Mirrored edges make both sides of the border the same picture at low
     frequency; the darkening still frames the person towards the frame's sides."""
     side = base.shape[0]
     pads = ((top, height - top - side), (left, width - left - side), (0, 0))
