@@ -259,8 +259,9 @@ def extended_backdrop(base: np.ndarray, width: int, height: int, left: int, top:
     fading towards `colour` only with distance from the portrait.
 
     Why: the whole photo stretched, blurred and darkened by 45 % everywhere is 40-90 grey levels
-    darker than a light photo's edge beside it, and the portrait reads as a pasted square. Mirrored edges make both sides of the border the same picture at low
-    frequency; the darkening still frames the person towards the frame's sides."""
+    darker than a light photo's edge beside it, and the portrait reads as a pasted square. Mirrored
+    edges make both sides of the border the same picture at low frequency; the darkening still
+    frames the person towards the frame's sides."""
     side = base.shape[0]
     pads = ((top, height - top - side), (left, width - left - side), (0, 0))
     extended = np.pad(base, [(max(0, a), max(0, b)) for a, b in pads[:2]] + [(0, 0)], mode="symmetric")
