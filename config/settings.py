@@ -12,7 +12,10 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from config import processors as registry
+from config.processors import DEFAULT_CHAIN
 
 
 def _expand_path(value: object) -> object:
@@ -342,110 +345,71 @@ class ChunkingSettings(Section):
     sentence_preference_s: float = Field(2.0, ge=0.0)  # a sentence end this much farther away still wins
 
 
-BUILT_IN_PROCESSORS = ("reenactor", "color_matcher", "upscaler", "compositor")
-NEURAL_PROCESSORS = ("face_swapper", "lip_syncer", "face_enhancer", "frame_enhancer")
-PERSONAL_PROCESSORS = ("mouth_bank",)  # weight-free, need a personal avatar (README: Personal avatars)
-ALWAYS_LAST = ("labeler", "watermarker")  # appended by the engine; never listed, removed or reordered
-
-
-class FaceEnhancerSettings(Section):
-    """GFPGAN / GPEN-BFR / CodeFormer-format face restoration (README: Neural processors)."""
-
-    model: str = "gfpgan_1.4"
-    blend: Fraction = 0.8  # share of the restored face in the result
-    weight: Fraction = 0.5  # CodeFormer's fidelity input (models without a `weight` input ignore it)
-    mask_feather: Fraction = 0.15  # feathered edge of the pasted crop, as a share of its side
-
-
-class FrameEnhancerSettings(Section):
-    """Real-ESRGAN-format upscaling on overlapping tiles; replaces the upscaler when listed."""
-
-    model: str = "real_esrgan_x4"
-    tile: int = Field(256, ge=32, le=2048)  # input pixels per tile side, overlap included (dynamic-size models)
-    overlap: int = Field(16, ge=1, le=256)  # context pixels on each side of a tile, cut after the model
-
-
-class LipSyncerSettings(Section):
-    """Wav2Lip-format re-mouthing from the speech audio."""
-
-    model: str = "wav2lip_gan_96"
-    blend: Fraction = 1.0
-
-
-class FaceSwapperSettings(Section):
-    """inswapper-128-format identity swap onto the licensed avatar (its ArcFace embedding)."""
-
-    model: str = "inswapper_128"
-    embedder: str = "arcface_w600k_r50"
-    blend: Fraction = 1.0
-    mask_feather: Fraction = 0.15
-
-
-class MouthBankSettings(Section):
-    """A personal avatar's recorded mouths: unit selection and blending (fusion/processors/mouth_bank.py)."""
-
-    auto: bool = True  # a personal avatar gets mouth_bank after the reenactor even when the chain omits it
-    candidates: int = Field(12, ge=1, le=200)  # units per frame in the selection lattice
-    join_cost: float = Field(0.08, ge=0.0)  # cost of a jump between non-consecutive recorded frames
-    repeat_cost: float = Field(0.03, ge=0.0)  # cost of holding one unit for another frame
-    margin_ratio: Fraction = 0.45  # blend mask reach beyond the lips, × mouth width
-    feather_ratio: Fraction = 0.07  # blend mask edge (Gaussian sigma), × mouth width
-    colour_match: bool = True
-    shape_strength: Fraction = 0.0  # 0: the unit placed by head pose only (best held-out); 1: fitted to target lips
-    mesh_warp: bool = True  # turn units to the rendered pose with the face mesh (false: flat 2D placement)
-    pose_weight: float = Field(0.03, ge=0.0)  # selection cost per degree of recorded vs rendered head pose
-    turn_degrees: tuple[float, float] = (5.0, 15.0)  # unit-to-frame view turn where the mesh warp starts, is full
-    chin_stop: bool = True  # the blend mask ends above the unit's chin and the frame's (no second chin line)
-    chin_follow: bool = True  # the unit's jaw and chin stretched onto the rendered ones (the chins coincide)
-
-
 class FusionSettings(Section):
     """The engine's processor chain and where its neural models run (README: Neural processors).
 
     `processors` is the chain in order; the labeler and the watermarker are always appended after it
     and cannot be listed, so no configuration can drop or move them. Model licences: a model whose
-    licence is non-commercial is refused for any purpose or channel listed here as commercial."""
+    licence is non-commercial is refused for any purpose or channel listed here as commercial.
 
-    processors: tuple[str, ...] = BUILT_IN_PROCESSORS
+    Each registered processor with options has its section here (`fusion.face_enhancer`, ...), an
+    instance of the processor's own pydantic `Options` (config/processors.py names the module), read
+    as an attribute: `settings.fusion.face_enhancer.blend`."""
+
+    model_config = ConfigDict(extra="allow", frozen=True, validate_default=True)
+
+    processors: tuple[str, ...] = DEFAULT_CHAIN
     providers: tuple[Literal["tensorrt", "cuda", "cpu"], ...] = ()  # empty: TensorRT → CUDA → CPU, as available
     tensorrt_fp16: bool = True
     threads: int = Field(1, ge=0, le=256)  # onnxruntime intra-op threads per model (0: onnxruntime decides)
-    face_enhancer: FaceEnhancerSettings = FaceEnhancerSettings()
-    frame_enhancer: FrameEnhancerSettings = FrameEnhancerSettings()
-    lip_syncer: LipSyncerSettings = LipSyncerSettings()
-    face_swapper: FaceSwapperSettings = FaceSwapperSettings()
-    mouth_bank: MouthBankSettings = MouthBankSettings()
     commercial_purposes: tuple[str, ...] = ("marketing", "ads", "advertising", "sales", "customer_service")
     commercial_channels: tuple[str, ...] = ("ads", "social", "web", "tv", "app")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _processor_sections(cls, data: Any) -> Any:
+        """Every registered processor's section, validated by its own `Options` (defaults when absent);
+        any other key is a typo, refused like one."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        sections = {}
+        for name in registry.REGISTRY:
+            options = registry.spec(name).options
+            if options is not None:
+                sections[name] = options
+        for key, value in data.items():
+            if key not in cls.model_fields and key not in sections:
+                raise ValidationError.from_exception_data(
+                    cls.__name__, [{"type": "extra_forbidden", "loc": (key,), "input": value}]
+                )
+        for name, options in sections.items():
+            value = data.get(name, {})
+            if isinstance(value, options):
+                continue
+            try:
+                data[name] = options.model_validate(value)
+            except ValidationError as exc:
+                located = [
+                    {
+                        "type": e["type"],
+                        "loc": (name, *e["loc"]),
+                        "input": e["input"],
+                        **({"ctx": e["ctx"]} if "ctx" in e else {}),
+                    }
+                    for e in exc.errors()
+                ]
+                raise ValidationError.from_exception_data(cls.__name__, located) from None  # type: ignore[arg-type]
+        return data
+
     @model_validator(mode="after")
     def _valid_chain(self) -> FusionSettings:
-        names = list(self.processors)
-        known = BUILT_IN_PROCESSORS + NEURAL_PROCESSORS + PERSONAL_PROCESSORS
-        for name in names:
-            if name in ALWAYS_LAST:
-                raise ValueError(
-                    f"'{name}' cannot be listed: the labeler and the watermarker are always appended last; "
-                    "remove it from the list"
-                )
-            if name not in known:
-                raise ValueError(f"unknown processor '{name}'; known: {', '.join(known)}")
-        duplicates = sorted({name for name in names if names.count(name) > 1})
-        if duplicates:
-            raise ValueError(f"'{duplicates[0]}' is listed twice; list each processor once")
-        if not names or names[0] != "reenactor":
-            raise ValueError("the chain must start with 'reenactor' (it animates the avatar)")
-        if names[-1] != "compositor":
-            raise ValueError("the chain must end with 'compositor' (it makes the output frame)")
-        if "mouth_bank" in names and names.index("mouth_bank") != 1:
-            raise ValueError("'mouth_bank' must come right after 'reenactor' (it blends into the moved face)")
-        sizers = [name for name in names if name in ("upscaler", "frame_enhancer")]
-        if len(sizers) != 1:
-            raise ValueError(
-                "list exactly one of 'upscaler' and 'frame_enhancer' (it sizes the portrait; frame_enhancer "
-                "replaces upscaler)"
-            )
+        registry.check_chain(list(self.processors))
         return self
+
+    def options(self, name: str) -> Any:
+        """The section of processor `name` (its `Options` instance; None for a processor without one)."""
+        return (self.model_extra or {}).get(name)
 
 
 class GovernanceSettings(Section):
@@ -596,7 +560,7 @@ class Settings(Section):
     factory: FactorySettings = FactorySettings()
     api: ApiSettings = ApiSettings()
     chunking: ChunkingSettings = ChunkingSettings()
-    fusion: FusionSettings = FusionSettings()
+    fusion: FusionSettings = Field(default_factory=FusionSettings)  # imports the registered processors
     governance: GovernanceSettings = GovernanceSettings()
     scene: SceneChoice = SceneChoice()
     scenes: dict[SceneName, SceneTemplate] = {}

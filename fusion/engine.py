@@ -25,26 +25,11 @@ from config import LabelSettings, PostSettings
 from config.settings import FusionSettings, ImageSettings, SceneTemplate
 from driver_synth.track import MotionTrack
 from fusion.errors import FusionError
-from fusion.processors.base import AudioTrack, FrameContext, Processor, ProcessorSetup, map_points
-from fusion.processors.face_enhancer import FaceEnhancer, FaceEnhancerOptions
-from fusion.processors.face_swapper import FaceSwapper, FaceSwapperOptions
-from fusion.processors.frame_enhancer import FrameEnhancer, FrameEnhancerOptions
-from fusion.processors.lip_syncer import LipSyncer, LipSyncerOptions
-from fusion.processors.mouth_bank import MouthBankOptions, MouthBankProcessor
-from fusion.processors.post import (
-    ColorMatcher,
-    Compositor,
-    CompositorOptions,
-    Labeler,
-    LabelOptions,
-    MotionSmoother,
-    Upscaler,
-    UpscalerOptions,
-    Watermarker,
-    find_font,
-)
+from fusion.processors import registry
+from fusion.processors.base import AudioTrack, ChainSetup, FrameContext, Processor, ProcessorSetup, map_points
+from fusion.processors.post import Labeler, LabelOptions, MotionSmoother, Watermarker, find_font
 from fusion.processors.reenactor import Reenactor, ReenactorOptions
-from fusion.processors.scene import SceneCompositor, SceneCompositorOptions, SceneOverlay, SceneOverlayOptions
+from fusion.processors.scene import SceneOverlay, SceneOverlayOptions
 from fusion.processors.scene_layout import (
     SceneLayout,
     background_canvas,
@@ -53,13 +38,10 @@ from fusion.processors.scene_layout import (
     layout_scene,
     square_background,
 )
-from vision import topology as topo
 from vision.matte import Decontaminator, clean_plate, person_alpha
 from vision.models import ModelRegistry
 from vision.providers import ProviderChoice
 
-# Processors that cover the mouth with recorded footage: the reenactor then skips painting an interior.
-MOUTH_REPLACING = frozenset({"mouth_bank"})
 CUTOUT_FEATHER = 2.5  # work pixels: the soft edge of the person cut out of the photo's backdrop
 
 
@@ -105,46 +87,6 @@ class SceneParts:
     person: np.ndarray | None
 
 
-def skin_reference_rect(landmarks: np.ndarray, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
-    """Cheeks and nose between the eyes and the upper lip: skin that the mouth and blinks never cover."""
-    x0 = landmarks[topo.RIGHT_EYE_OUTER, 0]
-    x1 = landmarks[topo.LEFT_EYE_OUTER, 0]
-    y0 = landmarks[list(topo.RIGHT_EYE_LOWER + topo.LEFT_EYE_LOWER), 1].max() + 2
-    y1 = landmarks[list(topo.LIPS_OUTER_UPPER), 1].min() - 2
-    height, width = shape[:2]
-    return (int(max(x0, 0)), int(max(y0, 0)), int(min(x1, width)), int(min(max(y1, y0 + 4), height)))
-
-
-def _configured(
-    name: str, options: EngineOptions, work_image: np.ndarray, work_landmarks: np.ndarray, scene: SceneParts | None
-) -> Processor:
-    """One listed processor, built from its settings (names are validated by `FusionSettings`)."""
-    post, neural = options.post, options.fusion
-    portrait = scene.layout.side if scene is not None else round(options.height * post.portrait_height_ratio)
-    if name == "color_matcher":
-        return ColorMatcher(skin_reference_rect(work_landmarks, work_image.shape), post.color_match_strength)
-    if name == "upscaler":
-        return Upscaler(UpscalerOptions(size=portrait, sharpen=post.sharpen_amount, filter=post.upscale_filter))
-    if name == "compositor" and scene is not None:
-        parts = (scene.template, scene.layout, options.label, scene.background, scene.person)
-        return SceneCompositor(SceneCompositorOptions(scene.name, *parts))
-    if name == "compositor":
-        return Compositor(
-            CompositorOptions(options.width, options.height, post.background, tuple(post.background_color))
-        )
-    if name == "face_enhancer":
-        return FaceEnhancer(FaceEnhancerOptions(**neural.face_enhancer.model_dump()))
-    if name == "frame_enhancer":
-        return FrameEnhancer(FrameEnhancerOptions(size=portrait, **neural.frame_enhancer.model_dump()))
-    if name == "lip_syncer":
-        return LipSyncer(LipSyncerOptions(**neural.lip_syncer.model_dump()))
-    if name == "face_swapper":
-        return FaceSwapper(FaceSwapperOptions(**neural.face_swapper.model_dump()))
-    if name == "mouth_bank":
-        return MouthBankProcessor(MouthBankOptions(**neural.mouth_bank.model_dump(exclude={"auto"})))
-    raise FusionError(f"unknown processor '{name}' in fusion.processors; see README: Neural processors")
-
-
 class FusionEngine:
     def __init__(
         self,
@@ -180,21 +122,15 @@ class FusionEngine:
             self.cutout = (alpha, behind)
             work_image = cut_out(self.decontaminate(work_image), alpha, behind)
         self.full_frame = options.full_frame
-        covered = any(name in MOUTH_REPLACING for name in options.fusion.processors)
-        reenactor = replace(options.reenactor, full_frame=options.full_frame, paint_interior=not covered)
-        backdrop = self.cutout[1] if self.cutout is not None else None
-        self.reenactor = Reenactor(work_landmarks, reenactor, person, backdrop)
         smoother: list[Processor] = (
             [MotionSmoother(options.fps, options.post.smoother_min_cutoff_hz, options.post.smoother_beta)]
             if options.smooth_motion
             else []
         )
-        listed = [
-            self.reenactor
-            if name == "reenactor"
-            else _configured(name, options, work_image, work_landmarks, self.scene)
-            for name in options.fusion.processors
-        ]
+        listed = self._listed(options, work_image, work_landmarks, person)
+        self.reenactor = next((p for p in listed if isinstance(p, Reenactor)), None)
+        if self.reenactor is None:
+            raise FusionError("the chain must start with 'reenactor' (it animates the avatar)")
         label = options.label
         if self.scene is not None:  # logo, name tag, captions: under the label, which always wins
             overlay = SceneOverlayOptions(
@@ -237,6 +173,27 @@ class FusionEngine:
             raise
         self.work_image = work_image
         self.still = base  # the finished frame with no motion applied (thumbnail, fallback)
+
+    def _listed(
+        self, options: EngineOptions, work_image: np.ndarray, work_landmarks: np.ndarray, person: np.ndarray | None
+    ) -> list[Processor]:
+        """The configured chain, each processor built by the registry from its settings section."""
+        post, scene, names = options.post, self.scene, options.fusion.processors
+        covered = registry.replaces_mouth(names)
+        setup = ChainSetup(
+            width=options.width,
+            height=options.height,
+            portrait=scene.layout.side if scene is not None else round(options.height * post.portrait_height_ratio),
+            post=post,
+            label=options.label,
+            work_image=work_image,
+            work_landmarks=work_landmarks,
+            scene=scene,
+            reenactor=replace(options.reenactor, full_frame=options.full_frame, paint_interior=not covered),
+            person=person,
+            backdrop=self.cutout[1] if self.cutout is not None else None,
+        )
+        return [registry.create(name, setup, options.fusion) for name in names]
 
     @staticmethod
     def _scene(options: EngineOptions, person: np.ndarray | None) -> SceneParts | None:

@@ -144,7 +144,7 @@ def main() -> None:
     enhanced_face = model_vs_cubic("face crop 128×128 → 512×512, model alone", crop)
 
     w = args.work
-    enhancer = FrameEnhancer(FrameEnhancerOptions(size=w * 4, model=MODEL, tile=args.tile, overlap=args.overlap))
+    enhancer = FrameEnhancer(FrameEnhancerOptions(model=MODEL, tile=args.tile, overlap=args.overlap), w * 4)
     start = time.perf_counter()
     base = enhancer.prepare(works[0], setup)
     whole = 1000 * (time.perf_counter() - start)

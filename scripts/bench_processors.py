@@ -89,7 +89,7 @@ def main() -> None:
         processor.prepare(work, setup)
         rows.append((label, timed(lambda i, p=processor: p.process_frame(work, context(i)), frames)))
         processor.close()
-    enhancer = FrameEnhancer(FrameEnhancerOptions(size=1080, model="real_esrgan_x2"))
+    enhancer = FrameEnhancer(FrameEnhancerOptions(model="real_esrgan_x2"), 1080)
     enhancer.prepare(work, setup)
     rows.append(
         (

@@ -248,7 +248,7 @@ def test_the_frame_enhancer_runs_the_real_weights_on_a_render_frame(x4plus, rend
     work = cv2.resize(frame[y0 : y0 + side, x0 : x0 + side], (96, 96), interpolation=cv2.INTER_AREA)
     registry = ModelRegistry(x4plus.parent, lock_file=LOCK_FILE)
     setup = ProcessorSetup(work, points, 25, registry, ProviderChoice(requested=("cpu",), threads=2))
-    enhancer = FrameEnhancer(FrameEnhancerOptions(size=384, model=X4PLUS, tile=64, overlap=16))
+    enhancer = FrameEnhancer(FrameEnhancerOptions(model=X4PLUS, tile=64, overlap=16), 384)
     out = enhancer.prepare(work, setup)
     assert (enhancer.rows, enhancer.columns, out.shape) == (3, 3, (384, 384, 3))
     single = from_model(enhancer.session.run(None, {"input": to_model(work)})[0])

@@ -13,13 +13,16 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from types import MappingProxyType
 
 import cv2
 import numpy as np
 import pytest
 import tiny_models as tiny
 from conftest import provisioned_models, run_dhf
+from tint_processor import TintOptions
 
+import config.processors as processor_registry
 from avatars.library import AvatarLibrary
 from config import load_settings
 from config.errors import ConfigError
@@ -29,7 +32,7 @@ from fusion.engine import EngineOptions, EngineResources, FusionEngine
 from fusion.errors import FusionError
 from fusion.processors import face_enhancer, face_swapper, lip_syncer, mel
 from fusion.processors.base import AudioTrack, FrameContext, ProcessorSetup
-from fusion.processors.catalog import MODEL_FORMATS
+from fusion.processors.catalog import MODEL_FORMATS, check_placed, model_format, required_models
 from fusion.processors.face_enhancer import FaceEnhancer, FaceEnhancerOptions
 from fusion.processors.face_geometry import TEMPLATES, align, five_points, warp_crop
 from fusion.processors.face_swapper import FaceSwapper, FaceSwapperOptions, embedding_input
@@ -103,7 +106,7 @@ def test_alignment_follows_the_face_and_puts_its_points_on_the_template(face):
 def test_face_enhancer_pastes_the_models_output_exactly_where_the_face_is(face, tmp_path):
     work, landmarks = face
     registry = place(tmp_path, {"gfpgan_1.4": lambda p: tiny.face_enhancer(p, "negate")})
-    enhancer = FaceEnhancer(FaceEnhancerOptions("gfpgan_1.4", blend=1.0))
+    enhancer = FaceEnhancer(FaceEnhancerOptions(model="gfpgan_1.4", blend=1.0))
     enhancer.prepare(work, setup_for(registry, face))
     out = enhancer.process_frame(work, context(landmarks)).copy()
     points = five_points(landmarks)
@@ -136,7 +139,7 @@ def test_face_enhancer_keeps_rgb_order_and_feathers_the_crop_edge(face, tmp_path
     registry = place(tmp_path, {"gfpgan_1.4": lambda p: tiny.face_enhancer(p, "constant", colour=(1.0, -1.0, -1.0))})
     grey = np.full((640, 640, 3), 100, np.uint8)
     for blend in (1.0, 0.5):
-        enhancer = FaceEnhancer(FaceEnhancerOptions("gfpgan_1.4", blend=blend, mask_feather=0.15))
+        enhancer = FaceEnhancer(FaceEnhancerOptions(model="gfpgan_1.4", blend=blend, mask_feather=0.15))
         enhancer.prepare(grey, setup_for(registry, face))
         out = enhancer.process_frame(grey, context(landmarks)).astype(np.float64)
         weight = (out[..., 2] - 100) / 155  # red rises to 255 under the pasted (pure red) crop
@@ -171,7 +174,9 @@ def test_frame_enhancer_tiles_join_without_seams_and_update_only_the_dirty_tiles
     reference = whole_frame_reference(session, frame, 4, 2)
 
     def enhanced(overlap: int, image: np.ndarray) -> FrameEnhancer:
-        enhancer = FrameEnhancer(FrameEnhancerOptions(size=300, model="real_esrgan_x2", tile=64, overlap=overlap))
+        # model_construct: overlap 0 (seams expected) is below what the settings allow
+        options = FrameEnhancerOptions.model_construct(model="real_esrgan_x2", tile=64, overlap=overlap)
+        enhancer = FrameEnhancer(options, 300)
         enhancer.prepare(image, setup)
         return enhancer
 
@@ -208,7 +213,7 @@ def test_lip_syncer_hears_the_frames_own_speech_and_repaints_only_the_lower_face
     noise = np.random.default_rng(5).uniform(-0.8, 0.8, len(t))  # loud in every mel band
     samples = np.where(t >= 1.0, noise, 0.0).astype(np.float32)
     track = AudioTrack(samples, mel.RATE)
-    syncer = LipSyncer(LipSyncerOptions("wav2lip_gan_96"))
+    syncer = LipSyncer(LipSyncerOptions(model="wav2lip_gan_96"))
     syncer.prepare(work, setup_for(registry, face, track))
     x0, y0, x1, y1 = face_box(landmarks)
     mouth = (int((x0 + x1) / 2), int(y0 + 0.8 * (y1 - y0)))
@@ -342,6 +347,45 @@ def test_the_chain_comes_from_config_and_always_ends_labeled_and_watermarked(fac
         load_settings(config)
     with pytest.raises(FusionError, match="unknown processor 'labeler'"):  # even bypassing validation
         engine_with(face, settings, FusionSettings.model_construct(processors=("reenactor", "labeler")))
+
+
+def test_a_new_processor_is_picked_up_from_its_one_registry_line(face, settings, monkeypatch, tmp_path):
+    """tests/tint_processor.py is a processor module as README's "Adding a processor" describes; one
+    registry line makes its name listable, its Options the `fusion.tint` section, its ChainRule a
+    refusal, its model table known to request validation, and the engine runs it."""
+    line = {"tint": "tint_processor:PROCESSOR"}
+    monkeypatch.setattr(processor_registry, "REGISTRY", MappingProxyType({**processor_registry.REGISTRY, **line}))
+    config_file = tmp_path / "tint.yaml"
+    config_file.write_text("fusion:\n  processors: [reenactor, tint, upscaler, compositor]\n  tint:\n    gain: 0.5\n")
+    tinted = load_settings(config_file).fusion
+    assert isinstance(tinted.tint, TintOptions) and tinted.tint.gain == 0.5
+    assert FusionSettings().tint == TintOptions()  # its defaults when the YAML has no section
+    assert required_models(tinted) == ["tint_lut"] and model_format("tint_lut").filename == "tint_lut.onnx"
+    with pytest.raises(ModelError, match=r"'tint_lut' \(tint_lut.onnx\) is not placed.*--as tint_lut"):
+        check_placed(ModelRegistry(tmp_path / "models", lock_file=tmp_path / "none.lock.yaml"), ["tint_lut"])
+    config_file.write_text("fusion:\n  tint:\n    gain: 9\n")
+    with pytest.raises(ConfigError, match=r"tint.yaml: fusion.tint.gain: Input should be less than or equal to 4"):
+        load_settings(config_file)
+    config_file.write_text("fusion:\n  processors: [reenactor, upscaler, tint, compositor]\n")
+    with pytest.raises(ConfigError, match=r"'tint' must come right after 'reenactor' \(it tints the moved face\)$"):
+        load_settings(config_file)
+
+    engine = engine_with(face, settings, tinted)
+    plain = engine_with(face, settings, ["reenactor", "upscaler", "compositor"])
+    assert engine.processor_names == ["reenactor", "tint", "upscaler", "compositor", "labeler", "watermarker"]
+    assert engine.models == ["tint_lut"]
+    track = MotionTrack.from_channels(25, {"jaw_open": np.array([0.0, 0.8])})
+    for ours, theirs in zip(engine.frames(track), plain.frames(track), strict=True):
+        ours, theirs = ours.astype(np.float64), theirs.astype(np.float64)  # (copies: the arrays are reused)
+        assert 0.45 < ours[..., 0].mean() / theirs[..., 0].mean() < 0.55  # blue halved, through upscaler and all
+        assert abs(ours[..., 1].mean() - theirs[..., 1].mean()) < 1.0  # green untouched
+    engine.close()
+    plain.close()
+
+    monkeypatch.undo()  # without its registry line the name is unknown again, in the one line it always got
+    config_file.write_text("fusion:\n  processors: [reenactor, tint, upscaler, compositor]\n")
+    with pytest.raises(ConfigError, match=r"fusion: unknown processor 'tint'; known: reenactor, color_matcher"):
+        load_settings(config_file)
 
 
 # --- requirements in request validation ------------------------------------------------------------------

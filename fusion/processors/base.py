@@ -18,6 +18,7 @@ from a stage that returns its static base. A stage that changes pixels widens `d
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,9 +26,11 @@ from typing import Any, Protocol
 import numpy as np
 import onnxruntime as ort
 
+from config.processors import ChainRule
+from config.settings import LabelSettings, PostSettings, Section
 from driver_synth.track import MotionFrame
 from vision.errors import ModelError
-from vision.models import ModelRegistry
+from vision.models import ModelFormat, ModelRegistry
 from vision.providers import ProviderChoice, open_session
 
 Rect = tuple[int, int, int, int]  # x0, y0, x1, y1
@@ -150,6 +153,46 @@ class Processor(Protocol):
     def close(self) -> None:
         """Release what `prepare` acquired (model sessions, buffers); the engine calls it once at the end."""
         ...
+
+
+@dataclass(frozen=True)
+class ChainSetup:
+    """What a listed processor is built from besides its own options: the output canvas, the side of
+    the portrait square (what the sizing stage makes), the post and label settings, the scene (None:
+    the classic layout), the avatar's work image and landmarks, and the reenactor's own inputs."""
+
+    width: int
+    height: int
+    portrait: int
+    post: PostSettings
+    label: LabelSettings
+    work_image: np.ndarray
+    work_landmarks: np.ndarray
+    scene: Any = None  # fusion.engine.SceneParts: layout, template, background, person mask
+    reenactor: Any = None  # fusion.processors.reenactor.ReenactorOptions, as the engine resolved them
+    person: np.ndarray | None = None  # the person mask (a scene's cut-out)
+    backdrop: np.ndarray | None = None  # the scene's square behind the person
+
+
+def _no_models(options: Any) -> Sequence[str]:
+    return ()
+
+
+@dataclass(frozen=True)
+class ProcessorSpec:
+    """One processor as the registry knows it (config/processors.py names it as `module:attribute`):
+    its settings section's pydantic class (`options`, None: no section), the model formats it can
+    run (`models`) and which of them a configuration runs (`requires`), where it stands in the chain
+    (`rule`), and `create`, which builds the `Processor` from a `ChainSetup` and its options."""
+
+    name: str
+    create: Callable[[ChainSetup, Any], Processor]
+    options: type[Section] | None = None
+    models: Mapping[str, ModelFormat] = field(default_factory=dict)
+    requires: Callable[[Any], Sequence[str]] = _no_models
+    rule: ChainRule = field(default_factory=ChainRule)
+    replaces_mouth: bool = False  # covers the mouth with recorded footage: the reenactor paints no interior
+    speech_rate: int | None = None  # hears the speech, resampled to this rate (Hz)
 
 
 def map_points(points: np.ndarray, scale: float, dx: float, dy: float) -> np.ndarray:

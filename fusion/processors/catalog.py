@@ -1,44 +1,27 @@
-"""The neural processors and the model formats they run: what a chain requires, before any compute.
+"""The models a configured chain runs and what each model file must look like, before any compute.
 
-Why a catalog apart from the engine: request validation, `dhf models add` and the engine all need to
-know which models a configured chain runs and what each model file must look like, and only the
-engine needs the processors themselves.
+Why apart from the engine: request validation, `dhf models add` and the engine all need to know
+which models a configured chain runs and what each model file must look like; only the engine
+needs the processors themselves. The formats come from the registered processors' model tables
+(fusion/processors/registry.py), so a new processor's models are known here without a line here.
 """
 
 from __future__ import annotations
 
-from config.settings import FusionSettings
-from fusion.processors import face_enhancer, face_swapper, frame_enhancer, lip_syncer
+from fusion.processors.registry import model_formats, required_models
 from vision.errors import ModelError
 from vision.models import ModelFormat, ModelRegistry
 
-MODEL_FORMATS: dict[str, ModelFormat] = {
-    **face_swapper.MODELS,
-    **lip_syncer.MODELS,
-    **face_enhancer.MODELS,
-    **frame_enhancer.MODELS,
-}
+__all__ = ["MODEL_FORMATS", "check_placed", "model_format", "required_models"]
 
-
-def required_models(fusion: FusionSettings) -> list[str]:
-    """Registry names of the models the configured chain runs, in chain order."""
-    needed: list[str] = []
-    for name in fusion.processors:
-        if name == "face_swapper":
-            needed += [fusion.face_swapper.model, fusion.face_swapper.embedder]
-        elif name == "lip_syncer":
-            needed.append(fusion.lip_syncer.model)
-        elif name == "face_enhancer":
-            needed.append(fusion.face_enhancer.model)
-        elif name == "frame_enhancer":
-            needed.append(fusion.frame_enhancer.model)
-    return needed
+MODEL_FORMATS: dict[str, ModelFormat] = model_formats()  # the registered processors' formats, by model name
 
 
 def model_format(name: str) -> ModelFormat:
-    if name not in MODEL_FORMATS:
-        raise ModelError(f"no processor runs a model called '{name}'; known: {', '.join(sorted(MODEL_FORMATS))}")
-    return MODEL_FORMATS[name]
+    formats = model_formats()
+    if name not in formats:
+        raise ModelError(f"no processor runs a model called '{name}'; known: {', '.join(sorted(formats))}")
+    return formats[name]
 
 
 def check_placed(registry: ModelRegistry, names: list[str]) -> None:

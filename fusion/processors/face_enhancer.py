@@ -9,12 +9,11 @@ the frame by `blend`, because a fully restored face looks airbrushed next to the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
+from config.settings import Fraction, Section
 from fusion.errors import FusionError
-from fusion.processors.base import FrameContext, ProcessorSetup
+from fusion.processors.base import FrameContext, ProcessorSetup, ProcessorSpec
 from fusion.processors.face_geometry import OutputBuffer, align, feather_mask, paste, warp_crop
 from vision.models import FACEFUSION_ASSETS, ModelFormat, TensorSpec
 
@@ -36,12 +35,13 @@ MODELS = {
 }  # fmt: skip
 
 
-@dataclass(frozen=True)
-class FaceEnhancerOptions:
+class FaceEnhancerOptions(Section):
+    """`fusion.face_enhancer`: GFPGAN / GPEN-BFR / CodeFormer-format face restoration (README: Neural processors)."""
+
     model: str = "gfpgan_1.4"
-    blend: float = 0.8
-    weight: float = 0.5
-    mask_feather: float = 0.15
+    blend: Fraction = 0.8  # share of the restored face in the result
+    weight: Fraction = 0.5  # CodeFormer's fidelity input (models without a `weight` input ignore it)
+    mask_feather: Fraction = 0.15  # feathered edge of the pasted crop, as a share of its side
 
 
 def to_model(crop_bgr: np.ndarray) -> np.ndarray:
@@ -107,3 +107,12 @@ class FaceEnhancer:
     def close(self) -> None:
         self.session = None
         self.output = OutputBuffer()
+
+
+PROCESSOR = ProcessorSpec(
+    "face_enhancer",
+    create=lambda setup, options: FaceEnhancer(options),
+    options=FaceEnhancerOptions,
+    models=MODELS,
+    requires=lambda options: [options.model],
+)

@@ -14,13 +14,13 @@ only from the avatar the licence covers; there is no option to take it from anyw
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from config.settings import Fraction, Section
 from fusion.errors import FusionError
-from fusion.processors.base import FrameContext, ProcessorSetup
+from fusion.processors.base import FrameContext, ProcessorSetup, ProcessorSpec
 from fusion.processors.face_geometry import OutputBuffer, align, feather_mask, paste, warp_crop
 from vision.errors import ModelError
 from vision.models import FACEFUSION_ASSETS, ModelFormat, TensorSpec
@@ -47,12 +47,13 @@ EMBEDDERS = {
 MODELS = {**SWAPPERS, **EMBEDDERS}
 
 
-@dataclass(frozen=True)
-class FaceSwapperOptions:
+class FaceSwapperOptions(Section):
+    """`fusion.face_swapper`: inswapper-128-format identity swap onto the licensed avatar (its ArcFace embedding)."""
+
     model: str = "inswapper_128"
-    embedder: str = "arcface_w600k_r50"
-    blend: float = 1.0
-    mask_feather: float = 0.15
+    embedder: str = "arcface_w600k_r50"  # the ArcFace model that embeds the avatar's identity
+    blend: Fraction = 1.0
+    mask_feather: Fraction = 0.15
 
 
 def embedding_input(crop_bgr: np.ndarray) -> np.ndarray:
@@ -145,3 +146,12 @@ class FaceSwapper:
     def close(self) -> None:
         self.session = None
         self.output = OutputBuffer()
+
+
+PROCESSOR = ProcessorSpec(
+    "face_swapper",
+    create=lambda setup, options: FaceSwapper(options),
+    options=FaceSwapperOptions,
+    models=MODELS,
+    requires=lambda options: [options.model, options.embedder],
+)

@@ -15,13 +15,15 @@ grid aligned so it samples exactly where resizing the whole frame does).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from pydantic import Field
 
+from config.processors import ChainRule
+from config.settings import Section
 from fusion.errors import FusionError
-from fusion.processors.base import FrameContext, ProcessorSetup, Rect, resize_geometry
+from fusion.processors.base import ChainSetup, FrameContext, ProcessorSetup, ProcessorSpec, Rect, resize_geometry
 from vision.models import FACEFUSION_ASSETS, ModelFormat, TensorSpec
 
 _IN = (TensorSpec("input", (None, 3, None, None)),)
@@ -43,12 +45,12 @@ MODELS = {
 }  # fmt: skip
 
 
-@dataclass(frozen=True)
-class FrameEnhancerOptions:
-    size: int  # output side in pixels (the portrait, like the upscaler's)
+class FrameEnhancerOptions(Section):
+    """`fusion.frame_enhancer`: Real-ESRGAN-format upscaling on overlapping tiles; replaces the upscaler when listed."""
+
     model: str = "real_esrgan_x4"
-    tile: int = 256
-    overlap: int = 16
+    tile: int = Field(256, ge=32, le=2048)  # input pixels per tile side, overlap included (dynamic-size models)
+    overlap: int = Field(16, ge=1, le=256)  # context pixels on each side of a tile, cut after the model
 
 
 def to_model(tile_bgr: np.ndarray) -> np.ndarray:
@@ -64,10 +66,12 @@ class FrameEnhancer:
 
     name = "frame_enhancer"
 
-    def __init__(self, options: FrameEnhancerOptions) -> None:
+    def __init__(self, options: FrameEnhancerOptions, size: int) -> None:
+        """`size`: the output side in pixels (the portrait, like the upscaler's)."""
         if options.model not in MODELS:
             raise FusionError(f"unknown frame_enhancer model '{options.model}'; known: {', '.join(MODELS)}")
         self.options = options
+        self.size = size
         self.scale = int(MODELS[options.model].fact("scale"))
         self.session = None
 
@@ -95,7 +99,7 @@ class FrameEnhancer:
         s = self.scale
         self.enhanced = np.zeros((self.rows * self.inner * s, self.columns * self.inner * s, 3), np.uint8)
         self.shape = (height, width)
-        size = self.options.size
+        size = self.size
         self.factor = size / width
         self.interpolation = cv2.INTER_AREA if size <= min(width, height) * s else cv2.INTER_CUBIC
         # Output rectangles on this grid of enhanced pixels map onto whole output pixels (see Upscaler);
@@ -155,7 +159,7 @@ class FrameEnhancer:
         """Resize the enhanced pixels of `changed` into the output buffer; returns the output rect."""
         height, width = self.shape
         full_w, full_h, margin = width * self.scale, height * self.scale, self.margin
-        (sx, sy), size = self.steps, self.options.size
+        (sx, sy), size = self.steps, self.size
         x0, y0 = max(changed[0] - margin, 0) // sx * sx, max(changed[1] - margin, 0) // sy * sy
         x1 = min(-(-(changed[2] + margin) // sx) * sx, full_w)
         y1 = min(-(-(changed[3] + margin) // sy) * sy, full_h)
@@ -170,3 +174,17 @@ class FrameEnhancer:
 
     def close(self) -> None:
         self.session = None
+
+
+def _create(setup: ChainSetup, options: FrameEnhancerOptions) -> FrameEnhancer:
+    return FrameEnhancer(options, setup.portrait)
+
+
+PROCESSOR = ProcessorSpec(
+    "frame_enhancer",
+    create=_create,
+    options=FrameEnhancerOptions,
+    models=MODELS,
+    requires=lambda options: [options.model],
+    rule=ChainRule(one_of="sizer", why="frame_enhancer replaces upscaler"),
+)

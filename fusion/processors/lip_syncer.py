@@ -12,13 +12,12 @@ lip syncer makes the mouth follow the speech audio of this render instead.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
+from config.settings import Fraction, Section
 from fusion.errors import FusionError
 from fusion.processors import mel
-from fusion.processors.base import FrameContext, ProcessorSetup
+from fusion.processors.base import FrameContext, ProcessorSetup, ProcessorSpec
 from fusion.processors.face_geometry import OutputBuffer, box_alignment, feather_mask, paste, warp_crop
 from vision import topology as topo
 from vision.models import FACEFUSION_ASSETS, ModelFormat, TensorSpec
@@ -41,10 +40,11 @@ CHIN_PAD = 0.06  # Wav2Lip's crop reaches a little below the chin (its detector 
 _BROWS = topo.RIGHT_BROW + topo.LEFT_BROW
 
 
-@dataclass(frozen=True)
-class LipSyncerOptions:
+class LipSyncerOptions(Section):
+    """`fusion.lip_syncer`: Wav2Lip-format re-mouthing from the speech audio."""
+
     model: str = "wav2lip_gan_96"
-    blend: float = 1.0
+    blend: Fraction = 1.0
 
 
 def face_box(landmarks: np.ndarray) -> tuple[float, float, float, float]:
@@ -130,3 +130,13 @@ class LipSyncer:
     def close(self) -> None:
         self.session = None
         self.output = OutputBuffer()
+
+
+PROCESSOR = ProcessorSpec(
+    "lip_syncer",
+    create=lambda setup, options: LipSyncer(options),
+    options=LipSyncerOptions,
+    models=MODELS,
+    requires=lambda options: [options.model],
+    speech_rate=mel.RATE,
+)

@@ -6,7 +6,7 @@ Runs right after the reenactor (which moves the face and gives the target lips i
 2. per frame: the chosen unit's crop is turned to the rendered head pose with the face mesh
    (`fusion.mesh_warp`: an affine camera fitted on rigid points, then piecewise-affine over the
    lower face's triangles), so a ±20° turn foreshortens the unit's chin and cheeks as the rendered
-   face's are (issue 26; the 2D similarity it replaces made them look swollen). Banks without a
+   face's are (a 2D similarity makes them look swollen). Banks without a
    mesh (version 1) are placed by one affine: the head pose by the stable points, optionally
    pulled onto the target's lips (`shape_strength`);
 3. colour-matched: per-channel gains that make the skin ring just outside the lips equal the base's
@@ -15,17 +15,18 @@ Runs right after the reenactor (which moves the face and gives the target lips i
    blurred by `feather_ratio`, times the crop's own soft border, so no edge is ever visible; the
    mask stops above both chins, the unit's and the rendered frame's (`chin_stop`): a wide-open unit
    was filmed with its jaw dropped by another amount than the reenactor dropped the frame's, and its
-   own chin edge, blended in above the rendered one, read as a second chin line (issue 26).
+   own chin edge, blended in above the rendered one, would read as a second chin line.
 Everything is weight-free; a frame costs a JPEG decode of a small crop and two small warps.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
+from pydantic import Field
 
+from config.processors import ChainRule
+from config.settings import Fraction, Section
 from driver_synth.track import MotionTrack
 from fusion.errors import FusionError
 from fusion.mesh_warp import (
@@ -52,7 +53,7 @@ from fusion.mouth_bank import (
     similarity,
     target_features,
 )
-from fusion.processors.base import FrameContext, ProcessorSetup, union_rect
+from fusion.processors.base import FrameContext, ProcessorSetup, ProcessorSpec, union_rect
 from fusion.unit_selection import SelectionOptions, select_units
 from vision import topology as topo
 
@@ -68,17 +69,19 @@ FOLLOW_FROM = 0.5  # chin_follow keeps the unit's skin below the lower lip as fi
 CHIN_INSET = 2.0  # the mask's edge lies this many feather sigmas above a chin line (weight there: ~2 %)
 
 
-@dataclass(frozen=True)
-class MouthBankOptions:
-    candidates: int = 12
-    join_cost: float = 0.08
-    repeat_cost: float = 0.03
-    margin_ratio: float = 0.45  # the mask reaches this share of the mouth width beyond the lips' hull
-    feather_ratio: float = 0.07  # Gaussian sigma of the mask's edge, × mouth width
+class MouthBankOptions(Section):
+    """`fusion.mouth_bank`: a personal avatar's recorded mouths, unit selection and blending."""
+
+    auto: bool = True  # a personal avatar gets mouth_bank after the reenactor even when the chain omits it
+    candidates: int = Field(12, ge=1, le=200)  # units per frame in the selection lattice
+    join_cost: float = Field(0.08, ge=0.0)  # cost of a jump between non-consecutive recorded frames
+    repeat_cost: float = Field(0.03, ge=0.0)  # cost of holding one unit for another frame
+    margin_ratio: Fraction = 0.45  # the mask reaches this share of the mouth width beyond the lips' hull
+    feather_ratio: Fraction = 0.07  # Gaussian sigma of the mask's edge, × mouth width
     colour_match: bool = True
-    shape_strength: float = 0.0  # 0: the unit placed by head pose only; 1: fully fitted onto the target lips
-    mesh_warp: bool = True  # turn units with the face mesh (False: the flat 2D placement of issue 19)
-    pose_weight: float = 0.03  # selection cost per degree between a unit's recorded pose and the rendered one
+    shape_strength: Fraction = 0.0  # 0: the unit placed by head pose only (best held-out); 1: fitted to target lips
+    mesh_warp: bool = True  # turn units with the face mesh (False: flat 2D placement by one affine)
+    pose_weight: float = Field(0.03, ge=0.0)  # selection cost per degree of recorded vs rendered head pose
     turn_degrees: tuple[float, float] = (5.0, 15.0)  # out-of-plane turn where the mesh warp starts, is full
     chin_stop: bool = True  # the mask ends above the unit's chin and the frame's (no second chin line)
     chin_follow: bool = True  # the unit's jaw stretched onto the rendered one (the two chins coincide)
@@ -425,3 +428,12 @@ class MouthBankProcessor:
     def close(self) -> None:
         self.buffer = None
         self.last_unit = None
+
+
+PROCESSOR = ProcessorSpec(
+    "mouth_bank",
+    create=lambda setup, options: MouthBankProcessor(options),
+    options=MouthBankOptions,
+    rule=ChainRule(right_after="reenactor", why="it blends into the moved face"),
+    replaces_mouth=True,
+)

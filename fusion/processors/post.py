@@ -15,9 +15,20 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from config.processors import ChainRule
 from driver_synth.track import CHANNELS
-from fusion.processors.base import FrameContext, ProcessorSetup, Rect, resize_geometry, scale_rect, union_rect
+from fusion.processors.base import (
+    ChainSetup,
+    FrameContext,
+    ProcessorSetup,
+    ProcessorSpec,
+    Rect,
+    resize_geometry,
+    scale_rect,
+    union_rect,
+)
 from fusion.watermark import WatermarkEmbedder
+from vision import topology as topo
 
 
 class MotionSmoother:
@@ -76,8 +87,8 @@ class ColorMatcher:
     motion as colour.
 
     Why per BGR channel and not in Lab: exposure and white-balance drift are per-channel gains, and a
-    per-channel transfer is one lookup table and one weighted blend (~0.4 ms a frame at work size,
-    against ~1.9 ms for the Lab round trip it replaced)."""
+    per-channel transfer is one lookup table and one weighted blend (~0.4 ms a frame at work size;
+    a Lab round trip costs ~1.9 ms)."""
 
     name = "color_matcher"
 
@@ -247,10 +258,10 @@ def extended_backdrop(base: np.ndarray, width: int, height: int, left: int, top:
     """The soft backdrop beside the portrait: the photo's own edges mirrored outwards and blurred,
     fading towards `colour` only with distance from the portrait.
 
-    Why: the backdrop used to be the whole photo stretched, blurred and darkened by 45 % everywhere,
-    so next to a light photo it was 40-90 grey levels darker than the portrait's edge and the portrait
-    read as a pasted square. Mirrored edges make both sides of the border the same picture at low
-    frequency; the darkening still frames the person towards the frame's sides."""
+    Why: the whole photo stretched, blurred and darkened by 45 % everywhere is 40-90 grey levels
+    darker than a light photo's edge beside it, and the portrait reads as a pasted square. Mirrored
+    edges make both sides of the border the same picture at low frequency; the darkening still
+    frames the person towards the frame's sides."""
     side = base.shape[0]
     pads = ((top, height - top - side), (left, width - left - side), (0, 0))
     extended = np.pad(base, [(max(0, a), max(0, b)) for a, b in pads[:2]] + [(0, 0)], mode="symmetric")
@@ -484,3 +495,27 @@ class Watermarker:
 def _clip_rect(rect: Rect, shape: tuple[int, ...]) -> Rect:
     height, width = shape[:2]
     return (max(0, rect[0]), max(0, rect[1]), min(width, rect[2]), min(height, rect[3]))
+
+
+def skin_reference_rect(landmarks: np.ndarray, shape: tuple[int, ...]) -> Rect:
+    """Cheeks and nose between the eyes and the upper lip: skin that the mouth and blinks never cover."""
+    x0 = landmarks[topo.RIGHT_EYE_OUTER, 0]
+    x1 = landmarks[topo.LEFT_EYE_OUTER, 0]
+    y0 = landmarks[list(topo.RIGHT_EYE_LOWER + topo.LEFT_EYE_LOWER), 1].max() + 2
+    y1 = landmarks[list(topo.LIPS_OUTER_UPPER), 1].min() - 2
+    height, width = shape[:2]
+    return (int(max(x0, 0)), int(max(y0, 0)), int(min(x1, width)), int(min(max(y1, y0 + 4), height)))
+
+
+def _color_matcher(setup: ChainSetup, options: None) -> ColorMatcher:
+    rect = skin_reference_rect(setup.work_landmarks, setup.work_image.shape)
+    return ColorMatcher(rect, setup.post.color_match_strength)
+
+
+def _upscaler(setup: ChainSetup, options: None) -> Upscaler:
+    post = setup.post
+    return Upscaler(UpscalerOptions(size=setup.portrait, sharpen=post.sharpen_amount, filter=post.upscale_filter))
+
+
+COLOR_MATCHER = ProcessorSpec("color_matcher", create=_color_matcher)
+UPSCALER = ProcessorSpec("upscaler", create=_upscaler, rule=ChainRule(one_of="sizer", why="it sizes the portrait"))

@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
+from config.processors import ChainRule
 from fusion.head_motion import HeadMotion, HeadPose
 from fusion.lip_texture import fill_lip_gap
 from fusion.motion_basis import (
@@ -37,7 +38,7 @@ from fusion.motion_basis import (
 )
 from fusion.mouth_interior import Layer, MouthPainter
 from fusion.outside_fill import OutsideFill
-from fusion.processors.base import FrameContext, ProcessorSetup, Rect
+from fusion.processors.base import ChainSetup, FrameContext, ProcessorSetup, ProcessorSpec, Rect
 from vision import topology as topo
 from vision.lip_contour import refine_inner_lips
 
@@ -695,3 +696,10 @@ class Reenactor:
             alpha = np.maximum(alpha, lash[..., 0] * 0.6 * strength)
             layers.append(Layer((int(bx0), int(by0), int(bx1), int(by1)), paint.astype(np.float32), alpha))
         return layers
+
+
+def _create(setup: ChainSetup, options: None) -> Reenactor:
+    return Reenactor(setup.work_landmarks, setup.reenactor or ReenactorOptions(), setup.person, setup.backdrop)
+
+
+PROCESSOR = ProcessorSpec("reenactor", create=_create, rule=ChainRule(first=True, why="it animates the avatar"))

@@ -16,9 +16,11 @@ import cv2
 import numpy as np
 
 from config import LabelSettings
+from config.processors import ChainRule
 from config.settings import SceneTemplate
 from fusion.burned_captions import BurnedCue, render_caption, render_name_tag
-from fusion.processors.base import FrameContext, ProcessorSetup, Rect
+from fusion.processors.base import ChainSetup, FrameContext, Processor, ProcessorSetup, ProcessorSpec, Rect
+from fusion.processors.post import Compositor, CompositorOptions
 from fusion.processors.scene_body import continue_body
 from fusion.processors.scene_layout import SceneLayout, blurred_canvas, check_label_contrast, label_font, read_asset
 
@@ -283,3 +285,16 @@ class SceneOverlay:
                 if part is not None:
                     layer.blend_into(frame, self.under, part)
         return frame
+
+
+def _compositor(setup: ChainSetup, options: None) -> Processor:
+    """The classic layout's compositor, or the scene's when a scene is in use (`setup.scene`)."""
+    scene = setup.scene
+    if scene is not None:
+        parts = (scene.template, scene.layout, setup.label, scene.background, scene.person)
+        return SceneCompositor(SceneCompositorOptions(scene.name, *parts))
+    post = setup.post
+    return Compositor(CompositorOptions(setup.width, setup.height, post.background, tuple(post.background_color)))
+
+
+COMPOSITOR = ProcessorSpec("compositor", create=_compositor, rule=ChainRule(last=True, why="it makes the output frame"))

@@ -1,8 +1,8 @@
 """The body continued past the photo's side edge, painted once into a scene's background.
 
 Why: a head-and-shoulders photo ends at its border; where that border lies inside the canvas (the
-`web` scene's person stands right of centre), the shoulders stopped in a line, and after the fade of
-issue 26 they dissolved within 1/12 of the square, which still reads as "the photo ends here". The
+`web` scene's person stands right of centre), the shoulders stop in a line, and faded out they
+dissolve within 1/12 of the square, which still reads as "the photo ends here". The
 body is continued outward instead: the person's colours just inside the edge are carried out row by
 row along the shoulder's slope (measured from the matte's outline at the edge), smoothed more the
 further out they go, and faded to nothing over `reach` × the square. It is painted under the faded
