@@ -158,7 +158,7 @@ def test_evaluate_cli_passes_our_render_and_refuses_bad_files(rendered, dhf_home
         assert_refused(run_dhf(["evaluate", str(video)], dhf_home), message, tmp_path / "never.mp4")
 
 
-# Both lip-sync bars: a short sentence is judged by the short-clip one (quality.gate.required_correlation).
+# Both lip-sync bars: a short sentence is judged by the short-clip one (quality.lipsync.required_correlation).
 IMPOSSIBLE_LIPSYNC = "lipsync_min_correlation: 0.99\n  lipsync_min_correlation_short: 0.99"
 
 
