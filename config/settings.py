@@ -185,7 +185,7 @@ class SpeakingSettings(Section):
     min_idle_seconds: Positive = 1.0  # the longest quiet stretch becomes the idle loop (at least this long)
     idle_seconds: Positive = 6.0  # ... and at most this long
     # Every frame of the mouth bank against the reference frame: dlib's same-person threshold (as the
-    # render's identity gate, quality.identity_max_distance); above it the recording shows another person.
+    # render's identity gate, quality.identity.max_distance); above it the recording shows another person.
     max_identity_distance: Positive = 0.6
     face_search_seconds: Positive = 0.5  # every frame is searched for a second face; this often in tiles too
 
@@ -215,36 +215,122 @@ class EnrollmentSettings(Section):
         return self
 
 
-class QualitySettings(Section):
-    """Thresholds of the quality monitors (config/quality.yaml, documented there)."""
+class MonitorLimits(Section):
+    """Base of one quality monitor's settings section (`quality.<monitor>`): its thresholds. The
+    section's name is the monitor's module in quality/ (`quality.identity` ↔ quality/identity.py),
+    which is how the monitor is found (quality/registry.py)."""
 
-    analysis_height: int = Field(360, ge=120, le=2160)
-    lipsync_min_correlation: float = Field(0.4, ge=-1.0, le=1.0)
-    lipsync_min_correlation_short: float = Field(0.25, ge=-1.0, le=1.0)  # for clips of <= 40 frames
+
+class LipSyncLimits(MonitorLimits):
+    min_correlation: float = Field(0.4, ge=-1.0, le=1.0)
+    min_correlation_short: float = Field(0.25, ge=-1.0, le=1.0)  # for clips of <= 40 frames
     short_clip_frames: int = Field(150, ge=41)  # from this length on the full threshold applies
-    lipsync_max_lag_ms: float = Field(80.0, ge=0.0, le=1000.0)
+    max_lag_ms: float = Field(80.0, ge=0.0, le=1000.0)
     offset_min_frames: int = Field(50, ge=0)  # the offset is judged on clips of at least this many frames
     closure_min_rate: Fraction = 0.8
-    identity_max_distance: Positive = 0.6
-    identity_max_alarm_ratio: Fraction = 0.2
-    identity_sample_fps: float = Field(0.5, gt=0.0, le=120.0)
-    pose_gate_yaw_deg: Degrees = 60.0
-    pose_gate_pitch_deg: Degrees = 45.0
-    pose_gate_roll_deg: Degrees = 45.0
-    pose_gate_action: Literal["interpolate", "drop"] = "interpolate"
-    pose_max_gated_ratio: Fraction = 0.05
+    closure_min_phones: int = Field(3, ge=1)  # fewer P/B/M phones than this: closure not judged
+
+
+class IdentityLimits(MonitorLimits):
+    max_distance: Positive = 0.6
+    max_alarm_ratio: Fraction = 0.2
+    sample_fps: float = Field(0.5, gt=0.0, le=120.0)
+
+
+class PoseLimits(MonitorLimits):
+    gate_yaw_deg: Degrees = 60.0
+    gate_pitch_deg: Degrees = 45.0
+    gate_roll_deg: Degrees = 45.0
+    gate_action: Literal["interpolate", "drop"] = "interpolate"
+    max_gated_ratio: Fraction = 0.05
+
+
+class StabilityLimits(MonitorLimits):
     flicker_max: Positive = 1.0
     jitter_max: Positive = 0.012  # rigid landmarks' miss of smooth motion, per interocular distance (median)
-    color_max_drift: Positive = 3.0
-    color_max_reference_delta: Positive = 8.0
-    closure_min_phones: int = Field(3, ge=1)  # fewer P/B/M phones than this: closure not judged
+
+
+class ColorLimits(MonitorLimits):
+    max_drift: Positive = 3.0
+    max_reference_delta: Positive = 8.0
+
+
+class ArtifactLimits(MonitorLimits):
     seam_max: Positive = 0.38  # straight discontinuity of the upper head motion (clean renders <= 0.26)
     interior_black_max: Fraction = 0.35  # near-black share of an open mouth
     rim_black_max: Fraction = 0.3  # near-black share along the inner lips
     chin_min_correlation: float = Field(0.2, ge=-1.0, le=1.0)  # chin drop vs mouth opening
     frozen_mouth_motion: float = Field(0.03, ge=0.0)  # mouth-opening spread above which the chin must follow
     frozen_eyes_after_s: Positive = 20.0  # a video this long with no blink has frozen eyes
+
+
+# The flat keys of `quality:` before each monitor had its own section (issue 27), still accepted in a
+# user's YAML: old key -> (section, key). See docs/decisions.md, "Monitors".
+FLAT_QUALITY_KEYS: dict[str, tuple[str, str]] = {
+    "lipsync_min_correlation": ("lipsync", "min_correlation"),
+    "lipsync_min_correlation_short": ("lipsync", "min_correlation_short"),
+    "short_clip_frames": ("lipsync", "short_clip_frames"),
+    "lipsync_max_lag_ms": ("lipsync", "max_lag_ms"),
+    "offset_min_frames": ("lipsync", "offset_min_frames"),
+    "closure_min_rate": ("lipsync", "closure_min_rate"),
+    "closure_min_phones": ("lipsync", "closure_min_phones"),
+    "identity_max_distance": ("identity", "max_distance"),
+    "identity_max_alarm_ratio": ("identity", "max_alarm_ratio"),
+    "identity_sample_fps": ("identity", "sample_fps"),
+    "pose_gate_yaw_deg": ("pose", "gate_yaw_deg"),
+    "pose_gate_pitch_deg": ("pose", "gate_pitch_deg"),
+    "pose_gate_roll_deg": ("pose", "gate_roll_deg"),
+    "pose_gate_action": ("pose", "gate_action"),
+    "pose_max_gated_ratio": ("pose", "max_gated_ratio"),
+    "flicker_max": ("stability", "flicker_max"),
+    "jitter_max": ("stability", "jitter_max"),
+    "color_max_drift": ("color", "max_drift"),
+    "color_max_reference_delta": ("color", "max_reference_delta"),
+    "seam_max": ("artifacts", "seam_max"),
+    "interior_black_max": ("artifacts", "interior_black_max"),
+    "rim_black_max": ("artifacts", "rim_black_max"),
+    "chin_min_correlation": ("artifacts", "chin_min_correlation"),
+    "frozen_mouth_motion": ("artifacts", "frozen_mouth_motion"),
+    "frozen_eyes_after_s": ("artifacts", "frozen_eyes_after_s"),
+}
+
+
+class QualitySettings(Section):
+    """The quality gate (config/quality.yaml, documented there): what every monitor shares, and one
+    section of thresholds per monitor. Each `MonitorLimits` field is a monitor: its name is the
+    monitor's module in quality/."""
+
+    analysis_height: int = Field(360, ge=120, le=2160)
     fallback: Literal["none", "reduced_motion", "still"] = "none"
+    lipsync: LipSyncLimits = LipSyncLimits()
+    identity: IdentityLimits = IdentityLimits()
+    pose: PoseLimits = PoseLimits()
+    stability: StabilityLimits = StabilityLimits()
+    color: ColorLimits = ColorLimits()
+    artifacts: ArtifactLimits = ArtifactLimits()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_keys(cls, data: object) -> object:
+        """A flat key of the old layout (`seam_max: 0.4`) sets its monitor's key (`artifacts.seam_max`)
+        and wins over that section's value: the packaged defaults are nested, so a flat key always
+        comes from the user's file, which is read last."""
+        if not isinstance(data, dict) or not FLAT_QUALITY_KEYS.keys() & data.keys():
+            return data
+        nested = {key: value for key, value in data.items() if key not in FLAT_QUALITY_KEYS}
+        for old, value in data.items():
+            if old in FLAT_QUALITY_KEYS:
+                section, key = FLAT_QUALITY_KEYS[old]
+                current = nested.get(section, {})
+                current = current.model_dump() if isinstance(current, BaseModel) else dict(current or {})
+                nested[section] = {**current, key: value}
+        return nested
+
+    def monitor_sections(self) -> dict[str, MonitorLimits]:
+        """Every monitor's section by name, in the order they are declared (and judged)."""
+        return {
+            name: value for name in type(self).model_fields if isinstance(value := getattr(self, name), MonitorLimits)
+        }
 
 
 class PostSettings(Section):

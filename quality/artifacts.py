@@ -8,7 +8,7 @@
   the blob-shaped change of a raised brow do not. The whole head's own motion (an affine map fitted
   to its rigid landmarks in the two frames) is taken out first: a recorded driver moves the head up
   to 30 px per 1080p frame, rolls it ±12° and leans it in, and Farneback's flow errors on such
-  displacements read as lines (issue 26: 0.9-1.0 on clean fast motion before, ≤ 0.37 after).
+  displacements read as lines (measurements: docs/decisions.md, "Monitors").
   (The lower face is left out: the jaw's motion is steep by nature; its artifacts are judged by the
   mouth interior.)
 - Mouth interior: where the mouth is open, the share of near-black pixels inside it, and the share
@@ -19,12 +19,15 @@ Each figure goes to the gate (`quality.gate`) with the frames where it was worst
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import ClassVar
 
 import cv2
 import numpy as np
 
+from config.settings import ArtifactLimits
+from quality.monitor import SHORTEST_JUDGED_FRAMES, FrameView, ObserveSetup, ScoreContext, SeriesObserver
 from quality.scores import ArtifactScores
 from vision import topology as topo
 
@@ -86,35 +89,34 @@ def _follow_head(previous: np.ndarray, before: np.ndarray | None, after: np.ndar
                           borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
 
 
-@dataclass
-class ArtifactObserver:
-    """Fed every analysed frame in order (with its landmarks, or None without a face)."""
+class ArtifactObserver(SeriesObserver):
+    """Fed every analysed frame in order: per frame the seam score, the mouth interior's and inner
+    lips' near-black shares, the chin's distance from the nose, and the eyes' contrast."""
 
-    SERIES: ClassVar[tuple[str, ...]] = ("seam", "black_share", "rim_darkness", "chin")
+    SERIES: ClassVar[tuple[str, ...]] = ("seam", "black_share", "rim_darkness", "chin", "eyes")
 
-    seam: list[float] = field(default_factory=list)
-    black_share: list[float] = field(default_factory=list)  # nan where the mouth is closed
-    rim_darkness: list[float] = field(default_factory=list)  # near-black share along the inner lips
-    chin: list[float] = field(default_factory=list)  # chin to nose tip, per interocular distance
-    previous: np.ndarray | None = None
-    previous_landmarks: np.ndarray | None = None
+    def __init__(self) -> None:
+        super().__init__()
+        self.previous: np.ndarray | None = None  # the previous frame, grey (uint8: the optical flow wants it)
+        self.previous_landmarks: np.ndarray | None = None
 
-    def add(self, frame: np.ndarray, landmarks: np.ndarray | None, lip_gap: float) -> None:
-        grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame  # uint8: flow wants it
-        if landmarks is None:
-            self.seam.append(np.nan)
-            self.black_share.append(np.nan)
-            self.rim_darkness.append(np.nan)
-            self.chin.append(np.nan)
+    def add(self, view: FrameView) -> None:
+        grey = view.grey
+        values = self.values
+        if view.face is None or view.features is None:
+            for name in self.SERIES:
+                values[name].append(np.nan)
             self.previous, self.previous_landmarks = grey, None
             return
-        self.seam.append(self._seam(grey, landmarks))
-        black, rim = self._interior(grey, landmarks, lip_gap)
-        self.black_share.append(black)
-        self.rim_darkness.append(rim)
+        landmarks = view.face.landmarks
+        values["seam"].append(self._seam(grey, landmarks))
+        black, rim = self._interior(grey, landmarks, view.features.lip_gap)
+        values["black_share"].append(black)  # nan where the mouth is closed
+        values["rim_darkness"].append(rim)
         io = float(np.linalg.norm(landmarks[topo.LEFT_EYE_OUTER, :2] - landmarks[topo.RIGHT_EYE_OUTER, :2]))
         chin = float(np.linalg.norm(landmarks[topo.CHIN, :2] - landmarks[topo.NOSE_TIP, :2]))
-        self.chin.append(chin / max(io, 1e-6))
+        values["chin"].append(chin / max(io, 1e-6))  # chin to nose tip, per interocular distance
+        values["eyes"].append(view.features.eye_contrast)  # grey-level spread inside the eyes (dips in a blink)
         self.previous, self.previous_landmarks = grey, landmarks
 
     def _seam(self, grey: np.ndarray, landmarks: np.ndarray) -> float:
@@ -139,8 +141,7 @@ class ArtifactObserver:
         before = _follow_head(self.previous, self.previous_landmarks, landmarks)[fy0:fy1, fx0:fx1]
         after = grey[fy0:fy1, fx0:fx1]
         # 2 levels, a 7 px window: once the head's own motion is taken out only small displacements are
-        # left (3 levels gave the same scores), and the smaller window keeps a tear's step sharp: an
-        # injected 12 px tear 0.35-0.39 -> 0.42-0.45 in fast motion (9 px); clean motion within 0.04.
+        # left, and the smaller window keeps a tear's step sharp (docs/decisions.md, "Monitors").
         flow = cv2.calcOpticalFlowFarneback(before, after, None, 0.5, 2, 7, 2, 5, 1.1, 0)
         score = straight_discontinuity(flow, max(9, round(LINE_SHARE * (x1 - x0))))
         # Flow errors grow with the motion itself; a tear's jump does not need fast motion to show.
@@ -207,24 +208,81 @@ def blinks(eye_contrast: np.ndarray) -> int:
     return int(np.sum(closed[1:] & ~closed[:-1]) + closed[0])
 
 
-def artifact_scores(observed, fps: float, lip_gap: np.ndarray, limits) -> ArtifactScores:
+def artifact_scores(
+    series: Mapping[str, np.ndarray], fps: float, lip_gap: np.ndarray, limits: ArtifactLimits
+) -> ArtifactScores:
     """The artifact figures of a video, with the frames where each broke its threshold."""
-    corr, spread = chin_follows(observed.chin, lip_gap)
-    count = blinks(observed.eye_contrast)
+    corr, spread = chin_follows(series["chin"], lip_gap)
+    count = blinks(series["eyes"])
     duration = len(lip_gap) / max(fps, 1e-6)
 
     def worst(values: np.ndarray) -> float | None:
         return round(float(np.nanmax(values)), 3) if np.isfinite(values).any() else None
 
     return ArtifactScores(
-        seam=worst(observed.seam),
-        seam_frames=worst_frames(observed.seam, limits.seam_max),
-        interior_black=worst(observed.interior_black),
-        interior_black_frames=worst_frames(observed.interior_black, limits.interior_black_max),
-        rim_black=worst(observed.rim_black),
-        rim_black_frames=worst_frames(observed.rim_black, limits.rim_black_max),
+        seam=worst(series["seam"]),
+        seam_frames=worst_frames(series["seam"], limits.seam_max),
+        interior_black=worst(series["black_share"]),
+        interior_black_frames=worst_frames(series["black_share"], limits.interior_black_max),
+        rim_black=worst(series["rim_darkness"]),
+        rim_black_frames=worst_frames(series["rim_darkness"], limits.rim_black_max),
         chin_follows_mouth=round(corr, 3) if np.isfinite(corr) else None,
         mouth_motion=round(spread, 4),
         blinks=count,
         blinks_per_minute=round(60.0 * count / duration, 1) if duration > 0 else 0.0,
     )
+
+
+def _frames(span: tuple[int, int] | None) -> str:
+    if span is None:
+        return ""
+    first, last = span
+    return f" at frame {first}" if first == last else f" at frames {first}-{last}"
+
+
+def artifact_failures(
+    scores: ArtifactScores, duration_s: float, limits: ArtifactLimits, frames: int = 10**6
+) -> list[str]:
+    failures = []
+    if scores.seam is not None and scores.seam > limits.seam_max:
+        failures.append(
+            f"seam or tear in the head{_frames(scores.seam_frames)}: motion jumps across a straight line "
+            f"({scores.seam:.2f} > {limits.seam_max})"
+        )
+    if scores.interior_black is not None and scores.interior_black > limits.interior_black_max:
+        failures.append(
+            f"mouth interior is a black hole{_frames(scores.interior_black_frames)}: "
+            f"{scores.interior_black:.0%} near-black > {limits.interior_black_max:.0%}"
+        )
+    if scores.rim_black is not None and scores.rim_black > limits.rim_black_max:
+        failures.append(
+            f"dark outline along the lips{_frames(scores.rim_black_frames)}: "
+            f"{scores.rim_black:.0%} of the inner lip line near-black > {limits.rim_black_max:.0%}"
+        )
+    # A correlation over fewer frames than a short sentence has is noise (a 0.6 s "Hi." gives ±0.25).
+    moving = scores.mouth_motion >= limits.frozen_mouth_motion and frames >= SHORTEST_JUDGED_FRAMES
+    if moving and scores.chin_follows_mouth is not None and scores.chin_follows_mouth < limits.chin_min_correlation:
+        failures.append(
+            f"frozen jaw: the chin does not follow the mouth (correlation {scores.chin_follows_mouth:.2f} "
+            f"< {limits.chin_min_correlation})"
+        )
+    if duration_s >= limits.frozen_eyes_after_s and scores.blinks == 0:
+        failures.append(f"frozen eyes: no blink in {duration_s:.0f} s (speakers blink every 2-6 s)")
+    return failures
+
+
+@dataclass(frozen=True)
+class ArtifactMonitor:
+    name: str = "artifacts"
+
+    def observer(self, setup: ObserveSetup) -> ArtifactObserver:
+        return ArtifactObserver()
+
+    def score(self, series: Mapping[str, np.ndarray], context: ScoreContext, limits: ArtifactLimits) -> ArtifactScores:
+        return artifact_scores(series, context.fps, context.lip_gap, limits)
+
+    def failures(self, scores: ArtifactScores, context: ScoreContext, limits: ArtifactLimits) -> list[str]:
+        return artifact_failures(scores, context.duration_s, limits, context.count)
+
+
+MONITOR = ArtifactMonitor()

@@ -54,7 +54,7 @@ def monitor_setup(avatar: Avatar | None, settings: Settings) -> MonitorSetup:
         return MonitorSetup(analyser, None, None)
     embedder = IdentityEmbedder(registry)
     reference = avatar_reference(avatar, analyser, embedder, settings.images.max_pixels)
-    identity = IdentityProbe(embedder, reference.embedding, settings.quality.identity_sample_fps)
+    identity = IdentityProbe(embedder, reference.embedding, settings.quality.identity.sample_fps)
     return MonitorSetup(analyser, identity, reference.skin_lab)
 
 

@@ -1,8 +1,8 @@
 """One streamed pass over a video: the per-frame observations every monitor is computed from.
 
 Frames are decoded by ffmpeg at `analysis_height` and never kept; the face is tracked from frame to
-frame (a full detection only on the first frame or when the mesh loses confidence), and the
-identity descriptor (~80 ms each) is computed only every `identity_step` frames.
+frame (a full detection only on the first frame or when the mesh loses confidence) and each frame is
+handed to every monitor's observer (quality/monitor.py).
 """
 
 from __future__ import annotations
@@ -11,55 +11,37 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from config.settings import QualitySettings
 from media.errors import MediaError
 from media.video import ProbeResult, probe, read_frames
-from quality.artifacts import ArtifactObserver
-from quality.color import skin_lab
 from quality.errors import QualityError
-from quality.stability import JITTER_POINTS, mean_outside_mouth
+from quality.monitor import FrameView, IdentityProbe, ObserveSetup, SeriesObserver
+from quality.registry import monitors
 from vision import topology as topo
 from vision.analysis import Face, FaceAnalyser
 from vision.face_features import face_features
-from vision.identity import IdentityEmbedder, identity_distance
 
 NO_POSE = (np.nan, np.nan, np.nan)
+
+__all__ = ["FrameObserver", "IdentityProbe", "Observations", "analysis_size", "observe_video"]
 
 
 @dataclass(frozen=True)
 class Observations:
-    """Per-frame series (nan where no face was found) plus what the pass learnt about the file."""
+    """The shared per-frame series (nan where no face was found), each monitor's own series, and what
+    the pass learnt about the file."""
 
     info: ProbeResult
     count: int
     lip_gap: np.ndarray  # inner-lip gap / mouth width
     pose: np.ndarray  # (frames, 3): yaw, pitch, roll in degrees
-    rigid: np.ndarray  # (frames, points, 2): rigid landmarks (`JITTER_POINTS`) in analysis pixels
-    interocular: np.ndarray  # interocular distance in analysis pixels (the jitter's unit)
-    outside_mouth: np.ndarray  # mean brightness of the frame outside the mouth
-    background: np.ndarray  # mean brightness of the two top corners
-    skin: np.ndarray  # (frames, 3): cheek colour in Lab
-    identity_distances: np.ndarray  # one per sampled frame
-    seam: np.ndarray  # straight discontinuity of the upper head's motion since the previous frame
-    interior_black: np.ndarray  # near-black share inside the open mouth (nan when closed)
-    rim_black: np.ndarray  # near-black share along the inner lips (nan when closed)
-    chin: np.ndarray  # chin to nose tip per interocular distance
-    eye_contrast: np.ndarray  # grey-level spread inside the eyes (dips when they blink)
+    series: dict[str, dict[str, np.ndarray]]  # monitor name -> its series
 
     @property
     def face_found(self) -> np.ndarray:
         return ~np.isnan(self.lip_gap)
-
-
-@dataclass(frozen=True)
-class IdentityProbe:
-    """How to sample identity: the embedder, the avatar's enrolled embedding, samples per second."""
-
-    embedder: IdentityEmbedder
-    reference: np.ndarray
-    sample_fps: float
 
 
 def analysis_size(info: ProbeResult, analysis_height: int) -> tuple[int, int]:
@@ -77,28 +59,29 @@ def head_pitch(landmarks: np.ndarray) -> float:
 class FrameObserver:
     """The per-frame pass, fed one analysis-size frame at a time: from a decoded file
     (`observe_video`) or from the frames a render hands to its encoder (the gate runs while the
-    video is being encoded). Keeps only the per-frame numbers, never the frames."""
-
-    SERIES = ("gaps", "poses", "rigid", "interocular", "outside", "background", "skin", "distances", "eyes")
+    video is being encoded). Tracks the face once per frame, keeps the series every monitor shares
+    (mouth opening, head pose) and hands the frame to each monitor's observer. Keeps only the
+    per-frame numbers, never the frames."""
 
     def __init__(
-        self, analyser: FaceAnalyser, fps: float, identity: IdentityProbe | None = None, start: int = 0
+        self,
+        analyser: FaceAnalyser,
+        fps: float,
+        identity: IdentityProbe | None = None,
+        start: int = 0,
+        limits: QualitySettings | None = None,
     ) -> None:
         self.analyser = analyser
         self.fps = fps
-        self.identity = identity
         self.start = start  # index of the first frame in the whole video (a chunk of a long render)
-        self.step = max(1, round(fps / max(identity.sample_fps, 1e-6))) if identity is not None else 0
+        setup = ObserveSetup(fps, start, identity)
+        self.observers: dict[str, SeriesObserver] = {}  # monitor name -> its observer of this video
+        for judged in monitors(limits or QualitySettings()):
+            observer = judged.monitor.observer(setup)
+            if observer is not None:
+                self.observers[judged.monitor.name] = observer
         self.gaps: list[float] = []
         self.poses: list[tuple[float, float, float]] = []
-        self.rigid: list[np.ndarray] = []
-        self.interocular: list[float] = []
-        self.outside: list[float] = []
-        self.background: list[float] = []
-        self.skin: list[np.ndarray] = []
-        self.distances: list[float] = []
-        self.eyes: list[float] = []
-        self.artifacts = ArtifactObserver()
         self.previous: Face | None = None
 
     @property
@@ -106,73 +89,48 @@ class FrameObserver:
         return len(self.gaps)
 
     def add(self, frame: np.ndarray) -> None:
-        index = self.start + self.count  # identity is sampled at the same frames however a video is cut
-        height, width = frame.shape[:2]
         face = self.analyser.track(frame, self.previous)
         self.previous = face
-        corners = np.concatenate([frame[: height // 8, : width // 12], frame[: height // 8, -width // 12 :]], axis=1)
-        self.background.append(float(np.mean(cv2.mean(corners)[:3])))
-        if face is None:
+        view = FrameView(frame, self.start + self.count, face, None)
+        if face is not None:
+            # The eyes' contrast needs the grey image: converted once here, for the features and the monitors.
+            view.features = face_features(face.landmarks, view.grey)
+            self.gaps.append(view.features.lip_gap)
+            self.poses.append((view.features.yaw, head_pitch(face.landmarks), view.features.roll))
+        else:
             self.gaps.append(np.nan)
             self.poses.append(NO_POSE)
-            self.rigid.append(np.full((len(JITTER_POINTS), 2), np.nan))
-            self.interocular.append(np.nan)
-            self.outside.append(np.nan)
-            self.skin.append(np.full(3, np.nan))
-            self.eyes.append(np.nan)
-            self.artifacts.add(frame, None, np.nan)
-            return
-        landmarks = face.landmarks
-        grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)  # once, for the eyes and the artifact monitor
-        features = face_features(landmarks, grey)
-        self.eyes.append(features.eye_contrast)
-        self.artifacts.add(grey, landmarks, features.lip_gap)
-        self.gaps.append(features.lip_gap)
-        self.poses.append((features.yaw, head_pitch(landmarks), features.roll))
-        # Pixels, not per interocular distance: dividing positions by each frame's distance multiplied
-        # that distance's noise by the points' distance from the corner (the jitter is divided instead).
-        self.rigid.append(landmarks[list(JITTER_POINTS), :2].astype(float))
-        self.interocular.append(face.interocular)
-        self.outside.append(mean_outside_mouth(frame, landmarks))
-        self.skin.append(skin_lab(frame, landmarks))
-        if self.identity is not None and index % self.step == 0:
-            embedding = self.identity.embedder.embed(frame, landmarks)
-            self.distances.append(identity_distance(embedding, self.identity.reference))
+        for observer in self.observers.values():
+            observer.add(view)
 
     def export(self) -> dict[str, np.ndarray]:
         """The per-frame numbers as arrays (what a chunk process hands back to its render)."""
-        series = {name: np.asarray(getattr(self, name), float) for name in self.SERIES}
-        artifacts = {f"artifacts.{name}": getattr(self.artifacts, name) for name in ArtifactObserver.SERIES}
-        return series | {name: np.asarray(values, float) for name, values in artifacts.items()}
+        shared = {"gaps": np.asarray(self.gaps, float), "poses": np.asarray(self.poses, float).reshape(-1, 3)}
+        own = {
+            f"{name}.{series}": values
+            for name, observer in self.observers.items()
+            for series, values in observer.export().items()
+        }
+        return shared | own
 
     def extend(self, exported: dict[str, np.ndarray]) -> None:
         """Append another observer's numbers for the frames that follow this one's (the next chunk)."""
-        for name in self.SERIES:
-            getattr(self, name).extend(list(exported[name]))
-        for name in ArtifactObserver.SERIES:
-            getattr(self.artifacts, name).extend(list(exported[f"artifacts.{name}"]))
+        self.gaps.extend(list(exported["gaps"]))
+        self.poses.extend([tuple(pose) for pose in exported["poses"]])
+        for name, observer in self.observers.items():
+            prefix = f"{name}."
+            observer.extend({key[len(prefix) :]: value for key, value in exported.items() if key.startswith(prefix)})
         self.previous = None
 
     def result(self, info: ProbeResult, name: str) -> Observations:
         if self.count == 0:
             raise MediaError(f"{name} has no decodable frames; it may be corrupt")
-        artifacts = self.artifacts
         observed = Observations(
             info=info,
             count=self.count,
             lip_gap=np.asarray(self.gaps, float),
             pose=np.asarray(self.poses, float),
-            rigid=np.asarray(self.rigid, float),
-            interocular=np.asarray(self.interocular, float),
-            outside_mouth=np.asarray(self.outside, float),
-            background=np.asarray(self.background, float),
-            skin=np.asarray(self.skin, float),
-            identity_distances=np.asarray(self.distances, float),
-            seam=np.asarray(artifacts.seam, float),
-            interior_black=np.asarray(artifacts.black_share, float),
-            rim_black=np.asarray(artifacts.rim_darkness, float),
-            chin=np.asarray(artifacts.chin, float),
-            eye_contrast=np.asarray(self.eyes, float),
+            series={name: observer.export() for name, observer in self.observers.items()},
         )
         if not observed.face_found.any():
             raise QualityError(f"no face found in any frame of {name}; this is not a talking-head video")
@@ -185,6 +143,7 @@ def observe_video(
     analysis_height: int,
     identity: IdentityProbe | None = None,
     on_frame: Callable[[int, int], None] | None = None,
+    limits: QualitySettings | None = None,
 ) -> Observations:
     path = Path(path)
     if not path.is_file():
@@ -194,7 +153,7 @@ def observe_video(
         raise QualityError(f"{path.name} has no audio track; lip-sync cannot be measured without the speech")
     width, height = analysis_size(info, analysis_height)
     expected = max(info.frames, 1)
-    observer = FrameObserver(analyser, info.fps, identity)
+    observer = FrameObserver(analyser, info.fps, identity, limits=limits)
     for frame in read_frames(path, width, height):
         observer.add(frame)
         if on_frame is not None:

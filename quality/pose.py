@@ -3,8 +3,13 @@ which are interpolated from their neighbours (or dropped) before the other score
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+
 import numpy as np
 
+from config.settings import PoseLimits
+from quality.monitor import ObserveSetup, ScoreContext
 from quality.scores import PoseScores
 
 
@@ -42,3 +47,32 @@ def pose_scores(pose: np.ndarray, found: np.ndarray, gated: np.ndarray) -> PoseS
         gated_ratio=round(float(gated.sum() / count), 3),
         frames_without_face=int((~found).sum()),
     )
+
+
+def pose_failures(scores: PoseScores, frames: int, limits: PoseLimits) -> list[str]:
+    failures = []
+    if scores.gated_ratio > limits.max_gated_ratio:
+        failures.append(f"pose gate: {scores.gated_frames} frames turned beyond the gate ({scores.gated_ratio:.0%})")
+    if scores.frames_without_face / max(frames, 1) > limits.max_gated_ratio:
+        failures.append(f"no face in {scores.frames_without_face} of {frames} frames")
+    return failures
+
+
+@dataclass(frozen=True)
+class PoseMonitor:
+    """Reads the shared head pose; the gate's frames themselves are decided before any monitor is
+    scored (`gated_frames`), since lip-sync and the artifacts are judged without them."""
+
+    name: str = "pose"
+
+    def observer(self, setup: ObserveSetup) -> None:
+        return None
+
+    def score(self, series: Mapping[str, np.ndarray], context: ScoreContext, limits: PoseLimits) -> PoseScores:
+        return pose_scores(context.pose, context.found, context.gated)
+
+    def failures(self, scores: PoseScores, context: ScoreContext, limits: PoseLimits) -> list[str]:
+        return pose_failures(scores, context.count, limits)
+
+
+MONITOR = PoseMonitor()

@@ -5,6 +5,8 @@ API's OpenAPI schema and the batch manifest; `None` means "not measured", never 
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict
 
 
@@ -27,7 +29,7 @@ class IdentityScores(Scores):
     mean_distance: float | None = None
     p99_distance: float | None = None
     min_similarity: float | None = None  # 1 - max_distance
-    alarm_frames: int | None = None  # samples farther than quality.identity_max_distance
+    alarm_frames: int | None = None  # samples farther than quality.identity.max_distance
     alarm_ratio: float | None = None
 
 
@@ -77,3 +79,6 @@ class QualityReport(Scores):
     color: ColorScores
     artifacts: ArtifactScores = ArtifactScores()
     evaluation_seconds: float = 0.0
+    # The scores of monitors added after these (quality/registry.py), by monitor name; each is the
+    # monitor's own Scores model as JSON, so a saved report reads back without knowing the monitor.
+    monitors: dict[str, dict[str, Any]] = {}

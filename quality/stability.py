@@ -6,19 +6,22 @@ time, evaluated up to half a frame early or late, and the miss is measured per i
 distance (issue 26). A head that turns ±20°, leans in, sways 30 px per 1080p frame or was
 resampled from 30 to 25 fps (a frame's timestamp off by up to half a source frame) moves smoothly
 in that sense; a face that shakes from frame to frame, on a steady or a moving head, does not.
-The old score (second difference of positions divided by each frame's interocular distance)
-multiplied the interocular distance's own noise by the points' distance from the image corner and
-read fast motion as jitter: a turning personal avatar was refused at 0.120 > 0.1.
 A per-frame similarity fit to the upper head, as the seam monitor uses, is not taken out here: it
-would take the shaking face out with the head (a face shaken by 6 px at 1080p then scored 0.0042,
-the clean fast phone clip 0.0031).
+would take the shaking face out with the head (what the earlier scores measured: docs/decisions.md,
+"Monitors").
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import ClassVar
+
 import cv2
 import numpy as np
 
+from config.settings import StabilityLimits
+from quality.monitor import FrameView, ObserveSetup, ScoreContext, SeriesObserver
 from quality.scores import StabilityScores
 from vision import topology as topo
 
@@ -38,7 +41,7 @@ def mean_outside_mouth(frame: np.ndarray, landmarks: np.ndarray) -> float:
     x0, y0 = np.maximum(np.floor(lips.min(0) - pad).astype(int), 0)
     x1, y1 = np.minimum(np.ceil(lips.max(0) + pad).astype(int), [width, height])
     box = max(0, x1 - x0) * max(0, y1 - y0)
-    # cv2.mean sums in C without a float copy of the frame (the numpy version cost ~3 ms a frame).
+    # cv2.mean sums in C without a float copy of the frame.
     total = _brightness(frame) * height * width
     inner = _brightness(frame[y0:y1, x0:x1]) * box if box else 0.0
     return (total - inner) / max(height * width - box, 1)
@@ -106,3 +109,63 @@ def stability_scores(
     return StabilityScores(
         flicker_face=face, flicker_background=corners, landmark_jitter=round(jitter, 5), flicker=max(face, corners)
     )
+
+
+def stability_failures(scores: StabilityScores, limits: StabilityLimits) -> list[str]:
+    failures = []
+    if scores.flicker > limits.flicker_max:
+        failures.append(f"flicker {scores.flicker:.2f} grey levels per frame > {limits.flicker_max}")
+    if scores.landmark_jitter > limits.jitter_max:
+        failures.append(f"landmark jitter {scores.landmark_jitter:.4f} > {limits.jitter_max}")
+    return failures
+
+
+def corner_brightness(frame: np.ndarray) -> float:
+    """Mean brightness of the two top corners: the backdrop, which must not flicker either."""
+    height, width = frame.shape[:2]
+    corners = np.concatenate([frame[: height // 8, : width // 12], frame[: height // 8, -width // 12 :]], axis=1)
+    return float(np.mean(cv2.mean(corners)[:3]))
+
+
+class StabilityObserver(SeriesObserver):
+    SERIES: ClassVar[tuple[str, ...]] = ("outside", "background", "rigid", "interocular")
+
+    def add(self, view: FrameView) -> None:
+        self.values["background"].append(corner_brightness(view.frame))
+        if view.face is None:
+            self.values["outside"].append(np.nan)
+            self.values["rigid"].append(np.full((len(JITTER_POINTS), 2), np.nan))
+            self.values["interocular"].append(np.nan)
+            return
+        landmarks = view.face.landmarks
+        self.values["outside"].append(mean_outside_mouth(view.frame, landmarks))
+        # Pixels, not per interocular distance: dividing positions by each frame's distance multiplied
+        # that distance's noise by the points' distance from the corner (the jitter is divided instead).
+        self.values["rigid"].append(landmarks[list(JITTER_POINTS), :2].astype(float))
+        self.values["interocular"].append(view.face.interocular)
+
+    def export(self) -> dict[str, np.ndarray]:
+        exported = super().export()
+        exported["rigid"] = exported["rigid"].reshape(-1, len(JITTER_POINTS), 2)
+        return exported
+
+
+@dataclass(frozen=True)
+class StabilityMonitor:
+    """Flicker (of the frame outside the mouth and of the backdrop) and landmark jitter."""
+
+    name: str = "stability"
+
+    def observer(self, setup: ObserveSetup) -> StabilityObserver:
+        return StabilityObserver()
+
+    def score(
+        self, series: Mapping[str, np.ndarray], context: ScoreContext, limits: StabilityLimits
+    ) -> StabilityScores:
+        return stability_scores(series["outside"], series["background"], series["rigid"], series["interocular"])
+
+    def failures(self, scores: StabilityScores, context: ScoreContext, limits: StabilityLimits) -> list[str]:
+        return stability_failures(scores, limits)
+
+
+MONITOR = StabilityMonitor()

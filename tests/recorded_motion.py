@@ -97,7 +97,7 @@ def seam_scores(frames: np.ndarray, analyser: FaceAnalyser, fps: float) -> np.nd
     observer = FrameObserver(analyser, fps)
     for frame in frames:
         observer.add(frame)
-    return np.asarray(observer.artifacts.seam, float)
+    return np.asarray(observer.observers["artifacts"].values["seam"], float)
 
 
 def head_steps_1080(frames: np.ndarray, analyser: FaceAnalyser) -> np.ndarray:

@@ -60,7 +60,7 @@ def test_smooth_whole_head_motion_is_not_jitter(engine, still, phone, analyser, 
     """Measured (threshold 0.012): still 0.0034, phone 0.0064, 30→25 fps 0.0083, lean-in 0.0067,
     sweep 0.0064, blur 0.0067, handheld 0.0066."""
     jitter = jitter_of(CLIPS[name](engine, still, phone), analyser)
-    assert jitter < 0.8 * settings.quality.jitter_max, (name, jitter)
+    assert jitter < 0.8 * settings.quality.stability.jitter_max, (name, jitter)
 
 
 @pytest.mark.parametrize(
@@ -76,7 +76,7 @@ def test_a_shaking_face_is_jitter(still, phone, analyser, settings, name, recipe
     the old score missed the first (0.095 < 0.1) and caught the second by a hair (0.1008)."""
     frames = still if name.startswith("steady") else phone
     jitter = jitter_of(recipe(frames, analyser), analyser)
-    assert jitter > settings.quality.jitter_max, (name, jitter)
+    assert jitter > settings.quality.stability.jitter_max, (name, jitter)
 
 
 @pytest.mark.parametrize("face", ["sample", pytest.param("second face", marks=pytest.mark.slow)])
@@ -97,7 +97,7 @@ def test_a_turning_head_scores_the_same_wherever_it_sits(settings, analyser, tmp
             writer.write(off_centre(frame))
     report = evaluate_video(laid_out, analyser, settings.quality, measure_lipsync=False)
     jitter = report.stability.landmark_jitter
-    assert jitter < 0.8 * settings.quality.jitter_max, jitter
+    assert jitter < 0.8 * settings.quality.stability.jitter_max, jitter
     assert not any("jitter" in failure for failure in report.failures), report.failures
     centred = jitter_of(frames, analyser)
     assert abs(jitter - centred) < 0.25 * centred + 0.001, (jitter, centred)

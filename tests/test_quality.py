@@ -90,7 +90,7 @@ def test_a_swapped_in_face_raises_the_identity_alarm(rendered, tmp_path, analyse
     canvas = cv2.resize(stranger, (1080, 1080))
     swapped = rewrite(rendered.video, tmp_path / "swapped.mp4", lambda i, frame: _paste(frame, canvas))
     report = evaluate_against_avatar(swapped, _sample_avatar(), settings)
-    assert report.identity.alarm_ratio > settings.quality.identity_max_alarm_ratio, report.identity
+    assert report.identity.alarm_ratio > settings.quality.identity.max_alarm_ratio, report.identity
     assert any(failure.startswith("identity") for failure in report.failures)
 
 
@@ -158,7 +158,7 @@ def test_evaluate_cli_passes_our_render_and_refuses_bad_files(rendered, dhf_home
         assert_refused(run_dhf(["evaluate", str(video)], dhf_home), message, tmp_path / "never.mp4")
 
 
-# Both lip-sync bars: a short sentence is judged by the short-clip one (quality.gate.required_correlation).
+# Both lip-sync bars: a short sentence is judged by the short-clip one (quality.lipsync.required_correlation).
 IMPOSSIBLE_LIPSYNC = "lipsync_min_correlation: 0.99\n  lipsync_min_correlation_short: 0.99"
 
 
@@ -354,11 +354,11 @@ def test_a_short_clips_offset_is_not_decided_by_landmark_noise():
 def test_the_offset_of_a_clip_under_two_seconds_is_not_judged(settings):
     """A 32-frame answer: its measured lag is reported but does not refuse the video (its correlation
     still must clear the short-clip threshold); from 50 frames on the offset counts."""
-    from quality.gate import lipsync_failures
+    from quality.lipsync import lipsync_failures
     from quality.scores import LipSyncScores
 
     late = LipSyncScores(correlation=0.86, lag_ms=200.0)
-    assert lipsync_failures(late, settings.quality, frames=32) == []
-    assert any("offset 200 ms" in f for f in lipsync_failures(late, settings.quality, frames=50))
+    assert lipsync_failures(late, settings.quality.lipsync, frames=32) == []
+    assert any("offset 200 ms" in f for f in lipsync_failures(late, settings.quality.lipsync, frames=50))
     weak = LipSyncScores(correlation=0.1, lag_ms=200.0)
-    assert any("correlation" in f for f in lipsync_failures(weak, settings.quality, frames=32))
+    assert any("correlation" in f for f in lipsync_failures(weak, settings.quality.lipsync, frames=32))

@@ -268,7 +268,7 @@ def test_a_recorded_driver_turning_20_degrees_renders_without_a_seam(dhf_home, t
     assert result.returncode == 0, result.stderr[-1500:]
     quality = json.loads(output.with_name("driven.report.json").read_text())["quality"]
     assert quality["pose"]["max_abs_roll"] >= 15, quality["pose"]  # the head did turn
-    assert quality["artifacts"]["seam"] < settings.quality.seam_max, quality["artifacts"]
+    assert quality["artifacts"]["seam"] < settings.quality.artifacts.seam_max, quality["artifacts"]
 
 
 def _inject(source: Path, target: Path, kind: str, frames: range, analyser) -> Path:
@@ -312,7 +312,7 @@ def test_injected_artifacts_fail_with_the_frames_named(rendered, analyser, setti
 
 def test_the_clean_render_passes_the_artifact_monitor(rendered, settings):
     artifacts = rendered.report["quality"]["artifacts"]
-    assert artifacts["seam"] < settings.quality.seam_max and artifacts["seam_frames"] is None, artifacts
+    assert artifacts["seam"] < settings.quality.artifacts.seam_max and artifacts["seam_frames"] is None, artifacts
     assert artifacts["rim_black_frames"] is None and artifacts["interior_black_frames"] is None, artifacts
     assert artifacts["chin_follows_mouth"] > 0.5, artifacts  # the jaw moves with the mouth
 

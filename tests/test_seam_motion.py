@@ -60,7 +60,7 @@ def clips(settings):
 def test_fast_whole_head_motion_is_not_a_tear(clips, analyser, settings, name):
     frames, _ = clips[name]
     scores = seam_scores(frames, analyser, 25)
-    assert np.nanmax(scores) < settings.quality.seam_max, (name, np.round(scores, 2))
+    assert np.nanmax(scores) < settings.quality.artifacts.seam_max, (name, np.round(scores, 2))
 
 
 @pytest.mark.parametrize("name", ["phone", "phone, motion blur", "lean-in"])
@@ -70,7 +70,7 @@ def test_a_tear_inside_fast_motion_is_still_caught(clips, analyser, settings, na
     scores = seam_scores(torn, analyser, 25)
     for band in TORN:
         onset, end = scores[band.start], scores[band.stop]
-        assert max(onset, end) > settings.quality.seam_max, (name, band, np.round(scores, 2))
+        assert max(onset, end) > settings.quality.artifacts.seam_max, (name, band, np.round(scores, 2))
 
 
 def _torn_copy(source: Path, target: Path, frames: range, analyser) -> Path:
