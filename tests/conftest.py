@@ -110,6 +110,14 @@ def measured(rendered, analyser):
     return measure_video(rendered.video, analyser)
 
 
+@pytest.fixture(scope="session")
+def independent(rendered):
+    """The session's render measured by the test-only reference (tests/independent_measure.py)."""
+    from independent_measure import measure as measure_independently
+
+    return measure_independently(rendered.video)
+
+
 def label_rect(settings, width: int = 1920, height: int = 1080) -> tuple[int, int, int, int]:
     """Where the labeler puts the AI label plate (x0, y0, x1, y1) in a frame of this size."""
     import numpy as np
