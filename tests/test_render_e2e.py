@@ -81,7 +81,7 @@ def test_a_face_in_every_frame_and_eyes_brows_stable(measured):
 def test_the_mouth_opens_with_the_voice(independent, rendered):
     """Judged by the test-only reference (tests/independent_measure.py: dlib's face box, dark mouth
     pixels, the WAV's RMS), not by the product's landmarks and estimator: this sentence measures 0.70 at
-    -40 ms there; with its audio 400 ms late it measures -440 ms, with a frozen mouth r = 0.07."""
+    -40 ms there; with its audio 400 ms late it measures -440 ms, with a frozen mouth r = 0.07 to 0.21."""
     found = sync(independent)
     assert independent.faces_found.all()
     assert found.correlation >= EXPECTED_MIN_CORRELATION and abs(found.lag_ms) <= 40, found
