@@ -131,6 +131,14 @@ def label_rect(settings, width: int = 1920, height: int = 1080) -> tuple[int, in
     return labeler.rect
 
 
+def needs_root(what: str) -> pytest.MarkDecorator:
+    """Skip a test that needs root unless it runs as root, saying why: pyproject's `-ra` lists each
+    skip with its test and this reason in the summary, so a run as another user shows which checks it
+    did not make instead of passing quietly (decided at collection: before any fixture runs)."""
+    uid = os.geteuid()
+    return pytest.mark.skipif(uid != 0, reason=f"needs root to {what}; running as uid {uid}")
+
+
 def assert_refused(result: subprocess.CompletedProcess, pattern: str, output: Path) -> None:
     """A refused request: exit 2, one line naming the problem, and no output (not even a temp file)."""
     assert result.returncode == 2, result.stderr
