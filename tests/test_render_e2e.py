@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import assert_refused, label_rect, render, run_dhf
-from independent_measure import EXPECTED_MIN_CORRELATION, sync
+from independent_measure import EXPECTED_MIN_CORRELATION, measure, sync
 
 from avatars.library import BUNDLED
 from media.video import probe, read_frames
@@ -86,6 +87,16 @@ def test_the_mouth_opens_with_the_voice(independent, rendered):
     assert independent.faces_found.all()
     assert found.correlation >= EXPECTED_MIN_CORRELATION and abs(found.lag_ms) <= 40, found
     assert rendered.report["driver_audio_sync"]["correlation"] >= 0.6
+
+
+def test_the_reference_finds_a_voice_400_ms_late(rendered, tmp_path):
+    """The reference itself can fail a render: the session's video with its sound delayed by 400 ms
+    (frames untouched) measures the mouth 400-440 ms early, still well correlated."""
+    late = tmp_path / "late.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(rendered.video), "-af", "adelay=400:all=1", "-c:v", "copy",
+                    str(late)], check=True)  # fmt: skip
+    found = sync(measure(late))
+    assert -440 <= found.lag_ms <= -400 and found.correlation >= EXPECTED_MIN_CORRELATION, found
 
 
 def test_lips_close_on_p_b_m(measured, rendered):
