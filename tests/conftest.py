@@ -110,6 +110,14 @@ def measured(rendered, analyser):
     return measure_video(rendered.video, analyser)
 
 
+@pytest.fixture(scope="session")
+def independent(rendered):
+    """The session's render measured by the test-only reference (tests/independent_measure.py)."""
+    from independent_measure import measure as measure_independently
+
+    return measure_independently(rendered.video)
+
+
 def label_rect(settings, width: int = 1920, height: int = 1080) -> tuple[int, int, int, int]:
     """Where the labeler puts the AI label plate (x0, y0, x1, y1) in a frame of this size."""
     import numpy as np
@@ -121,6 +129,14 @@ def label_rect(settings, width: int = 1920, height: int = 1080) -> tuple[int, in
     labeler = Labeler(options)
     labeler.prepare(np.zeros((height, width, 3), np.uint8))
     return labeler.rect
+
+
+def needs_root(what: str) -> pytest.MarkDecorator:
+    """Skip a test that needs root unless it runs as root, saying why: pyproject's `-ra` lists each
+    skip with its test and this reason in the summary, so a run as another user shows which checks it
+    did not make instead of passing quietly (decided at collection: before any fixture runs)."""
+    uid = os.geteuid()
+    return pytest.mark.skipif(uid != 0, reason=f"needs root to {what}; running as uid {uid}")
 
 
 def assert_refused(result: subprocess.CompletedProcess, pattern: str, output: Path) -> None:

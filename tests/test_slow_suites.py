@@ -13,14 +13,14 @@ import sys
 import numpy as np
 import pytest
 from conftest import REPO, render
+from independent_measure import EXPECTED_MIN_CORRELATION, measure, sync
 
 from media.video import probe
-from quality.measure import correlation_at_best_lag, measure_video
 
 pytestmark = pytest.mark.slow
 
 
-def test_mandarin_render_is_labeled_synced_and_captioned(dhf_home, tmp_path, analyser):
+def test_mandarin_render_is_labeled_synced_and_captioned(dhf_home, tmp_path):
     text = "您好，一年期定期存款的利率是百分之三点五。请带上您的身份证。"
     output = tmp_path / "zh.mp4"
     result = render(dhf_home, output, text=text, language="zh")
@@ -29,11 +29,13 @@ def test_mandarin_render_is_labeled_synced_and_captioned(dhf_home, tmp_path, ana
     assert abs(info.frames / 25 - result.report["speech"]["duration_s"]) <= 1 / 25 + 1e-6
     srt = result.srt.read_text(encoding="utf-8")
     assert "利率" in srt and "身份证" in srt
-    measured = measure_video(output, analyser)
+    # judged by the test-only reference (tests/independent_measure.py), not the gate's landmarks and 0.4:
+    # this render measures 0.76 at 0 ms there; its audio 400 ms late, -400 ms; its mouth frozen, 0.20-0.24
+    measured = measure(output)
     assert measured.faces_found.all()
-    sync = correlation_at_best_lag(measured.lip_gap, measured.audio_rms, measured.fps)
-    assert sync["correlation"] >= 0.4 and abs(sync["lag_ms"]) <= 40, sync
-    assert np.nanmax(measured.lip_gap) > 2 * np.nanmin(measured.lip_gap)
+    found = sync(measured)
+    assert found.correlation >= EXPECTED_MIN_CORRELATION and abs(found.lag_ms) <= 40, found
+    assert np.nanmax(measured.opening) > 2 * np.nanmin(measured.opening)
 
 
 def test_peak_memory_is_flat_between_a_short_and_a_long_video(tmp_path):

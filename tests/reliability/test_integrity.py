@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import pytest
 import yaml
-from conftest import DHF, REPO, assert_refused, own_home, run_dhf
+from conftest import DHF, REPO, assert_refused, needs_root, own_home, run_dhf
 from licences import write_license
 
 from avatars.library import BUNDLED, AvatarLibrary
@@ -176,10 +176,20 @@ def test_a_csv_with_a_utf8_bom_is_accepted_through_the_cli(dhf_home, tmp_path):
 
 def _chattr(flag: str, path: Path) -> None:
     if subprocess.run(["chattr", flag, str(path)], capture_output=True).returncode != 0:
-        pytest.skip(f"chattr {flag} is not supported on this file system")
+        pytest.skip(f"chattr {flag} failed as root: the file system does not support it")
 
 
-@pytest.mark.parametrize("case", ["folder named like the output", "immutable folder", "immutable file"])
+IMMUTABLE = needs_root("make a file immutable (chattr +i)")
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "folder named like the output",
+        pytest.param("immutable folder", marks=IMMUTABLE),
+        pytest.param("immutable file", marks=IMMUTABLE),
+    ],
+)
 def test_an_unwritable_output_is_refused_before_any_compute(home, tmp_path, case):
     fresh = tmp_path / "home"  # its own caches: the refusal must come before any stage writes one
     (fresh / "models").mkdir(parents=True)
@@ -244,12 +254,13 @@ def test_a_truncated_driver_video_is_refused_not_rendered_shorter(dhf_home, tmp_
 # --- 6b. a full disk under the output, and a text file that is not UTF-8 ----------------------------
 
 
+@needs_root("mount a 256 KiB tmpfs")
 def test_a_full_disk_under_the_output_is_one_line_naming_the_folder(dhf_home, tmp_path):
     folder = tmp_path / "small"
     folder.mkdir()
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(folder)], capture_output=True)
     if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+        pytest.skip(f"cannot mount a small tmpfs even as root (a container?): {mounted.stderr.decode().strip()}")
     try:
         output = folder / "answer.mp4"
         result = run_dhf(["render", "Hello there, welcome.", "--avatar", "sample", "--lang", "en", "-o", str(output),

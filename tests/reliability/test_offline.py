@@ -7,12 +7,14 @@ a DNS look-up) fails there. The steps run in a driver, this module run as a scri
 the test then measures what the driver left on disk. The in-process half of the proof is the suite's socket
 guard (tests/conftest.py), checked here too.
 
-Skipped only where the kernel refuses to create a network namespace (an unprivileged container).
+Skipped, with the reason in the summary, when not run as root (`unshare -n` needs it) or where the kernel
+refuses a network namespace even to root (an unprivileged container).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import subprocess
@@ -23,6 +25,10 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+# conftest's `needs_root`, written out: this module also runs as a script in the namespace, without conftest
+NEEDS_ROOT = pytest.mark.skipif(
+    os.geteuid() != 0, reason=f"needs root to make a network namespace (unshare -n); running as uid {os.geteuid()}"
+)
 SCRIPT = """\
 name: offline
 avatar: sample
@@ -70,7 +76,7 @@ def _namespace_refusal() -> str | None:
 def offline_run(dhf_home, tmp_path_factory) -> tuple[Path, dict]:
     refusal = _namespace_refusal()
     if refusal:
-        pytest.skip(f"the kernel refuses a network namespace here ({refusal}); run as root on a VM or host")
+        pytest.skip(f"the kernel refuses a network namespace even to root ({refusal}); run on a VM or host")
     folder = tmp_path_factory.mktemp("offline")
     command = ["unshare", "-n", sys.executable, __file__, str(dhf_home), str(folder)]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=400)
@@ -79,6 +85,7 @@ def offline_run(dhf_home, tmp_path_factory) -> tuple[Path, dict]:
 
 
 @pytest.mark.slow  # 2-3 minutes: a render, a batch and the API in a namespace; the socket guard runs always
+@NEEDS_ROOT
 def test_the_namespace_has_no_network(offline_run):
     _, found = offline_run
     assert found["interfaces"] == ["lo"]
@@ -86,6 +93,7 @@ def test_the_namespace_has_no_network(offline_run):
 
 
 @pytest.mark.slow  # 2-3 minutes: a render, a batch and the API in a namespace; the socket guard runs always
+@NEEDS_ROOT
 def test_a_render_works_offline(offline_run):
     from media.video import probe
 
@@ -101,6 +109,7 @@ def test_a_render_works_offline(offline_run):
 
 
 @pytest.mark.slow  # 2-3 minutes: a render, a batch and the API in a namespace; the socket guard runs always
+@NEEDS_ROOT
 def test_a_batch_works_offline(offline_run):
     from media.video import probe
 
@@ -116,6 +125,7 @@ def test_a_batch_works_offline(offline_run):
 
 
 @pytest.mark.slow  # 2-3 minutes: a render, a batch and the API in a namespace; the socket guard runs always
+@NEEDS_ROOT
 def test_the_api_and_its_docs_work_offline(offline_run):
     from media.video import probe
 
