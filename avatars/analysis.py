@@ -33,7 +33,7 @@ def analysis_path(avatar: Avatar, settings: Settings) -> Path:
     registry = ModelRegistry(settings.paths.models)
     matte = matte_choice(settings.matte.model, registry)
     matte_models = (U2NETP_MODEL,) if matte == "u2netp" else ()
-    enrolled = avatar.enrollment_record
+    enrolled = avatar.enrollment_file
     key = content_hash(
         {
             "avatar": avatar.avatar_id,

@@ -71,15 +71,15 @@ class Avatar:
         return file_sha256(self.photo)
 
     @property
-    def enrollment_record(self) -> Path:
+    def enrollment_file(self) -> Path:
         """`enrollment.npz` of this version (absent for the bundled sample)."""
         return self.folder / "enrollment.npz"
 
     def enrolled_embedding(self) -> np.ndarray | None:
         """The identity embedding measured at enrollment (None: not enrolled through `dhf avatar add`)."""
-        if not self.enrollment_record.is_file():
+        if not self.enrollment_file.is_file():
             return None
-        with np.load(self.enrollment_record) as data:
+        with np.load(self.enrollment_file) as data:
             return data["embedding"] if "embedding" in data.files else None
 
     @property

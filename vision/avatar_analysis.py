@@ -58,6 +58,13 @@ class AvatarAnalysis:
             if value is not None:
                 value.flags.writeable = False  # shared by the engine and the monitors: nobody may edit it
 
+    def __repr__(self) -> str:  # the arrays would drown a log line or a failing assertion
+        person = "none" if self.person is None else "x".join(map(str, self.person.shape))
+        return (
+            f"AvatarAnalysis(crop={self.crop}, work_size={self.work_size}, person={person}, "
+            f"skin_lab={np.round(self.skin_lab, 1).tolist()}, cache_hit={self.cache_hit})"
+        )
+
     def framing(self) -> Framing:
         return Framing(crop=self.crop, work_size=self.work_size)
 
