@@ -10,6 +10,7 @@ Where it is cached and under which key is the avatar library's business (avatars
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -98,28 +99,30 @@ class AvatarAnalysis:
 
     @classmethod
     def load(cls, path: Path) -> AvatarAnalysis:
-        """Read a saved analysis; AnalysisFormatError when it is of another version or incomplete."""
+        """Read a saved analysis; AnalysisFormatError when it is of another version, incomplete or damaged."""
         try:
             with np.load(Path(path)) as data:
-                if "version" not in data.files or int(data["version"]) != ANALYSIS_VERSION:
-                    raise AnalysisFormatError(f"{path} is not an avatar analysis of version {ANALYSIS_VERSION}")
-                person = data["person"]
-                return cls(
-                    landmarks=data["landmarks"],
-                    crop=tuple(int(v) for v in data["crop"]),
-                    work_size=int(data["work_size"]),
-                    face_box=tuple(float(v) for v in data["box"]),
-                    work_image=data["work_image"],
-                    work_landmarks=data["work_landmarks"],
-                    person=person if person.size > 1 else None,
-                    identity=data["identity"],
-                    skin_lab=data["skin_lab"],
-                    cache_hit=True,
-                )
-        except (KeyError, ValueError, OSError, EOFError) as exc:  # a truncated or foreign file
-            if isinstance(exc, AnalysisFormatError):
-                raise
+                stored = {name: data[name] for name in data.files}
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:  # truncated, or not an NPZ at all
             raise AnalysisFormatError(f"{path} is not a readable avatar analysis ({exc})") from exc
+        if "version" not in stored or int(stored["version"]) != ANALYSIS_VERSION:
+            raise AnalysisFormatError(f"{path} is not an avatar analysis of version {ANALYSIS_VERSION}")
+        try:
+            person = stored["person"]
+            return cls(
+                landmarks=stored["landmarks"],
+                crop=tuple(int(v) for v in stored["crop"]),
+                work_size=int(stored["work_size"]),
+                face_box=tuple(float(v) for v in stored["box"]),
+                work_image=stored["work_image"],
+                work_landmarks=stored["work_landmarks"],
+                person=person if person.size > 1 else None,
+                identity=stored["identity"],
+                skin_lab=stored["skin_lab"],
+                cache_hit=True,
+            )
+        except KeyError as exc:
+            raise AnalysisFormatError(f"{path} is an incomplete avatar analysis (no {exc})") from exc
 
 
 class Embedder(Protocol):
