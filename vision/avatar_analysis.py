@@ -135,7 +135,7 @@ def reference_identity(
     """The identity an output is compared with: the enrolled embedding when the avatar has one (the
     bundled sample is not enrolled through `dhf avatar add`), else the photo's own."""
     if enrolled is not None:
-        return np.asarray(enrolled)
+        return np.array(enrolled)  # a copy: the analysis makes its arrays read-only
     if embedder is None:
         raise ValueError("an avatar without an enrolled embedding needs an identity embedder")
     return embedder.embed(image, landmarks)
@@ -156,7 +156,7 @@ def analyse_photo(
     work, work_landmarks = apply_framing(image, face.landmarks, framing)
     person = matte.person(work, work_landmarks)
     return AvatarAnalysis(
-        landmarks=face.landmarks,
+        landmarks=face.landmarks.copy(),  # the caller's face stays writable
         crop=framing.crop,
         work_size=work_size,
         face_box=tuple(float(v) for v in face.detection.box),
