@@ -247,14 +247,6 @@ def _thumbnail(image: np.ndarray, face: Face, size: int) -> bytes:
     return data.tobytes() if ok else b""
 
 
-def _embedding_of(avatar: Avatar) -> np.ndarray | None:
-    path = avatar.folder / "enrollment.npz"
-    if not path.is_file():
-        return None
-    with np.load(path) as data:
-        return data["embedding"] if "embedding" in data.files else None
-
-
 def enrollment_record(checked: EnrolledPhoto, embedding: np.ndarray) -> bytes:
     """`enrollment.npz` of a version: the reference face's landmarks, box and identity embedding
     (what later renders and the same-person check read instead of analysing the photo again)."""
@@ -307,7 +299,7 @@ def enroll(
     for other_id in library.ids():
         if other_id == avatar_id:
             continue
-        other = _embedding_of(library.get(other_id))
+        other = library.get(other_id).enrolled_embedding()
         if other is not None:
             distance = identity_distance(embedding, other)
             if distance < settings.enrollment.same_person_distance:

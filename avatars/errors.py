@@ -20,3 +20,11 @@ class EnrollmentError(AvatarError):
     """A photo or license was refused at enrollment; the library is left unchanged."""
 
     code = "enrollment_refused"
+
+
+class AvatarPhotoError(AvatarError):
+    """The avatar's photo cannot be animated (its face is too small for the portrait).
+
+    The code stays the engine's, "fusion": API clients already key on it for this refusal."""
+
+    code = "fusion"

@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from avatars.errors import AvatarError, EnrollmentError
@@ -68,6 +69,18 @@ class Avatar:
 
     def photo_sha256(self) -> str:
         return file_sha256(self.photo)
+
+    @property
+    def enrollment_file(self) -> Path:
+        """`enrollment.npz` of this version (absent for the bundled sample)."""
+        return self.folder / "enrollment.npz"
+
+    def enrolled_embedding(self) -> np.ndarray | None:
+        """The identity embedding measured at enrollment (None: not enrolled through `dhf avatar add`)."""
+        if not self.enrollment_file.is_file():
+            return None
+        with np.load(self.enrollment_file) as data:
+            return data["embedding"] if "embedding" in data.files else None
 
     @property
     def revoked(self) -> bool:

@@ -33,7 +33,6 @@ import yaml
 from avatars.enrollment import (
     EnrolledPhoto,
     EnrollmentResult,
-    _embedding_of,
     _prepare_license,
     _refuse_revoked_consent,
     _thumbnail,
@@ -330,7 +329,7 @@ def enroll_speaking(
                                      analyser, embedder, limits)  # fmt: skip
     warnings = []
     for other_id in library.ids():
-        other = _embedding_of(library.get(other_id)) if other_id != avatar_id else None
+        other = library.get(other_id).enrolled_embedding() if other_id != avatar_id else None
         if other is not None and identity_distance(embedding, other) < settings.enrollment.same_person_distance:
             warnings.append(f"this face matches avatar '{other_id}'; it may be the same person under another id")
     bank_bytes = rec.bank.to_bytes()

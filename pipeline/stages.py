@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from avatars.analysis import avatar_analysis
 from avatars.library import Avatar
 from config import Settings, VoiceTemplate, load_visemes_table
 from config.errors import OutputPathError
@@ -25,7 +26,6 @@ from driver_synth.driver import DriverArtifact, build_driver, render_driver_vide
 from driver_synth.driver_video import READER_VERSION, inspect_driver_video, track_from_video
 from fusion.burned_captions import BurnedCue, burned_cues
 from fusion.engine import EngineOptions, EngineResources, FusionEngine
-from fusion.errors import FusionError
 from fusion.idle_loop import IdleLoop, LoopPlayback
 from fusion.mouth_bank import MouthBank
 from fusion.processors import mel
@@ -44,20 +44,17 @@ from phoneme.g2p import shared_g2p
 from phoneme.speech import SpeechArtifact, synthesize_speech
 from phoneme.tts import TTSEngine, read_wav
 from phoneme.visemes import VisemeTable, build_keyframes, loudness_envelope
-from pipeline.request import USED_MODELS, ValidatedRequest, model_hashes, output_paths
+from pipeline.request import ValidatedRequest, model_hashes, output_paths
 from quality.inline import KEYFRAME_EVERY, EncodeMonitor
 from quality.measure import correlation_at_best_lag, rms_envelope
-from vision.analysis import FaceAnalyser, read_image
-from vision.framing import Framing, apply_framing, choose_framing
-from vision.matte import U2NETP_MODEL, matte_choice, matte_for
+from vision.analysis import FaceAnalyser
+from vision.avatar_analysis import AvatarAnalysis
 from vision.models import ModelRegistry
 from vision.providers import ProviderChoice
 
 LOW_DISK_BYTES = 64 * 2**20  # an encoder failure with less free space than this is a full disk
 REDUCED_MOTION = ReenactorOptions(motion_scale=0.6, head_scale=0.4)  # the "reduced_motion" quality fallback
-WORK_SIZE = 640  # the reenactor's square work image; the face is about a third of it
 RECORDED_FORMAT_VERSION = 1
-AVATAR_ANALYSIS_VERSION = 3  # 2: the person mask (head motion carries the hair, not the backdrop); 3: the matte
 
 FrameProgress = Callable[[int, int], None]
 
@@ -142,67 +139,10 @@ def recorded_driver_stage(
     return DriverArtifact(key, path, cache_hit=False)
 
 
-@dataclass(frozen=True)
-class AvatarAnalysis:
-    landmarks_path: Path
-    cache_hit: bool
-    max_pixels: int  # images.max_pixels: the photo is re-read for the work image, bounded like the first time
-
-    def framing(self) -> Framing:
-        with np.load(self.landmarks_path) as data:
-            return Framing(crop=tuple(int(v) for v in data["crop"]), work_size=int(data["work_size"]))
-
-    def work_image_and_landmarks(self, avatar: Avatar) -> tuple[np.ndarray, np.ndarray]:
-        with np.load(self.landmarks_path) as data:
-            landmarks = data["landmarks"]
-        return apply_framing(read_image(avatar.photo, self.max_pixels), landmarks, self.framing())
-
-    def person_mask(self) -> np.ndarray | None:
-        """The person separated from the photo's backdrop, at work size (None: not separable)."""
-        with np.load(self.landmarks_path) as data:
-            return data["person"] if "person" in data.files and data["person"].size > 1 else None
-
-
 def avatar_stage(avatar: Avatar, settings: Settings) -> AvatarAnalysis:
-    """Detect and fit the face on the avatar photo once; cached per avatar version and photo hash."""
-    registry = ModelRegistry(settings.paths.models)
-    matte = matte_choice(settings.matte.model, registry)
-    matte_models = (U2NETP_MODEL,) if matte == "u2netp" else ()
-    key = content_hash(
-        {
-            "avatar": avatar.avatar_id,
-            "version": avatar.version,
-            "photo": avatar.photo_sha256(),
-            "work": WORK_SIZE,
-            "models": model_hashes(settings, USED_MODELS),  # the face analysis only, not the chain
-            "analysis": AVATAR_ANALYSIS_VERSION,
-            "matte": {matte: model_hashes(settings, matte_models)},
-        }
-    )
-    path = settings.paths.cache / "avatars" / f"{avatar.avatar_id}-v{avatar.version}-{key}.npz"
-    if path.is_file():
-        return AvatarAnalysis(path, cache_hit=True, max_pixels=settings.images.max_pixels)
-    image = read_image(avatar.photo, settings.images.max_pixels)
-    analyser = FaceAnalyser(registry, settings.face.detector_min_score)
-    face = analyser.single_face(image, source=f"avatar '{avatar.avatar_id}' photo {avatar.photo.name}")
-    if face.width < settings.face.min_face_px:
-        raise FusionError(
-            f"the face in avatar '{avatar.avatar_id}' is {face.width:.0f} px wide, below "
-            f"{settings.face.min_face_px} px; use a larger photo"
-        )
-    framing = choose_framing(face.landmarks, image.shape, WORK_SIZE)
-    work, work_landmarks = apply_framing(image, face.landmarks, framing)
-    person = matte_for(matte, registry).person(work, work_landmarks)
-    with atomic_path(path) as temporary, open(temporary, "wb") as handle:
-        np.savez_compressed(
-            handle,
-            landmarks=face.landmarks,
-            crop=np.array(framing.crop),
-            work_size=WORK_SIZE,
-            box=np.array(face.detection.box),
-            person=person if person is not None else np.zeros(1, np.uint8),
-        )
-    return AvatarAnalysis(path, cache_hit=False, max_pixels=settings.images.max_pixels)
+    """The avatar photo's analysis (face, framing, mask, identity, skin colour): computed once per
+    avatar version by the avatar library and cached there, shared with the quality monitors."""
+    return avatar_analysis(avatar, settings)
 
 
 def idle_bases(

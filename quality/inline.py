@@ -20,15 +20,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from avatars.analysis import avatar_analysis
 from avatars.library import Avatar
 from config import Settings
 from media.video import probe, read_audio_mono, read_keyframes
 from quality.errors import QualityError
 from quality.evaluate import AUDIO_RATE, score_observations
 from quality.observe import FrameObserver, IdentityProbe
-from quality.reference import avatar_reference
+from quality.reference import reference_of
 from quality.scores import QualityReport
 from vision.analysis import FaceAnalyser
+from vision.avatar_analysis import AvatarAnalysis
 from vision.identity import IdentityEmbedder
 from vision.models import ModelRegistry
 
@@ -47,14 +49,15 @@ class MonitorSetup:
     reference_lab: np.ndarray | None
 
 
-def monitor_setup(avatar: Avatar | None, settings: Settings) -> MonitorSetup:
+def monitor_setup(avatar: Avatar | None, settings: Settings, analysis: AvatarAnalysis | None = None) -> MonitorSetup:
+    """The monitors' models and references. The references come from the avatar's analysis (`analysis`,
+    or the avatar library's cached one), so the photo is not analysed again for the monitors."""
     registry = ModelRegistry(settings.paths.models)
     analyser = FaceAnalyser(registry, settings.face.detector_min_score)
     if avatar is None:
         return MonitorSetup(analyser, None, None)
-    embedder = IdentityEmbedder(registry)
-    reference = avatar_reference(avatar, analyser, embedder, settings.images.max_pixels)
-    identity = IdentityProbe(embedder, reference.embedding, settings.quality.identity.sample_fps)
+    reference = reference_of(analysis if analysis is not None else avatar_analysis(avatar, settings))
+    identity = IdentityProbe(IdentityEmbedder(registry), reference.embedding, settings.quality.identity.sample_fps)
     return MonitorSetup(analyser, identity, reference.skin_lab)
 
 
