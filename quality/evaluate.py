@@ -12,13 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
+from avatars.analysis import avatar_analysis
 from avatars.library import Avatar
 from config import Settings
 from config.settings import QualitySettings
 from media.video import read_audio_mono
 from quality.gate import judge, score_context
 from quality.observe import IdentityProbe, Observations, observe_video
-from quality.reference import avatar_reference
+from quality.reference import reference_of
 from quality.scores import QualityReport
 from vision.analysis import FaceAnalyser
 from vision.identity import IdentityEmbedder
@@ -74,11 +75,7 @@ def evaluate_against_avatar(
     registry = ModelRegistry(settings.paths.models)
     analyser = FaceAnalyser(registry, settings.face.detector_min_score)
     embedder = IdentityEmbedder(registry) if avatar is not None else None
-    reference = (
-        avatar_reference(avatar, analyser, embedder, settings.images.max_pixels)
-        if avatar is not None and embedder
-        else None
-    )
+    reference = reference_of(avatar_analysis(avatar, settings)) if avatar is not None else None
     return evaluate_video(
         video,
         analyser,
