@@ -17,6 +17,7 @@ from test_scenes import SMALL, small_config
 from avatars.library import AvatarLibrary
 from config import load_settings
 from config.files import file_sha256
+from fusion.engine import FusionEngine, RenderOptions
 from fusion.processors.scene_layout import layout_scene
 from pipeline import stages
 from vision.errors import ModelError
@@ -44,7 +45,7 @@ def scene_still(settings, name: str, bright: bool = False):
     if bright:
         analysis = BrightAnalysis(analysis.landmarks_path, analysis.cache_hit, analysis.max_pixels)
     scene = settings.for_scene(name)
-    engine = stages.build_engine(avatar, analysis, scene, payload=0)
+    engine = FusionEngine.for_avatar(stages.avatar_look(avatar, analysis), scene, RenderOptions(0))
     try:
         still = engine.still.copy()
     finally:
