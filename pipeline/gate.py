@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from config.errors import DhfError
-from pipeline import stages
+from pipeline import chunked
 from pipeline.context import RenderContext
 from pipeline.report import FallbackPart
 from pipeline.request import staging_path as staging_path  # its home is beside output_paths
@@ -93,7 +93,9 @@ def quality_gate(context: RenderContext, inputs: RenderInputs, monitor: EncodeMo
     second = fallback_staging_path(staging)
     try:
         watcher = monitor.fresh()
-        context.run("fallback", lambda: stages.render_stage(context.job(inputs, second, watcher, fallback)))
+        # rendered like the render itself: a long text in chunks, by the render's chunk runner
+        job = context.job(inputs, second, watcher, fallback)
+        context.run("fallback", lambda: chunked.render_stage(job, context.chunk_runner))
         still = fallback == "still"
         again, target_again = _judged(
             context, "fallback-quality", second, "fallback-rejected",

@@ -99,3 +99,47 @@ def test_a_failing_stage_is_raised_through_the_runner(settings, tmp_path):
         pipeline.run.run_pipeline(context)
     assert runner.names == ["speech", "visemes"]
     assert not output.exists()
+
+
+def test_the_fallback_renders_through_the_chunked_path_with_the_render_s_chunk_runner(settings, tmp_path, monkeypatch):
+    """The gate's fallback is rendered like the render itself (a long text in chunks, by the render's
+    chunk runner), named "fallback" for the runner, and judged as "fallback-quality"."""
+    from types import SimpleNamespace
+
+    import pipeline.chunked
+    import pipeline.gate
+    from pipeline.context import RenderContext
+    from pipeline.gate import fallback_staging_path, quality_gate, staging_path
+    from quality.scores import QualityReport
+
+    output = tmp_path / "fallback.mp4"
+    staging = staging_path(output, "0123456789ab")
+    staging.write_bytes(b"the first render")
+    verdicts = iter(
+        [
+            QualityReport.model_construct(passed=False, failures=["lip-sync 0.20 < 0.40"]),
+            QualityReport.model_construct(passed=True, failures=[]),
+        ]
+    )
+    monkeypatch.setattr(pipeline.gate, "judge_encoded", lambda *args: next(verdicts))
+    rendered: list[tuple[str, Path, object]] = []
+
+    def render(job, runner):
+        rendered.append((job.mode, job.target, runner))
+        job.target.write_bytes(b"the fallback")
+
+    monkeypatch.setattr(pipeline.chunked, "render_stage", render)
+    chunks, runner = object(), RecordingStages()
+    request = SimpleNamespace(request=SimpleNamespace(output=output))
+    fallback = settings.with_section("quality", fallback="reduced_motion")
+    context = RenderContext(request, fallback, runner, StageLog(), staging, chunk_runner=chunks)
+    inputs = stages.RenderInputs(analysis=None, driver=None, wav=output)
+    verdict = quality_gate(context, inputs, SimpleNamespace(fresh=lambda: "its own monitor"))
+
+    assert rendered == [("reduced_motion", fallback_staging_path(staging), chunks)]
+    assert runner.names == ["quality", "fallback", "fallback-quality"]
+    assert verdict.published and verdict.fallback.kind == "reduced_motion"
+    assert verdict.moves == (
+        (staging, output.with_name("fallback.rejected.mp4")),
+        (fallback_staging_path(staging), output),
+    )
