@@ -18,11 +18,11 @@ from avatars.library import AvatarLibrary
 from config import Settings
 from config.files import atomic_path, file_sha256
 from driver_synth.track import MotionTrack
-from fusion.engine import FusionEngine
+from fusion.engine import FusionEngine, RenderOptions
 from governance.audit import AuditLog, AuditRecord
 from governance.authorization import authorize
 from media.video import EncodeOptions, VideoWriter
-from pipeline.stages import avatar_stage, build_engine
+from pipeline.stages import avatar_look, avatar_stage
 
 PREVIEW_PURPOSE = "test"
 
@@ -32,7 +32,7 @@ def preview_engine(avatar_id: str, settings: Settings, full_frame: bool = False)
     avatar = AvatarLibrary.from_settings(settings.paths).get(avatar_id)
     authorize(avatar, "en", "demo", PREVIEW_PURPOSE, AuditLog.from_settings(settings))
     analysis = avatar_stage(avatar, settings)
-    return build_engine(avatar, analysis, settings, payload=0, full_frame=full_frame)
+    return FusionEngine.for_avatar(avatar_look(avatar, analysis), settings, RenderOptions(0, full_frame=full_frame))
 
 
 def output_box(engine: FusionEngine, indices: tuple[int, ...], pad: float) -> tuple[int, int, int, int]:

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from logging import Logger, LoggerAdapter
+from typing import TypeVar
 
 import httpx
 from prefect import flow, get_run_logger, task
@@ -22,8 +25,29 @@ from config.errors import DhfError
 from flows.chunk_flow import PoolChunkRunner
 from flows.errors import Terminated
 from flows.prefect_env import require_reachable, unavailable
+from pipeline.context import StageLog
 from pipeline.request import ValidatedRequest
-from pipeline.run import RenderResult, StageLog, run_pipeline
+from pipeline.run import RenderResult, render_context, run_pipeline
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class PrefectStages:
+    """Each stage of a render as a Prefect task named "<stage> [<language>]" (one row per stage in the
+    UI), timed into `log` and written to the flow's log. Tasks do not use Prefect's result cache (see
+    the module's docstring)."""
+
+    language: str
+    log: StageLog
+    logger: Logger | LoggerAdapter
+
+    def run(self, name: str, stage: Callable[[], T]) -> T:
+        started = time.perf_counter()
+        label = f"{name} [{self.language}]"
+        result = task(stage, name=label, task_run_name=label, cache_policy=NO_CACHE, persist_result=False)()
+        self.logger.info(f"{name}: {self.log.record(name, started):.2f} s")
+        return result
 
 
 def flow_run_label() -> str:
@@ -47,16 +71,6 @@ def render_flow(
     wait_review: bool = False,
 ) -> RenderResult:
     log = StageLog()
-
-    def call(name: str, func, *args):
-        start = time.perf_counter()
-        label = f"{name} [{validated.request.language}]"
-        stage = task(func, name=label, task_run_name=label, cache_policy=NO_CACHE, persist_result=False)
-        result = stage(*args)
-        log.timings[name] = round(time.perf_counter() - start, 3)
-        logger.info(f"{name}: {log.timings[name]:.2f} s")
-        return result
-
     logger = get_run_logger()
     request = validated.request
     logger.info(f"{validated.avatar.avatar_id} v{validated.avatar.version} [{request.language}] -> {request.output}")
@@ -64,7 +78,9 @@ def render_flow(
     # A long render's chunks: flow runs on the work pool when so configured, else local processes.
     chunks = PoolChunkRunner(settings.factory, flow_run_label()) if settings.chunking.executor == "pool" else None
     try:
-        result = run_pipeline(validated, settings, call, log, on_stage or (lambda name: None), on_frame, chunks)
+        stages = PrefectStages(request.language, log, logger)
+        context = render_context(validated, settings, stages, log, on_stage or (lambda name: None), on_frame, chunks)
+        result = run_pipeline(context)
     except Exception as exc:  # the Logs tab says why the run failed (the tasks may all be green)
         logger.error(f"render failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
         raise

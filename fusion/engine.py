@@ -21,10 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from config import LabelSettings, PostSettings
+from config import LabelSettings, PostSettings, Settings
 from config.settings import FusionSettings, ImageSettings, SceneTemplate
 from driver_synth.track import MotionTrack
 from fusion.errors import FusionError
+from fusion.mouth_bank import MouthBank
 from fusion.processors import registry
 from fusion.processors.base import AudioTrack, ChainSetup, FrameContext, Processor, ProcessorSetup, map_points
 from fusion.processors.post import Labeler, LabelOptions, MotionSmoother, Watermarker, find_font
@@ -38,10 +39,13 @@ from fusion.processors.scene_layout import (
     layout_scene,
     square_background,
 )
+from media.video import read_audio_mono
 from vision.matte import Decontaminator, clean_plate, person_alpha
 from vision.models import ModelRegistry
 from vision.providers import ProviderChoice
 
+# The "reduced_motion" quality fallback: smaller mouth and head motion.
+REDUCED_MOTION = ReenactorOptions(motion_scale=0.6, head_scale=0.4)
 CUTOUT_FEATHER = 2.5  # work pixels: the soft edge of the person cut out of the photo's backdrop
 
 
@@ -73,6 +77,35 @@ class EngineResources:
     avatar_name: str = ""  # the scene's name tag (the avatar record's name)
     captions: tuple = ()  # the scene's burnt-in cues (fusion.burned_captions.BurnedCue)
     mouth_bank: object | None = None  # a personal avatar's MouthBank (the mouth_bank processor's units)
+
+
+@dataclass(frozen=True)
+class AvatarLook:
+    """What the engine needs of an avatar: its framed work image and landmarks, the person separated
+    from the photo's backdrop (None: not separable), the name its scene shows and its mouth bank.
+    Plain data, so fusion/ needs no avatar record or analysis type (those live above it)."""
+
+    work_image: np.ndarray
+    landmarks: np.ndarray
+    person: np.ndarray | None = None
+    name: str = ""
+    mouth_bank: Path | None = None  # a personal avatar's recorded mouths (fusion.mouth_bank)
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """How one render (or one chunk of it, or a preview) drives the engine.
+
+    `mode`: "normal", or a quality fallback ("reduced_motion"; "still" uses `FusionEngine.still`).
+    `audio`: the speech (or the recorded clip's audio), read only when a processor of the chain
+    hears it. `captions`: the scene's burnt-in cues (fusion.burned_captions.BurnedCue)."""
+
+    payload: int
+    mode: str = "normal"
+    recorded: bool = False  # a recorded driver: its jittery motion is smoothed first
+    audio: Path | None = None
+    captions: tuple = ()
+    full_frame: bool = False
 
 
 @dataclass(frozen=True)
@@ -195,6 +228,41 @@ class FusionEngine:
         )
         return [registry.create(name, setup, options.fusion) for name in names]
 
+    @classmethod
+    def for_avatar(cls, look: AvatarLook, settings: Settings, render: RenderOptions) -> FusionEngine:
+        """The one way a render, a chunk of a long render and a preview build the engine, so all three
+        run the same chain with the same options (a chunk's pixels equal the single pass's)."""
+        video = settings.video
+        track, rate = None, registry.speech_rate(settings.fusion)  # read only when a processor hears it
+        if render.audio is not None and rate is not None:
+            track = AudioTrack(read_audio_mono(Path(render.audio), rate), rate)
+        bank = MouthBank.load(look.mouth_bank) if look.mouth_bank is not None else None
+        options = EngineOptions(
+            video.width,
+            video.height,
+            video.fps,
+            settings.post,
+            settings.label,
+            reenactor=REDUCED_MOTION if render.mode == "reduced_motion" else ReenactorOptions(),
+            smooth_motion=render.recorded,
+            watermark_payload=render.payload,
+            watermark_strength=settings.provenance.watermark_strength,
+            full_frame=render.full_frame,
+            fusion=with_mouth_bank(settings.fusion, bank is not None),
+            scene=settings.scene_template,
+            scene_name=settings.scene.name or "",
+            images=settings.images,
+        )
+        resources = EngineResources(
+            ModelRegistry(settings.paths.models),
+            provider_choice(settings),
+            track,
+            avatar_name=look.name,
+            captions=tuple(render.captions),
+            mouth_bank=bank,
+        )
+        return cls(look.work_image, look.landmarks, options, person=look.person, resources=resources)
+
     @staticmethod
     def _scene(options: EngineOptions, person: np.ndarray | None) -> SceneParts | None:
         template = options.scene
@@ -280,6 +348,26 @@ class FusionEngine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def provider_choice(settings: Settings) -> ProviderChoice:
+    """The execution providers the configuration asks for; TensorRT engines cached under the DHF home."""
+    fusion = settings.fusion
+    return ProviderChoice(
+        requested=fusion.providers,
+        tensorrt_fp16=fusion.tensorrt_fp16,
+        cache_dir=settings.paths.cache / "tensorrt",
+        threads=fusion.threads,
+    )
+
+
+def with_mouth_bank(fusion: FusionSettings, has_bank: bool) -> FusionSettings:
+    """A personal avatar (one with a mouth bank) shows its own mouths: `mouth_bank` goes right after
+    the reenactor when the chain does not list it and `fusion.mouth_bank.auto` is on."""
+    names = list(fusion.processors)
+    if not has_bank or not fusion.mouth_bank.auto or "mouth_bank" in names:
+        return fusion
+    return fusion.model_copy(update={"processors": (names[0], "mouth_bank", *names[1:])})
 
 
 def _box(landmarks: np.ndarray) -> tuple[int, int, int, int]:

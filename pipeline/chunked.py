@@ -47,7 +47,7 @@ from config import Settings
 from config.files import atomic_path
 from driver_synth.driver import DriverArtifact
 from driver_synth.track import MotionTrack
-from fusion.engine import FusionEngine
+from fusion.engine import RenderOptions
 from fusion.watermark import payload_of
 from governance.provenance import new_content_id, provenance_tags, seal
 from media.concat import join_segments
@@ -56,9 +56,10 @@ from media.video import EncodeOptions, VideoWriter, probe
 from phoneme.speech import SpeechArtifact
 from pipeline import stages
 from pipeline.chunks import ChunkingError, ChunkPlan, plan_chunks, worker_count
-from pipeline.gate import staging_path
-from pipeline.request import ValidatedRequest
+from pipeline.report import ChunksPart
+from pipeline.request import staging_path
 from quality.inline import KEYFRAME_EVERY, EncodeMonitor, monitor_setup
+from vision.avatar_analysis import AvatarAnalysis
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PROGRESS_EVERY = 25  # frames between progress messages from a chunk (1 s of video at 25 fps)
@@ -113,25 +114,6 @@ class ChunkRunner(Protocol):
 # --- one chunk, in its own process ------------------------------------------------------------------------
 
 
-def track_slice(track: MotionTrack, start: int, stop: int) -> MotionTrack:
-    """Frames [start, stop) of a track: the same values a single pass reads at those frames."""
-    return MotionTrack(track.fps, {name: values[start:stop] for name, values in track.channels.items()}, track.source)
-
-
-def build_engine(
-    avatar: Avatar,
-    analysis: stages.AvatarAnalysis,
-    settings: Settings,
-    payload: int,
-    mode: str,
-    recorded: bool,
-    audio: Path | None = None,
-    timings: Path | None = None,
-) -> FusionEngine:
-    """The engine `stages.render_stage` builds (the same builder, so the same chain and pixels)."""
-    return stages.build_engine(avatar, analysis, settings, payload, mode, recorded, audio, timings=timings)
-
-
 def segment_options(settings: Settings) -> EncodeOptions:
     """x264 settings of every segment: the render's own, no audio and no tags (the join adds both)."""
     video = settings.video
@@ -140,7 +122,8 @@ def segment_options(settings: Settings) -> EncodeOptions:
 
 
 def render_chunk(job: ChunkJob, progress: Callable[[int, int], None] | None = None) -> ChunkResult:
-    """Render frames [start, stop) of the track into `job.segment` (atomically).
+    """Render frames [start, stop) of the track into `job.segment` (atomically), with the frame loop
+    of a single pass (`stages.render_span`).
 
     Runs in a process of its own (a chunk process or a work-pool flow run), beside other chunks that
     keep every core busy: OpenCV's own thread pool would only oversubscribe the cores, so it is off."""
@@ -154,33 +137,23 @@ def render_chunk(job: ChunkJob, progress: Callable[[int, int], None] | None = No
         raise ChunkingError(
             f"chunk {job.index} asks for frames {job.start}-{job.stop} of a {track.frame_count}-frame track"
         )
-    part = track_slice(track, job.start, job.stop)
-    recorded = track.source == "recorded"
-    engine = build_engine(avatar, analysis, settings, job.watermark_payload, job.mode, recorded, job.audio, job.timings)
+    captions = stages.scene_captions(settings, job.timings)
+    render = RenderOptions(job.watermark_payload, job.mode, track.source == "recorded", job.audio, captions)
     video = settings.video
-    if job.mode == "still":
-        frames: Iterator[np.ndarray] = iter([engine.still] * part.frame_count)
-    else:
-        # the loop continues where the previous chunk left it (the single pass's ping-pong position)
-        bases = stages.idle_bases(avatar, analysis, video.fps, job.stop, settings.paths.cache, job.start)
-        frames = engine.frames(part, bases, first_frame=job.start)
-    reenact = 0.0
-    monitor = chunk_monitor(avatar, settings, job.start) if job.observe else None
+    frames = job.stop - job.start
+
+    def done(count: int) -> None:
+        if progress is not None and (count % PROGRESS_EVERY == 0 or count == frames):
+            progress(job.index, count)
+
+    monitor = chunk_monitor(avatar, settings, job.start, analysis) if job.observe else None
     try:
         with (
-            engine,
             atomic_path(job.segment) as temporary,
             VideoWriter(temporary, video.width, video.height, segment_options(settings)) as writer,
         ):
-            for done in range(1, part.frame_count + 1):
-                start = time.perf_counter()
-                frame = next(frames)
-                reenact += time.perf_counter() - start
-                writer.write(frame)
-                if monitor is not None:
-                    monitor.add(frame)
-                if progress is not None and (done % PROGRESS_EVERY == 0 or done == part.frame_count):
-                    progress(job.index, done)
+            span = stages.render_span(avatar, analysis, settings, track, (job.start, job.stop), render, writer,
+                                      monitor, done)  # fmt: skip
         if monitor is not None:
             with atomic_path(observed_path(job.segment)) as temporary, open(temporary, "wb") as handle:
                 np.savez(handle, **monitor.export())
@@ -189,21 +162,23 @@ def render_chunk(job: ChunkJob, progress: Callable[[int, int], None] | None = No
             monitor.abort()  # a no-op once exported; stops its thread if the chunk failed
     return ChunkResult(
         index=job.index,
-        frames=part.frame_count,
-        processors=engine.processor_names,
-        reenact_seconds=round(reenact, 3),
-        watermark_seconds=round(engine.watermark_seconds, 3),
+        frames=span.frames,
+        processors=span.processors,
+        reenact_seconds=round(span.reenact_seconds, 3),
+        watermark_seconds=round(span.watermark_seconds, 3),
         seconds=round(time.perf_counter() - started, 3),
         peak_rss_mb=round(peak_rss_mb(), 1),
-        providers=engine.providers_used,
+        providers=span.providers,
     )
 
 
-def chunk_monitor(avatar: Avatar, settings: Settings, start: int) -> EncodeMonitor:
+def chunk_monitor(
+    avatar: Avatar, settings: Settings, start: int, analysis: AvatarAnalysis | None = None
+) -> EncodeMonitor:
     """The gate's monitor for a chunk's frames: observed here, in parallel with the other chunks, and
     handed to the render's monitor (`EncodeMonitor.absorb`) instead of decoding the joined file again."""
     video = settings.video
-    setup = monitor_setup(avatar, settings)
+    setup = monitor_setup(avatar, settings, analysis)
     return EncodeMonitor(setup, video.width, video.height, video.fps, settings.quality.analysis_height, start)
 
 
@@ -416,59 +391,36 @@ def plan_for(driver: DriverArtifact, speech: SpeechArtifact | None, settings: Se
     return plan_chunks(speech.timings().words, track.frame_count, track.fps, settings.chunking)
 
 
-def render_stage(
-    validated: ValidatedRequest,
-    analysis: stages.AvatarAnalysis,
-    driver: DriverArtifact,
-    audio: Path,
-    settings: Settings,
-    on_frame: FrameProgress | None = None,
-    mode: str = "normal",
-    target: Path | None = None,
-    monitor: EncodeMonitor | None = None,
-    speech: SpeechArtifact | None = None,
-    runner: ChunkRunner | None = None,
-) -> dict[str, object]:
+def render_stage(job: stages.RenderJob, runner: ChunkRunner | None = None) -> stages.RenderedVideo:
     """`stages.render_stage`, in chunks when the speech is long enough (`chunking.min_seconds`).
 
-    Same arguments and result, plus `speech` (where the pauses are; without it the render is one
-    pass) and `runner` (default: local processes; `chunking.executor: pool` needs the work-pool
-    runner of flows/chunk_flow.py, which the Prefect flow passes). The gate's `monitor` gets what
-    each chunk's own monitor observed; its keyframe check then runs on the joined file."""
-    plan = plan_for(driver, speech, settings) if mode != "still" else None
+    A render without `job.inputs.speech` (no pauses to cut at) or a still is one pass. `runner`
+    (default: local processes; `chunking.executor: pool` needs the work-pool runner of
+    flows/chunk_flow.py, which the Prefect flow passes). The gate's monitor gets what each chunk's
+    own monitor observed; its keyframe check then runs on the joined file."""
+    inputs = job.inputs
+    plan = plan_for(inputs.driver, inputs.speech, job.settings) if job.mode != "still" else None
     if plan is None or not plan.chunked:
-        return stages.render_stage(validated, analysis, driver, audio, settings, on_frame, mode, target, monitor)
+        return stages.render_stage(job)
     # No runner: local processes. A batch's or the API's videos are already spread over the pool's
     # workers, so their chunks run beside them whatever `chunking.executor` says.
-    runner = runner or LocalRunner(worker_count(settings.chunking))
+    runner = runner or LocalRunner(worker_count(job.settings.chunking))
     try:
-        return render_chunked(
-            validated, analysis, driver, audio, settings, plan, runner, on_frame, mode, target, monitor
-        )
+        return render_chunked(job, plan, runner)
     except BaseException:
-        if monitor is not None:
-            monitor.abort()
+        if job.monitor is not None:
+            job.monitor.abort()
         raise
 
 
-def render_chunked(
-    validated: ValidatedRequest,
-    analysis: stages.AvatarAnalysis,
-    driver: DriverArtifact,
-    audio: Path,
-    settings: Settings,
-    plan: ChunkPlan,
-    runner: ChunkRunner,
-    on_frame: FrameProgress | None = None,
-    mode: str = "normal",
-    target: Path | None = None,
-    monitor: EncodeMonitor | None = None,
-) -> dict[str, object]:
-    """Render `plan`'s chunks with `runner`, join them into `target` and seal it once. With a
-    `monitor`, every chunk observes its own frames and the monitor takes them over, in order."""
-    del analysis  # each chunk loads the (cached) avatar analysis itself, wherever it runs
+def render_chunked(job: stages.RenderJob, plan: ChunkPlan, runner: ChunkRunner) -> stages.RenderedVideo:
+    """Render `plan`'s chunks with `runner`, join them into `job.target` and seal it once. With a
+    monitor, every chunk observes its own frames and the monitor takes them over, in order. Each
+    chunk loads the (cached) avatar analysis itself, wherever it runs."""
+    validated, settings, monitor, on_frame, mode = job.validated, job.settings, job.monitor, job.on_frame, job.mode
+    driver, audio = job.inputs.driver, job.inputs.wav
     started = time.perf_counter()
-    target = Path(target or validated.request.output)
+    target = Path(job.target)
     generation = validated.generation()
     content_id = new_content_id(generation)
     with owned_work_folder(target) as work:
@@ -514,20 +466,20 @@ def render_chunked(
     marks = seal(target, generation, settings, content_id, driver.track_path, Path(audio))
     frames = plan.frame_count
     marks["watermark_ms_per_frame"] = round(1000 * sum(r.watermark_seconds for r in results) / frames, 2)
-    return {
-        "frames": frames,
-        "processors": results[0].processors,
-        "providers": {name: provider for r in results for name, provider in r.providers.items()},
-        "process_ms_per_frame": round(1000 * sum(r.reenact_seconds for r in results) / frames, 2),
-        "metadata": metadata,
-        "provenance": marks,
-        "chunks": {
-            "count": len(jobs),
-            "cuts": list(plan.cuts),
-            "runner": type(runner).__name__,
-            "chunk_seconds": [r.seconds for r in results],
-            "chunk_peak_rss_mb": [r.peak_rss_mb for r in results],
-            "render_seconds": round(rendered_at - started, 3),
-            "join_seconds": round(joined_at - rendered_at, 3),
-        },
-    }
+    return stages.RenderedVideo(
+        frames=frames,
+        processors=results[0].processors,
+        providers={name: provider for r in results for name, provider in r.providers.items()},
+        process_ms_per_frame=round(1000 * sum(r.reenact_seconds for r in results) / frames, 2),
+        metadata=metadata,
+        provenance=marks,
+        chunks=ChunksPart(
+            count=len(jobs),
+            cuts=list(plan.cuts),
+            runner=type(runner).__name__,
+            chunk_seconds=[r.seconds for r in results],
+            chunk_peak_rss_mb=[r.peak_rss_mb for r in results],
+            render_seconds=round(rendered_at - started, 3),
+            join_seconds=round(joined_at - rendered_at, 3),
+        ),
+    )

@@ -13,30 +13,21 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from config import Settings
 from config.errors import DhfError
-from pipeline import stages
+from pipeline import chunked
+from pipeline.context import RenderContext
 from pipeline.report import FallbackPart
-from pipeline.request import ValidatedRequest
+from pipeline.request import staging_path as staging_path  # its home is beside output_paths
+from pipeline.stages import RenderInputs
 from quality.errors import QualityGateError
 from quality.inline import EncodeMonitor, judge_encoded
 from quality.scores import QualityReport
-
-StageCall = Callable[..., Any]
 
 
 def rejected_path(output: Path, tag: str = "rejected") -> Path:
     output = Path(output)
     return output.with_name(f"{output.stem}.{tag}{output.suffix}")
-
-
-def staging_path(output: Path, token: str) -> Path:
-    """Where one render is encoded before it is judged: hidden, beside the output (same file system),
-    and unique to the render (`token`), so two renders to the same output never share a file."""
-    output = Path(output)
-    return output.with_name(f".{output.stem}.{token}.pending{output.suffix}")
 
 
 def fallback_staging_path(staging: Path) -> Path:
@@ -58,14 +49,16 @@ class Verdict:
     fallback: FallbackPart | None = None
 
 
-def _judged(call: StageCall, name: str, staging: Path, output: Path, tag: str, judge_args: tuple):
-    """Judge the staged video (what its monitor saw while it was encoded, confirmed against the
-    encode): (scores, its final name: the output when it passes, otherwise `<output>.<tag>.mp4`).
-    An error while judging moves it to the rejected name at once: never published unjudged, and
-    kept for inspection."""
-    monitor, *rest = judge_args
+def _judged(
+    context: RenderContext, name: str, staging: Path, tag: str, judge: Callable[[], QualityReport]
+) -> tuple[QualityReport, Path]:
+    """Judge the staged video with `judge` (what its monitor saw while it was encoded, confirmed
+    against the encode), run as stage `name`: (scores, its final name: the output when it passes,
+    otherwise `<output>.<tag>.mp4`). An error while judging moves it to the rejected name at once:
+    never published unjudged, and kept for inspection."""
+    output = context.output
     try:
-        quality = call(name, judge_encoded, monitor, staging, *rest)
+        quality = context.run(name, judge)
     except DhfError as exc:
         # Rendered but not judgeable (no face in any frame, an encode unlike what was rendered): not
         # published, so a quality failure like any other (exit 4, "quality_failed"), not a bad request.
@@ -80,23 +73,15 @@ def _judged(call: StageCall, name: str, staging: Path, output: Path, tag: str, j
     return quality, output if quality.passed else rejected_path(output, tag)
 
 
-def quality_gate(
-    validated: ValidatedRequest,
-    settings: Settings,
-    call: StageCall,
-    on_stage: Callable[[str], None],
-    on_frame,
-    render_inputs: tuple,
-    spans: list[tuple[float, float]] | None,
-    staging: Path,
-    monitor: EncodeMonitor,
-) -> Verdict:
-    """Judge the staged render (observed by `monitor` while it was encoded); on failure render the
-    configured fallback into a second staging file (`<staging>` with a `-fallback` token), observed
-    by a monitor of its own, and judge that."""
-    output = Path(validated.request.output)
-    limits = settings.quality
-    quality, target = _judged(call, "quality", staging, output, "rejected", (monitor, limits, spans))
+def quality_gate(context: RenderContext, inputs: RenderInputs, monitor: EncodeMonitor) -> Verdict:
+    """Judge the staged render (`context.staging`, observed by `monitor` while it was encoded); on
+    failure render the configured fallback from `inputs` into a second staging file (`<staging>`
+    with a `-fallback` token), observed by a monitor of its own, and judge that."""
+    output, staging, settings = context.output, context.staging, context.settings
+    limits, spans = settings.quality, inputs.bilabial_spans
+    quality, target = _judged(
+        context, "quality", staging, "rejected", lambda: judge_encoded(monitor, staging, limits, spans)
+    )
     moves = [(staging, target)]
     if target == output:
         return Verdict(quality, published=True, moves=tuple(moves))
@@ -104,15 +89,18 @@ def quality_gate(
     fallback = settings.quality.fallback
     if fallback == "none":
         return Verdict(quality, published=False, moves=tuple(moves), failure=failure, rejected=target)
-    on_stage("fallback")
+    context.on_stage("fallback")
     second = fallback_staging_path(staging)
     try:
         watcher = monitor.fresh()
-        call("fallback", stages.render_stage, validated, *render_inputs, settings, on_frame, fallback, second, watcher)
+        # rendered like the render itself: a long text in chunks, by the render's chunk runner
+        job = context.job(inputs, second, watcher, fallback)
+        context.run("fallback", lambda: chunked.render_stage(job, context.chunk_runner))
         still = fallback == "still"
         again, target_again = _judged(
-            call, "fallback-quality", second, output, "fallback-rejected", (watcher, limits, spans, still)
-        )
+            context, "fallback-quality", second, "fallback-rejected",
+            lambda: judge_encoded(watcher, second, limits, spans, still),
+        )  # fmt: skip
     except BaseException:
         os.replace(staging, target)  # the first verdict stands: keep the rejected video
         raise

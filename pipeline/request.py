@@ -166,3 +166,10 @@ def model_hashes(
     if names is None:
         names = (*USED_MODELS, *required_models(settings.fusion), *voice_models)
     return {name: registry.spec(name).sha256 for name in names}
+
+
+def staging_path(output: Path, token: str) -> Path:
+    """Where one render is encoded before it is judged: hidden, beside the output (same file system),
+    and unique to the render (`token`), so two renders to the same output never share a file."""
+    output = Path(output)
+    return output.with_name(f".{output.stem}.{token}.pending{output.suffix}")

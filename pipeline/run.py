@@ -1,7 +1,8 @@
 """The stage sequence of one render, shared by the plain Python API and the Prefect flow.
 
-`run_pipeline` receives a `call(stage_name, function, *args)` that executes one stage: a direct
-call for the library API, a Prefect task for the flow. The order and data flow live only here.
+`run_pipeline` runs each stage as a closure through the context's `StageRunner` (pipeline.context:
+timed in this process for the library API, a Prefect task in the flow). The order and data flow live
+only here.
 """
 
 from __future__ import annotations
@@ -9,12 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import os
-import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from config import Settings
 from config.errors import OutputPathError
@@ -23,6 +21,7 @@ from driver_synth.driver import DriverArtifact, driver_video_path
 from pipeline import chunked, stages
 from pipeline.auditing import audited_render
 from pipeline.chunked import ChunkRunner
+from pipeline.context import FrameHook, RenderContext, StageHook, StageLog, StageRunner, TimedStages
 from pipeline.gate import Verdict, fallback_staging_path, quality_gate, rejected_path, staging_path
 from pipeline.report import (
     AvatarPart,
@@ -39,26 +38,9 @@ from pipeline.report import (
 )
 from pipeline.request import RenderRequest, ValidatedRequest, model_hashes, output_paths, validate_request
 from pipeline.review_store import hold_for_review, review_required
+from pipeline.stages import RenderInputs
 from quality.errors import QualityGateError
 from quality.inline import EncodeMonitor, monitor_setup
-
-StageCall = Callable[..., Any]
-StageHook = Callable[[str], None]
-FrameHook = Callable[[int, int], None] | None
-
-
-@dataclass
-class StageLog:
-    """Timings and cache hits per stage, for the report."""
-
-    timings: dict[str, float] = field(default_factory=dict)
-    cache: dict[str, bool] = field(default_factory=dict)
-
-    def timed_call(self, name: str, func: Callable, *args):
-        start = time.perf_counter()
-        result = func(*args)
-        self.timings[name] = round(time.perf_counter() - start, 3)
-        return result
 
 
 @dataclass(frozen=True)
@@ -89,15 +71,16 @@ def stage_names(validated: ValidatedRequest) -> list[str]:
     return ["speech", "visemes", "driver", "avatar", "render", "quality", "package"]
 
 
-def _synthetic_driver(validated: ValidatedRequest, settings: Settings, call: StageCall, log: StageLog, on_stage):
+def _synthetic_driver(context: RenderContext) -> DrivenBy:
     """Text → speech → visemes → motion track."""
-    on_stage("speech")
-    speech = call("speech", stages.speech_stage, validated, settings)
+    validated, settings, log = context.validated, context.settings, context.log
+    context.on_stage("speech")
+    speech = context.run("speech", lambda: stages.speech_stage(validated, settings))
     log.cache["speech"] = speech.cache_hit
-    on_stage("visemes")
-    visemes = call("visemes", stages.viseme_stage, speech, settings)
-    on_stage("driver")
-    driver = call("driver", stages.driver_stage, visemes, speech, settings)
+    context.on_stage("visemes")
+    visemes = context.run("visemes", lambda: stages.viseme_stage(speech, settings))
+    context.on_stage("driver")
+    driver = context.run("driver", lambda: stages.driver_stage(visemes, speech, settings))
     log.cache["driver"] = driver.cache_hit
     timings = speech.timings()
     return DrivenBy(
@@ -128,15 +111,14 @@ def _synthetic_driver(validated: ValidatedRequest, settings: Settings, call: Sta
     )
 
 
-def _recorded_driver(
-    validated: ValidatedRequest, settings: Settings, call: StageCall, log: StageLog, on_stage, on_frame
-):
+def _recorded_driver(context: RenderContext) -> DrivenBy:
     """Recorded clip → its audio + motion read from its landmarks."""
-    on_stage("audio")
-    audio = call("audio", stages.driver_audio_stage, validated, settings)
+    validated, settings, log = context.validated, context.settings, context.log
+    context.on_stage("audio")
+    audio = context.run("audio", lambda: stages.driver_audio_stage(validated, settings))
     log.cache["audio"] = audio.cache_hit
-    on_stage("driver")
-    driver = call("driver", stages.recorded_driver_stage, validated, settings, on_frame)
+    context.on_stage("driver")
+    driver = context.run("driver", lambda: stages.recorded_driver_stage(validated, settings, context.on_frame))
     log.cache["driver"] = driver.cache_hit
     clip = Path(validated.request.driver_video)
     return DrivenBy(
@@ -161,14 +143,17 @@ def _recorded_driver(
 
 
 def build_report(
-    validated: ValidatedRequest,
-    settings: Settings,
-    log: StageLog,
+    context: RenderContext,
     driven: DrivenBy,
-    rendered: dict[str, Any],
+    rendered: stages.RenderedVideo,
     verdict: Verdict,
     captions: dict[str, Path],
+    sha256: str | None,
+    sync: SyncPart,
 ) -> RenderReport:
+    """The render's report. Everything in it is measured beforehand (`sha256`: of the video to be
+    published; `sync`: the driver against the audio), so it can be built outside the publish lock."""
+    validated, settings, log = context.validated, context.settings, context.log
     request = validated.request
     output = Path(request.output)
     published = verdict.published
@@ -176,7 +161,7 @@ def build_report(
     return RenderReport(
         output=str(output) if published else None,
         published=published,
-        sha256=file_sha256(output) if published and output.is_file() else None,
+        sha256=sha256 if published else None,
         request=RequestPart(
             text=request.text,
             spoken_text=validated.spoken_text,
@@ -193,26 +178,26 @@ def build_report(
         settings=SettingsPart(video=settings.video, motion=settings.motion, post=settings.post),
         user=validated.actor or getpass.getuser(),
         created=dt.datetime.now(dt.UTC).isoformat(),
-        frames=rendered["frames"],
-        processors=rendered["processors"],
-        providers=rendered.get("providers", {}),
-        process_ms_per_frame=rendered["process_ms_per_frame"],
-        metadata=rendered["metadata"],
-        provenance=rendered["provenance"],
+        frames=rendered.frames,
+        processors=rendered.processors,
+        providers=rendered.providers,
+        process_ms_per_frame=rendered.process_ms_per_frame,
+        metadata=rendered.metadata,
+        provenance=rendered.provenance,
         speech=driven.speech_part,
         driver=driven.driver_part,
         quality=verdict.quality,
         rejected=str(verdict.rejected) if verdict.rejected else None,
         fallback=verdict.fallback,
         video=VideoPart(
-            duration_s=round(rendered["frames"] / settings.video.fps, 3),
+            duration_s=round(rendered.frames / settings.video.fps, 3),
             width=settings.video.width,
             height=settings.video.height,
             fps=settings.video.fps,
         ),
         captions={name: str(path) for name, path in captions.items()},
-        driver_audio_sync=SyncPart(**stages.track_audio_sync(driven.wav, driven.driver)),
-        chunks=rendered.get("chunks"),
+        driver_audio_sync=sync,
+        chunks=rendered.chunks,
         scene=ScenePart.of(settings.scene.name, settings.scene_template),
     )
 
@@ -226,59 +211,53 @@ def report_path(output: Path, published: bool) -> Path:
     return rejected.with_name(f"{rejected.stem}.report.json")
 
 
-def run_pipeline(
-    validated: ValidatedRequest,
-    settings: Settings,
-    call: StageCall,
-    log: StageLog,
-    on_stage: StageHook = lambda name: None,
-    on_frame: FrameHook = None,
-    chunk_runner: ChunkRunner | None = None,
-) -> RenderResult:
-    """Every stage of one render, each through `call` (timed in process, a task in the Prefect flow).
+def published_sha256(output: Path, verdict: Verdict) -> str | None:
+    """The hash of the staged video that publishing will rename onto `output` (None: none will be)."""
+    staged = [source for source, target in verdict.moves if target == output]
+    return file_sha256(staged[0]) if verdict.published and staged and staged[0].is_file() else None
 
-    `chunk_runner` runs a long render's chunks (default: local processes; the flow passes the
-    work-pool runner when `chunking.executor` is `pool`)."""
-    settings = settings.for_scene(validated.scene)  # the scene's canvas, for every stage, chunk and worker
-    if validated.request.driver_video is not None:
-        driven = _recorded_driver(validated, settings, call, log, on_stage, on_frame)
-    else:
-        driven = _synthetic_driver(validated, settings, call, log, on_stage)
-    on_stage("avatar")
-    analysis = call("avatar", stages.avatar_stage, validated.avatar, settings)
-    log.cache["avatar_analysis"] = analysis.cache_hit
-    # The render goes to a hidden staging file of its own and is published (renamed onto the output,
-    # with its captions and report, under a lock) only once the quality gate has passed it: nothing
-    # unjudged ever sits under the requested name, and two renders to one name never mix.
-    output = Path(validated.request.output)
-    staging = staging_path(output, uuid.uuid4().hex[:12])
-    video, setup = settings.video, monitor_setup(validated.avatar, settings)
+
+def run_pipeline(context: RenderContext) -> RenderResult:
+    """Every stage of one render, each through `context.runner` (timed in process, a task in the
+    Prefect flow). `context.chunk_runner` runs a long render's chunks (None: local processes; the
+    flow passes the work-pool runner when `chunking.executor` is `pool`)."""
+    validated, settings = context.validated, context.settings
+    driven = _recorded_driver(context) if validated.request.driver_video is not None else _synthetic_driver(context)
+    context.on_stage("avatar")
+    analysis = context.run("avatar", lambda: stages.avatar_stage(validated.avatar, settings))
+    context.log.cache["avatar_analysis"] = analysis.cache_hit
+    inputs = RenderInputs(analysis, driven.driver, driven.wav, driven.speech, driven.bilabial_spans)
+    output, staging = context.output, context.staging
+    video, setup = settings.video, monitor_setup(validated.avatar, settings, analysis)
     # The gate's monitor watches every frame on its way to the encoder (quality.inline).
     monitor = EncodeMonitor(setup, video.width, video.height, video.fps, settings.quality.analysis_height)
     try:
-        on_stage("render")
+        context.on_stage("render")
         # Long speech renders in parallel chunks (pipeline.chunked); anything else in one pass.
-        rendered = call(
-            "render", chunked.render_stage, validated, analysis, driven.driver, driven.wav, settings, on_frame,
-            "normal", staging, monitor, driven.speech, chunk_runner,
-        )  # fmt: skip
-        on_stage("quality")
-        inputs = (analysis, driven.driver, driven.wav)
-        spans = driven.bilabial_spans
-        verdict = quality_gate(validated, settings, call, on_stage, on_frame, inputs, spans, staging, monitor)
-        on_stage("package")
-        make_captions = driven.speech is not None and verdict.published
-        captions = call("captions", stages.captions_stage, driven.speech, validated, staging) if make_captions else {}
-
-        def build(final: dict[str, Path]) -> RenderReport:
-            return build_report(validated, settings, log, driven, rendered, verdict, final)
+        job = context.job(inputs, staging, monitor)
+        rendered = context.run("render", lambda: chunked.render_stage(job, context.chunk_runner))
+        context.on_stage("quality")
+        verdict = quality_gate(context, inputs, monitor)
+        context.on_stage("package")
+        speech, captions = driven.speech, {}
+        if speech is not None and verdict.published:
+            captions = context.run("captions", lambda: stages.captions_stage(speech, validated, staging))
+        # Measured before any lock: hashing a long video and correlating its driver take seconds, and the
+        # lock holds every other render's publication to this folder.
+        sync = SyncPart(**stages.track_audio_sync(driven.wav, driven.driver))
 
         if verdict.published and review_required(validated, settings):
             # governance.review: a person approves before anything appears under the requested name
+
+            def build(final: dict[str, Path]) -> RenderReport:
+                return build_report(context, driven, rendered, verdict, final, None, sync)  # review hashes its copy
+
             scores = quality_scores(verdict.quality)
             path, report = hold_for_review(validated, settings, verdict.moves, captions, build, scores)
         else:
-            path, report = publish(output, verdict, captions, build)
+            final = {name: output_paths(output)[name] for name in captions}
+            report = build_report(context, driven, rendered, verdict, final, published_sha256(output, verdict), sync)
+            path = publish(output, verdict, captions, report)
     finally:
         monitor.abort()  # a no-op once judged; stops its thread if the render failed early
         _discard_staged(staging)
@@ -304,12 +283,11 @@ def quality_scores(quality) -> dict[str, float]:
     return {name: round(float(value), 4) for name, value in candidates.items() if value is not None}
 
 
-def publish(
-    output: Path, verdict: Verdict, captions: dict[str, Path], build: Callable[[dict[str, Path]], RenderReport]
-) -> tuple[Path, RenderReport]:
+def publish(output: Path, verdict: Verdict, captions: dict[str, Path], report: RenderReport) -> Path:
     """Rename the judged video(s) and the staged captions to their final names and write the report,
     as one step under the output folder's lock: the published video, its captions and its report
-    always come from the same render (last writer wins as a whole)."""
+    always come from the same render (last writer wins as a whole). Only renames and one write
+    happen under the lock; the report is built (and the video hashed) before it."""
     final = {name: output_paths(output)[name] for name in captions}
     with directory_lock(output.parent):
         try:
@@ -320,9 +298,7 @@ def publish(
         except OSError as exc:  # checked before the render; changed since (a full disk, a chattr)
             reason = exc.strerror or type(exc).__name__
             raise OutputPathError(f"could not publish {output} ({reason}); check the folder and render again") from exc
-        report = build(final)
-        path = report.save(report_path(output, verdict.published))
-    return path, report
+        return report.save(report_path(output, verdict.published))
 
 
 def _discard_staged(staging: Path) -> None:
@@ -358,4 +334,23 @@ def render_validated(
     """Every stage of an already validated request in this process, each timed (the caller holds the
     audit): the in-process render that the CLI, the API and batches share, so nothing validates twice."""
     log = StageLog()
-    return run_pipeline(validated, settings, log.timed_call, log, on_stage, on_frame, chunk_runner)
+    return run_pipeline(render_context(validated, settings, TimedStages(log), log, on_stage, on_frame, chunk_runner))
+
+
+def render_context(
+    validated: ValidatedRequest,
+    settings: Settings,
+    runner: StageRunner,
+    log: StageLog,
+    on_stage: StageHook = lambda n: None,
+    on_frame: FrameHook = None,
+    chunk_runner: ChunkRunner | None = None,
+) -> RenderContext:
+    """The context of one render: the scene's settings, and a hidden staging file of its own.
+
+    The render is published (renamed onto the output, with its captions and report, under a lock)
+    only once the quality gate has passed it: nothing unjudged ever sits under the requested name,
+    and two renders to one name never mix."""
+    staging = staging_path(Path(validated.request.output), uuid.uuid4().hex[:12])
+    scene = settings.for_scene(validated.scene)  # the scene's canvas, for every stage, chunk and worker
+    return RenderContext(validated, scene, runner, log, staging, on_stage, on_frame, chunk_runner)

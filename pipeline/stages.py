@@ -1,7 +1,7 @@
 """The render's stages as plain functions, usable without any orchestrator.
 
-`pipeline.run` chains them (directly, or through a `call` that `flows.render_flow` turns into
-Prefect tasks). Each stage writes content-addressed artifacts atomically and reuses them when they
+`pipeline.run` chains them, each through a `StageRunner` (pipeline.context: timed in process, or a
+Prefect task in `flows.render_flow`). Each stage writes content-addressed artifacts atomically and reuses them when they
 exist, so a killed render resumes from its finished stages.
 """
 
@@ -21,22 +21,18 @@ from avatars.library import Avatar
 from config import Settings, VoiceTemplate, load_visemes_table
 from config.errors import OutputPathError
 from config.files import atomic_path, content_hash, file_sha256
-from config.settings import FusionSettings
 from driver_synth.driver import DriverArtifact, build_driver, render_driver_video
 from driver_synth.driver_video import READER_VERSION, inspect_driver_video, track_from_video
+from driver_synth.track import MotionTrack
 from fusion.burned_captions import BurnedCue, burned_cues
-from fusion.engine import EngineOptions, EngineResources, FusionEngine
+from fusion.engine import AvatarLook, FusionEngine, RenderOptions
 from fusion.idle_loop import IdleLoop, LoopPlayback
-from fusion.mouth_bank import MouthBank
-from fusion.processors import mel
-from fusion.processors.base import AudioTrack
-from fusion.processors.reenactor import ReenactorOptions
 from fusion.processors.scene_layout import label_font
 from fusion.watermark import payload_of
 from governance.c2pa_signing import ProvenanceError
 from governance.provenance import new_content_id, provenance_tags, seal
 from media.errors import MediaError
-from media.video import EncodeOptions, VideoWriter, extract_audio_wav, read_audio_mono
+from media.video import EncodeOptions, VideoWriter, extract_audio_wav
 from phoneme.artifacts import SpeechTimings, VisemeTrack
 from phoneme.captions import write_captions
 from phoneme.engines import VoiceResources, make_engine, models_for
@@ -44,16 +40,15 @@ from phoneme.g2p import shared_g2p
 from phoneme.speech import SpeechArtifact, synthesize_speech
 from phoneme.tts import TTSEngine, read_wav
 from phoneme.visemes import VisemeTable, build_keyframes, loudness_envelope
+from pipeline.report import ChunksPart
 from pipeline.request import ValidatedRequest, model_hashes, output_paths
 from quality.inline import KEYFRAME_EVERY, EncodeMonitor
 from quality.measure import correlation_at_best_lag, rms_envelope
 from vision.analysis import FaceAnalyser
 from vision.avatar_analysis import AvatarAnalysis
 from vision.models import ModelRegistry
-from vision.providers import ProviderChoice
 
 LOW_DISK_BYTES = 64 * 2**20  # an encoder failure with less free space than this is a full disk
-REDUCED_MOTION = ReenactorOptions(motion_scale=0.6, head_scale=0.4)  # the "reduced_motion" quality fallback
 RECORDED_FORMAT_VERSION = 1
 
 FrameProgress = Callable[[int, int], None]
@@ -155,75 +150,6 @@ def idle_bases(
     return IdleLoop(avatar.idle_video, analysis.framing(), fps, cache).bases(count, start)
 
 
-def provider_choice(settings: Settings) -> ProviderChoice:
-    """The execution providers the configuration asks for; TensorRT engines cached under the DHF home."""
-    fusion = settings.fusion
-    return ProviderChoice(
-        requested=fusion.providers,
-        tensorrt_fp16=fusion.tensorrt_fp16,
-        cache_dir=settings.paths.cache / "tensorrt",
-        threads=fusion.threads,
-    )
-
-
-def with_mouth_bank(fusion: FusionSettings, has_bank: bool) -> FusionSettings:
-    """A personal avatar (one with a mouth bank) shows its own mouths: `mouth_bank` goes right after
-    the reenactor when the chain does not list it and `fusion.mouth_bank.auto` is on."""
-    names = list(fusion.processors)
-    if not has_bank or not fusion.mouth_bank.auto or "mouth_bank" in names:
-        return fusion
-    return fusion.model_copy(update={"processors": (names[0], "mouth_bank", *names[1:])})
-
-
-def build_engine(
-    avatar: Avatar,
-    analysis: AvatarAnalysis,
-    settings: Settings,
-    payload: int,
-    mode: str = "normal",
-    recorded: bool = False,
-    audio: Path | None = None,
-    full_frame: bool = False,
-    timings: Path | None = None,
-) -> FusionEngine:
-    """The one way a render, a chunk of a long render and a preview build the engine, so all three run
-    the same chain with the same options (a chunk's pixels equal the single pass's). `audio`: the
-    speech (or the recorded clip's audio), read only when a processor of the chain hears it.
-    `timings`: the speech's timed words, burnt in as captions when the render's scene asks for them."""
-    work, landmarks = analysis.work_image_and_landmarks(avatar)
-    video = settings.video
-    track = None
-    if audio is not None and "lip_syncer" in settings.fusion.processors:
-        track = AudioTrack(read_audio_mono(Path(audio), mel.RATE), mel.RATE)
-    bank = MouthBank.load(avatar.mouth_bank) if avatar.mouth_bank is not None else None
-    fusion = with_mouth_bank(settings.fusion, bank is not None)
-    options = EngineOptions(
-        video.width,
-        video.height,
-        video.fps,
-        settings.post,
-        settings.label,
-        reenactor=REDUCED_MOTION if mode == "reduced_motion" else ReenactorOptions(),
-        smooth_motion=recorded,
-        watermark_payload=payload,
-        watermark_strength=settings.provenance.watermark_strength,
-        full_frame=full_frame,
-        fusion=fusion,
-        scene=settings.scene_template,
-        scene_name=settings.scene.name or "",
-        images=settings.images,
-    )
-    resources = EngineResources(
-        ModelRegistry(settings.paths.models),
-        provider_choice(settings),
-        track,
-        avatar_name=avatar.name or avatar.avatar_id,
-        captions=scene_captions(settings, timings),
-        mouth_bank=bank,
-    )
-    return FusionEngine(work, landmarks, options, person=analysis.person_mask(), resources=resources)
-
-
 def speech_timings(audio: Path | None) -> Path | None:
     """The timed words of a synthesized speech WAV (the speech stage writes `<key>.json` beside
     `<key>.wav`); None for a recorded clip's audio, which has no words."""
@@ -258,30 +184,127 @@ def _writing_to(output: Path) -> Iterator[None]:
         raise
 
 
-def render_stage(
-    validated: ValidatedRequest,
+def avatar_look(avatar: Avatar, analysis: AvatarAnalysis) -> AvatarLook:
+    """What the engine needs of an analysed avatar (fusion/ cannot read avatar records itself)."""
+    work, landmarks = analysis.work_image_and_landmarks(avatar)
+    person = analysis.person_mask()
+    return AvatarLook(work, landmarks, person, avatar.name or avatar.avatar_id, avatar.mouth_bank)
+
+
+def track_slice(track: MotionTrack, start: int, stop: int) -> MotionTrack:
+    """Frames [start, stop) of a track: the same values a single pass reads at those frames."""
+    return MotionTrack(track.fps, {name: values[start:stop] for name, values in track.channels.items()}, track.source)
+
+
+@dataclass(frozen=True)
+class SpanRendered:
+    """What the engine did for frames [start, stop) of a render (a single pass: all of them)."""
+
+    frames: int
+    processors: list[str]
+    providers: dict[str, str]  # model → execution provider it ran on
+    reenact_seconds: float  # in the engine, per frame summed (not the encoder)
+    watermark_seconds: float
+
+
+def render_span(
+    avatar: Avatar,
     analysis: AvatarAnalysis,
-    driver: DriverArtifact,
-    audio: Path,
     settings: Settings,
-    on_frame: FrameProgress | None = None,
-    mode: str = "normal",
-    target: Path | None = None,
+    track: MotionTrack,
+    span: tuple[int, int],
+    render: RenderOptions,
+    writer: VideoWriter,
     monitor: EncodeMonitor | None = None,
-) -> dict[str, object]:
-    """Fusion + post + encode, streamed into a temp MP4 that is renamed over the output only when complete.
+    done: Callable[[int], None] | None = None,
+) -> SpanRendered:
+    """The one frame loop: frames [start, stop) of `track`, made by the avatar's engine and streamed
+    into `writer` (and shown to the gate's `monitor`); `done(n)` after each frame.
+
+    A single pass is the span of all frames, a chunk of a long render one of several: both build the
+    same engine and read the same track values and idle-loop positions, so their pixels are equal."""
+    start, stop = span
+    part = track if (start, stop) == (0, track.frame_count) else track_slice(track, start, stop)
+    engine = FusionEngine.for_avatar(avatar_look(avatar, analysis), settings, render)
+    reenact = 0.0
+    with engine:
+        if render.mode == "still":
+            frames: Iterator[np.ndarray] = iter([engine.still] * part.frame_count)
+        else:
+            # an idle-loop avatar's bases continue where the previous chunk left them (the single pass's position)
+            bases = idle_bases(avatar, analysis, settings.video.fps, stop, settings.paths.cache, start)
+            frames = engine.frames(part, bases, first_frame=start)
+        for index in range(1, part.frame_count + 1):
+            began = time.perf_counter()
+            frame = next(frames)
+            reenact += time.perf_counter() - began
+            writer.write(frame)
+            if monitor is not None:
+                monitor.add(frame)
+            if done is not None:
+                done(index)
+    return SpanRendered(
+        frames=part.frame_count,
+        processors=engine.processor_names,
+        providers=engine.providers_used,
+        reenact_seconds=reenact,
+        watermark_seconds=engine.watermark_seconds,
+    )
+
+
+@dataclass(frozen=True)
+class RenderedVideo:
+    """The render stage's result: the encoded, sealed video's figures for the report."""
+
+    frames: int
+    processors: list[str]
+    providers: dict[str, str]
+    process_ms_per_frame: float
+    metadata: dict[str, str]  # the MP4 tags (provenance_tags)
+    provenance: dict[str, object]  # the marks: content id, watermark, C2PA (governance.provenance.seal)
+    chunks: ChunksPart | None = None  # a long render made in parallel chunks
+
+
+@dataclass(frozen=True)
+class RenderInputs:
+    """What a render draws its frames from: the analysed avatar, the motion track and the sound, and
+    where the lips must close (the gate's closure check; None for a recorded clip)."""
+
+    analysis: AvatarAnalysis
+    driver: DriverArtifact
+    wav: Path
+    speech: SpeechArtifact | None = None  # None for a recorded clip (no pauses to cut at, no captions)
+    bilabial_spans: list[tuple[float, float]] | None = None
+
+
+@dataclass(frozen=True)
+class RenderJob:
+    """One encode of a render into `target`: the render itself, or the gate's fallback.
 
     `mode` is "normal", or a quality fallback: "reduced_motion" (smaller mouth and head motion) or
     "still" (the labeled portrait without motion, with the audio). `monitor` (the quality gate's)
     observes every frame handed to the encoder; keyframes are forced where it can check the encode."""
+
+    validated: ValidatedRequest
+    settings: Settings  # the scene's (Settings.for_scene)
+    inputs: RenderInputs
+    target: Path
+    monitor: EncodeMonitor | None = None
+    mode: str = "normal"
+    on_frame: FrameProgress | None = None
+
+
+def render_stage(job: RenderJob) -> RenderedVideo:
+    """Fusion + post + encode in one pass (in this process), streamed into a temp MP4 that is renamed
+    over `job.target` only when complete."""
+    validated, settings, monitor, on_frame = job.validated, job.settings, job.monitor, job.on_frame
+    analysis, driver, audio, mode = job.inputs.analysis, job.inputs.driver, job.inputs.wav, job.mode
     track = driver.track()
     video = settings.video
     generation = validated.generation()
     content_id = new_content_id(generation)
-    engine = build_engine(
-        validated.avatar, analysis, settings, payload_of(content_id), mode, track.source == "recorded", Path(audio),
-        timings=speech_timings(Path(audio)),
-    )  # fmt: skip
+    captions = scene_captions(settings, speech_timings(Path(audio)))
+    render = RenderOptions(payload_of(content_id), mode, track.source == "recorded", Path(audio), captions)
     metadata = provenance_tags(generation, settings, content_id)
     encode = EncodeOptions(
         video.fps,
@@ -292,44 +315,32 @@ def render_stage(
         tuple(metadata.items()),
         keyframe_every=KEYFRAME_EVERY,
     )
-    target = Path(target or validated.request.output)
-    reenact_seconds = 0.0
+    target = Path(job.target)
+    total = track.frame_count
+    progress = (lambda done: on_frame(done, total)) if on_frame is not None else None
     with (
-        engine,
         _writing_to(Path(validated.request.output)),
         atomic_path(target) as temporary,
         VideoWriter(temporary, video.width, video.height, encode, audio=audio) as writer,
     ):
-        if mode == "still":
-            frames = iter([engine.still] * track.frame_count)
-        else:
-            bases = idle_bases(validated.avatar, analysis, video.fps, track.frame_count, settings.paths.cache)
-            frames = engine.frames(track, bases)
         try:
-            for index in range(track.frame_count):
-                start = time.perf_counter()
-                frame = next(frames)
-                reenact_seconds += time.perf_counter() - start
-                writer.write(frame)
-                if monitor is not None:
-                    monitor.add(frame)
-                if on_frame is not None:
-                    on_frame(index + 1, track.frame_count)
+            avatar = validated.avatar
+            span = render_span(avatar, analysis, settings, track, (0, total), render, writer, monitor, progress)
         except BaseException:
             if monitor is not None:
                 monitor.abort()
             raise
     with _writing_to(Path(validated.request.output)):
         marks = seal(target, generation, settings, content_id, driver.track_path, Path(audio))
-    marks["watermark_ms_per_frame"] = round(1000 * engine.watermark_seconds / max(track.frame_count, 1), 2)
-    return {
-        "frames": track.frame_count,
-        "processors": engine.processor_names,
-        "providers": engine.providers_used,
-        "process_ms_per_frame": round(1000 * reenact_seconds / max(track.frame_count, 1), 2),
-        "metadata": metadata,
-        "provenance": marks,
-    }
+    marks["watermark_ms_per_frame"] = round(1000 * span.watermark_seconds / max(total, 1), 2)
+    return RenderedVideo(
+        frames=total,
+        processors=span.processors,
+        providers=span.providers,
+        process_ms_per_frame=round(1000 * span.reenact_seconds / max(total, 1), 2),
+        metadata=metadata,
+        provenance=marks,
+    )
 
 
 def captions_stage(speech: SpeechArtifact, validated: ValidatedRequest, stem: Path | None = None) -> dict[str, Path]:

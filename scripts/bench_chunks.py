@@ -72,11 +72,9 @@ def timed_render(variant: str, prepared, target: Path, runner=None) -> dict:
     monitor = EncodeMonitor(setup, video.width, video.height, video.fps, settings.quality.analysis_height)
     cpu_before = cpu_seconds()
     start = time.perf_counter()
-    args = (validated, analysis, driver, speech.wav_path, settings, None, "normal", target, monitor)
-    if variant == "single":
-        rendered = stages.render_stage(*args)
-    else:
-        rendered = chunked.render_stage(*args, speech=speech, runner=runner)
+    inputs = stages.RenderInputs(analysis, driver, speech.wav_path, speech)
+    job = stages.RenderJob(validated, settings, inputs, target, monitor)
+    rendered = stages.render_stage(job) if variant == "single" else chunked.render_stage(job, runner)
     render_s = time.perf_counter() - start
     render_cpu = cpu_seconds() - cpu_before  # this process + finished children (ffmpeg, chunk processes)
     start = time.perf_counter()
@@ -85,7 +83,7 @@ def timed_render(variant: str, prepared, target: Path, runner=None) -> dict:
     chunks = rendered.get("chunks", {})
     return {
         "variant": variant,
-        "frames": rendered["frames"],
+        "frames": rendered.frames,
         "render_s": round(render_s, 2),
         "render_cpu_s": round(render_cpu, 1),
         "cores_busy": round(render_cpu / render_s, 2),

@@ -33,6 +33,7 @@ sys.path[:0] = [str(ROOT)]
 from avatars.library import AvatarLibrary  # noqa: E402
 from config import load_settings  # noqa: E402
 from driver_synth.track import MotionTrack  # noqa: E402
+from fusion.engine import FusionEngine, RenderOptions  # noqa: E402
 from fusion.processors.base import FrameContext, ProcessorSetup  # noqa: E402
 from fusion.processors.frame_enhancer import FrameEnhancer, FrameEnhancerOptions, from_model, to_model  # noqa: E402
 from pipeline import stages  # noqa: E402
@@ -79,7 +80,7 @@ def engine_run(count: int, out: Path | None) -> None:
           f"{count} frames, onnxruntime CPU, fusion.threads {base.fusion.threads}")  # fmt: skip
     shots = {}
     for label, settings in (("default chain (upscaler)", base), ("frame_enhancer real_esrgan_x4plus", enhanced)):
-        engine = stages.build_engine(avatar, analysis, settings, payload=1)
+        engine = FusionEngine.for_avatar(stages.avatar_look(avatar, analysis), settings, RenderOptions(1))
         times, last = [], time.perf_counter()
         for frame in engine.frames(track):
             now = time.perf_counter()

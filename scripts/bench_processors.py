@@ -27,6 +27,7 @@ import tiny_models as tiny  # noqa: E402
 from avatars.library import AvatarLibrary  # noqa: E402
 from config import load_settings  # noqa: E402
 from driver_synth.track import MotionTrack  # noqa: E402
+from fusion.engine import FusionEngine, RenderOptions  # noqa: E402
 from fusion.processors import mel  # noqa: E402
 from fusion.processors.base import AudioTrack, FrameContext, ProcessorSetup  # noqa: E402
 from fusion.processors.catalog import MODEL_FORMATS  # noqa: E402
@@ -128,7 +129,7 @@ def main() -> None:
         handle.writeframes((audio.samples * 32767).astype("<i2").tobytes())
     neural = settings.with_section("fusion", processors=CHAIN, frame_enhancer={"model": "real_esrgan_x2"})
     for label, chosen in (("engine, default chain", settings), ("engine, all four neural processors", neural)):
-        engine = stages.build_engine(avatar, analysis, chosen, payload=1, audio=speech)
+        engine = FusionEngine.for_avatar(stages.avatar_look(avatar, analysis), chosen, RenderOptions(1, audio=speech))
         start = time.perf_counter()
         for _ in engine.frames(track):
             pass

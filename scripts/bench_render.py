@@ -76,7 +76,9 @@ def render_without_gate(request: RenderRequest, settings) -> float:
     analysis = stages.avatar_stage(validated.avatar, settings)
     target = Path(request.output).with_name(f".gate-off-{Path(request.output).name}")
     start = time.perf_counter()
-    stages.render_stage(validated, analysis, driver, speech.wav_path, settings, None, "normal", target)
+    stages.render_stage(
+        stages.RenderJob(validated, settings, stages.RenderInputs(analysis, driver, speech.wav_path), target)
+    )
     seconds = time.perf_counter() - start
     target.unlink(missing_ok=True)
     return seconds

@@ -18,6 +18,7 @@ import numpy as np
 from avatars.library import AvatarLibrary
 from config import load_settings
 from driver_synth.track import MotionTrack
+from fusion.engine import FusionEngine, RenderOptions
 from pipeline import stages
 
 
@@ -36,7 +37,7 @@ def main(home: Path, frames: int = 10) -> None:
     }
     for name, settings in cases.items():
         analysis = stages.avatar_stage(avatar, settings)
-        engine = stages.build_engine(avatar, analysis, settings, payload=0x1234ABCD)
+        engine = FusionEngine.for_avatar(stages.avatar_look(avatar, analysis), settings, RenderOptions(0x1234ABCD))
         digest = hashlib.sha256(engine.still.tobytes())
         started = time.perf_counter()
         for frame in engine.frames(track):

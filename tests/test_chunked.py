@@ -29,10 +29,11 @@ from media.video import EncodeOptions, VideoWriter, probe, read_audio_mono, read
 from phoneme.artifacts import TimedWord
 from phoneme.captions import build_cues
 from pipeline import stages
-from pipeline.chunked import plan_for, remove_stale_work, track_slice, work_folder
+from pipeline.chunked import plan_for, remove_stale_work, work_folder
 from pipeline.chunks import chunk_count, plan_chunks
 from pipeline.gate import staging_path
 from pipeline.request import RenderRequest, validate_request
+from pipeline.stages import track_slice
 from quality.inline import EncodeMonitor, judge_encoded, monitor_setup
 from vision.framing import Framing
 
@@ -149,14 +150,13 @@ def both(dhf_home, tmp_path_factory):
         patch.setattr(stages, "new_content_id", lambda generation: content_id)
         patch.setattr(pipeline.chunked, "new_content_id", lambda generation: content_id)
         single_path, chunked_path = folder / "single.mp4", folder / "chunked.mp4"
-        single = stages.render_stage(
-            validated, analysis, driver, speech.wav_path, settings, None, "normal", single_path, monitors[0]
-        )
+        inputs = stages.RenderInputs(analysis, driver, speech.wav_path, speech)
+        single = stages.render_stage(stages.RenderJob(validated, settings, inputs, single_path, monitors[0]))
         progress: list[tuple[int, int]] = []
+        on_frame = lambda done, total: progress.append((done, total))  # noqa: E731
         chunked = pipeline.chunked.render_stage(
-            validated, analysis, driver, speech.wav_path, settings, lambda done, total: progress.append((done, total)),
-            "normal", chunked_path, monitors[1], speech=speech,
-        )  # fmt: skip
+            stages.RenderJob(validated, settings, inputs, chunked_path, monitors[1], on_frame=on_frame)
+        )
     spans = [tuple(span) for span in visemes.closures]
     paths = (single_path, chunked_path)
     judged = [judge_encoded(m, path, settings.quality, spans) for m, path in zip(monitors, paths, strict=True)]
@@ -186,8 +186,8 @@ def test_the_gate_scores_a_chunked_render_like_the_single_pass(both):
 
 def test_chunked_frames_match_the_single_pass(both):
     plan = both.plan
-    assert len(plan.spans) == 4 and both.chunked["chunks"]["count"] == 4, plan
-    assert both.chunked["frames"] == both.single["frames"] == plan.frame_count
+    assert len(plan.spans) == 4 and both.chunked.chunks.count == 4, plan
+    assert both.chunked.frames == both.single.frames == plan.frame_count
     assert probe(both.chunked_path).frames == probe(both.single_path).frames == plan.frame_count
     near = {c + d for c in plan.cuts for d in range(-NEAR_CUT, NEAR_CUT + 1)}
     differences, jumps = [], []
@@ -246,7 +246,7 @@ def test_joined_video_carries_the_marks_of_one_content_id(both):
     tags = probe(both.chunked_path, count_frames=False).tags
     assert tags["content_id"] == both.content_id and tags["ai_generated"] == "true"
     assert json.loads(tags["aigc"])["ProduceID"] == both.content_id
-    assert both.chunked["provenance"]["content_id"] == both.content_id
+    assert both.chunked.provenance["content_id"] == both.content_id
     report = verify_video(both.chunked_path, both.settings)
     assert report.passed, report.checks  # label, metadata, watermark (payload of the content id), C2PA
     assert report.content_id == both.content_id
@@ -304,12 +304,13 @@ def test_chunks_run_as_flow_runs_on_the_work_pool(both, dhf_home, tmp_path):
             target = tmp_path / "pool.mp4"
             with pytest.MonkeyPatch.context() as patch:
                 patch.setattr(pipeline.chunked, "new_content_id", lambda generation: both.content_id)
+                inputs = stages.RenderInputs(analysis, driver, speech.wav_path, speech)
                 rendered = pipeline.chunked.render_stage(
-                    both.validated, analysis, driver, speech.wav_path, settings, None, "normal", target, speech=speech,
-                    runner=PoolChunkRunner(settings.factory, "pool-test"),
-                )  # fmt: skip
+                    stages.RenderJob(both.validated, settings, inputs, target),
+                    PoolChunkRunner(settings.factory, "pool-test"),
+                )
         runs = cluster.api("flow_runs/filter", {"flow_runs": {"name": {"like_": "pool-test chunk"}}})
-    assert rendered["chunks"]["runner"] == "PoolChunkRunner" and rendered["chunks"]["count"] == 4
+    assert rendered.chunks.runner == "PoolChunkRunner" and rendered.chunks.count == 4
     assert sorted(r["state_type"] for r in runs) == ["COMPLETED"] * 4, [(r["name"], r["state_type"]) for r in runs]
     differences = [
         float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())

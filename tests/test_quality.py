@@ -307,7 +307,9 @@ def test_a_render_the_gate_cannot_judge_is_rejected_with_exit_code_4(settings, t
     from avatars.library import AvatarLibrary
     from config.errors import EXIT_QUALITY_FAILED
     from pipeline.chunked import segment_options
+    from pipeline.context import RenderContext, StageLog, TimedStages
     from pipeline.gate import quality_gate, staging_path
+    from pipeline.stages import RenderInputs
     from quality.errors import QualityGateError
     from quality.inline import EncodeMonitor, monitor_setup
 
@@ -322,8 +324,11 @@ def test_a_render_the_gate_cannot_judge_is_rejected_with_exit_code_4(settings, t
             writer.write(grey)
             monitor.add(grey)
     request = SimpleNamespace(request=SimpleNamespace(output=output))
+    log = StageLog()
+    context = RenderContext(request, small, TimedStages(log), log, staging, print)
+    inputs = RenderInputs(analysis=None, driver=None, wav=output, speech=None, bilabial_spans=None)
     with pytest.raises(QualityGateError) as failed:
-        quality_gate(request, small, lambda name, stage, *args: stage(*args), print, None, (), None, staging, monitor)
+        quality_gate(context, inputs, monitor)
     assert failed.value.exit_code == EXIT_QUALITY_FAILED == 4
     message = str(failed.value)
     assert message.startswith("quality check failed: no face found") and "faceless.rejected.mp4" in message, message

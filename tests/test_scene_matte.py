@@ -19,6 +19,7 @@ from test_scenes import SMALL, small_config
 from avatars.library import AvatarLibrary
 from config import load_settings
 from config.files import file_sha256
+from fusion.engine import FusionEngine, RenderOptions
 from fusion.processors.scene_layout import layout_scene
 from pipeline import stages
 from vision.errors import ModelError
@@ -39,7 +40,7 @@ def scene_still(settings, name: str, bright: bool = False):
         # the square it was cut from most clearly
         analysis = replace(analysis, work_image=cv2.convertScaleAbs(analysis.work_image, alpha=0.8, beta=75))
     scene = settings.for_scene(name)
-    engine = stages.build_engine(avatar, analysis, scene, payload=0)
+    engine = FusionEngine.for_avatar(stages.avatar_look(avatar, analysis), scene, RenderOptions(0))
     try:
         still = engine.still.copy()
     finally:

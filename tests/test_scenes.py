@@ -17,6 +17,7 @@ from conftest import assert_refused, run_dhf
 
 from config import load_settings
 from fusion.burned_captions import _units, font_at, render_caption, render_name_tag, wrap
+from fusion.engine import FusionEngine, RenderOptions
 from fusion.processors.scene_layout import SceneError, label_font, label_rect, layout_scene, read_asset
 from governance.label_detect import LabelDetector
 from governance.verify import verify_video
@@ -283,8 +284,9 @@ def test_scene_dirty_rectangles_give_the_same_frames_as_a_full_recompute(scene_r
     )
     avatar = AvatarLibrary.from_settings(settings.paths).get("sample")
     analysis = stages.avatar_stage(avatar, settings)
-    fast = stages.build_engine(avatar, analysis, settings, payload=1, timings=timings)
-    full = stages.build_engine(avatar, analysis, settings, payload=1, timings=timings, full_frame=True)
+    look, captions = stages.avatar_look(avatar, analysis), stages.scene_captions(settings, timings)
+    fast = FusionEngine.for_avatar(look, settings, RenderOptions(1, captions=captions))
+    full = FusionEngine.for_avatar(look, settings, RenderOptions(1, captions=captions, full_frame=True))
     worst = 0
     for a, b in zip(fast.frames(track, first_frame=first), full.frames(track, first_frame=first), strict=True):
         worst = max(worst, int(np.abs(a.astype(np.int16) - b.astype(np.int16)).max()))
