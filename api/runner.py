@@ -1,7 +1,8 @@
 """Runs the API's jobs in this process: a thread pool of `api.concurrent_renders` renders.
 
-Each video job is `render_video` (the same pipeline, quality gate, marks and audit as the CLI; the
-audit's user is `api-key:<id>`), writing into `<home>/api/jobs/<job id>/`. Batch jobs run the batch
+Each video job renders through the executor `flows.executors.executor_for` gives the API (in this
+process, or on the work pool with `api.executor: pool`): the same pipeline, quality gate, marks and
+audit as the CLI, the audit's user `api-key:<id>`, writing into `<home>/api/jobs/<job id>/`. Batch jobs run the batch
 flow into `<home>/api/jobs/<job id>/out/`. Progress goes to the job store as frames render.
 """
 
@@ -19,12 +20,11 @@ from api.metrics import Metrics
 from config import Settings
 from config.errors import DhfError
 from flows.batch_flow import batch_flow
-from flows.pool import PoolRun
-from pipeline.batch_jobs import JobResult, current_avatar_version, job_key, job_output
-from pipeline.batch_script import BatchJob, BatchJobsFailedError, BatchScript, validate_script
+from flows.executors import executor_for
+from pipeline.batch_jobs import JobResult
+from pipeline.batch_script import BatchJobsFailedError, validate_script
 from pipeline.report import RenderReport
-from pipeline.request import RenderRequest, output_paths, validate_request
-from pipeline.run import render_video
+from pipeline.request import RenderRequest, output_paths
 
 PROGRESS_EVERY_S = 0.5
 
@@ -112,11 +112,10 @@ class JobRunner:
                 self.store.progress(job.id, 0.9 * done / max(total, 1))  # the rest: quality gate, packaging
 
         settings = settings_with_options(self.settings, job.request.get("options"))
-        if settings.api.executor == "pool":
-            video, report_path = self._render_on_pool(job, request, settings)
-        else:
-            result = render_video(request, settings, on_frame=on_frame, user=f"api-key:{job.key_id}")
-            video, report_path = result.video, result.report
+        # in this process, or a one-item batch on the work pool (`api.executor`): executor_for decides
+        executor = executor_for(settings, entry="api")
+        result = executor.render_request(request, settings, f"api-key:{job.key_id}", on_frame)
+        video, report_path = result.video, result.report
         report = RenderReport.load(report_path)
         srt = output_paths(video)["srt"]
         self.store.finish(
@@ -142,29 +141,12 @@ class JobRunner:
             },
         )
 
-    def _render_on_pool(self, job: Job, request: RenderRequest, settings: Settings) -> tuple[Path, Path]:
-        """The video as a one-item batch on the work pool: a worker renders it (visible in the Prefect
-        UI as `render video [<lang>]`), the result is read from the shared storage."""
-        voice = validate_request(request, settings).voice.name
-        one = BatchJob("video", request.language, voice, request.text, False)
-        script = BatchScript(f"api-{job.id}", request.avatar_id, (request.language,), request.channel,
-                             request.purpose, (one,), Path(f"api:{job.id}"))  # fmt: skip
-        folder = job_folder(settings, job.id)
-        results: list[JobResult] = []
-        key = job_key(script, one, settings, current_avatar_version(script, settings))
-        PoolRun(script, settings, folder, f"api-key:{job.key_id}").run(
-            [(one, key)], lambda _, result: results.append(result)
-        )
-        if not results or results[0].status == "failed":
-            raise RuntimeError(results[0].error if results else "the pool returned no result")
-        video = job_output(folder, script, one)
-        return video, output_paths(video)["report"]
-
     def _run_batch(self, job: Job) -> None:
         folder = job_folder(self.settings, job.id)
         script = validate_script(folder / "script.yaml", self.settings)
         try:
-            results = batch_flow(script, self.settings, folder / "out", user=f"api-key:{job.key_id}")
+            executor = executor_for(self.settings, entry="batch")  # the batch's videos: tasks in this process
+            results = batch_flow(script, self.settings, folder / "out", executor, user=f"api-key:{job.key_id}")
         except BatchJobsFailedError as exc:
             rows = [JobResult.model_validate(row) for row in _manifest_rows(folder / "out" / script.name)]
             self.store.fail(job.id, str(exc).split("; see ")[0], {"videos": _public_rows(rows)})

@@ -60,14 +60,16 @@ def run_batch(args: argparse.Namespace, settings: Settings) -> int:
     else:
         require_local_room()  # the temporary server's database: a full disk is one line, not a traceback
     from flows.batch_flow import batch_flow  # imports Prefect: only once the script is valid
+    from flows.executors import executor_for
     from flows.pool import require_server
 
     started = time.perf_counter()
     pool = None if args.pool is None else (args.pool or settings.factory.pool)
     if pool is not None:
         require_server()  # before the flow starts, so the error is immediate
+    executor = executor_for(settings, entry="batch", pool=pool)
     with BatchPrinter(url, quiet=args.quiet) as printer:
-        results = batch_flow(script, settings, args.out.resolve(), pool=pool, on_progress=printer)
+        results = batch_flow(script, settings, args.out.resolve(), executor=executor, on_progress=printer)
     counts = {status: sum(r.status == status for r in results) for status in ("rendered", "cached", "in review")}
     held = f", {counts['in review']} held for review (`dhf review list`)" if counts["in review"] else ""
     print(

@@ -1,8 +1,9 @@
 """`dhf render`: one video, validated up front, rendered with progress bars.
 
-Where it runs: in this process (the stages of `pipeline.run`, exactly as `render_video` runs them)
-unless a Prefect server is configured (PREFECT_API_URL), in which case it is a `render-video` flow
-run on that server, with its tasks and summary artifact in the UI. Why not always Prefect: without a
+Where it runs is `flows.executors.executor_for`'s decision: in this process (the stages of
+`pipeline.run`, exactly as `render_video` runs them) unless a Prefect server is configured
+(PREFECT_API_URL), in which case it is a `render-video` flow run on that server, with its tasks and
+summary artifact in the UI. Why not always Prefect: without a
 server Prefect starts a temporary one (~5 s of a 2 s video's render) whose records vanish with the
 process. Either way: the same validation, report, audit entry and outputs.
 """
@@ -19,12 +20,11 @@ from tqdm import tqdm
 
 from config import Settings
 from config.errors import ConfigError
-from flows.prefect_env import apply_client_bounds, configured_api_url
+from flows.executors import executor_for
 from phoneme.errors import SpeechError
 from pipeline.auditing import audited_render
-from pipeline.chunked import NoServerRunner
 from pipeline.request import RenderRequest, ValidatedRequest, validate_request
-from pipeline.run import RenderResult, render_validated, stage_names
+from pipeline.run import RenderResult, stage_names
 
 
 def add_parsers(sub, common: argparse.ArgumentParser) -> None:
@@ -90,7 +90,7 @@ def run_render(args: argparse.Namespace, settings: Settings) -> int:
         driver_video=args.driver_video.resolve() if args.driver_video else None,
         scene=args.scene,
     )
-    if args.wait_review and configured_api_url() is None:
+    if args.wait_review and not executor_for(settings).waits_for_review:
         raise ConfigError(
             "--wait-review pauses a Prefect flow run: set PREFECT_API_URL to your Prefect server, "
             "or drop --wait-review and decide with `dhf review`"
@@ -188,13 +188,7 @@ def _run(validated: ValidatedRequest, settings: Settings, quiet: bool, wait_revi
 def _execute(
     validated: ValidatedRequest, settings: Settings, progress: _Progress, wait_review: bool = False
 ) -> RenderResult:
-    url = configured_api_url()
-    if url is None:  # what `pipeline.run.render_video` does inside its audit (which the caller holds)
-        chunks = NoServerRunner() if settings.chunking.executor == "pool" else None
-        return render_validated(validated, settings, progress.on_stage, progress.on_frame, chunks)
-    apply_client_bounds()  # before Prefect is imported: a server that stops answering fails in seconds
-    from flows.render_flow import render_on_server  # imports Prefect
-
-    return render_on_server(
-        validated, settings, url, on_frame=progress.on_frame, on_stage=progress.on_stage, wait_review=wait_review
-    )
+    """Where the render runs is `flows.executors.executor_for`'s to say (in this process, or a flow
+    run on the Prefect server of PREFECT_API_URL); this process shows its progress either way."""
+    executor = executor_for(settings)
+    return executor.render(validated, settings, progress.on_stage, progress.on_frame, wait_review)

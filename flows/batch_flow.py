@@ -28,16 +28,12 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from config import Settings
-from flows.batch_task import render_job
-from flows.pool import PoolRun
+from flows.executors import executor_for
 from pipeline.batch_jobs import (
     JobResult,
     cached_result,
     current_avatar_version,
-    error_line,
-    failed_result,
     job_key,
-    job_label,
     write_manifest,
 )
 from pipeline.batch_script import BatchJob, BatchJobsFailedError, BatchScript
@@ -80,13 +76,16 @@ def batch_flow(
     script: BatchScript,
     settings: Settings,
     out_root: Path,
-    pool: str | None = None,
+    executor: Any = None,  # a flows.executors.FactoryExecutor; typed Any like on_progress
     user: str | None = None,
     on_progress: Any = None,  # a BatchProgress; typed Any: Prefect builds a schema of every parameter
 ) -> list[JobResult]:
-    """Render every job not already rendered with the same inputs; in this process (one render at a
-    time, so a machine is never oversubscribed), or on work pool `pool` (see flows/pool.py).
-    `on_progress` hears where the run is in the UI and every finished video (`dhf batch` prints them)."""
+    """Render every job not already rendered with the same inputs, with `executor` (from
+    `flows.executors.executor_for(settings, entry="batch", pool=...)`; None: that without a pool):
+    tasks in this process (one render at a time, so a machine is never oversubscribed), or runs on a
+    work pool (flows/pool.py). `on_progress` hears where the run is in the UI and every finished
+    video (`dhf batch` prints them)."""
+    executor = executor or executor_for(settings, entry="batch")
     avatar_version = current_avatar_version(script, settings)
     total = len(script.jobs)
     if on_progress is not None:
@@ -112,11 +111,8 @@ def batch_flow(
         if on_progress is not None:
             on_progress.finished(result)
 
-    if pool is not None and todo:
-        pool_settings = settings.with_section("factory", pool=pool)
-        PoolRun(script, pool_settings, out_root, user).run(todo, finished)
-    else:
-        _render_here(script, settings, out_root, todo, finished, user)
+    if todo:
+        executor.render_jobs(script, settings, out_root, todo, finished, user)
     order = {(j.item_id, j.language): i for i, j in enumerate(script.jobs)}
     results.sort(key=lambda r: order[(r.item, r.language)])
     write_manifest(Path(out_root) / script.name, results)
@@ -132,18 +128,6 @@ def batch_flow(
             + f"; see {Path(out_root) / script.name / 'manifest.json'}"
         )
     return results
-
-
-def _render_here(script: BatchScript, settings: Settings, out_root: Path, todo, finished, user=None) -> None:
-    futures = [
-        (job, render_job.with_options(name=job_label(job)).submit(script, job, settings, out_root, key, user))
-        for job, key in todo
-    ]
-    for job, future in futures:
-        try:
-            finished(job, future.result())
-        except Exception as exc:  # one job's failure must not stop the batch
-            finished(job, failed_result(script, job, out_root, error_line(exc)))
 
 
 def _artifact_key(name: str) -> str:

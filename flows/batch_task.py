@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
+from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_image_artifact
@@ -42,11 +43,17 @@ def _retry_transient(task_, task_run, state) -> bool:
     retry_condition_fn=_retry_transient,
 )
 def render_job(
-    script: BatchScript, job: BatchJob, settings: Settings, out_root: Path, key: str, user: str | None = None
+    script: BatchScript,
+    job: BatchJob,
+    settings: Settings,
+    out_root: Path,
+    key: str,
+    user: str | None = None,
+    chunks: Any = None,  # a ChunkRunner (the batch's executor's); typed Any: Prefect builds a schema of it
 ) -> JobResult:
     logger = get_run_logger()
     try:
-        result, thumbnail = render_job_here(script, job, settings, Path(out_root), key, user)
+        result, thumbnail = render_job_here(script, job, settings, Path(out_root), key, user, chunks)
     except Exception as exc:  # the UI's Logs tab says why, not only the red state
         logger.error(f"{job.item_id} [{job.language}] failed: {str(exc).splitlines()[0] if str(exc) else exc!r}")
         raise

@@ -2,7 +2,7 @@
 
 Why flow runs (like the batch's renders, flows/pool.py): workers pick up flow runs, so each chunk is a
 run of the `render-chunk/<pool>` deployment, executed by whichever worker polls first. The job
-travels as JSON (pipeline.chunked.job_to_json); its files (the motion track, the segment, the
+travels as JSON (pipeline.chunk_runners.job_to_json); its files (the motion track, the segment, the
 result) live in the render's work folder beside the output, which the pool's machines share (as
 they share the avatar library). The submitting render joins the segments, seals the video once
 and runs the quality gate, so a chunked render is still one render: one content id, one audit
@@ -15,24 +15,20 @@ render with its one-line reason. Deploy with `deploy_chunk_flow` (called by `dhf
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from uuid import UUID
 
 from prefect import flow
-from prefect.client.orchestration import get_client
-from prefect.deployments import run_deployment
-from prefect.exceptions import ObjectNotFound
-from prefect.settings import get_current_settings
-from prefect.states import Cancelled
+from prefect.client.schemas.objects import State
 
 from config import FactorySettings
 from config.files import write_text_atomic
-from flows.pool import flow_run_states
+from flows.pool_runs import PoolClient, PoolRequest, PoolRuns, state_message
 from flows.prefect_env import OFFLINE_DEFAULTS
-from pipeline.chunked import ChunkJob, ChunkResult, job_from_json, job_to_json, render_chunk
+from pipeline.chunk_runners import ChunkJob, ChunkResult, job_from_json, job_to_json
+from pipeline.chunked import render_chunk
 from pipeline.chunks import ChunkingError
 
 CHUNK_FLOW = "render-chunk"
@@ -74,88 +70,50 @@ def deploy_chunk_flow(factory: FactorySettings, project_root: Path = PROJECT_ROO
     return UUID(str(deployment_id))
 
 
-@dataclass
-class _Submitted:
-    job: ChunkJob
-    flow_run_id: UUID
-    attempt: int
-    submitted_at: float
+NO_SERVER = (
+    "chunks on the work pool need a Prefect server; set PREFECT_API_URL (README: Scale-out) "
+    "or use chunking.executor: local"
+)
+
+
+def flow_run_label() -> str:
+    """The name the chunk runs are listed under in the UI: the submitting render's flow run name."""
+    from prefect.runtime import flow_run
+
+    return str(flow_run.get_name() or "render")
 
 
 class PoolChunkRunner:
-    """Chunks as flow runs on the work pool (`chunking.executor: pool`); a `pipeline.chunked.ChunkRunner`."""
+    """Chunks as flow runs on the work pool (`chunking.executor: pool`); a `ChunkRunner`. A chunk that
+    fails fails the render (its other chunks are cancelled); the loop is flows/pool_runs.py."""
 
-    def __init__(self, factory: FactorySettings, label: str = "render") -> None:
+    def __init__(self, factory: FactorySettings, label: str | None = None, client: PoolClient | None = None) -> None:
         self.factory = factory
-        self.label = label
+        self.label = label  # None: the submitting flow run's name, read when the chunks are submitted
+        self.client = client
 
     def __call__(self, jobs: list[ChunkJob], progress: Callable[[int, int], None]) -> list[ChunkResult]:
-        if not get_current_settings().api.url:
-            raise ChunkingError(
-                "chunks on the work pool need a Prefect server; set PREFECT_API_URL (README: Scale-out) "
-                "or use chunking.executor: local"
-            )
-        self._check_deployment()
+        label, count = self.label or flow_run_label(), len(jobs)
         results: dict[int, ChunkResult] = {}
-        waiting = [self._submit(job, len(jobs), 1) for job in jobs]
-        try:
-            while waiting:
-                time.sleep(min(self.factory.poll_seconds, 1.0))
-                waiting = self._poll(waiting, len(jobs), results, progress)
-        except BaseException:
-            self._cancel(waiting)
-            raise
-        return [results[job.index] for job in jobs]
 
-    def _check_deployment(self) -> None:
-        with get_client(sync_client=True) as client:
-            try:
-                client.read_deployment_by_name(chunk_deployment_name(self.factory))
-            except ObjectNotFound as exc:
-                raise ChunkingError(
-                    f"work pool '{self.factory.pool}' has no chunk deployment on this server; "
-                    "run `dhf pool setup` again (README: Scale-out)"
-                ) from exc
-
-    def _submit(self, job: ChunkJob, count: int, attempt: int) -> _Submitted:
-        suffix = "" if attempt == 1 else f" (attempt {attempt})"
-        run = run_deployment(
-            chunk_deployment_name(self.factory),
-            parameters={"job": job_to_json(job)},
-            flow_run_name=f"{self.label} chunk {job.index + 1}/{count}{suffix}",
-            timeout=0,
-            tags=["dhf", "dhf-chunk"],
-        )
-        return _Submitted(job, run.id, attempt, time.monotonic())
-
-    def _poll(
-        self, waiting: list[_Submitted], count: int, results: dict[int, ChunkResult], progress
-    ) -> list[_Submitted]:
-        states = flow_run_states([s.flow_run_id for s in waiting])
-        still: list[_Submitted] = []
-        for submitted in waiting:
-            state = states.get(submitted.flow_run_id)
-            if state is None or not state.is_final():
-                still.append(submitted)
-                continue
-            job = submitted.job
-            if state.is_completed():
-                result = ChunkResult(**json.loads(result_path(job.segment).read_text(encoding="utf-8")))
-                results[job.index] = result
-                progress(job.index, result.frames)
-            elif state.is_crashed() and submitted.attempt <= self.factory.resubmit_attempts:
-                still.append(self._submit(job, count, submitted.attempt + 1))
-            else:
-                message = (state.message or state.name or "failed").strip().splitlines()[0][:300]
+        def finished(job: ChunkJob, state: State) -> None:
+            if not state.is_completed():
+                message = state_message(state)[:300]
                 raise ChunkingError(f"chunk {job.index + 1} (frames {job.start}-{job.stop}) {state.name}: {message}")
-        return still
+            result = ChunkResult(**json.loads(result_path(job.segment).read_text(encoding="utf-8")))
+            results[job.index] = result
+            progress(job.index, result.frames)
 
-    @staticmethod
-    def _cancel(waiting: list[_Submitted]) -> None:
-        """The render failed or was interrupted: its other chunks would render for nothing."""
-        with get_client(sync_client=True) as client:
-            for submitted in waiting:
-                try:
-                    client.set_flow_run_state(submitted.flow_run_id, Cancelled(message="render stopped"), force=True)
-                except Exception:  # best effort: the render's own error is what the user needs
-                    continue
+        request = PoolRequest(
+            deployment=chunk_deployment_name(self.factory),
+            kind="chunk",
+            parameters=lambda job: {"job": job_to_json(job)},
+            name=lambda job: f"{label} chunk {job.index + 1}/{count}",
+            tags=("dhf", "dhf-chunk"),
+            finished=finished,
+            error=ChunkingError,
+            no_server=NO_SERVER,
+        )
+        # a render waits on its chunks: poll at least every second (a batch polls at poll_seconds)
+        PoolRuns(self.factory, self.client, min(self.factory.poll_seconds, 1.0)).run(request, jobs)
+        return [results[job.index] for job in jobs]

@@ -18,31 +18,29 @@ from __future__ import annotations
 
 import contextlib
 import sys
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 from prefect import flow
 from prefect.automations import Automation
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import WorkPoolCreate
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import State, StateType
-from prefect.deployments import run_deployment
 from prefect.events.actions import ChangeFlowRunState
 from prefect.events.schemas.automations import EventTrigger, Posture
 from prefect.events.schemas.events import ResourceSpecification
-from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
-from prefect.settings import get_current_settings
-from prefect.states import Crashed
+from prefect.exceptions import ObjectAlreadyExists
 
 from config import FactorySettings, Settings
 from flows.batch_task import render_job
 from flows.errors import PoolError
+from flows.pool_runs import PoolClient, PoolRequest, PoolRuns, PrefectPool, state_message
 from flows.prefect_env import OFFLINE_DEFAULTS
-from pipeline.batch_jobs import failed_result, job_label, result_from_report
+from pipeline.batch_jobs import JobResult, failed_result, job_label, result_from_report
 from pipeline.batch_script import BatchJob, BatchScript
 
 FLOW_NAME = "render-variant"
@@ -69,14 +67,17 @@ def flow_run_env(factory: FactorySettings) -> dict[str, str]:
     return {**OFFLINE_DEFAULTS, "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(factory.heartbeat_seconds)}
 
 
+NO_SERVER = (
+    "a work pool needs a Prefect server: start one (`prefect server start`) and set PREFECT_API_URL, "
+    "e.g. export PREFECT_API_URL=http://127.0.0.1:4200/api (README: Scale-out)"
+)
+
+
 def require_server() -> str:
     """The API URL; a pool needs a real server that workers on other processes can reach."""
-    url = get_current_settings().api.url
+    url = PrefectPool().api_url()
     if not url:
-        raise PoolError(
-            "a work pool needs a Prefect server: start one (`prefect server start`) and set PREFECT_API_URL, "
-            "e.g. export PREFECT_API_URL=http://127.0.0.1:4200/api (README: Scale-out)"
-        )
+        raise PoolError(NO_SERVER)
     return url
 
 
@@ -150,110 +151,49 @@ def worker_command(factory: FactorySettings, limit: int | None = None, name: str
     return command + (["--name", name] if name else [])
 
 
-@dataclass
-class _Submitted:
-    job: BatchJob
-    key: str
-    flow_run_id: UUID
-    attempt: int
-    submitted_at: float
-
-
-def flow_run_states(ids: list[UUID]) -> dict[UUID, State | None]:
-    """The current state of each flow run, in one request (a run the server does not know is absent)."""
-    with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)))
-    return {run.id: run.state for run in runs}
-
-
 class PoolRun:
-    """Submits one batch's renders to the pool and follows them to a final result per job."""
+    """Submits one batch's renders to the pool and follows them to a final result per job (the loop
+    itself, with crash resubmission and the pending and worker checks, is flows/pool_runs.py)."""
 
-    def __init__(self, script: BatchScript, settings: Settings, out_root: Path, user: str | None = None) -> None:
+    def __init__(
+        self,
+        script: BatchScript,
+        settings: Settings,
+        out_root: Path,
+        user: str | None = None,
+        client: PoolClient | None = None,
+    ) -> None:
         self.script = script
         self.settings = settings
         self.factory = settings.factory
         self.out_root = Path(out_root)
         self.user = user
+        self.client = client
 
-    def run(self, jobs: list[tuple[BatchJob, str]], on_result) -> None:
+    def run(self, jobs: list[tuple[BatchJob, str]], on_result: Callable[[BatchJob, JobResult], None]) -> None:
         """Render `jobs` ((job, key) pairs) on the pool; `on_result(job, JobResult)` as each finishes."""
-        require_server()
-        self._check_deployment()
-        waiting = [self._submit(job, key, attempt=1) for job, key in jobs]
-        while waiting:
-            time.sleep(self.factory.poll_seconds)
-            waiting = self._poll(waiting, on_result)
 
-    def _check_deployment(self) -> None:
-        with get_client(sync_client=True) as client:
-            try:
-                client.read_deployment_by_name(deployment_name(self.factory))
-            except ObjectNotFound as exc:
-                raise PoolError(
-                    f"work pool '{self.factory.pool}' has no render deployment on this server; "
-                    f"run `dhf pool setup` first (README: Scale-out)"
-                ) from exc
+        def parameters(pair: tuple[BatchJob, str]) -> dict[str, Any]:
+            job, key = pair
+            return {"script": self.script, "job": job, "settings": self.settings, "out_root": self.out_root,
+                    "key": key, "user": self.user}  # fmt: skip
 
-    def _submit(self, job: BatchJob, key: str, attempt: int) -> _Submitted:
-        suffix = "" if attempt == 1 else f" (attempt {attempt})"
-        run = run_deployment(
-            deployment_name(self.factory),
-            parameters={
-                "script": self.script,
-                "job": job,
-                "settings": self.settings,
-                "out_root": self.out_root,
-                "key": key,
-                "user": self.user,
-            },
-            flow_run_name=job_label(job) + suffix,
-            timeout=0,
-            tags=["dhf", "dhf-render"],
-        )
-        return _Submitted(job, key, run.id, attempt, time.monotonic())
-
-    def _poll(self, waiting: list[_Submitted], on_result) -> list[_Submitted]:
-        states = flow_run_states([s.flow_run_id for s in waiting])
-        still: list[_Submitted] = []
-        for submitted in waiting:
-            state = states.get(submitted.flow_run_id)
-            if state is None or not state.is_final():
-                if state is not None and self._pending_too_long(submitted):
-                    if state.is_pending():
-                        self._mark_crashed(submitted.flow_run_id, "claimed by a worker that never started it")
-                    elif state.is_scheduled():
-                        self._require_online_worker()
-                still.append(submitted)
-                continue
-            job = submitted.job
+        def finished(pair: tuple[BatchJob, str], state: State) -> None:
+            job = pair[0]
             if state.is_completed():
                 on_result(job, result_from_report(self.script, job, self.out_root, "rendered"))
-            elif state.is_crashed() and submitted.attempt <= self.factory.resubmit_attempts:
-                still.append(self._submit(job, submitted.key, submitted.attempt + 1))
             else:
-                on_result(job, failed_result(self.script, job, self.out_root, _state_error(state)))
-        return still
+                error = f"{state.name}: {state_message(state)}"[:300]
+                on_result(job, failed_result(self.script, job, self.out_root, error))
 
-    def _pending_too_long(self, submitted: _Submitted) -> bool:
-        return time.monotonic() - submitted.submitted_at > self.factory.pending_timeout_seconds
-
-    def _require_online_worker(self) -> None:
-        with get_client(sync_client=True) as client:
-            workers = client.read_workers_for_work_pool(self.factory.pool)
-        if not any(str(getattr(w.status, "value", w.status)).upper() == "ONLINE" for w in workers):
-            raise PoolError(
-                f"no worker is polling work pool '{self.factory.pool}' and renders are waiting; "
-                f"start one with `dhf pool worker` (the batch's finished videos are kept; re-run to resume)"
-            )
-
-    def _mark_crashed(self, flow_run_id: UUID, message: str) -> None:
-        with get_client(sync_client=True) as client:
-            client.set_flow_run_state(flow_run_id, Crashed(message=message), force=True)
-
-
-def _state_error(state) -> str:
-    message = (state.message or state.name or "failed").strip()
-    for prefix in ("Flow run encountered an exception: ", "Flow run encountered an exception. "):
-        message = message.removeprefix(prefix)
-    return f"{state.name}: {message}"[:300]
+        request = PoolRequest(
+            deployment=deployment_name(self.factory),
+            kind="render",
+            parameters=parameters,
+            name=lambda pair: job_label(pair[0]),
+            tags=("dhf", "dhf-render"),
+            finished=finished,
+            error=PoolError,
+            no_server=NO_SERVER,
+        )
+        PoolRuns(self.factory, self.client).run(request, jobs)

@@ -22,9 +22,9 @@ from prefect.exceptions import TerminationSignal
 
 from config import Settings
 from config.errors import DhfError
-from flows.chunk_flow import PoolChunkRunner
 from flows.errors import Terminated
 from flows.prefect_env import require_reachable, unavailable
+from pipeline.chunk_runners import ChunkRunner
 from pipeline.context import StageLog
 from pipeline.request import ValidatedRequest
 from pipeline.run import RenderResult, render_context, run_pipeline
@@ -50,13 +50,6 @@ class PrefectStages:
         return result
 
 
-def flow_run_label() -> str:
-    """The name the chunk runs are listed under in the UI: this render's flow run name."""
-    from prefect.runtime import flow_run
-
-    return str(flow_run.get_name() or "render")
-
-
 @flow(
     name="render-video",
     flow_run_name="render {validated.request.output.stem} [{validated.request.language}]",
@@ -69,14 +62,14 @@ def render_flow(
     on_frame: Callable[[int, int], None] | None = None,
     on_stage: Callable[[str], None] | None = None,
     wait_review: bool = False,
+    chunks: ChunkRunner | None = None,
 ) -> RenderResult:
+    """`chunks` runs a long render's chunks (`flows.executors.executor_for` chose it; None: local processes)."""
     log = StageLog()
     logger = get_run_logger()
     request = validated.request
     logger.info(f"{validated.avatar.avatar_id} v{validated.avatar.version} [{request.language}] -> {request.output}")
 
-    # A long render's chunks: flow runs on the work pool when so configured, else local processes.
-    chunks = PoolChunkRunner(settings.factory, flow_run_label()) if settings.chunking.executor == "pool" else None
     try:
         stages = PrefectStages(request.language, log, logger)
         context = render_context(validated, settings, stages, log, on_stage or (lambda name: None), on_frame, chunks)
@@ -116,12 +109,15 @@ def render_on_server(
     on_frame: Callable[[int, int], None] | None = None,
     on_stage: Callable[[str], None] | None = None,
     wait_review: bool = False,
+    chunks: ChunkRunner | None = None,
 ) -> RenderResult:
     """The flow against the server at `url`, failing in one line if that server is down or stops
     answering (the caller set `flows.prefect_env.CLIENT_BOUNDS`, so each call gives up in ~18 s)."""
     require_reachable(url)  # a dead or hung server: one line in seconds, before any work
     try:
-        return render_flow(validated, settings, on_frame=on_frame, on_stage=on_stage, wait_review=wait_review)
+        return render_flow(
+            validated, settings, on_frame=on_frame, on_stage=on_stage, wait_review=wait_review, chunks=chunks
+        )
     except DhfError:
         raise
     except TerminationSignal:

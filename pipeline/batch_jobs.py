@@ -20,11 +20,12 @@ from config.files import content_hash, write_text_atomic
 from media.video import extract_frame
 from pipeline.auditing import inputs_hash
 from pipeline.batch_script import BatchJob, BatchScript
+from pipeline.chunk_runners import ChunkRunner
+from pipeline.executor import InProcessExecutor
 from pipeline.report import BatchPart, RenderReport
 from pipeline.request import RenderRequest, output_paths
 from pipeline.review import attach_batch
 from pipeline.review_store import ReviewStore
-from pipeline.run import render_video
 
 
 class JobResult(BaseModel):
@@ -151,14 +152,21 @@ def cached_result(
 
 
 def render_job_here(
-    script: BatchScript, job: BatchJob, settings: Settings, out_root: Path, key: str, user: str | None = None
+    script: BatchScript,
+    job: BatchJob,
+    settings: Settings,
+    out_root: Path,
+    key: str,
+    user: str | None = None,
+    chunks: ChunkRunner | None = None,
 ) -> tuple[JobResult, Path | None]:
-    """Render one job in this process; its report records the batch key. Returns the manifest row
+    """Render one job in this process (validated once, inside its audit; a long text's chunks through
+    `chunks`, by default local processes); its report records the batch key. Returns the manifest row
     and a thumbnail of the video's middle frame (None if ffmpeg could not make one)."""
     output = job_output(out_root, script, job)
     output.parent.mkdir(parents=True, exist_ok=True)
     settings = script_settings(script, settings)
-    rendered = render_video(job_request(script, job, output), settings, user=user)
+    rendered = InProcessExecutor(chunks).render_request(job_request(script, job, output), settings, user)
     batch = BatchPart(script=str(script.source), name=script.name, item=job.item_id, shared_text=job.shared_text)
     if rendered.review:  # held for a person: the report, video and thumbnail wait under hidden names
         report = RenderReport.load(rendered.report).model_copy(update={"batch_key": key, "batch": batch})

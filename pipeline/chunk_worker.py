@@ -1,6 +1,6 @@
 """One chunk of a long render, in a process of its own (`python -m pipeline.chunk_worker`).
 
-The job arrives as one JSON line on stdin (pipeline.chunked.job_to_json); the answer is lines on
+The job arrives as one JSON line on stdin (pipeline.chunk_runners.job_to_json); the answer is lines on
 stdout: `progress <frames done>` now and then, then `result {…}` or `error {"message": …}` (a
 DhfError's one line). Anything else (a crash) shows as a non-zero exit and the last line of stderr.
 The submitter keeps stdin open while it waits: when it closes (the submitter was killed, even with
@@ -18,7 +18,8 @@ import time
 from dataclasses import asdict
 
 from config.errors import DhfError
-from pipeline.chunked import job_from_json, render_chunk
+from pipeline.chunk_runners import job_from_json
+from pipeline.chunked import render_chunk
 
 ORPHANED_EXIT = 3
 GRACE_S = 10.0  # after the interrupt, before a hard exit

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 from config import Settings
-from pipeline.chunked import ChunkRunner
+from pipeline.chunk_runners import ChunkRunner
 from pipeline.request import ValidatedRequest
 from pipeline.stages import RenderInputs, RenderJob
 from quality.inline import EncodeMonitor

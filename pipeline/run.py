@@ -20,7 +20,7 @@ from config.files import directory_lock, file_sha256
 from driver_synth.driver import DriverArtifact, driver_video_path
 from pipeline import chunked, stages
 from pipeline.auditing import audited_render
-from pipeline.chunked import ChunkRunner
+from pipeline.chunk_runners import ChunkRunner
 from pipeline.context import FrameHook, RenderContext, StageHook, StageLog, StageRunner, TimedStages
 from pipeline.gate import Verdict, fallback_staging_path, quality_gate, rejected_path, staging_path
 from pipeline.report import (

@@ -190,24 +190,24 @@ def test_transient_failures_are_retried_and_refusals_are_not(dhf_home, tmp_path,
     error) is attempted once, listed in the manifest, and fails the batch without stopping the rest."""
     from prefect.testing.utilities import prefect_test_harness
 
-    import pipeline.batch_jobs
+    import pipeline.executor
     from flows.batch_flow import batch_flow
     from phoneme.errors import SpeechError
     from pipeline.batch_script import BatchJobsFailedError, validate_script
 
-    real_render = pipeline.batch_jobs.render_video
+    real_render = pipeline.executor.render_validated  # a batch's video: validated once, then rendered
     attempts: dict[str, int] = {}
 
-    def flaky_render(request, settings, *args, **kwargs):
-        item = request.output.stem
+    def flaky_render(validated, settings, *args, **kwargs):
+        item = validated.request.output.stem
         attempts[item] = attempts.get(item, 0) + 1
         if item == "flaky" and attempts[item] == 1:
-            raise OSError(5, "Input/output error (injected)", str(request.output))
+            raise OSError(5, "Input/output error (injected)", str(validated.request.output))
         if item == "refused":
             raise SpeechError("injected refusal")
-        return real_render(request, settings, *args, **kwargs)
+        return real_render(validated, settings, *args, **kwargs)
 
-    monkeypatch.setattr(pipeline.batch_jobs, "render_video", flaky_render)
+    monkeypatch.setattr(pipeline.executor, "render_validated", flaky_render)
     path = tmp_path / "flaky.yaml"
     path.write_text("name: flaky\navatar: sample\nlanguages: [en]\nitems:\n"
                     "  - id: flaky\n    text: Thank you.\n  - id: refused\n    text: Goodbye.\n")  # fmt: skip

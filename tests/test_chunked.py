@@ -330,7 +330,7 @@ def test_a_chunk_process_stops_when_its_submitter_is_gone(both, tmp_path):
     import time
 
     from fusion.watermark import payload_of
-    from pipeline.chunked import ChunkJob, job_to_json
+    from pipeline.chunk_runners import ChunkJob, job_to_json
 
     driver = stages.driver_stage(stages.viseme_stage(both.speech, both.settings), both.speech, both.settings)
     track = tmp_path / "track.npz"
