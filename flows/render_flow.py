@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from logging import Logger, LoggerAdapter
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 from prefect import flow, get_run_logger, task
@@ -62,7 +62,7 @@ def render_flow(
     on_frame: Callable[[int, int], None] | None = None,
     on_stage: Callable[[str], None] | None = None,
     wait_review: bool = False,
-    chunks: ChunkRunner | None = None,
+    chunks: Any = None,  # a ChunkRunner; typed Any because Prefect builds a schema of a flow's parameters
 ) -> RenderResult:
     """`chunks` runs a long render's chunks (`flows.executors.executor_for` chose it; None: local processes)."""
     log = StageLog()
