@@ -11,8 +11,8 @@ from config import Settings
 def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     api = sub.add_parser("api", parents=[common], help="serve the REST API (FastAPI on uvicorn)")
     api.set_defaults(handler=run_api)
-    api.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    api.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    api.add_argument("--host", help="address to bind (default: api.host, 127.0.0.1: this machine only)")
+    api.add_argument("--port", type=int, help="port to listen on (default: api.port, 8000; or DHF_API__PORT)")
     keys = sub.add_parser("api-key", parents=[common], help="create, list or revoke REST API keys")
     keys.set_defaults(handler=run_api_key)
     actions = keys.add_subparsers(dest="action", required=True)
@@ -31,8 +31,10 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
 def run_api(args: argparse.Namespace, settings: Settings) -> int:
     from api.server import serve  # imports FastAPI, uvicorn and Prefect: only for this command
 
-    print(f"dhf API on http://{args.host}:{args.port} (OpenAPI: /docs); keys: `dhf api-key create`", flush=True)
-    serve(settings, args.host, args.port)
+    host = args.host if args.host is not None else settings.api.host  # the flags win over the config
+    port = args.port if args.port is not None else settings.api.port
+    print(f"dhf API on http://{host}:{port} (OpenAPI: /docs); keys: `dhf api-key create`", flush=True)
+    serve(settings, host, port)
     return 0
 
 

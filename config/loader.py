@@ -1,13 +1,15 @@
-"""Load `config/*.yaml` (and a user's override file) into the typed settings of `config.settings`.
+"""Load `config/*.yaml`, the user's config files and DHF_* variables into the typed settings of `config.settings`.
 
-Why the bookkeeping of where each key came from: the defaults are merged from two packaged files and
-an optional override, and a bad value must be reported against the file the user has to edit,
-with the key, in one line (`my.yaml: video.fps: Input should be a valid integer (got 'twenty')`).
+Why the bookkeeping of where each key came from: the defaults are merged from two packaged files,
+up to three user files and the environment (`config.sources` says which, in which order), and a bad
+value must be reported against the file or variable the user has to fix, with the key, in one line
+(`my.yaml: video.fps: Input should be a valid integer (got 'twenty')`).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,19 +19,22 @@ from pydantic import BaseModel, ValidationError
 from config.errors import ConfigError
 from config.files import load_yaml
 from config.settings import Settings, VoiceTemplate
+from config.sources import HOME_VARIABLE, anchor_scene_images, environment_overrides, user_files
 
 CONFIG_DIR = Path(__file__).resolve().parent
 DEFAULT_FILES = (CONFIG_DIR / "default.yaml", CONFIG_DIR / "quality.yaml")
 
-Origins = dict[tuple[str, ...], Path]
+# Key path → the file (or "environment variable DHF_…") that set it last.
+Origins = dict[tuple[str, ...], Path | str]
 
 
-def read_yaml(path: Path) -> dict[str, Any]:
-    """A YAML file holding a mapping (empty file: empty mapping); ConfigError naming the file otherwise."""
+def read_yaml(path: Path, given_by: str = "--config") -> dict[str, Any]:
+    """A YAML file holding a mapping (empty file: empty mapping); ConfigError naming the file otherwise
+    (a missing one also names what gave its path: `given_by`, the flag or the variable to fix)."""
     try:
         data = load_yaml(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise ConfigError(f"config file not found: {path}; check the path given to --config") from exc
+        raise ConfigError(f"config file not found: {path}; check the path given to {given_by}") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {path} cannot be read ({exc}); save it as UTF-8 YAML") from exc
     except yaml.YAMLError as exc:
@@ -44,7 +49,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def _merge(base: dict[str, Any], override: dict[str, Any], source: Path, origins: Origins, prefix=()) -> dict:
+def _merge(base: dict[str, Any], override: dict[str, Any], source: Path | str, origins: Origins, prefix=()) -> dict:
     """Deep-merge `override` into `base`, recording for every key path the file that set it last."""
     merged = dict(base)
     for key, value in override.items():
@@ -57,7 +62,7 @@ def _merge(base: dict[str, Any], override: dict[str, Any], source: Path, origins
     return merged
 
 
-def _origin(location: tuple[str, ...], origins: Origins) -> Path:
+def _origin(location: tuple[str, ...], origins: Origins) -> Path | str:
     for length in range(len(location), -1, -1):
         if location[:length] in origins:
             return origins[location[:length]]
@@ -86,25 +91,51 @@ def validate_model(model: type[BaseModel], data: dict[str, Any], origins: Origin
         raise ConfigError(_one_line(exc, origins, prefix)) from None
 
 
-def load_settings(override_file: Path | None = None, home: Path | None = None) -> Settings:
-    """Defaults from `config/default.yaml` and `quality.yaml`, then `override_file`, then `home` or
-    the DHF_HOME environment variable (which win over `paths.home`)."""
+def load_settings(
+    override_file: Path | None = None, home: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Defaults from `config/default.yaml` and `quality.yaml`, then the user's files (`<home>/config.yaml`,
+    the file named by DHF_CONFIG, `override_file`), then `DHF_<SECTION>__<KEY>` variables; each layer
+    merged over the one before (see `config.sources`). `home` or DHF_HOME wins over `paths.home`, and
+    names the home whose config.yaml is read (the packaged `paths.home` when neither is given).
+    `environ` defaults to the process's environment; a test passes its own."""
+    environ = os.environ if environ is None else environ
     origins: Origins = {}
     data: dict[str, Any] = {}
-    files = [*DEFAULT_FILES, *([Path(override_file)] if override_file is not None else [])]
-    for path in files:
+    for path in DEFAULT_FILES:
         data = _merge(data, read_yaml(path), path, origins)
-    chosen_home = home or os.environ.get("DHF_HOME")
+    chosen_home = home or environ.get(HOME_VARIABLE)
+    home_folder = Path(chosen_home or os.path.expanduser(str(data["paths"]["home"])))
+    for file in user_files(override_file, home_folder, environ):
+        own = anchor_scene_images(read_yaml(file.path, file.given_by), file.path.resolve().parent)
+        data = _merge(data, own, file.path, origins)
+    for variable, override in environment_overrides(environ):
+        data = _merge(data, override, f"environment variable {variable}", origins)
     if chosen_home:
         data["paths"] = {**(data.get("paths") or {}), "home": str(chosen_home)}
-    return validate_model(Settings, data, origins)
+    settings = validate_model(Settings, data, origins)
+    if settings.voices or settings.default_voice:
+        _check_user_voices(settings, origins)
+    return settings
+
+
+def _check_user_voices(settings: Settings, origins: Origins) -> None:
+    """Validate the user's voice templates while the file (or variable) that set each one is known,
+    so that a bad template or default names it; `load_voices` merges them later."""
+    packaged, _ = load_voices()
+    for name, spec in settings.voices.items():  # Settings has checked that each is a mapping
+        validate_model(VoiceTemplate, {"name": name, **spec}, origins, ("voices", name))
+    for language, voice in settings.default_voice.items():
+        if voice not in packaged and voice not in settings.voices:
+            where = _origin(("default_voice", language), origins)
+            raise ConfigError(f"{where}: default_voice.{language}: voice '{voice}' is not defined under voices")
 
 
 def load_voices(
     settings: Settings | None = None, path: Path | None = None
 ) -> tuple[dict[str, VoiceTemplate], dict[str, str]]:
     """Return (voice name → template, language → default voice name): config/voices.yaml (or `path`),
-    then the templates and defaults of the user's --config (`settings.voices`, `settings.default_voice`),
+    then the templates and defaults of the user's config files (`settings.voices`, `settings.default_voice`),
     which add voices or replace them by name."""
     source = Path(path or CONFIG_DIR / "voices.yaml")
     data = read_yaml(source)
@@ -115,11 +146,11 @@ def load_voices(
         (source, data.get("voices") or {}, data.get("default_voice") or {})
     ]
     if settings is not None and (settings.voices or settings.default_voice):
-        layers.append(("your --config", settings.voices, settings.default_voice))
+        layers.append(("your config", settings.voices, settings.default_voice))
     voices: dict[str, VoiceTemplate] = {}
     defaults: dict[str, str] = {}
     for origin, templates, chosen in layers:
-        origins: Origins = {(): Path(origin)}
+        origins: Origins = {(): origin}
         for name, spec in templates.items():
             if not isinstance(spec, dict):
                 raise ConfigError(f"{origin}: voices.{name}: give a mapping with language and espeak_voice")

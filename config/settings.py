@@ -404,8 +404,11 @@ class FactorySettings(Section):
 
 
 class ApiSettings(Section):
-    """Limits of the REST API (`dhf api`); each violation is a 4xx with a JSON error."""
+    """Where the REST API (`dhf api`) listens, and its limits; each violation is a 4xx with a JSON error."""
 
+    # Defaults of `dhf api --host/--port`, so that a config file or DHF_API__PORT can set them.
+    host: str = Field("127.0.0.1", min_length=1)
+    port: int = Field(8000, ge=1, le=65535)
     max_body_bytes: int = Field(65536, ge=1024)
     rate_per_minute: int = Field(120, ge=1)
     max_active_jobs_per_key: int = Field(20, ge=1)
@@ -686,7 +689,8 @@ class Settings(Section):
     def hashable(self) -> dict[str, object]:
         """What decides an output (every section but the machine's paths), for content hashes."""
         # The review gate decides who publishes, not what the video is: it changes no content hash.
-        return self.model_dump(exclude={"paths", "governance"})
+        # Nor does the address the API listens on: moving the server to another port re-renders nothing.
+        return self.model_dump(exclude={"paths": True, "governance": True, "api": {"host", "port"}})
 
 
 class VoiceTemplate(Section):
