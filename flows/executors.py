@@ -114,11 +114,12 @@ class TaskExecutor(InProcessExecutor):
     ) -> None:
         from flows.batch_task import render_job  # imports Prefect
 
-        futures = [
-            (job, render_job.with_options(name=job_label(job)).submit(script, job, settings, out_root, key, user,
-                                                                      self.chunks))
-            for job, key in jobs
-        ]  # fmt: skip
+        def submit(job: BatchJob, key: str):
+            label = job_label(job)  # the task run's name too: without one Prefect appends a random suffix
+            task = render_job.with_options(name=label, task_run_name=label)
+            return task.submit(script, job, settings, out_root, key, user, self.chunks)
+
+        futures = [(job, submit(job, key)) for job, key in jobs]
         for job, future in futures:
             try:
                 finished(job, future.result())

@@ -54,7 +54,8 @@ def render_variant(
 ) -> str:
     """One video of a batch, run by a worker. Same task as a local batch, so retries behave the same.
     `user` is who asked (an API key id), for the audit log; default: the worker's OS user."""
-    result = render_job.with_options(name=job_label(job))(script, job, settings, Path(out_root), key, user)
+    label = job_label(job)  # the task run's name too: without it Prefect appends a random suffix
+    result = render_job.with_options(name=label, task_run_name=label)(script, job, settings, Path(out_root), key, user)
     return result.output
 
 
