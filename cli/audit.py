@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+from cli.output import add_json_flag, print_json
 from config import Settings
 from config.errors import EXIT_VERIFICATION_FAILED
 from config.files import atomic_path
@@ -23,6 +24,7 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
     listing = actions.add_parser("list", help="entries, oldest first")
     listing.add_argument("--since", type=dt.date.fromisoformat, help="YYYY-MM-DD (inclusive)")
     listing.add_argument("--until", type=dt.date.fromisoformat, help="YYYY-MM-DD (exclusive)")
+    add_json_flag(listing, "the entries in full (the shape of `export --json`)")
     show = actions.add_parser("show", help="one entry in full")
     show.add_argument("entry_id", type=int, help="the entry number (`dhf audit list`)")
     actions.add_parser(
@@ -40,6 +42,9 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
 def run_audit(args: argparse.Namespace, settings: Settings) -> int:
     log = AuditLog.from_settings(settings)
     if args.action == "list":
+        if args.json:
+            print_json([entry.as_dict() for entry in log.entries(since=args.since, until=args.until)])
+            return 0
         for entry in log.entries(since=args.since, until=args.until):
             record = entry.record
             avatar = f"{record.avatar_id}@v{record.avatar_version}" if record.avatar_version else record.avatar_id

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import getpass
+import json
 import sys
 from functools import partial
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 from avatars.enrollment import enroll
 from avatars.errors import AvatarError, LicenseError
 from avatars.library import Avatar, AvatarLibrary
+from cli.output import add_json_flag, print_json
 from config import Settings
 from config.errors import DhfError
 from governance.audit import AuditLog
@@ -46,12 +48,15 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
         action="store_true",
         help="with --speaking: do not score the new avatar on its held-out footage now (`dhf evaluate-avatar` later)",
     )
-    actions.add_parser("list", help="all avatars with version and authorization status")
+    listing = actions.add_parser("list", help="all avatars with version and authorization status")
+    add_json_flag(listing, "the avatars")
     show = actions.add_parser("show", help="one avatar: version, license, enrollment checks")
     show.add_argument("avatar_id", help="the avatar id (`dhf avatar list`)")
     show.add_argument("--version", type=int, help="an older version (default: current)")
+    add_json_flag(show, "the avatar, its licence and enrollment checks")
     versions = actions.add_parser("versions", help="every version of an avatar")
     versions.add_argument("avatar_id", help="the avatar id (`dhf avatar list`)")
+    add_json_flag(versions, "the versions")
     rollback = actions.add_parser("rollback", help="make an older version current")
     rollback.add_argument("avatar_id", help="the avatar id (`dhf avatar list`)")
     rollback.add_argument("--to", dest="to_version", type=int, required=True, help="the version to make current again")
@@ -77,6 +82,45 @@ def _status(avatar: Avatar) -> str:
     return f"authorized until {lic.valid_until}"
 
 
+def _row(avatar: Avatar) -> dict:
+    """`dhf avatar list --json` (README: Machine-readable output): `status` is the line `list` prints,
+    `authorized` whether a render may use the avatar today (a licence still needs the language,
+    channel and purpose)."""
+    status = _status(avatar)
+    return {
+        "id": avatar.avatar_id,
+        "version": avatar.version,
+        "name": avatar.name,
+        "authorized": status.startswith("authorized"),
+        "status": status,
+        "bundled": avatar.bundled,
+    }
+
+
+def _details(avatar: Avatar) -> dict:
+    """`dhf avatar show --json`: what `show` prints, as fields (README: Machine-readable output)."""
+    lic = avatar.license()
+    checks = avatar.folder / "checks.json"
+    rev = avatar.revocation
+    return {
+        **_row(avatar),
+        "photo": str(avatar.photo),
+        "photo_sha256": avatar.photo_sha256(),
+        "license": {
+            "id": lic.license_id, "holder": lic.holder, "granted_by": lic.granted_by,
+            "valid_from": lic.valid_from.isoformat(), "valid_until": lic.valid_until.isoformat(),
+            "languages": list(lic.languages), "channels": list(lic.channels), "purposes": list(lic.purposes),
+            "consent_document": lic.consent_document.name, "consent_sha256": lic.consent_sha256,
+        },
+        "created": avatar.created or None,
+        "created_by": avatar.created_by or None,
+        "change": avatar.change or None,
+        "enrollment_checks": json.loads(checks.read_text(encoding="utf-8")) if checks.is_file() else None,
+        "revocation": None if rev is None else
+        {"through_version": rev.through_version, "time": rev.time, "by": rev.by, "reason": rev.reason},
+    }  # fmt: skip
+
+
 def _describe(avatar: Avatar) -> str:
     lic = avatar.license()
     lines = [
@@ -87,7 +131,8 @@ def _describe(avatar: Avatar) -> str:
         f"photo: {avatar.photo} (sha256 {avatar.photo_sha256()[:16]}…)",
         f"license: {lic.license_id}, holder {lic.holder}, granted by {lic.granted_by}",
         f"valid: {lic.valid_from} .. {lic.valid_until}",
-        f"scope: languages={list(lic.languages)} channels={list(lic.channels)} purposes={list(lic.purposes)}",
+        f"scope: languages {', '.join(lic.languages)}; channels {', '.join(lic.channels)}; "
+        f"purposes {', '.join(lic.purposes)}",
         f"consent document: {lic.consent_document.name} (sha256 {lic.consent_sha256[:16]}…)",
     ]
     if avatar.created:
@@ -164,15 +209,24 @@ def run_avatar(args: argparse.Namespace, settings: Settings) -> int:
         print(f"person cut-out: {write_cutout(avatar, settings, args.output, args.scene)} (photo | mask | cut out)")
         return 0
     if args.action == "list":
-        for avatar_id in library.ids():
-            avatar = library.get(avatar_id)
-            print(f"{avatar_id}\tv{avatar.version}\t{_status(avatar)}\t{avatar.name}")
+        avatars = [library.get(avatar_id) for avatar_id in library.ids()]
+        if args.json:
+            print_json([_row(avatar) for avatar in avatars])
+            return 0
+        for avatar in avatars:
+            print(f"{avatar.avatar_id}\tv{avatar.version}\t{_status(avatar)}\t{avatar.name}")
         return 0
     if args.action == "show":
-        print(_describe(library.get(args.avatar_id, args.version)))
+        avatar = library.get(args.avatar_id, args.version)
+        print_json(_details(avatar)) if args.json else print(_describe(avatar))
         return 0
     if args.action == "versions":
         current = library.get(args.avatar_id).version
+        if args.json:
+            print_json([{"version": avatar.version, "current": avatar.version == current, "created": avatar.created,
+                         "created_by": avatar.created_by, "change": avatar.change}
+                        for avatar in library.versions(args.avatar_id)])  # fmt: skip
+            return 0
         for avatar in library.versions(args.avatar_id):
             marker = "*" if avatar.version == current else " "
             print(f"{marker} v{avatar.version}\t{avatar.created}\t{avatar.created_by}\t{avatar.change}")

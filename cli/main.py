@@ -18,21 +18,26 @@ from __future__ import annotations
 
 import argparse
 import errno
+import logging
 import os
 import select
 import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from cli import api, audit, avatar, batch, evaluate, evaluate_avatar, models, pool, render, review, verify
+from cli import api, audit, avatar, batch, catalog, evaluate, evaluate_avatar, models, pool, render, review, verify
+from cli.logs import add_logging_options, configure_logging
 from config import load_settings
 from config.errors import EXIT_USER_ERROR, DhfError
 from flows.errors import Terminated
 from flows.prefect_env import apply_offline_defaults, prefect_home
 
-COMMAND_GROUPS = (render, batch, review, avatar, audit, evaluate, evaluate_avatar, verify, models, pool, api)
+COMMAND_GROUPS = (render, batch, review, avatar, audit, evaluate, evaluate_avatar, verify, models, pool, api, catalog)
+DISTRIBUTION = "digital-human-factory"
+log = logging.getLogger("dhf.cli")
 EXIT_INTERRUPTED = 130  # 128 + SIGINT
 EXIT_TERMINATED = 143  # 128 + SIGTERM
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -41,7 +46,9 @@ INTERRUPTED = "nothing half-written was published (re-run to resume from the cac
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dhf", description="Digital Human Factory: text → labeled talking-head MP4")
+    parser.add_argument("--version", action="version", version=f"dhf {dhf_version()}", help="print the version")
     parser.add_argument("--config", type=Path, help="YAML file overriding config/default.yaml")
+    add_logging_options(parser)
     # `--config` is accepted after the command too (`dhf render ... --config my.yaml`), as README shows.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="YAML file overriding the defaults")
@@ -52,20 +59,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def dhf_version() -> str:
+    """The installed distribution's version (pyproject.toml), or "unknown" when run from a bare checkout."""
+    try:
+        return version(DISTRIBUTION)
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def _complete_help(parser: argparse.ArgumentParser) -> None:
     """Every (sub)command's `--help` opens with what it does (its one-line help as description), and
-    takes `--config` after the command at any depth (`dhf api-key create --config my.yaml ...`)."""
+    takes `--config`, `-v` and `--log-level` after the command at any depth (`dhf api-key create
+    --config my.yaml ...`)."""
     for action in parser._actions:
         if not isinstance(action, argparse._SubParsersAction):
             continue
         helps = {choice.dest: choice.help for choice in action._choices_actions}
         for name, child in action.choices.items():
             if child.description is None and helps.get(name):
-                child.description = helps[name][:1].upper() + helps[name][1:] + "."
+                # a help string is %-formatted by argparse, a description is not: "20 %%" must become "20 %"
+                words = helps[name].replace("%%", "%")
+                child.description = words[:1].upper() + words[1:] + "."
             if "--config" not in child._option_string_actions:
                 child.add_argument(
                     "--config", type=Path, default=argparse.SUPPRESS, help="YAML file overriding the defaults"
                 )
+            if "--log-level" not in child._option_string_actions:
+                add_logging_options(child, suppress=True)
             _complete_help(child)
 
 
@@ -93,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     # Command modules import Prefect only inside their handlers, so this still comes first.
     apply_offline_defaults()
     args = build_parser().parse_args(argv)
+    configure_logging(args.verbose, args.log_level)
+    log.info("dhf %s: %s (Python %s)", dhf_version(), args.command, sys.version.split()[0])
     try:
         with sigterm_as_interrupt():
             settings = load_settings(args.config)

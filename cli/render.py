@@ -6,11 +6,17 @@ Where it runs is `flows.executors.executor_for`'s decision: in this process (the
 summary artifact in the UI. Why not always Prefect: without a
 server Prefect starts a temporary one (~5 s of a 2 s video's render) whose records vanish with the
 process. Either way: the same validation, report, audit entry and outputs.
+
+`--dry-run` runs every check of a render (text, voice, avatar, licence, models, scene, output path)
+and stops: nothing is written (a missing output folder, created to prove it writable, is removed again),
+not even an audit entry (nothing was attempted). `--json` prints the
+outcome as one JSON document (README: Machine-readable output).
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import sys
 import time
 from dataclasses import dataclass
@@ -18,12 +24,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from cli.output import add_json_flag, is_terminal, print_json
 from config import Settings
 from config.errors import ConfigError
 from flows.executors import executor_for
 from phoneme.errors import SpeechError
 from pipeline.auditing import audited_render
-from pipeline.request import RenderRequest, ValidatedRequest, validate_request
+from pipeline.request import RenderRequest, ValidatedRequest, output_paths, validate_request
 from pipeline.run import RenderResult, stage_names
 
 
@@ -53,7 +60,16 @@ def add_parsers(sub, common: argparse.ArgumentParser) -> None:
         "--scene",
         help="scene template (config scenes:, e.g. web, app, social; 'none': classic); default: the channel's",
     )
-    render.add_argument("--quiet", action="store_true", help="no progress bars")
+    render.add_argument(
+        "--quiet", action="store_true", help="no progress (bars on a terminal, one line per stage otherwise)"
+    )
+    render.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check everything a render checks (text, voice, avatar, licence, models, scene, output) and stop: "
+        "exit 0 when it would render, 2 when not; nothing is written",
+    )
+    add_json_flag(render, "the outcome (or, with --dry-run, what would be rendered)")
     render.add_argument(
         "--wait-review",
         action="store_true",
@@ -90,6 +106,8 @@ def run_render(args: argparse.Namespace, settings: Settings) -> int:
         driver_video=args.driver_video.resolve() if args.driver_video else None,
         scene=args.scene,
     )
+    if args.dry_run:
+        return _dry_run(request, settings, args.json)
     if args.wait_review and not executor_for(settings).waits_for_review:
         raise ConfigError(
             "--wait-review pauses a Prefect flow run: set PREFECT_API_URL to your Prefect server, "
@@ -104,6 +122,9 @@ def run_render(args: argparse.Namespace, settings: Settings) -> int:
     video_seconds = result.frames / settings.video.fps
     made = f"{result.frames} frames = {video_seconds:.1f} s of video, rendered in {result.seconds:.1f} s"
     decided = _decided(settings, result.review)
+    if args.json:
+        print_json(outcome_document(result, video_seconds, decided))
+        return 0
     if decided is not None:
         if decided.state == "approved":
             print(f"{result.video}  ({made})  approved by {decided.decided_by} in review {decided.id}; "
@@ -123,6 +144,77 @@ def run_render(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _dry_run(request: RenderRequest, settings: Settings, as_json: bool) -> int:
+    """Validate and stop. Not audited: an audit entry records an attempt to render, and this is not one
+    (a refused dry run is one error line and exit 2, like a refused render)."""
+    folder = Path(request.output).parent
+    created = [path for path in (folder, *folder.parents) if not path.exists()]  # deepest first
+    try:
+        validated = validate_request(request, settings, actor=getpass.getuser())
+    finally:  # the output check creates the folder to prove it writable; a dry run leaves no trace
+        for path in created:
+            try:
+                path.rmdir()
+            except OSError:  # not empty (something else wrote there meanwhile) or already gone
+                break
+    document = dry_run_document(validated)
+    if as_json:
+        print_json(document)
+        return 0
+    scene = f", scene {document['scene']}" if document["scene"] else ""
+    print(
+        f"would render {document['video']}: {document['avatar']} v{document['avatar_version']} speaking "
+        f"{document['characters']} characters in {document['language']} (voice {document['voice']}{scene}), "
+        f"licence {document['license_id']} allows channel {document['channel']}, purpose {document['purpose']}; "
+        "nothing written (--dry-run)"
+    )
+    return 0
+
+
+def dry_run_document(validated: ValidatedRequest) -> dict:
+    """`dhf render --dry-run --json` (README: Machine-readable output)."""
+    request = validated.request
+    return {
+        "valid": True,
+        "video": str(request.output),
+        "outputs": {kind: str(path) for kind, path in output_paths(request.output).items()},
+        "avatar": validated.avatar.avatar_id,
+        "avatar_version": validated.avatar.version,
+        "license_id": validated.license.license_id,
+        "language": request.language,
+        "voice": None if request.driver_video else validated.voice.name,
+        "driver_video": str(request.driver_video) if request.driver_video else None,
+        "characters": len(validated.spoken_text),
+        "scene": validated.scene,
+        "channel": request.channel,
+        "purpose": request.purpose,
+    }
+
+
+def outcome_document(result: _Outcome, video_seconds: float, decided) -> dict:
+    """`dhf render --json` (README: Machine-readable output). `status`: published (the video is at
+    `video`), held (waiting for `dhf review`), or rejected in review (nothing at `video`)."""
+    if decided is not None:
+        status = "published" if decided.state == "approved" else "rejected"
+    else:
+        status = "held" if result.review else "published"
+    review = None
+    if result.review:
+        review = {"id": result.review, "state": decided.state if decided else "pending",
+                  "decided_by": decided.decided_by if decided else None,
+                  "reason": (decided.reason or None) if decided else None}  # fmt: skip
+    return {
+        "status": status,
+        "video": str(result.video),
+        "report": str(result.report),
+        "captions": str(result.srt) if result.srt else None,
+        "frames": result.frames,
+        "duration_s": round(video_seconds, 3),
+        "render_seconds": round(result.seconds, 3),
+        "review": review,
+    }
+
+
 @dataclass(frozen=True)
 class _Outcome:
     video: Path
@@ -134,13 +226,17 @@ class _Outcome:
 
 
 class _Progress:
-    """Two progress bars: stages, and frames of the stage that is counting frames."""
+    """On a terminal, two progress bars: stages, and frames of the stage that is counting frames.
+    Elsewhere (a log file, a pipe, CI) one plain line per stage: bars there are kilobytes of escape
+    codes per render and nobody watches them move."""
 
-    def __init__(self, names: list[str], quiet: bool) -> None:
-        self.names = names
-        self.stages = tqdm(total=len(names), desc="stages", unit="stage", disable=quiet, position=0, leave=True)
-        self.frames = tqdm(total=0, desc="frames", unit="frame", disable=quiet, position=1, leave=True)
-        self.current, self.counting = names[0], ""
+    def __init__(self, names: list[str], quiet: bool, stream=None) -> None:
+        self.names, self.stream = names, stream or sys.stderr
+        self.lines = not quiet and not is_terminal(self.stream)  # plain lines instead of bars
+        bars = {"disable": quiet or self.lines, "file": self.stream, "leave": True}
+        self.stages = tqdm(total=len(names), desc="stages", unit="stage", position=0, **bars)
+        self.frames = tqdm(total=0, desc="frames", unit="frame", position=1, **bars)
+        self.current, self.counting, self.shown, self.number = names[0], "", "", 1
 
     def on_stage(self, name: str) -> None:
         if name.startswith("waiting for review"):  # a --wait-review render: where to decide, even with --quiet
@@ -150,8 +246,14 @@ class _Progress:
             self.stages.update(1)
         self.stages.set_postfix_str(name)
         self.current = name
+        if self.lines and name != self.shown:
+            # a stage outside the plan (the quality gate's "fallback") keeps the number of the one it is part of
+            self.shown, self.number = name, self.names.index(name) + 1 if name in self.names else self.number
+            print(f"stage {self.number}/{len(self.names)}: {name}", file=self.stream, flush=True)
 
     def on_frame(self, done: int, total: int) -> None:
+        if self.lines:  # frame counts are for the bars only
+            return
         if self.counting != self.current or self.frames.total != total:
             self.counting = self.current
             self.frames.set_description(f"frames ({self.current})")

@@ -214,9 +214,8 @@ def probe(path: Path, count_frames: bool = True) -> ProbeResult:
     ]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
-        raise MediaError(
-            f"{path} is not a readable video: {result.stderr.strip().splitlines()[-1:] or 'ffprobe failed'}"
-        )
+        reason = _ffprobe_reason(result.stderr, path)
+        raise MediaError(f"{path} is not a readable video ({reason}); give a video file ffmpeg can read, e.g. an MP4")
     data = json.loads(result.stdout)
     video = next((s for s in data.get("streams", []) if s.get("codec_type") == "video"), None)
     if video is None:
@@ -276,6 +275,13 @@ def read_frames(
     if process.returncode != 0 or complaint or count < declared - 1:
         reason = complaint[-1] if complaint else f"{count} of {declared} frames decoded"
         raise MediaError(f"{path} is corrupt or truncated after {count} frames ({reason}); re-export or replace it")
+
+
+def _ffprobe_reason(stderr: str, path: Path) -> str:
+    """ffprobe's last line without the path it repeats ("x.mp4: Invalid data found ..." → "Invalid data
+    found ..."): one readable clause for an error line."""
+    lines = stderr.strip().splitlines()
+    return lines[-1].removeprefix(f"{path}: ").strip() if lines else "ffprobe failed"
 
 
 def read_keyframes(path: Path, width: int, height: int) -> list[tuple[int, np.ndarray]]:

@@ -95,7 +95,17 @@ def test_unchanged_rerun_renders_nothing_and_an_edit_rerenders_exactly_its_varia
     lines = again.stdout.splitlines()  # one line per video as it finishes, then the summary
     assert sorted(line.split(":")[0] for line in lines[:4]) == ["q1 [en]", "q1 [zh]", "q2 [en]", "q2 [zh]"], lines
     assert all(": cached, " in line and " s of video" in line for line in lines[:4]), lines
-    assert "4/4" in again.stderr  # the progress bar over the videos (stderr, like a render's bars)
+    # stderr is a pipe here, not a terminal: no bar (its escape codes and redraws would fill a log file)
+    assert "4/4" not in again.stderr and "\r" not in again.stderr, again.stderr[-2000:]
+    as_json = run_dhf(["batch", str(script_path), "--out", str(folder / "out"), "--json"], dhf_home)
+    assert as_json.returncode == 0, as_json.stderr[-2000:]
+    document = json.loads(as_json.stdout)  # stdout is the document alone; the per-video lines went to stderr
+    assert document["script"] == "faq-test" and document["counts"] == {"cached": 4}
+    assert [(v["item"], v["language"], v["status"]) for v in document["videos"]] == [
+        (r.item, r.language, "cached") for r in first
+    ]
+    assert document["manifest"] == str(folder / "out" / "faq-test" / "manifest.json")
+    assert sum(": cached, " in line for line in as_json.stderr.splitlines()) == 4
     script_path.write_text(SCRIPT.replace('"Thank you."', '"Thank you for watching."'), encoding="utf-8")
     edited = run_dhf(["batch", str(script_path), "--out", str(folder / "out")], dhf_home)
     assert edited.returncode == 0, edited.stderr[-2000:]

@@ -48,6 +48,8 @@ def test_avatar_show_names_the_version_license_and_the_files_real_hashes(dhf_hom
     assert shown["license"].startswith(f"{license_['license_id']}, holder ")
     assert shown["valid"] == f"{license_['valid_from']} .. {license_['valid_until']}"
     assert shown["status"] == f"authorized until {license_['valid_until']}"
+    scope = "; ".join(f"{key} {', '.join(license_['scope'][key])}" for key in ("languages", "channels", "purposes"))
+    assert shown["scope"] == scope  # words, not Python lists
     assert_one_error_line(run_dhf(["avatar", "show", "nobody"], dhf_home), "unknown avatar 'nobody'")
     assert_one_error_line(run_dhf(["avatar", "show", "sample", "--version", "7"], dhf_home), "unknown avatar")
 
