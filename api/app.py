@@ -3,9 +3,10 @@
 Every route but /healthz and /metrics needs an API key (`Authorization: Bearer dhf_…` or
 `X-API-Key: dhf_…`): 401 when it is missing, unknown or revoked, 403 when it lacks the route's
 scope. A job is visible only to the key that created it (or an `admin` key); others get 404, as if
-it did not exist. Every error is JSON `{"error": {"code", "message"}}`. Requests are checked up
-front (text length, language, voice, avatar, license scope) so refusals are immediate, and audited
-under `api-key:<id>` like every render.
+it did not exist. Every error is JSON `{"error": {"code", "message"}}` (api.errors). Requests are
+checked up front (text length, language, voice, avatar, license scope) so refusals are immediate,
+and audited under `api-key:<id>` like every render. Every request is logged with its id and the
+key's id (api.access_log).
 """
 
 from __future__ import annotations
@@ -15,17 +16,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi_offline import FastAPIOffline
 
+from api.access_log import AccessLog
 from api.context import ApiContext
+from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
 from api.routers import avatars, batches, compat, operations, reviews, videos
 from config import Settings
-
-DOCS_PATHS = ("/docs", "/redoc", "/docs/oauth2-redirect")
-DOCS_CSP = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'"
-)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -39,6 +36,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     # /docs and /redoc with Swagger UI and ReDoc served from the package, not a CDN: they work offline.
     app = FastAPIOffline(
+        redoc_url=None,  # api.docs serves /redoc: its bundle without the vendor's CDN logo
         title="Digital Human Factory API",
         version="1.0",
         description="Licensed, labeled talking-head videos from text. Keys: `dhf api-key create`.",
@@ -53,16 +51,10 @@ def create_app(settings: Settings) -> FastAPI:
         context.metrics.count_response(response.status_code)
         return response
 
-    @app.middleware("http")
-    async def docs_stay_local(request: Request, call_next):
-        # ReDoc's bundle still shows a logo from its vendor's CDN: the browser is told to load nothing
-        # but this server's files on the docs pages (the logo's onError then hides it).
-        response = await call_next(request)
-        if request.url.path in DOCS_PATHS:
-            response.headers["Content-Security-Policy"] = DOCS_CSP
-        return response
+    install_docs(app)
 
     for router in (videos.router, batches.router, reviews.router, avatars.router, compat.router, operations.router):
         app.include_router(router)
     app.add_middleware(BodySizeLimit, limit=settings.api.max_body_bytes)
+    app.add_middleware(AccessLog)  # added last: outermost, so the body limit's 413 is logged too
     return app

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from api.access_log import KEY_ID_STATE
 from api.errors import ApiError
 from api.jobs import ActiveLimits, Job, JobLimitError, JobStore
 from api.keys import ApiKey, KeyStore
@@ -68,6 +69,7 @@ def caller(scope: str):
     """A dependency: the authenticated key, which must hold `scope` and be within its rate limit."""
 
     def dependency(
+        request: Request,
         context: Context,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
         header_key: Annotated[str | None, Depends(api_key_header)],
@@ -78,6 +80,7 @@ def caller(scope: str):
         key = context.keys.authenticate(token)
         if key is None:
             raise ApiError(401, "invalid_key", "the API key is unknown or revoked")
+        setattr(request.state, KEY_ID_STATE, key.id)  # for the access log: who asked, never the secret
         if not key.allows(scope):
             raise ApiError(403, "missing_scope", f"this key lacks the '{scope}' scope")
         wait = context.limiter.check(key.id)

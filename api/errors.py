@@ -1,10 +1,19 @@
 """Every API error is JSON `{"error": {"code", "message"}}` with a 4xx/5xx status.
 
 Errors of the factory (`DhfError`) carry their own HTTP status and code, so the API maps them by
-type in one handler; `ApiError` is for what only HTTP knows (auth, limits, not found)."""
+type in one handler; `ApiError` is for what only HTTP knows (auth, limits, not found). The code
+names the problem (`invalid_json`, `scene`, `not_found`), never the layer that noticed it, so a
+client can branch on it without parsing the message.
+
+Why every validation error is listed (`error.details`, each with its `loc`): a client fixing a
+request should see all its mistakes at once and where each one is, as FastAPI's own `detail` list
+shows them, not one per round trip.
+"""
 
 from __future__ import annotations
 
+import json
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -26,9 +35,16 @@ class ApiError(Exception):
         return cls(exc.http_status, exc.code, str(exc).splitlines()[0][:400])
 
 
+class FieldError(BaseModel):
+    loc: list[str | int]  # where: ["body", "text"], ["query", "state"], ["path", "job_id"]
+    message: str
+    type: str  # pydantic's error type, e.g. string_too_short, missing, extra_forbidden
+
+
 class ErrorDetail(BaseModel):
     code: str
     message: str
+    details: list[FieldError] | None = None  # validation errors: every one, with its location
 
 
 class ErrorBody(BaseModel):
@@ -49,8 +65,48 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None, details: list[dict] | None = None
+) -> JSONResponse:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if details is not None:
+        error["details"] = details
+    return JSONResponse({"error": error}, status_code=status, headers=headers)
+
+
+def http_code(status: int) -> str:
+    """A semantic code for an HTTP-level error (unknown route, wrong method): its reason phrase."""
+    try:
+        return HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
+    except ValueError:
+        return "http_error"
+
+
+def _where(loc: tuple | list) -> str:
+    return ".".join(str(part) for part in loc if part != "body") or "body"
+
+
+def json_syntax_message(error: dict[str, Any], body: Any) -> str:
+    """`Expecting ',' delimiter: line 1 column 10 (char 9)` instead of FastAPI's `9: JSON decode error`."""
+    reason = (error.get("ctx") or {}).get("error", "invalid JSON")
+    position = error["loc"][-1] if error.get("loc") and isinstance(error["loc"][-1], int) else None
+    if isinstance(body, str | bytes) and position is not None:
+        document = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+        return f"the request body is not valid JSON: {json.JSONDecodeError(reason, document, position)}"
+    return f"the request body is not valid JSON: {reason}"
+
+
+def validation_response(exc: RequestValidationError) -> JSONResponse:
+    errors = list(exc.errors())
+    syntax = next((error for error in errors if error.get("type") == "json_invalid"), None)
+    if syntax is not None:
+        return error_response(422, "invalid_json", json_syntax_message(syntax, exc.body))
+    details = [
+        {"loc": list(error.get("loc", ())), "message": error.get("msg", "invalid"), "type": error.get("type", "")}
+        for error in errors
+    ]
+    message = "; ".join(f"{_where(d['loc'])}: {d['message']}" for d in details) or "invalid request"
+    return error_response(422, "invalid_request", message[:1000], details=details)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -65,10 +121,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
-        return error_response(422, "invalid_request", f"{where}: {first.get('msg', 'invalid')}"[:300])
+        return validation_response(exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
-        return error_response(exc.status_code, "http_error", str(exc.detail))
+        return error_response(exc.status_code, http_code(exc.status_code), str(exc.detail), exc.headers)

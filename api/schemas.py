@@ -1,13 +1,24 @@
-"""Request and response bodies of the REST API (they make its OpenAPI schema)."""
+"""Request and response bodies of the REST API (they make its OpenAPI schema).
+
+Why the channel and purpose defaults are read from `RenderRequest`: the API and `dhf render` must
+agree, so that the minimal call that works on the command line (text, language, avatar) also works
+over HTTP; with defaults of its own, the API refused the sample avatar that the CLI renders.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Any, Literal
 
 from fastapi import Path as PathParameter
 from pydantic import BaseModel, ConfigDict, Field
 
+from pipeline.request import RenderRequest
+
 ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+_RENDER_DEFAULTS = {field.name: field.default for field in dataclasses.fields(RenderRequest)}
+DEFAULT_CHANNEL: str = _RENDER_DEFAULTS["channel"]
+DEFAULT_PURPOSE: str = _RENDER_DEFAULTS["purpose"]
 JobId = Annotated[str, PathParameter(pattern=r"^[0-9a-f]{32}$", description="job id returned by POST")]
 
 
@@ -24,8 +35,10 @@ class VideoCreate(BaseModel):
     language: str = Field(pattern=r"^[a-z]{2,3}$", description="e.g. en, zh, es")
     avatar_id: str = Field(pattern=ID_PATTERN)
     voice: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="config/voices.yaml")
-    channel: str = Field(default="web", pattern=ID_PATTERN, description="must be in the avatar's license")
-    purpose: str = Field(default="customer-service", pattern=ID_PATTERN, description="must be in the license")
+    channel: str = Field(
+        default=DEFAULT_CHANNEL, pattern=ID_PATTERN, description="must be in the avatar's license (as `dhf render`)"
+    )
+    purpose: str = Field(default=DEFAULT_PURPOSE, pattern=ID_PATTERN, description="must be in the license")
     scene: str | None = Field(
         default=None, pattern=ID_PATTERN, description="scene template (README: Scenes); 'none': classic layout"
     )
@@ -40,8 +53,8 @@ class GenerateDigitalHuman(BaseModel):
     avatar_id: str = Field(pattern=ID_PATTERN)
     language: str = Field(default="zh", pattern=r"^[a-z]{2,3}$")
     voice: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-    channel: str = Field(default="web", pattern=ID_PATTERN)
-    purpose: str = Field(default="customer-service", pattern=ID_PATTERN)
+    channel: str = Field(default=DEFAULT_CHANNEL, pattern=ID_PATTERN)
+    purpose: str = Field(default=DEFAULT_PURPOSE, pattern=ID_PATTERN)
     scene: str | None = Field(default=None, pattern=ID_PATTERN)
 
 

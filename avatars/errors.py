@@ -23,8 +23,6 @@ class EnrollmentError(AvatarError):
 
 
 class AvatarPhotoError(AvatarError):
-    """The avatar's photo cannot be animated (its face is too small for the portrait).
+    """The avatar's photo cannot be animated (its face is too small for the portrait)."""
 
-    The code stays the engine's, "fusion": API clients already key on it for this refusal."""
-
-    code = "fusion"
+    code = "avatar_photo"

@@ -40,6 +40,8 @@ PLATE_ALPHA_FACTOR = 150 / 255  # the label plate's alpha before opacity (fusion
 class SceneError(FusionError):
     """A scene template that cannot be used (overlaps the label, does not fit, a missing image)."""
 
+    code = "scene"  # an unknown or unusable scene is the request's or the config's problem, not the engine's
+
 
 @dataclass(frozen=True)
 class SceneLayout:
