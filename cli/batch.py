@@ -10,7 +10,13 @@ from pathlib import Path
 from tqdm import tqdm
 
 from config import Settings
-from flows.prefect_env import apply_client_bounds, configured_api_url, require_local_room, require_reachable
+from flows.prefect_env import (
+    apply_client_bounds,
+    configured_api_url,
+    require_local_room,
+    require_reachable,
+    temporary_records,
+)
 from pipeline.batch_jobs import JobResult
 from pipeline.batch_script import override_scene, validate_script
 
@@ -97,6 +103,9 @@ class BatchPrinter:
     def started(self, flow_run_id: str, total: int) -> None:
         if self.url is not None and flow_run_id:
             print(f"batch run in the Prefect UI: {ui_url(self.url)}/runs/flow-run/{flow_run_id}", flush=True)
+        elif flow_run_id:  # Prefect's temporary server: say where its records go (they outlive this process)
+            where = f"recorded by Prefect's temporary server in {temporary_records()}"
+            print(f"batch run {flow_run_id} {where} (a Prefect server on this PREFECT_HOME shows it)", file=sys.stderr)
         self.bar = tqdm(total=total, unit="video", desc="batch", disable=self.quiet, file=sys.stderr)
 
     def finished(self, result: JobResult) -> None:
