@@ -13,17 +13,18 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
 from config import Settings
-from config.errors import ConfigError
+from config.errors import EXIT_REVIEW_REJECTED, ConfigError
 from flows.executors import executor_for
 from phoneme.errors import SpeechError
-from pipeline.auditing import audited_render
-from pipeline.request import RenderRequest, ValidatedRequest, validate_request
+from pipeline.auditing import RenderAttempt, audited_render, log_rendered
+from pipeline.request import RenderRequest, ValidatedRequest, output_paths, validate_request
 from pipeline.run import RenderResult, stage_names
 
 
@@ -99,19 +100,21 @@ def run_render(args: argparse.Namespace, settings: Settings) -> int:
         attempt.validated = validate_request(
             request, settings, actor=attempt.user
         )  # fails fast, before Prefect or any model
-        result = _run(attempt.validated, settings, args.quiet, args.wait_review)
+        result = _run(
+            attempt.validated, settings, args.quiet, args.wait_review, lambda review: _held(attempt, settings, review)
+        )
         attempt.report_path = result.report
     video_seconds = result.frames / settings.video.fps
     made = f"{result.frames} frames = {video_seconds:.1f} s of video, rendered in {result.seconds:.1f} s"
     decided = _decided(settings, result.review)
-    if decided is not None:
+    if decided is not None:  # --wait-review: the report moved with the video; a rejection is not a success
         if decided.state == "approved":
-            print(f"{result.video}  ({made})  approved by {decided.decided_by} in review {decided.id}; "
-                  f"report: {result.report}")  # fmt: skip
+            print(f"{result.video}  ({made})  approved by {decided.decided_by} in review {decided.id} after "
+                  f"{result.waited:.0f} s; report: {output_paths(result.video)['report']}")  # fmt: skip
             return 0
         print(f"rejected in review {decided.id} by {decided.decided_by}" + (f" ({decided.reason})" if decided.reason
               else "") + f": nothing published at {result.video}")  # fmt: skip
-        return 0
+        return EXIT_REVIEW_REJECTED
     if result.review:
         print(
             f"held for review {result.review} ({made}); nothing is published at {result.video} until "
@@ -129,22 +132,28 @@ class _Outcome:
     report: Path
     srt: Path | None
     frames: int
-    seconds: float
+    seconds: float  # rendering only: a --wait-review render's wait for the review is `waited`
     review: str | None = None
+    waited: float = 0.0
 
 
 class _Progress:
     """Two progress bars: stages, and frames of the stage that is counting frames."""
 
-    def __init__(self, names: list[str], quiet: bool) -> None:
-        self.names = names
+    def __init__(self, names: list[str], quiet: bool, on_held: Callable[[str], None] = lambda review: None) -> None:
+        self.names, self.on_held = names, on_held
         self.stages = tqdm(total=len(names), desc="stages", unit="stage", disable=quiet, position=0, leave=True)
         self.frames = tqdm(total=0, desc="frames", unit="frame", disable=quiet, position=1, leave=True)
         self.current, self.counting = names[0], ""
+        self.waiting_since: float | None = None
+        self.closed = False
 
     def on_stage(self, name: str) -> None:
-        if name.startswith("waiting for review"):  # a --wait-review render: where to decide, even with --quiet
-            tqdm.write(f"{name} (or `dhf review approve|reject` in another terminal)", file=sys.stderr)
+        if name.startswith("waiting for review"):  # --wait-review: rendered; where to decide, even with --quiet
+            self.waiting_since = time.perf_counter()  # from here on it is the reviewer's time, not the render's
+            self.close()  # the bars end above the line rather than being redrawn around it
+            self.on_held(name.split()[3].rstrip(":"))  # "waiting for review <id>: <url>"
+            print(f"{name} (or `dhf review approve|reject` in another terminal)", file=sys.stderr, flush=True)
             return
         if self.stages.n < self.stages.total and name != self.names[0]:
             self.stages.update(1)
@@ -159,9 +168,20 @@ class _Progress:
         self.frames.update(done - self.frames.n)
 
     def close(self) -> None:
+        if self.closed:  # already, before a --wait-review render's wait
+            return
+        self.closed = True
         self.stages.update(self.stages.total - self.stages.n)
         self.stages.close()
         self.frames.close()
+
+
+def _held(attempt: RenderAttempt, settings: Settings, review_id: str) -> None:
+    """--wait-review, rendered and held: the render's audit entry now, as the review is decided from it."""
+    from pipeline.review_store import ReviewStore
+
+    attempt.report_path = Path(ReviewStore(settings).get(review_id).staged["report"])
+    log_rendered(attempt, settings)
 
 
 def _decided(settings: Settings, review_id: str | None):
@@ -174,15 +194,23 @@ def _decided(settings: Settings, review_id: str | None):
     return None if record.state == "pending" else record
 
 
-def _run(validated: ValidatedRequest, settings: Settings, quiet: bool, wait_review: bool = False) -> _Outcome:
-    progress = _Progress(stage_names(validated), quiet)
+def _run(
+    validated: ValidatedRequest,
+    settings: Settings,
+    quiet: bool,
+    wait_review: bool = False,
+    on_held: Callable[[str], None] = lambda review: None,
+) -> _Outcome:
+    progress = _Progress(stage_names(validated), quiet, on_held)
     started = time.perf_counter()
     try:
         result = _execute(validated, settings, progress, wait_review)
     finally:
         progress.close()
-    seconds = time.perf_counter() - started
-    return _Outcome(result.video, result.report, result.srt, result.frames, seconds, result.review)
+    ended = time.perf_counter()
+    rendered = (progress.waiting_since or ended) - started
+    return _Outcome(result.video, result.report, result.srt, result.frames, rendered, result.review,
+                    ended - (progress.waiting_since or ended))  # fmt: skip
 
 
 def _execute(
