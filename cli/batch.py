@@ -17,7 +17,13 @@ from tqdm import tqdm
 
 from cli.output import add_json_flag, human_stream, is_terminal, print_json
 from config import Settings
-from flows.prefect_env import apply_client_bounds, configured_api_url, require_local_room, require_reachable
+from flows.prefect_env import (
+    apply_client_bounds,
+    configured_api_url,
+    require_local_room,
+    require_reachable,
+    temporary_records,
+)
 from pipeline.batch_jobs import JobResult
 from pipeline.batch_script import BatchScript, override_scene, validate_script
 
@@ -139,6 +145,9 @@ class BatchPrinter:
         if self.url is not None and flow_run_id:
             where = f"batch run in the Prefect UI: {ui_url(self.url)}/runs/flow-run/{flow_run_id}"
             print(where, file=self.lines, flush=True)
+        elif flow_run_id:  # Prefect's temporary server: say where its records go (they outlive this process)
+            where = f"recorded by Prefect's temporary server in {temporary_records()}"
+            print(f"batch run {flow_run_id} {where} (a Prefect server on this PREFECT_HOME shows it)", file=sys.stderr)
         if not self.quiet:
             self.bar = tqdm(total=total, unit="video", desc="batch", file=sys.stderr)
 

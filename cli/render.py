@@ -19,6 +19,7 @@ import argparse
 import getpass
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,10 +27,10 @@ from tqdm import tqdm
 
 from cli.output import add_json_flag, is_terminal, print_json
 from config import Settings
-from config.errors import ConfigError
+from config.errors import EXIT_REVIEW_REJECTED, ConfigError
 from flows.executors import executor_for
 from phoneme.errors import SpeechError
-from pipeline.auditing import audited_render
+from pipeline.auditing import RenderAttempt, audited_render, log_rendered
 from pipeline.request import RenderRequest, ValidatedRequest, output_paths, validate_request
 from pipeline.run import RenderResult, stage_names
 
@@ -117,22 +118,24 @@ def run_render(args: argparse.Namespace, settings: Settings) -> int:
         attempt.validated = validate_request(
             request, settings, actor=attempt.user
         )  # fails fast, before Prefect or any model
-        result = _run(attempt.validated, settings, args.quiet, args.wait_review)
+        result = _run(
+            attempt.validated, settings, args.quiet, args.wait_review, lambda review: _held(attempt, settings, review)
+        )
         attempt.report_path = result.report
     video_seconds = result.frames / settings.video.fps
     made = f"{result.frames} frames = {video_seconds:.1f} s of video, rendered in {result.seconds:.1f} s"
     decided = _decided(settings, result.review)
     if args.json:
         print_json(outcome_document(result, video_seconds, decided))
-        return 0
-    if decided is not None:
+        return EXIT_REVIEW_REJECTED if decided is not None and decided.state != "approved" else 0
+    if decided is not None:  # --wait-review: the report moved with the video; a rejection is not a success
         if decided.state == "approved":
-            print(f"{result.video}  ({made})  approved by {decided.decided_by} in review {decided.id}; "
-                  f"report: {result.report}")  # fmt: skip
+            print(f"{result.video}  ({made})  approved by {decided.decided_by} in review {decided.id} after "
+                  f"{result.waited:.0f} s; report: {output_paths(result.video)['report']}")  # fmt: skip
             return 0
         print(f"rejected in review {decided.id} by {decided.decided_by}" + (f" ({decided.reason})" if decided.reason
               else "") + f": nothing published at {result.video}")  # fmt: skip
-        return 0
+        return EXIT_REVIEW_REJECTED
     if result.review:
         print(
             f"held for review {result.review} ({made}); nothing is published at {result.video} until "
@@ -221,8 +224,9 @@ class _Outcome:
     report: Path
     srt: Path | None
     frames: int
-    seconds: float
+    seconds: float  # rendering only: a --wait-review render's wait for the review is `waited`
     review: str | None = None
+    waited: float = 0.0
 
 
 class _Progress:
@@ -230,17 +234,24 @@ class _Progress:
     Elsewhere (a log file, a pipe, CI) one plain line per stage: bars there are kilobytes of escape
     codes per render and nobody watches them move."""
 
-    def __init__(self, names: list[str], quiet: bool, stream=None) -> None:
-        self.names, self.stream = names, stream or sys.stderr
+    def __init__(
+        self, names: list[str], quiet: bool, on_held: Callable[[str], None] = lambda review: None, stream=None
+    ) -> None:
+        self.names, self.on_held, self.stream = names, on_held, stream or sys.stderr
         self.lines = not quiet and not is_terminal(self.stream)  # plain lines instead of bars
         bars = {"disable": quiet or self.lines, "file": self.stream, "leave": True}
         self.stages = tqdm(total=len(names), desc="stages", unit="stage", position=0, **bars)
         self.frames = tqdm(total=0, desc="frames", unit="frame", position=1, **bars)
         self.current, self.counting, self.shown, self.number = names[0], "", "", 1
+        self.waiting_since: float | None = None
+        self.closed = False
 
     def on_stage(self, name: str) -> None:
-        if name.startswith("waiting for review"):  # a --wait-review render: where to decide, even with --quiet
-            tqdm.write(f"{name} (or `dhf review approve|reject` in another terminal)", file=sys.stderr)
+        if name.startswith("waiting for review"):  # --wait-review: rendered; where to decide, even with --quiet
+            self.waiting_since = time.perf_counter()  # from here on it is the reviewer's time, not the render's
+            self.close()  # the bars end above the line rather than being redrawn around it
+            self.on_held(name.split()[3].rstrip(":"))  # "waiting for review <id>: <url>"
+            print(f"{name} (or `dhf review approve|reject` in another terminal)", file=sys.stderr, flush=True)
             return
         if self.stages.n < self.stages.total and name != self.names[0]:
             self.stages.update(1)
@@ -261,9 +272,20 @@ class _Progress:
         self.frames.update(done - self.frames.n)
 
     def close(self) -> None:
+        if self.closed:  # already, before a --wait-review render's wait
+            return
+        self.closed = True
         self.stages.update(self.stages.total - self.stages.n)
         self.stages.close()
         self.frames.close()
+
+
+def _held(attempt: RenderAttempt, settings: Settings, review_id: str) -> None:
+    """--wait-review, rendered and held: the render's audit entry now, as the review is decided from it."""
+    from pipeline.review_store import ReviewStore
+
+    attempt.report_path = Path(ReviewStore(settings).get(review_id).staged["report"])
+    log_rendered(attempt, settings)
 
 
 def _decided(settings: Settings, review_id: str | None):
@@ -276,15 +298,23 @@ def _decided(settings: Settings, review_id: str | None):
     return None if record.state == "pending" else record
 
 
-def _run(validated: ValidatedRequest, settings: Settings, quiet: bool, wait_review: bool = False) -> _Outcome:
-    progress = _Progress(stage_names(validated), quiet)
+def _run(
+    validated: ValidatedRequest,
+    settings: Settings,
+    quiet: bool,
+    wait_review: bool = False,
+    on_held: Callable[[str], None] = lambda review: None,
+) -> _Outcome:
+    progress = _Progress(stage_names(validated), quiet, on_held)
     started = time.perf_counter()
     try:
         result = _execute(validated, settings, progress, wait_review)
     finally:
         progress.close()
-    seconds = time.perf_counter() - started
-    return _Outcome(result.video, result.report, result.srt, result.frames, seconds, result.review)
+    ended = time.perf_counter()
+    rendered = (progress.waiting_since or ended) - started
+    return _Outcome(result.video, result.report, result.srt, result.frames, rendered, result.review,
+                    ended - (progress.waiting_since or ended))  # fmt: skip
 
 
 def _execute(

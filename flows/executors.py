@@ -39,7 +39,6 @@ from pipeline.batch_jobs import (
     error_line,
     failed_result,
     job_key,
-    job_label,
     job_output,
 )
 from pipeline.batch_script import BatchJob, BatchScript
@@ -112,14 +111,12 @@ class TaskExecutor(InProcessExecutor):
         finished: JobDone,
         user: str | None = None,
     ) -> None:
-        from flows.batch_task import render_job  # imports Prefect
+        from flows.batch_task import named_render_job  # imports Prefect
 
-        def submit(job: BatchJob, key: str):
-            label = job_label(job)  # the task run's name too: without one Prefect appends a random suffix
-            task = render_job.with_options(name=label, task_run_name=label)
-            return task.submit(script, job, settings, out_root, key, user, self.chunks)
-
-        futures = [(job, submit(job, key)) for job, key in jobs]
+        futures = [
+            (job, named_render_job(job).submit(script, job, settings, out_root, key, user, self.chunks))
+            for job, key in jobs
+        ]
         for job, future in futures:
             try:
                 finished(job, future.result())

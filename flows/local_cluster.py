@@ -19,6 +19,9 @@ from pathlib import Path
 
 import httpx
 
+from flows.prefect_env import SERVER_DEFAULTS
+from flows.server import server_setup
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -48,11 +51,11 @@ class LocalCluster:
             "DHF_HOME": str(dhf_home),
             "PREFECT_HOME": str(self.folder / "prefect-home"),
             "PREFECT_API_URL": self.url,
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_UI_ENABLED": "false",
-            "DO_NOT_TRACK": "1",
         }
-        self.server_env = dict(self.env)
+        # the same command and environment as `python -m flows.server` (telemetry off, the UI's API URL)
+        self.server_command, self.server_env = server_setup(["--host", "127.0.0.1", "--port", str(self.port)], self.env)
+        self.env = {**self.env, **SERVER_DEFAULTS}  # the CLI and the workers send no telemetry either
         if database_url:
             self.server_env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
         self.processes: list[subprocess.Popen] = []
@@ -88,8 +91,7 @@ class LocalCluster:
 
     def start(self, workers: int, timeout: float = 90) -> LocalCluster:
         """Server up and healthy, pool set up, `workers` worker processes polling it."""
-        server = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(self.port)]
-        self.spawn(server, "server.log", self.server_env)
+        self.spawn(self.server_command, "server.log", self.server_env)
         self._wait_healthy(timeout)
         setup = self.run("pool", "setup", timeout=120)
         if setup.returncode != 0:

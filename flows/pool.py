@@ -36,7 +36,7 @@ from prefect.events.schemas.events import ResourceSpecification
 from prefect.exceptions import ObjectAlreadyExists
 
 from config import FactorySettings, Settings
-from flows.batch_task import render_job
+from flows.batch_task import named_render_job
 from flows.errors import PoolError
 from flows.pool_runs import PoolClient, PoolRequest, PoolRuns, PrefectPool, state_message
 from flows.prefect_env import OFFLINE_DEFAULTS
@@ -54,8 +54,7 @@ def render_variant(
 ) -> str:
     """One video of a batch, run by a worker. Same task as a local batch, so retries behave the same.
     `user` is who asked (an API key id), for the audit log; default: the worker's OS user."""
-    label = job_label(job)  # the task run's name too: without it Prefect appends a random suffix
-    result = render_job.with_options(name=label, task_run_name=label)(script, job, settings, Path(out_root), key, user)
+    result = named_render_job(job)(script, job, settings, Path(out_root), key, user)
     return result.output
 
 

@@ -33,6 +33,15 @@ OFFLINE_DEFAULTS = {
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
 }
 
+# What every `prefect server start` the project starts or documents gets (flows/server.py,
+# flows/local_cluster.py, deploy/docker-compose.yml): no telemetry (offline it logged "Failed to send
+# telemetry" every 10 minutes). Not OFFLINE_DEFAULTS: those silence the console a server logs to.
+SERVER_DEFAULTS = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+}
+UNSPECIFIED_HOSTS = {"0.0.0.0", "::", ""}
+
 # A command-line client must give up on a server that stopped answering, not wait Prefect's default
 # 60 s × 6 attempts with exponential back-off (QA saw a render hang for 421 s). One retry after
 # ~2 s rides out a restart; the worst stall of one call is 8 + 2 + 8 s. Not applied to workers or
@@ -56,6 +65,21 @@ def apply_client_bounds(environment: MutableMapping[str, str] | None = None) -> 
     """Bounded API timeouts for a short-lived client (`dhf render`, `dhf batch`), before Prefect is
     imported; a value the user set wins."""
     _set_defaults(CLIENT_BOUNDS, environment)
+
+
+def server_environment(host: str, port: int, environment: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for `prefect server start --host host --port port`: SERVER_DEFAULTS, and
+    PREFECT_UI_API_URL from that port. Why: Prefect's UI asks for the API URL its settings derive
+    from PREFECT_API_URL or PREFECT_SERVER_API_PORT, never from `--port`, so a server on another
+    port served a UI that said "Can't connect to Server API at …:4200/api". A value set wins (a
+    server behind a proxy, or one browsed from other machines, names its public URL)."""
+    env = dict(os.environ if environment is None else environment)
+    _set_defaults(SERVER_DEFAULTS, env)
+    browsed = "127.0.0.1" if host in UNSPECIFIED_HOSTS else host  # 0.0.0.0 listens everywhere; a browser needs a name
+    if ":" in browsed:  # an IPv6 address in a URL
+        browsed = f"[{browsed}]"
+    env.setdefault("PREFECT_UI_API_URL", f"http://{browsed}:{port}/api")
+    return env
 
 
 def _set_defaults(defaults: Mapping[str, str], environment: MutableMapping[str, str] | None) -> None:
@@ -96,6 +120,21 @@ def _other_settings_sources(env: Mapping[str, str], cwd: Path) -> bool:
 def prefect_home(environment: Mapping[str, str] | None = None) -> Path:
     env = os.environ if environment is None else environment
     return Path(env["PREFECT_HOME"]).expanduser() if env.get("PREFECT_HOME") else Path.home() / ".prefect"
+
+
+def temporary_records(environment: Mapping[str, str] | None = None) -> str:
+    """Where Prefect's temporary server (a server-less `dhf batch`) keeps its records: they outlive
+    the process, in the database a `prefect server start` with the same PREFECT_HOME also uses, so
+    its UI shows them later. Kept rather than thrown away with the process: a fresh database costs
+    its migrations on every batch (docs/decisions.md). A database URL of one's own is named by its
+    setting, never printed (it may hold a password)."""
+    env = os.environ if environment is None else environment
+    for name in ("PREFECT_SERVER_DATABASE_CONNECTION_URL", "PREFECT_API_DATABASE_CONNECTION_URL"):
+        url = env.get(name, "").strip()
+        if url:
+            sqlite = url.split("///", 1)[1] if url.startswith("sqlite") and "///" in url else ""
+            return sqlite if sqlite and sqlite != ":memory:" else f"the database of {name}"
+    return str(prefect_home(env) / "prefect.db")
 
 
 def require_local_room(environment: Mapping[str, str] | None = None, minimum: int = MIN_FREE_BYTES) -> None:

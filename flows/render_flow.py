@@ -19,9 +19,11 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import TerminationSignal
+from prefect.states import State
 
 from config import Settings
 from config.errors import DhfError
+from flows.batch_task import stage_timings
 from flows.errors import Terminated
 from flows.prefect_env import require_reachable, unavailable
 from pipeline.chunk_runners import ChunkRunner
@@ -63,8 +65,9 @@ def render_flow(
     on_stage: Callable[[str], None] | None = None,
     wait_review: bool = False,
     chunks: Any = None,  # a ChunkRunner; typed Any because Prefect builds a schema of a flow's parameters
-) -> RenderResult:
-    """`chunks` runs a long render's chunks (`flows.executors.executor_for` chose it; None: local processes)."""
+) -> RenderResult | State:
+    """A State only for a rejected `wait_review` (`flows.review_flow.final_state`).
+    `chunks` runs a long render's chunks (`flows.executors.executor_for` chose it; None: local processes)."""
     log = StageLog()
     logger = get_run_logger()
     request = validated.request
@@ -82,23 +85,24 @@ def render_flow(
         if result.review
         else f"quality passed; published {result.video}"
     )
-    logger.info(f"{result.frames} frames; {verdict}; stage seconds {log.timings}")
+    logger.info(f"{result.frames} frames; {verdict}; {stage_timings(log.timings)}")
+    cached = ", ".join(name for name, hit in log.cache.items() if hit) or "none"
     create_markdown_artifact(
         key="render-summary",
         markdown=(
             f"### {validated.avatar.avatar_id} [{validated.request.language}]\n\n"
             f"- output: `{result.video}`\n- frames: {result.frames}\n- report: `{result.report}`\n"
-            f"- stage seconds: {log.timings}\n- cache hits: {log.cache}\n"
+            f"- {stage_timings(log.timings)}\n- from the cache: {cached}\n"
         ),
         description="Render summary",
     )
-    if result.review and wait_review:  # the run pauses with a review form (flows/review_flow.py)
+    if result.review and wait_review:  # the run is Held with a review form (flows/review_flow.py)
         from prefect.runtime import flow_run as this_run
 
-        from flows.review_flow import wait_for_review
+        from flows.review_flow import final_state, wait_for_review
 
         (on_stage or (lambda name: None))(f"waiting for review {result.review}: {this_run.ui_url}")
-        wait_for_review(settings, result.review, logger)
+        return final_state(result, wait_for_review(settings, result.review, logger))
     return result
 
 
@@ -115,9 +119,18 @@ def render_on_server(
     answering (the caller set `flows.prefect_env.CLIENT_BOUNDS`, so each call gives up in ~18 s)."""
     require_reachable(url)  # a dead or hung server: one line in seconds, before any work
     try:
-        return render_flow(
-            validated, settings, on_frame=on_frame, on_stage=on_stage, wait_review=wait_review, chunks=chunks
-        )
+        # the final state, not the return value: a rejected review ends the run Failed ("Rejected")
+        # with the render's result, which the caller still needs to say what was rejected
+        state = render_flow(
+            validated, settings, on_frame=on_frame, on_stage=on_stage, wait_review=wait_review, chunks=chunks,
+            return_state=True,
+        )  # fmt: skip
+        outcome = state.result(raise_on_failure=False)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        if not isinstance(outcome, RenderResult):  # a state without a result (crashed, cancelled)
+            raise RuntimeError(f"the render's flow run ended {state.name}: {state.message or 'no result'}")
+        return outcome
     except DhfError:
         raise
     except TerminationSignal:

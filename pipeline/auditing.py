@@ -32,6 +32,7 @@ class RenderAttempt:
     user: str = ""  # the authenticated actor the entry is recorded under (OS user or api-key:<id>)
     validated: ValidatedRequest | None = None
     report_path: Path | None = None
+    logged: bool = False  # its entry is written already (`log_rendered`: a render that waits for its review)
 
 
 def inputs_hash(request: RenderRequest, settings: Settings) -> str:
@@ -131,6 +132,8 @@ def audited_render(request: RenderRequest, settings: Settings, user: str | None 
     try:
         yield attempt
     except BaseException as exc:
+        if attempt.logged:  # rendered and logged; what failed was the wait for its review (Ctrl-C)
+            raise
         attempt.report_path = getattr(exc, "report_path", None) or attempt.report_path
         outcome = "refused" if attempt.validated is None and isinstance(exc, Exception) else "failed"
         if isinstance(exc, KeyboardInterrupt):  # Ctrl-C, or SIGTERM raised as one by the CLI ("SIGTERM")
@@ -139,7 +142,17 @@ def audited_render(request: RenderRequest, settings: Settings, user: str | None 
             detail = f"{type(exc).__name__}: {exc}"
         log.append(_record(attempt, settings, outcome, detail.splitlines()[0][:500], who))
         raise
-    log.append(_record(attempt, settings, "success", "", who))
+    if not attempt.logged:
+        log.append(_record(attempt, settings, "success", "", who))
+
+
+def log_rendered(attempt: RenderAttempt, settings: Settings) -> None:
+    """Write the render's success entry now, inside `audited_render`: a `dhf render --wait-review`
+    waits there for the review, and the review is decided from this entry (its deadline and the
+    held files' hashes), so a decision made while it waits needs the entry to exist already."""
+    if not attempt.logged:
+        AuditLog.from_settings(settings).append(_record(attempt, settings, "success", "", attempt.user))
+        attempt.logged = True
 
 
 def audit_refusal(request: RenderRequest, settings: Settings, user: str, error: Exception) -> None:

@@ -1,5 +1,5 @@
 """The review gate through Prefect's pause/resume with input (issue 18), on a real `prefect server start`
-with its UI: `dhf render --wait-review` holds the video, its flow run pauses with the review form
+with its UI: `dhf render --wait-review` holds the video, its flow run is `Held` (Paused) with the review form
 (ReviewInput) and the thumbnail, scores and video link; headless Chromium finds the thumbnail loaded
 in the UI; resuming with input (what the UI's form sends) publishes and names the reviewer in the
 audit log; a decision made with `dhf review reject` while the run waits resumes it and removes the
@@ -32,7 +32,7 @@ def _paused(cluster: LocalCluster, process, name: str, home: Path, timeout: floa
     while time.monotonic() < deadline:
         assert process.poll() is None, (cluster.folder / f"{name}.log").read_text()[-3000:]
         runs = [r for r in cluster.api("flow_runs/filter") if r["name"] == name]
-        if runs and runs[0]["state_type"] == "PAUSED":
+        if runs and runs[0]["state_type"] == "PAUSED" and runs[0]["state_name"] == "Held":
             (record,) = [r for r in ReviewStore(load_settings(home=home)).all() if r.flow_run_id == runs[0]["id"]]
             return runs[0], record.id
         time.sleep(1)
@@ -65,7 +65,7 @@ def test_paused_review_run_resumed_from_its_form_and_by_the_cli(dhf_home, tmp_pa
         run, review_id = _paused(cluster, process, name, dhf_home)
         assert not output.exists()
         # the form: the run input's schema is ReviewInput's, its description shows the review
-        inputs = cluster.api(f"flow_runs/{run['id']}/input/filter", {"prefix": "paused-", "limit": 10})
+        inputs = cluster.api(f"flow_runs/{run['id']}/input/filter", {"prefix": "held-", "limit": 10})
         keys = {item["key"].rsplit("-", 1)[-1]: json.loads(item["value"]) for item in inputs}
         assert set(keys["schema"]["properties"]) == {"decision", "reviewer", "comment"}, keys["schema"]
         assert "data:image/jpeg;base64," in keys["description"] and "lipsync" in keys["description"], keys
@@ -78,7 +78,7 @@ def test_paused_review_run_resumed_from_its_form_and_by_the_cli(dhf_home, tmp_pa
             page.screenshot(tmp_path / "ui-artifact.png")
             assert widths and widths[0] > 0, widths
             page.open(f"{ui}/runs/flow-run/{run['id']}")
-            assert page.wait_for("document.body.innerText.includes('Paused')", timeout=60)
+            assert page.wait_for("document.body.innerText.includes('Held')", timeout=60)  # the state's name
             page.screenshot(tmp_path / "ui-run.png")
             page.evaluate("Array.from(document.querySelectorAll('button')).find(b => b.innerText.trim() == 'Resume')"
                           ".click()")  # fmt: skip
@@ -107,9 +107,10 @@ def test_paused_review_run_resumed_from_its_form_and_by_the_cli(dhf_home, tmp_pa
         run, review_id = _paused(cluster, process, name, dhf_home)
         result = cluster.run("review", "reject", review_id, "--reviewer", "erin", "-m", "wrong figure")
         assert result.returncode == 0 and "rejected by erin" in result.stdout, result.stderr[-2000:]
-        assert process.wait(timeout=120) == 0, (cluster.folder / f"{name}.log").read_text()[-3000:]
+        assert process.wait(timeout=120) == 7, (cluster.folder / f"{name}.log").read_text()[-3000:]
         assert "rejected in review" in (cluster.folder / f"{name}.log").read_text()
         assert not output.exists() and not any(p.name.startswith(".rejected") for p in tmp_path.iterdir())
         decided = _audit(dhf_home, review_id)
         assert (decided.user, decided.extra["reviewer"], decided.outcome) == (getpass.getuser(), "erin", "refused")
-        assert cluster.get(f"flow_runs/{run['id']}")["state_type"] == "COMPLETED"
+        final = cluster.get(f"flow_runs/{run['id']}")
+        assert (final["state_type"], final["state_name"]) == ("FAILED", "Rejected"), final["state"]
