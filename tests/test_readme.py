@@ -114,7 +114,7 @@ RULES = (
         "tests/reliability/test_postgres.py starts PostgreSQL in a temporary folder instead",
     ),
     Rule(
-        r"prefect server start",
+        r"prefect server start|-m flows\.server\b",
         "skip",
         "a server that runs until stopped; the slow suite and tests/reliability/test_postgres.py start one",
     ),
