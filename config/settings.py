@@ -434,6 +434,31 @@ class ChunkingSettings(Section):
     sentence_preference_s: float = Field(2.0, ge=0.0)  # a sentence end this much farther away still wins
 
 
+class StreamAdmissionSettings(Section):
+    """Admission control for streamed answers (streaming/admission.py): a stream starts only when the
+    server's measured rendering throughput can keep it ahead of playback; otherwise 503 + Retry-After."""
+
+    max_streams: int = Field(4, ge=1, le=64)  # hard cap on streams rendering at once, whatever the throughput
+    realtime_margin: float = Field(1.15, ge=1.0, le=4.0)  # a stream needs fps x this frames/s to never stall
+    start_budget_s: Positive = 2.0  # a stream must be able to release its first segment within this
+    min_retry_after_s: int = Field(1, ge=1)
+
+
+class StreamingSettings(Section):
+    """Streamed answers (POST /v1/streams, README "Streamed answers"): HLS with fragmented-MP4
+    segments written while the answer renders, each released only after the quality gate scored it."""
+
+    scene: str | None = "app"  # the canvas of a streamed answer (a chat window); None: the classic layout
+    canvas_scale: float = Field(0.5, gt=0.0, le=1.0)  # of the scene's canvas: streams are watched small
+    segment_seconds: float = Field(0.5, ge=0.2, le=6.0)  # HLS segment length (whole frames)
+    first_part_max_words: int = Field(8, ge=1)  # the first part spoken is at most this long (first clause)
+    preset: str = "ultrafast"  # x264 preset of the stream's encoder (it must keep up with playback)
+    tune: str = "zerolatency"  # no lookahead, no B-frames: a segment closes as soon as its frames are in
+    keep_finished_s: int = Field(3600, ge=0)  # stream folders are deleted this long after they end
+    prewarm_avatars: list[str] = ["sample"]  # analysed and engine-ready when `dhf api` starts
+    admission: StreamAdmissionSettings = StreamAdmissionSettings()
+
+
 class FusionSettings(Section):
     """The engine's processor chain and where its neural models run (README: Neural processors).
 
@@ -649,6 +674,7 @@ class Settings(Section):
     factory: FactorySettings = FactorySettings()
     api: ApiSettings = ApiSettings()
     chunking: ChunkingSettings = ChunkingSettings()
+    streaming: StreamingSettings = StreamingSettings()
     fusion: FusionSettings = Field(default_factory=FusionSettings)  # imports the registered processors
     governance: GovernanceSettings = GovernanceSettings()
     scene: SceneChoice = SceneChoice()
@@ -690,7 +716,9 @@ class Settings(Section):
         """What decides an output (every section but the machine's paths), for content hashes."""
         # The review gate decides who publishes, not what the video is: it changes no content hash.
         # Nor does the address the API listens on: moving the server to another port re-renders nothing.
-        return self.model_dump(exclude={"paths": True, "governance": True, "api": {"host", "port"}})
+        # Nor do the streaming settings: a stream's own canvas and encoder reach its content through the
+        # settings it renders with (streaming derives them), never a file render's.
+        return self.model_dump(exclude={"paths": True, "governance": True, "api": {"host", "port"}, "streaming": True})
 
 
 class VoiceTemplate(Section):
