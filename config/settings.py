@@ -442,6 +442,10 @@ class StreamAdmissionSettings(Section):
     realtime_margin: float = Field(1.15, ge=1.0, le=4.0)  # a stream needs fps x this frames/s to never stall
     start_budget_s: Positive = 2.0  # a stream must be able to release its first segment within this
     min_retry_after_s: int = Field(1, ge=1)
+    # Until a stream has been measured (a cold server): the throughput and first-release time assumed.
+    # Conservative on purpose: 40 frames/s admits one 25 fps stream at a time until measurements say more.
+    cold_throughput_fps: Positive = 40.0
+    cold_first_release_s: Positive = 1.0
 
 
 class StreamingSettings(Section):
