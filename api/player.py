@@ -8,8 +8,9 @@ not tell a third party who watches which answer. `scripts/vendor_js` (run by scr
 the server checks the same hash whenever it serves the file, and a missing or different file is answered with a
 one-line error saying to run scripts/setup (the page shows it), not with someone else's code.
 
-Why this router must be included BEFORE the streams router: `/v1/streams/<id>/<token>/player` would
-otherwise match the streams router's `/v1/streams/<id>/<token>/<file>` and be answered 404.
+Why this router must be included BEFORE the streams router: `/v1/streams/<id>/<token>/player` and
+`…/state.json` (the state the page shows) would otherwise match the streams router's
+`/v1/streams/<id>/<token>/<file>` and be answered 404.
 
 The pages load nothing from another origin (their Content-Security-Policy says so to the browser), and
 send no referrer, so a playback path never leaves the page in a header.
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from api.errors import ApiError
 from api.playback import verify_playback
@@ -121,6 +122,25 @@ def player_asset(name: str) -> Response:
         raise ApiError(404, "not_found", f"no player asset {name}")
     return Response(asset_bytes(asset), media_type=asset.media_type,
                     headers={"Cache-Control": asset.cache, "X-Content-Type-Options": "nosniff"})  # fmt: skip
+
+
+# What a viewer's page shows of a stream's state (the key holder's GET /v1/streams/<id> has everything).
+VIEWER_STATE_FIELDS = ("status", "message", "mode", "released_segments", "released_seconds", "first_release_s",
+                       "rendered_frames", "total_frames", "ended")  # fmt: skip
+
+
+@router.get("/v1/streams/{stream_id}/{token}/state.json")
+def stream_state(stream_id: str, token: str, request: Request) -> JSONResponse:
+    """The stream's state for its player page (the signed path opens it, no key): status, the one-line
+    message of a fallback or failure, how much is released."""
+    context = request.app.state.context
+    verify_playback(context.settings, stream_id, token)
+    state = context.streams.state(stream_id)
+    if state is None:
+        raise ApiError(404, "not_found", f"no stream {stream_id}")
+    public = state.public()
+    return JSONResponse({name: public[name] for name in VIEWER_STATE_FIELDS},
+                        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"})  # fmt: skip
 
 
 @router.get("/v1/streams/{stream_id}/{token}/player")
