@@ -167,6 +167,9 @@
     });
     video.addEventListener('ended', function () { m.endedMs = since(); });
     video.addEventListener('loadedmetadata', function () {
+      if (m.engine === 'native' && video.currentTime > 0.1) {
+        video.currentTime = 0;  // a native player joins a live playlist at its edge: the answer starts at 0
+      }
       if (m.engine === 'native' && m.captionsSource === null) {
         m.captionsSource = video.textTracks.length ? 'hls' : 'captions.vtt';
         if (m.captionsSource === 'captions.vtt') { pollCaptions(); }
