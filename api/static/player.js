@@ -22,7 +22,8 @@
   function metrics(t0) {
     return {
       t0: t0, engine: null, postedMs: null, manifestMs: null, firstFrameMs: null, playingMs: null,
-      endedMs: null, mutedAutoplay: false, state: null, states: [], samples: [], errors: [], captionsSource: null, requestError: null
+      endedMs: null, mutedAutoplay: false, state: null, states: [], samples: [], errors: [],
+      captionsSource: null, requestError: null
     };
   }
 
