@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 from api.errors import ApiError
 from config import Settings
+from config.errors import DhfError
 from config.files import write_text_atomic
 from pipeline.request import ValidatedRequest
 from streaming.admission import Admission, Decision, estimated_seconds
@@ -60,8 +61,12 @@ class Producer(Protocol):
     def __call__(self, folder: Path, validated: ValidatedRequest, on_progress: ProgressHook) -> StreamState: ...
 
 
-class StreamCancelledError(Exception):
-    """Raised from a stream's progress hook once it was cancelled: stops the renderer where it is."""
+class StreamCancelledError(DhfError):
+    """Raised (once) from a stream's progress hook after it was cancelled: stops the renderer where it is.
+    Once only, so the renderer's own handler can still record the failed state and audit the stream's
+    end through the same hook. A DhfError: its message is the state's one line as it stands."""
+
+    code = "cancelled"
 
 
 @dataclass(frozen=True)
@@ -171,10 +176,13 @@ class StreamService:
         return state
 
     def _run(self, stream_id: str, folder: Path, validated: ValidatedRequest, cancel: threading.Event) -> None:
+        stopped = []
+
         def on_progress(state: StreamState) -> None:
             self.admission.progress(stream_id, state.rendered_frames, state.total_frames, state.first_release_s)
-            if cancel.is_set():
-                raise StreamCancelledError("cancelled by the client (DELETE)")
+            if cancel.is_set() and not stopped and not state.ended:
+                stopped.append(True)
+                raise StreamCancelledError("cancelled by the client (DELETE /v1/streams/<id>)")
 
         failure = ""
         try:

@@ -453,3 +453,87 @@ def test_a_real_stream_plays_from_http_while_it_renders_and_publishes_the_same_f
     vtt = httpx.get(f"{server.url}/v1/streams/{stream_id}/captions?format=vtt", headers=_auth(token)).text
     assert vtt.startswith("WEBVTT") and "card" in vtt
     print(f"first release {final['first_release_s']:.2f} s after the request")
+
+
+# --- streams on the work pool (api.executor: pool): the submitter's side, against a stand-in server -------
+class FakePool:
+    """A `PoolClient` whose one 'worker' writes a stream's states into the shared folder over ~0.5 s."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder, self.cancelled, self.done = folder, [], threading.Event()
+        self.stop = threading.Event()
+
+    def api_url(self) -> str:
+        return "http://127.0.0.1:9/api"
+
+    def has_deployment(self, name: str) -> bool:
+        self.deployment = name
+        return True
+
+    def submit(self, deployment, parameters, name, tags):
+        import uuid
+
+        self.parameters, self.name = parameters, name
+
+        def work() -> None:
+            state = StreamState(self.folder.name)
+            for released in range(1, 6):
+                if self.stop.wait(0.1):
+                    return
+                state = state.but(status="streaming", released_segments=released, rendered_frames=12 * released)
+                write_state(self.folder, state)
+            write_state(self.folder, state.but(status="finished", ended_at=time.time()))
+            self.done.set()
+
+        threading.Thread(target=work, daemon=True).start()
+        self.run_id = uuid.uuid4()
+        return self.run_id
+
+    def states(self, ids):
+        from prefect.states import Completed, Running
+
+        return {self.run_id: Completed() if self.done.is_set() else Running()}
+
+    def mark_crashed(self, flow_run_id, message) -> None:
+        raise AssertionError("nothing crashed")
+
+    def cancel(self, flow_run_id, message) -> None:
+        self.cancelled.append(message)
+        self.stop.set()
+
+    def online_workers(self, pool: str) -> int:
+        return 1
+
+
+def test_a_pool_stream_is_followed_through_its_folder_and_a_cancel_cancels_its_flow_run(tmp_path, home):
+    from types import SimpleNamespace
+
+    from api.streams import StreamCancelledError
+    from flows.stream_flow import PoolStreamProducer
+    from pipeline.request import RenderRequest
+
+    settings = load_settings(home=home).with_section("factory", pool="streams-test")
+    folder = tmp_path / ("d" * 32)
+    folder.mkdir()
+    request = RenderRequest("Hello.", "sample", "en", folder / "answer.mp4", channel="demo", purpose="demo")
+    validated = SimpleNamespace(request=request, actor="api-key:abc")
+    heard: list[StreamState] = []
+    client = FakePool(folder)
+    final = PoolStreamProducer(settings, client)(folder, validated, heard.append)
+    assert final.status == "finished" and client.deployment == "render-stream/streams-test"
+    assert client.parameters["folder"] == str(folder) and client.parameters["user"] == "api-key:abc"
+    assert client.parameters["request"]["output"] == str(folder / "answer.mp4")  # JSON-able parameters
+    released = [s.released_segments for s in heard if s.status == "streaming"]
+    assert released == sorted(released) and len(released) >= 3 and heard[-1].status == "finished", released
+
+    folder = tmp_path / ("e" * 32)
+    folder.mkdir()
+    client = FakePool(folder)
+
+    def cancel(state: StreamState) -> None:
+        if state.released_segments >= 2:
+            raise StreamCancelledError("cancelled by the client")
+
+    with pytest.raises(StreamCancelledError):
+        PoolStreamProducer(settings, client)(folder, validated, cancel)
+    assert client.cancelled == ["the submitter stopped"] and not client.done.is_set()
