@@ -537,3 +537,21 @@ def test_a_pool_stream_is_followed_through_its_folder_and_a_cancel_cancels_its_f
     with pytest.raises(StreamCancelledError):
         PoolStreamProducer(settings, client)(folder, validated, cancel)
     assert client.cancelled == ["the submitter stopped"] and not client.done.is_set()
+
+
+def test_a_renderer_that_crashes_ends_the_stream_failed_and_frees_its_share(home, keys):
+    def crash(folder, validated, on_progress):
+        raise RuntimeError("encoder died\nsecond line")
+
+    settings = load_settings(home=home).with_section("api", rate_per_minute=100000)
+    with InProcessServer(settings, crash) as api:
+        body = _start(api, keys).json()
+        status = _wait_ended(api, body["stream_id"], keys["app"][1], timeout=10)
+        assert (status["status"], status["message"]) == ("failed", "RuntimeError: encoder died"), status
+        master = httpx.get(api.url + body["playback"]["master"], timeout=30)
+        assert (master.status_code, master.json()["error"]["code"]) == (404, "stream_failed")
+        assert "encoder died" in master.json()["error"]["message"]
+        deadline = time.monotonic() + 5
+        while api.context.streams.is_running(body["stream_id"]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _start(api, keys).status_code == 202  # the crashed stream holds no admission share

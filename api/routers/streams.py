@@ -223,6 +223,9 @@ async def playback_file(stream_id: StreamId, token: Token, name: FileName, conte
         await wait_first_release(streams, stream_id, first_wait_s(context))
     path = streams.released_file(stream_id, name)
     if path is None:
+        state = streams.state(stream_id)
+        if state is not None and state.status == "failed" and not state.released_segments:
+            raise ApiError(404, "stream_failed", f"the stream failed before releasing anything: {state.message}"[:400])
         raise ApiError(404, "not_released", f"{name} is not part of this stream's released playlists (yet)")
     media_type = CONTENT_TYPES.get(path.suffix.lower(), "application/octet-stream")
     if name in GROWING:  # rewritten (atomically) as the stream goes: read whole, never a torn length
