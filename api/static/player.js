@@ -213,7 +213,8 @@
         } else if (data.type === window.Hls.ErrorTypes.MEDIA_ERROR && retries < 20) {
           retries += 1;
           hls.recoverMediaError();
-        } else {
+        } else if (!(m.state && m.state.status === 'failed')) {
+          // (a failed stream's own one-line message, shown by the state poll, says more than the player)
           say(options.status, 'the player stopped: ' + data.details, 'error');
         }
       });
