@@ -197,6 +197,7 @@ class StreamService:
             with self.lock:
                 self.running.pop(stream_id, None)
             self._end_if_open(folder, failure or "the renderer stopped without a final state")
+            self.cleanup()  # off the request path: as each stream ends, older ones past keep_finished_s go
 
     def _end_if_open(self, folder: Path, message: str) -> None:
         """A renderer that crashed or was cancelled may leave its state open: end it as failed, so no
