@@ -1,0 +1,429 @@
+"""HLS with fragmented-MP4 segments, written while frames are produced (streamed answers).
+
+Why one ffmpeg per encoder run, fed through two pipes:
+- video frames (BGR, converted here to yuv420p like `media.video.VideoWriter`) go to ffmpeg's stdin
+  from a writer thread; audio (mono int16 PCM) goes through a FIFO from its own thread. Either pipe
+  may block (ffmpeg reads the stream that is behind), and because each has its own thread the caller
+  never blocks on one while ffmpeg waits on the other: no deadlock between the two pipes.
+- x264 runs with `-tune zerolatency` (no lookahead, no B-frames) and a keyframe forced at every
+  segment start (scene cuts off, GOP = one segment), so ffmpeg's HLS muxer cuts exactly every
+  `segment_frames` frames and every segment starts with an IDR frame: independently decodable,
+  releasable on its own, and joinable by stream copy (`join_segments`).
+- ffmpeg only knows a segment is complete when the next segment's first frame reaches its muxer, so
+  segment k appears in `segments()` shortly after the first frame of segment k+1 was written (or at
+  `close()`): measured on the 2-core dev machine, 2-15 ms after that frame at 540x960 (tests/test_hls.py
+  asserts < 0.5 s). Its audio must already be there: the muxer interleaves by time and holds video
+  back until audio of the same time arrived, so write a part's audio before (or with) its frames.
+- Every run puts frame f at media time TIMELINE_OFFSET_S + f / fps exactly (`-output_ts_offset`):
+  runs that restart the encoder at a later frame continue the same timeline, AAC's priming samples
+  stay at positive times, and WebVTT segments map cues onto video with one constant
+  (X-TIMESTAMP-MAP=MPEGTS:MPEGTS_OFFSET,LOCAL:00:00:00.000).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import queue
+import subprocess
+import tempfile
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from config.files import atomic_path
+from media.errors import MediaError
+from media.video import ffmpeg_binary
+
+TIMELINE_OFFSET_S = 10  # media time of frame 0 in every run (whole seconds: exact in every timescale)
+MPEGTS_OFFSET = TIMELINE_OFFSET_S * 90000  # the same instant in HLS's 90 kHz clock (WebVTT X-TIMESTAMP-MAP)
+
+
+@dataclass(frozen=True)
+class HlsOptions:
+    """How a stream is encoded. `segment_frames` is the segment length in whole frames (a segment
+    boundary between frames would make ffmpeg cut at the next keyframe: a longer, later segment)."""
+
+    fps: int = 25
+    width: int = 540
+    height: int = 960
+    segment_frames: int = 12
+    crf: int = 23
+    preset: str = "ultrafast"
+    tune: str = "zerolatency"
+    audio_rate: int = 24000  # of the PCM written with write_audio (mono int16); the AAC is at 48 kHz
+    audio_bitrate: str = "96k"
+    threads: int = 0  # x264 threads (0: x264 decides)
+    metadata: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def segment_seconds(self) -> float:
+        return self.segment_frames / self.fps
+
+    @staticmethod
+    def frames_for(seconds: float, fps: int) -> int:
+        """Whole frames closest to `seconds` (at least one): settings give seconds, the encoder frames."""
+        return max(1, round(seconds * fps))
+
+
+@dataclass(frozen=True)
+class EncodedSegment:
+    """A closed segment of one encoder run: file `name` (in the encoder's folder) holds frames
+    start_frame .. start_frame + frames - 1 of the answer, `duration` seconds as the playlist says."""
+
+    name: str
+    start_frame: int
+    frames: int
+    duration: float
+
+    @property
+    def end_frame(self) -> int:
+        """One past the segment's last frame."""
+        return self.start_frame + self.frames
+
+
+def _encoder_command(folder: Path, options: HlsOptions, prefix: str, first_frame: int, fifo: Path) -> list[str]:
+    seg = options.segment_frames
+    command = [ffmpeg_binary(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y"]
+    # -nostdin only stops ffmpeg's keyboard interaction; "-i -" below still reads the frames.
+    command += ["-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{options.width}x{options.height}"]
+    # No probing: both inputs are raw with their format given here, and probing would make ffmpeg
+    # read ahead on one pipe at startup while the caller may be feeding the other (a deadlock).
+    probe = ["-probesize", "32", "-analyzeduration", "0", "-thread_queue_size", "64"]
+    command += [*probe, "-r", str(options.fps), "-i", "-"]
+    command += [*probe, "-f", "s16le", "-ar", str(options.audio_rate), "-ac", "1", "-i", str(fifo)]
+    command += ["-map", "0:v:0", "-map", "1:a:0"]
+    command += ["-c:v", "libx264", "-preset", options.preset, "-crf", str(options.crf), "-pix_fmt", "yuv420p"]
+    if options.tune:
+        command += ["-tune", options.tune]
+    command += ["-threads", str(options.threads), "-g", str(seg), "-keyint_min", str(seg), "-sc_threshold", "0"]
+    command += ["-force_key_frames", f"expr:gte(n,n_forced*{seg})"]
+    command += ["-c:a", "aac", "-b:a", options.audio_bitrate, "-ar", "48000", "-ac", "1"]
+    for key, value in options.metadata:
+        command += ["-metadata", f"{key}={value}"]
+    offset = TIMELINE_OFFSET_S + first_frame / options.fps
+    command += ["-output_ts_offset", f"{offset:.6f}"]
+    command += ["-f", "hls", "-hls_time", f"{seg / options.fps:.6f}", "-hls_list_size", "0"]
+    command += ["-hls_playlist_type", "event", "-hls_segment_type", "fmp4"]
+    command += ["-hls_fmp4_init_filename", f"{prefix}_init.mp4"]
+    command += ["-hls_segment_filename", str(folder / f"{prefix}_%05d.m4s")]
+    command += ["-hls_flags", "independent_segments+temp_file", str(folder / f"{prefix}.m3u8")]
+    return command
+
+
+def parse_private_playlist(text: str) -> list[tuple[str, float]]:
+    """(segment file name, duration) for each complete entry of an ffmpeg media playlist.
+
+    ffmpeg writes a segment's entry only after the segment is closed and renamed from its temporary
+    name, so every entry names a complete file; an entry cut off by a concurrent rewrite (no URI line
+    yet) is left out rather than guessed."""
+    entries: list[tuple[str, float]] = []
+    duration: float | None = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("#EXTINF:"):
+            try:
+                duration = float(line[len("#EXTINF:") :].split(",", 1)[0])
+            except ValueError:
+                duration = None
+        elif line and not line.startswith("#") and duration is not None:
+            entries.append((line, duration))
+            duration = None
+    return entries
+
+
+class HlsEncoder:
+    """One encoder run: BGR frames and mono PCM in, `<prefix>_init.mp4` + `<prefix>_NNNNN.m4s` +
+    the private playlist `<prefix>.m3u8` out, in `folder`. A stream that restarts its encoder (the
+    fallback after a failed segment) starts a new run with a new prefix at the frame it restarts from.
+
+    Use as a context manager: leaving the block normally closes (flushes every segment), leaving it
+    with an exception aborts (kills ffmpeg)."""
+
+    def __init__(
+        self, folder: Path, options: HlsOptions, prefix: str = "run0", first_frame: int = 0, queue_frames: int = 3
+    ) -> None:
+        if options.width % 2 or options.height % 2:
+            raise MediaError(f"video size {options.width}x{options.height} must be even for yuv420p")
+        if options.segment_frames < 1 or options.fps < 1:
+            raise MediaError(f"segment_frames ({options.segment_frames}) and fps ({options.fps}) must be positive")
+        if not prefix or "/" in prefix or "%" in prefix:
+            raise MediaError(f"encoder prefix {prefix!r} must be a plain file-name stem, e.g. run0")
+        self.folder, self.options, self.prefix, self.first_frame = Path(folder), options, prefix, first_frame
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.init_name = f"{prefix}_init.mp4"
+        self.playlist = self.folder / f"{prefix}.m3u8"
+        self.frames = 0  # written so far
+        self.audio_samples = 0  # written so far
+        self._fifo = self.folder / f".{prefix}.audio.fifo"
+        self._fifo.unlink(missing_ok=True)
+        os.mkfifo(self._fifo, 0o600)
+        # ffmpeg's messages go to a file, not a pipe, so a chatty ffmpeg cannot block on it; it lives as
+        # long as the run and is closed by close()/abort().
+        self._errors = tempfile.TemporaryFile()  # noqa: SIM115
+        command = _encoder_command(self.folder, options, prefix, first_frame, self._fifo)
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._errors)
+        self._failure: BaseException | None = None
+        self._closed = False
+        self._video: queue.Queue[np.ndarray | None] = queue.Queue(maxsize=max(1, queue_frames))
+        self._ring = [
+            np.empty((options.height * 3 // 2, options.width), np.uint8) for _ in range(max(1, queue_frames) + 2)
+        ]
+        self._audio: queue.Queue[bytes | None] = queue.Queue()  # unbounded: a minute of PCM is 2.9 MB
+        self._audio_opened = threading.Event()
+        self._video_thread = threading.Thread(target=self._feed_video, name=f"hls-video-{prefix}", daemon=True)
+        self._audio_thread = threading.Thread(target=self._feed_audio, name=f"hls-audio-{prefix}", daemon=True)
+        self._video_thread.start()
+        self._audio_thread.start()
+
+    # --- feeding threads -------------------------------------------------------------------------
+
+    def _feed_video(self) -> None:
+        """Pipe queued frames to ffmpeg's stdin until the end marker; after a failure keep draining
+        so the producer never blocks on a dead pipe."""
+        while (item := self._video.get()) is not None:
+            if self._failure is not None:
+                continue
+            try:
+                self.process.stdin.write(item.data)
+                self.process.stdin.flush()
+            except (BrokenPipeError, OSError, ValueError) as exc:
+                self._failure = exc
+        with contextlib.suppress(BrokenPipeError, OSError, ValueError):
+            self.process.stdin.close()
+
+    def _feed_audio(self) -> None:
+        """Open the FIFO (blocks until ffmpeg opens its end) and write queued PCM; closing it is the
+        audio's end of stream."""
+        try:
+            handle = os.open(self._fifo, os.O_WRONLY)
+        except OSError as exc:
+            self._failure = self._failure or exc
+            handle = None
+        self._audio_opened.set()
+        try:
+            while (chunk := self._audio.get()) is not None:
+                if handle is None or self._failure is not None:
+                    continue
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(handle, view) :]
+        except (BrokenPipeError, OSError) as exc:
+            self._failure = self._failure or exc
+            while self._audio.get() is not None:  # drain: write_audio never blocks anyway
+                pass
+        finally:
+            if handle is not None:
+                os.close(handle)
+
+    # --- the caller's side -----------------------------------------------------------------------
+
+    def write(self, frame: np.ndarray) -> None:
+        """Queue one BGR frame (height × width × 3, uint8); the caller may reuse `frame` at once."""
+        height, width = self.options.height, self.options.width
+        if frame.shape != (height, width, 3) or frame.dtype != np.uint8:
+            raise MediaError(f"frame {frame.shape} {frame.dtype} is not the stream's {width}x{height} BGR uint8")
+        self._check_running()
+        converted = self._ring[self.frames % len(self._ring)]
+        cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420, dst=converted)
+        self._video.put(converted)
+        self.frames += 1
+
+    def write_audio(self, samples: np.ndarray) -> None:
+        """Queue mono PCM at `options.audio_rate` (int16, or float in -1..1); never blocks. Write a
+        part's audio before its frames: the muxer holds video until audio of the same time is in."""
+        samples = np.asarray(samples)
+        if samples.ndim != 1:
+            raise MediaError(f"audio must be mono (one dimension), got shape {samples.shape}")
+        if samples.dtype.kind == "f":
+            samples = (np.clip(samples, -1.0, 1.0) * 32767.0).round()
+        pcm = samples.astype("<i2", copy=False).tobytes()
+        self._check_running()
+        if pcm:
+            self._audio.put(pcm)
+            self.audio_samples += samples.size
+
+    def segments(self) -> list[EncodedSegment]:
+        """The segments closed so far, in order, from ffmpeg's own playlist (each file complete)."""
+        try:
+            text = self.playlist.read_text(encoding="utf-8")
+        except (FileNotFoundError, UnicodeDecodeError):
+            return []
+        closed: list[EncodedSegment] = []
+        start = self.first_frame
+        for name, duration in parse_private_playlist(text):
+            frames = max(1, round(duration * self.options.fps))
+            closed.append(EncodedSegment(name=name, start_frame=start, frames=frames, duration=duration))
+            start += frames
+        return closed
+
+    def init_path(self) -> Path:
+        return self.folder / self.init_name
+
+    def segment_paths(self, segments: Iterable[EncodedSegment] | None = None) -> list[Path]:
+        return [self.folder / segment.name for segment in (self.segments() if segments is None else segments)]
+
+    def codecs(self) -> str:
+        """The RFC 6381 CODECS value of this run (for the master playlist), once the init segment exists."""
+        return codecs_of(self.init_path())
+
+    def _check_running(self) -> None:
+        if self._closed:
+            raise MediaError(f"encoder {self.prefix} is already closed; start a new run to write more")
+        if self._failure is not None or self.process.poll() is not None:
+            raise MediaError(f"ffmpeg stopped while streaming {self.prefix}: {self._last_error()}")
+
+    def _last_error(self) -> str:
+        if self._errors.closed:
+            return "no message"
+        self._errors.seek(0)
+        lines = self._errors.read().decode("utf-8", "replace").strip().splitlines()
+        return lines[-1].strip() if lines else "no message (killed?)"
+
+    def _stop_threads(self) -> None:
+        self._video.put(None)
+        self._audio.put(None)
+        if not self._audio_opened.wait(0.5 if self.process.poll() is not None else 5.0):
+            # ffmpeg died (or never opened the FIFO): open the reading end ourselves so the audio
+            # thread's open returns, then its writes fail and it drains; nothing stays blocked.
+            with contextlib.suppress(OSError):
+                reader = os.open(self._fifo, os.O_RDONLY | os.O_NONBLOCK)
+                self._audio_opened.wait(1.0)
+                os.close(reader)
+        self._video_thread.join(timeout=10)
+        self._audio_thread.join(timeout=10)
+
+    def close(self) -> list[EncodedSegment]:
+        """End both streams, let ffmpeg flush the last segment and finish; every segment of the run.
+        MediaError (ffmpeg's last error line) when ffmpeg failed or lost frames."""
+        if self._closed:
+            return self.segments()
+        self._closed = True
+        self._stop_threads()
+        try:
+            code = self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            code = -9
+        self._fifo.unlink(missing_ok=True)
+        message = self._last_error()
+        self._errors.close()
+        if code != 0 or self._failure is not None:
+            hint = " (disk full? free some space)" if "No space" in message else ""
+            raise MediaError(f"ffmpeg failed streaming {self.folder / self.prefix}: {message}{hint}")
+        closed = self.segments()
+        encoded = sum(segment.frames for segment in closed)
+        if encoded != self.frames:
+            raise MediaError(
+                f"encoder {self.prefix} wrote {self.frames} frames but its segments hold {encoded}; report this bug"
+            )
+        return closed
+
+    def abort(self) -> None:
+        """Kill ffmpeg and stop the threads; segments already closed stay on disk (released ones may
+        be in a playlist), the FIFO goes."""
+        if self._closed:
+            return
+        self._closed = True
+        self._failure = self._failure or MediaError("aborted")
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        self._stop_threads()
+        self._fifo.unlink(missing_ok=True)
+        self._errors.close()
+
+    @property
+    def running(self) -> bool:
+        return not self._closed and self.process.poll() is None
+
+    def __enter__(self) -> HlsEncoder:
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.abort()
+
+    def __del__(self) -> None:  # last resort: never leave an ffmpeg behind an abandoned encoder
+        process = getattr(self, "process", None)
+        if process is not None and process.poll() is None:
+            process.kill()
+
+
+def codecs_of(init: Path) -> str:
+    """RFC 6381 codec string of an fMP4 init segment: "avc1.PPCCLL" from its avcC box (profile,
+    constraint flags, level) plus "mp4a.40.2" (AAC-LC) when it has an esds box."""
+    data = Path(init).read_bytes()
+    at = data.find(b"avcC")
+    if at < 0 or len(data) < at + 8:
+        raise MediaError(f"{init} has no H.264 configuration (avcC); is it an init segment of an HlsEncoder run?")
+    profile, constraints, level = data[at + 5], data[at + 6], data[at + 7]
+    codecs = [f"avc1.{profile:02x}{constraints:02x}{level:02x}"]
+    if b"mp4a" in data:
+        codecs.append("mp4a.40.2")
+    return ",".join(codecs)
+
+
+def bandwidth_of(paths: Iterable[Path], durations: Iterable[float]) -> int:
+    """Peak bits per second over the given segments (the master playlist's BANDWIDTH)."""
+    peak = 0.0
+    for path, duration in zip(paths, durations, strict=True):
+        if duration > 0:
+            peak = max(peak, Path(path).stat().st_size * 8 / duration)
+    return max(1, math.ceil(peak))
+
+
+def _metadata_pairs(metadata: Mapping[str, str] | Iterable[tuple[str, str]] | None) -> list[tuple[str, str]]:
+    if metadata is None:
+        return []
+    return list(metadata.items()) if isinstance(metadata, Mapping) else list(metadata)
+
+
+def join_segments(
+    runs: list[tuple[Path, list[Path]]],
+    target: Path,
+    metadata: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+) -> None:
+    """The answer as one regular MP4 (+faststart) from encoder runs, each (init segment, its media
+    segments in order), by stream copy: the decoded frames are the segments' frames, bit for bit.
+
+    Each run's init + segments, byte-concatenated, is a valid fragmented MP4; ffmpeg's concat
+    demuxer plays those runs one after the other (each run's timeline starts where the previous
+    ended) and the mp4 muxer rewrites them as one unfragmented file with `metadata` as tags.
+    Written to a temporary file and renamed: `target` is never half-written."""
+    if not runs or not any(segments for _, segments in runs):
+        raise MediaError("nothing to join: no released segments")
+    target = Path(target)
+    with tempfile.TemporaryDirectory(prefix=".join-", dir=target.parent) as scratch:
+        listing_lines = []
+        for index, (init, segments) in enumerate(runs):
+            if not segments:
+                continue
+            joined = Path(scratch) / f"run{index}.mp4"
+            with open(joined, "wb") as out:
+                for part in (init, *segments):
+                    try:
+                        out.write(Path(part).read_bytes())
+                    except OSError as exc:
+                        raise MediaError(f"segment {part} cannot be read ({exc.strerror}); was it deleted?") from exc
+            listing_lines.append(f"file '{joined.name}'")
+        listing = Path(scratch) / "runs.txt"
+        listing.write_text("\n".join(listing_lines) + "\n", encoding="utf-8")
+        command = [ffmpeg_binary(), "-hide_banner", "-loglevel", "error", "-y"]
+        command += ["-f", "concat", "-safe", "0", "-i", str(listing), "-map", "0", "-c", "copy"]
+        command += ["-movflags", "+faststart+use_metadata_tags"]
+        for key, value in _metadata_pairs(metadata):
+            command += ["-metadata", f"{key}={value}"]
+        with atomic_path(target) as temporary:
+            result = subprocess.run([*command, "-f", "mp4", str(temporary)], capture_output=True, text=True)
+            if result.returncode != 0:
+                last = (result.stderr.strip().splitlines() or ["unknown error"])[-1]
+                raise MediaError(f"could not join the stream's segments into {target}: {last}")
