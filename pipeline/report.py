@@ -187,6 +187,7 @@ class StreamPart(ReportPart):
     segments: int  # released, exactly the ones this video is joined from
     mode: str  # normal, or the fallback the last released segments were rendered in
     parts: int  # spoken parts (first clause, then sentences)
+    part_starts: list[int] = Field(default_factory=list)  # the first frame of each part
     failure: dict[str, Any] | None = None  # the gate's finding on the segment that was not released
 
 

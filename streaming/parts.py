@@ -67,11 +67,13 @@ def _first_clause(sentence: str, max_words: int) -> tuple[str, str]:
         if match is None or match.end() >= len(sentence):
             return sentence, ""
         return sentence[: match.end()], sentence[match.end() :]
-    if len(words) <= max_words:
+    limit = words[min(max_words, len(words)) - 1]  # the last token the first part may hold
+    clause_ends = [i for i in range(limit + 1) if CLAUSE_END.search(tokens[i]) and i < len(tokens) - 1]
+    if clause_ends:  # the first clause (a longer first sentence: its last clause within the limit)
+        cut = clause_ends[0] if len(words) <= max_words else clause_ends[-1]
+    elif len(words) <= max_words:
         return sentence, ""
-    limit = words[max_words - 1]  # the last token the first part may hold
-    cut = next((i for i in range(limit, -1, -1) if CLAUSE_END.search(tokens[i])), None)
-    if cut is None or cut < words[0]:
+    else:
         cut = limit
     return " ".join(tokens[: cut + 1]), " ".join(tokens[cut + 1 :])
 

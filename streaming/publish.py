@@ -140,6 +140,7 @@ def publish_answer(render: Any, parts: list[SpokenPart]) -> dict[str, str]:
             segments=len(render.released.playlist),
             mode=last.mode,
             parts=len(parts),
+            part_starts=[p.first_frame for p in parts],
             failure=state.failure,
         ),
     )
