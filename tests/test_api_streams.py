@@ -6,7 +6,8 @@ Two kinds of server:
   while the test holds or lets it go: serving rules (only released files, blocking first playlist
   request, content types, signed paths), auth, admission under load, cancel, refusals; seconds each;
 - `dhf api` (a subprocess, the real renderer `streaming.render.run_stream` with its warm pool): a
-  one-sentence espeak answer played from its HTTP playlist by ffmpeg while it still renders.
+  one-sentence answer played from its HTTP playlist by ffmpeg while it still renders (slow-marked; the
+  browser test, tests/reliability/test_stream_browser.py, plays a real stream in the default suite).
 Admission control's model is also checked alone (streaming/admission.py), with a simulated clock.
 """
 
@@ -419,8 +420,15 @@ def real_api(tmp_path_factory):
     server.stop()
 
 
+@pytest.mark.slow  # a server start, a warm-up stream on a fresh home and the stream itself: ~30 s on 2 shared cores
 def test_a_real_stream_plays_from_http_while_it_renders_and_publishes_the_same_frames(real_api, tmp_path):
+    """The fake producer's serving test with the real renderer: after one warm-up stream (a fresh home
+    analyses the avatar first), ffmpeg plays the stream from its HTTP playlist while it still renders,
+    and the frames it decoded are the stream's frames and the published MP4's."""
     server, token = real_api
+    warm_up = httpx.post(f"{server.url}/v1/streams", json={**DEMO, "text": "Hello."}, headers=_auth(token), timeout=60)
+    assert warm_up.status_code == 202, warm_up.text
+    assert _wait_ended(server, warm_up.json()["stream_id"], token, timeout=180)["status"] == "finished"
     accepted = httpx.post(f"{server.url}/v1/streams", json={**DEMO, "text": "Your new card is on its way."},
                           headers=_auth(token), timeout=60)  # fmt: skip
     assert accepted.status_code == 202, accepted.text

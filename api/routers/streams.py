@@ -49,6 +49,10 @@ PLAYBACK_HEADERS = {
 }
 BUSY_RESPONSE = {503: {"model": ErrorBody, "description": "the server cannot keep another stream ahead of playback"}}
 REVIEW_RESPONSE = {409: {"model": ErrorBody, "description": "this avatar or configuration requires human review"}}
+# How long a playlist request waits for a stream's first release: far above admission's start budget (a
+# stream normally releases within it), below the player page's 15 s time-to-first-byte limit for a playlist
+# (api/static/player.js) and hls.js' default 20 s load limit; then 503 + Retry-After.
+FIRST_RELEASE_WAIT_S = 12.0
 GROWING = frozenset(FIXED_FILES)  # the playlists and captions.vtt
 FileName = Annotated[str, Path(pattern=r"^[A-Za-z0-9_./-]{1,200}$", description="a file the playlists name")]
 Token = Annotated[str, Path(pattern=r"^[0-9]{10,12}-[0-9a-f]{32}$", description="the playback token")]
@@ -220,12 +224,15 @@ async def playback_file(stream_id: StreamId, token: Token, name: FileName, conte
     if streams.state(stream_id) is None:
         raise ApiError(404, "not_found", f"no stream {stream_id}")
     if name in (PLAYLISTS[0], VIDEO_PLAYLIST):
-        await wait_first_release(streams, stream_id, first_wait_s(context))
+        await wait_first_release(streams, stream_id, FIRST_RELEASE_WAIT_S)
     path = streams.released_file(stream_id, name)
     if path is None:
         state = streams.state(stream_id)
         if state is not None and state.status == "failed" and not state.released_segments:
             raise ApiError(404, "stream_failed", f"the stream failed before releasing anything: {state.message}"[:400])
+        if state is not None and not state.ended and not state.released_segments and name in PLAYLISTS:
+            message = f"the stream has released nothing after {FIRST_RELEASE_WAIT_S:g} s; retry in a second"
+            raise ApiError(503, "not_started", message, {"Retry-After": "1"})
         raise ApiError(404, "not_released", f"{name} is not part of this stream's released playlists (yet)")
     media_type = CONTENT_TYPES.get(path.suffix.lower(), "application/octet-stream")
     if name in GROWING:  # rewritten (atomically) as the stream goes: read whole, never a torn length
@@ -235,8 +242,3 @@ async def playback_file(stream_id: StreamId, token: Token, name: FileName, conte
     # a released segment never changes
     headers = {**PLAYBACK_HEADERS, "Cache-Control": "private, max-age=3600, immutable"}
     return FileResponse(path, media_type=media_type, headers=headers)
-
-
-def first_wait_s(context: Context) -> float:
-    """How long the first playlist request waits for the first release: the admission budget plus slack."""
-    return 2 * context.settings.streaming.admission.start_budget_s + 1.0
