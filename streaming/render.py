@@ -57,6 +57,7 @@ from streaming.state import (
 )
 from streaming.warm import WarmPool
 
+PROGRESS_EVERY = 25  # frames between progress reports (state.json, on_progress): one second of video
 MODES = ("normal", "reduced_motion", "still")  # a failing segment moves the stream to the next one
 FrameHook = Callable[[int, str, np.ndarray], np.ndarray]  # tests: (frame index, mode, frame) -> frame
 Progress = Callable[[StreamState], None]
@@ -321,8 +322,8 @@ class StreamRender:
                     if failed is not None:
                         encoder.abort()
                         return failed_result(mode, start, failed)
-                    if position % 5 == 0:
-                        self.state = self.state.but(rendered_frames=position)
+                    if position % PROGRESS_EVERY == 0:  # the throughput admission control measures
+                        self._set(rendered_frames=position)
                 encoder.close()
                 failed = self._release_ready(encoder, gate, run, judged, final=True)
                 if failed is not None:

@@ -24,6 +24,7 @@ from config.files import content_hash
 from config.loader import load_voices
 from fusion.engine import FusionEngine, RenderOptions
 from phoneme.engines import VoiceResources, make_engine, models_for
+from phoneme.g2p import shared_g2p
 from pipeline import stages
 from pipeline.request import model_hashes
 from quality.inline import MonitorSetup, monitor_setup
@@ -124,6 +125,8 @@ class WarmPool:
         resources = VoiceResources(models, hashes, settings.paths.cache / "sentences", settings.tts.threads)
         engine = make_engine(voice, resources)
         getattr(engine, "model", None)  # Kokoro: loads its session (process-wide), espeak-ng: nothing to load
+        if voice.g2p == "arpabet":  # the CMUdict timings refine the phones (~1 s to load, once per process)
+            shared_g2p(settings.paths.nltk_data)
         with self._lock:
             self._voices.add(voice.name)
 
