@@ -39,8 +39,10 @@ STREAM_PAGE_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self' blob:; "
     "connect-src 'self'; worker-src 'self' blob:; base-uri 'none'; form-action 'none'"
 )
-# The demo page holds a key that a person typed: no other site may frame it.
-DEMO_PAGE_CSP = STREAM_PAGE_CSP.replace("form-action 'none'", "form-action 'self'") + "; frame-ancestors 'none'"
+# The demo page holds a key that a person typed: no other site may frame it, and its form is never submitted
+# by the browser itself (form-action 'none'; its button is enabled by the script, which posts the key in a
+# header): a click before the script ran must not put the key in a URL or a request body the page did not make.
+DEMO_PAGE_CSP = STREAM_PAGE_CSP + "; frame-ancestors 'none'"
 PAGE_HEADERS = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 
 

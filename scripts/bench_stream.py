@@ -123,7 +123,7 @@ class Server:
 def browser_stream(page: Chromium, server: Server, text: str, voice: str) -> dict:
     """One question through the demo page; its first-frame time and the server's figures of the stream."""
     page.open(f"{server.url}/player")
-    if not page.wait_for("document.getElementById('ask') !== null"):
+    if not page.wait_for("document.getElementById('send') && !document.getElementById('send').disabled"):
         raise SystemExit("the demo page did not load")
     fill = {"key": server.key, "text": text, "voice": voice, "channel": "demo", "purpose": "demo"}
     page.evaluate(f"(function(){{var f=document.getElementById('ask'), v={json.dumps(fill)};"

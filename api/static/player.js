@@ -23,7 +23,7 @@
     return {
       t0: t0, engine: null, postedMs: null, manifestMs: null, firstFrameMs: null, playingMs: null,
       endedMs: null, mutedAutoplay: false, state: null, states: [], samples: [], errors: [],
-      captionsSource: null, requestError: null
+      captionsSource: null, requestError: null, marks: {}
     };
   }
 
@@ -197,6 +197,13 @@
         if (m.captionsSource === 'captions.vtt') { pollCaptions(); }
         startPlaying();
       });
+      // when each loading step first happened (ms from t0): where a slow first frame spends its time
+      ['MANIFEST_LOADED', 'LEVEL_LOADED', 'FRAG_LOADING', 'FRAG_LOADED', 'FRAG_PARSED', 'FRAG_BUFFERED']
+        .forEach(function (name) {
+          hls.on(window.Hls.Events[name], function () {
+            if (m.marks[name] === undefined) { m.marks[name] = since(); }
+          });
+        });
       hls.on(window.Hls.Events.SUBTITLE_TRACKS_UPDATED, function () {
         if (hls.subtitleTrack === -1 && hls.subtitleTracks.length) { hls.subtitleTrack = 0; }
       });
@@ -273,6 +280,7 @@
     var link = document.getElementById('share');
     var video = document.getElementById('video');
     var current = null;
+    document.getElementById('send').disabled = false;  // the form is only ever sent by this script
     form.addEventListener('submit', function (event) {
       event.preventDefault();
       if (current && current.stop) { current.stop(); }
