@@ -71,6 +71,7 @@ class Speaker:
         self.motion = StreamMotion(settings, seed)
         self.parts: list[SpokenPart] = []
         self.failure: BaseException | None = None
+        self.stopped = threading.Event()  # the stream ended early: speak no further part
         self._changed = threading.Condition()
         self._thread = threading.Thread(target=self._speak, name="stream-speech", daemon=True)
         self._thread.start()
@@ -78,6 +79,8 @@ class Speaker:
     def _speak(self) -> None:
         first = 0
         for index, text in enumerate(self.texts):
+            if self.stopped.is_set():
+                break
             try:
                 part = speak_part(index, text, self.validated.voice, self.settings, first, self.motion)
             except BaseException as exc:
@@ -93,7 +96,12 @@ class Speaker:
     def part(self, index: int) -> SpokenPart | None:
         with self._changed:
             self._changed.wait_for(
-                lambda: len(self.parts) > index or self.failure is not None or len(self.parts) == len(self.texts)
+                lambda: (
+                    len(self.parts) > index
+                    or self.failure is not None
+                    or len(self.parts) == len(self.texts)
+                    or self.stopped.is_set()
+                )
             )
             if len(self.parts) > index:
                 return self.parts[index]
@@ -386,6 +394,8 @@ class StreamRender:
             self._set(status=status, outputs=outputs, ended_at=time.time(), total_frames=parts[-1].end_frame)
             audit_end(self, outcome="success")
         except BaseException as exc:
+            if self.speaker is not None:
+                self.speaker.stopped.set()
             message = str(exc).splitlines()[0][:500] if str(exc) else type(exc).__name__
             if not isinstance(exc, DhfError):
                 message = f"{type(exc).__name__}: {message}"
