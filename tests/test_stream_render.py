@@ -18,13 +18,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from avatars.library import AvatarLibrary
+from config.loader import load_voices
+from fusion.engine import FusionEngine, RenderOptions
 from governance.audit import AuditLog
 from governance.verify import verify_video
 from media.video import probe
 from pipeline.request import RenderRequest, validate_request
+from pipeline.stages import avatar_look
 from streaming.canvas import stream_settings
 from streaming.errors import StreamRefusedError
-from streaming.parts import split_parts
+from streaming.parts import StreamMotion, speak_part, split_parts
 from streaming.render import run_stream
 from streaming.state import read_state
 from streaming.warm import WarmPool
@@ -218,3 +222,26 @@ def test_review_required_cannot_stream(settings, pool, tmp_path):
     with pytest.raises(StreamRefusedError, match="review"):
         run_stream(folder, _validated(settings, ONE, tmp_path), strict, pool)
     assert not folder.exists()
+
+
+def test_a_warm_engine_renders_like_a_fresh_one(settings, pool):
+    """The pool hands one engine to stream after stream with a new watermark payload: its frames and its
+    still must be the ones a freshly built engine makes (no state of the previous stream left)."""
+    canvas = stream_settings(settings)
+    voice = load_voices(canvas)[0][VOICE]
+    avatar = AvatarLibrary.from_settings(canvas.paths).get("sample")
+    first = speak_part(0, "Hello there, thanks for waiting.", voice, canvas, 0, StreamMotion(canvas, "a"))
+    second = speak_part(0, "Your card is on its way.", voice, canvas, 0, StreamMotion(canvas, "b"))
+    built = pool.engines_built
+    with pool.engine(avatar, canvas, "normal", 111) as engine:
+        for _ in engine.frames(first.track):
+            pass
+    with pool.engine(avatar, canvas, "normal", 222) as engine:
+        reused = [frame.copy() for frame in engine.frames(second.track)]
+        still = engine.still.copy()
+    assert pool.engines_built == built  # both streams took the warm engine
+    analysis = pool.avatar(avatar, canvas).analysis
+    with FusionEngine.for_avatar(avatar_look(avatar, analysis), canvas, RenderOptions(222)) as fresh:
+        made = [frame.copy() for frame in fresh.frames(second.track)]
+        assert np.array_equal(still, fresh.still)
+    assert len(made) == len(reused) and all(np.array_equal(a, b) for a, b in zip(made, reused, strict=True))
