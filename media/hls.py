@@ -92,8 +92,10 @@ def _encoder_command(folder: Path, options: HlsOptions, prefix: str, first_frame
     command = [ffmpeg_binary(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y"]
     # -nostdin only stops ffmpeg's keyboard interaction; "-i -" below still reads the frames.
     command += ["-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{options.width}x{options.height}"]
-    # No probing: both inputs are raw with their format given here, and probing would make ffmpeg
-    # read ahead on one pipe at startup while the caller may be feeding the other (a deadlock).
+    # Minimal probing: both inputs are raw with their format given here. ffmpeg's default probing
+    # reads seconds of each input at startup, and the caller feeding the other pipe meanwhile would
+    # wait forever (a deadlock). Even so ffmpeg starts only once it has read 1024 samples of audio
+    # (or its end): hence "audio first" (write_audio) and the stall check in write().
     probe = ["-probesize", "32", "-analyzeduration", "0", "-thread_queue_size", "64"]
     command += [*probe, "-r", str(options.fps), "-i", "-"]
     command += [*probe, "-f", "s16le", "-ar", str(options.audio_rate), "-ac", "1", "-i", str(fifo)]
@@ -112,6 +114,10 @@ def _encoder_command(folder: Path, options: HlsOptions, prefix: str, first_frame
     command += ["-hls_playlist_type", "event", "-hls_segment_type", "fmp4"]
     command += ["-hls_fmp4_init_filename", f"{prefix}_init.mp4"]
     command += ["-hls_segment_filename", str(folder / f"{prefix}_%05d.m4s")]
+    # frag_discont: each fragment's tfdt carries the real timestamp (frame f at OFFSET + f/fps).
+    # Without it ffmpeg writes tfdt 0 and hides the offset in an edit list, which ffmpeg honours but
+    # MSE players (hls.js) ignore: browsers would see every run start at 0 and captions 10 s off.
+    command += ["-hls_segment_options", "movflags=+frag_discont"]
     command += ["-hls_flags", "independent_segments+temp_file", str(folder / f"{prefix}.m3u8")]
     return command
 
@@ -146,7 +152,13 @@ class HlsEncoder:
     with an exception aborts (kills ffmpeg)."""
 
     def __init__(
-        self, folder: Path, options: HlsOptions, prefix: str = "run0", first_frame: int = 0, queue_frames: int = 3
+        self,
+        folder: Path,
+        options: HlsOptions,
+        prefix: str = "run0",
+        first_frame: int = 0,
+        queue_frames: int = 3,
+        stall_timeout_s: float = 20.0,
     ) -> None:
         if options.width % 2 or options.height % 2:
             raise MediaError(f"video size {options.width}x{options.height} must be even for yuv420p")
@@ -155,6 +167,7 @@ class HlsEncoder:
         if not prefix or "/" in prefix or "%" in prefix:
             raise MediaError(f"encoder prefix {prefix!r} must be a plain file-name stem, e.g. run0")
         self.folder, self.options, self.prefix, self.first_frame = Path(folder), options, prefix, first_frame
+        self.stall_timeout_s = stall_timeout_s
         self.folder.mkdir(parents=True, exist_ok=True)
         self.init_name = f"{prefix}_init.mp4"
         self.playlist = self.folder / f"{prefix}.m3u8"
@@ -231,7 +244,13 @@ class HlsEncoder:
         self._check_running()
         converted = self._ring[self.frames % len(self._ring)]
         cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420, dst=converted)
-        self._video.put(converted)
+        if not self._put_video(converted):
+            # ffmpeg reads no frames: it waits for audio (at startup it needs the first 1024
+            # samples) or it hangs. An error the caller can act on, not a hung stream.
+            raise MediaError(
+                f"encoder {self.prefix} took no frame for {self.stall_timeout_s:g} s (audio written: "
+                f"{self.audio_samples / self.options.audio_rate:.2f} s); write each part's audio before its frames"
+            )
         self.frames += 1
 
     def write_audio(self, samples: np.ndarray) -> None:
@@ -285,9 +304,41 @@ class HlsEncoder:
         lines = self._errors.read().decode("utf-8", "replace").strip().splitlines()
         return lines[-1].strip() if lines else "no message (killed?)"
 
+    def _put_video(self, item: np.ndarray | None) -> bool:
+        """Queue `item` for the video thread; False after stall_timeout_s without room. A full queue
+        is normal back-pressure while ffmpeg works; it is a failure when ffmpeg has exited or has
+        logged an error (at -loglevel error every message is one: ffmpeg failing to open its
+        encoder, for one, logs and then waits for its input threads, which wait on our pipes)."""
+        waited = 0.0
+        while True:
+            try:
+                self._video.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                waited += 0.2
+            if self.process.poll() is not None or self._errors_logged():
+                self._kill()  # the video thread's write fails now, and it drains the queue
+                raise MediaError(f"ffmpeg failed streaming {self.folder / self.prefix}: {self._last_error()}")
+            if waited >= self.stall_timeout_s:
+                return False
+
+    def _errors_logged(self) -> bool:
+        return not self._errors.closed and os.fstat(self._errors.fileno()).st_size > 0
+
+    def _kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        self._failure = self._failure or MediaError("killed")
+
     def _stop_threads(self) -> None:
-        self._video.put(None)
-        self._audio.put(None)
+        self._audio.put(None)  # first: the audio's end lets an ffmpeg still starting up go on
+        try:
+            if not self._put_video(None):
+                self._kill()
+                self._video.put(None)
+        except MediaError:
+            self._video.put(None)  # killed: the thread drains, so there is room
         if not self._audio_opened.wait(0.5 if self.process.poll() is not None else 5.0):
             # ffmpeg died (or never opened the FIFO): open the reading end ourselves so the audio
             # thread's open returns, then its writes fail and it drains; nothing stays blocked.
@@ -317,6 +368,8 @@ class HlsEncoder:
         if code != 0 or self._failure is not None:
             hint = " (disk full? free some space)" if "No space" in message else ""
             raise MediaError(f"ffmpeg failed streaming {self.folder / self.prefix}: {message}{hint}")
+        if self.frames == 0:
+            return []  # ffmpeg may still have written an audio-only segment: no frame to show
         closed = self.segments()
         encoded = sum(segment.frames for segment in closed)
         if encoded != self.frames:
@@ -331,10 +384,7 @@ class HlsEncoder:
         if self._closed:
             return
         self._closed = True
-        self._failure = self._failure or MediaError("aborted")
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait()
+        self._kill()
         self._stop_threads()
         self._fifo.unlink(missing_ok=True)
         self._errors.close()
@@ -387,6 +437,20 @@ def _metadata_pairs(metadata: Mapping[str, str] | Iterable[tuple[str, str]] | No
     return list(metadata.items()) if isinstance(metadata, Mapping) else list(metadata)
 
 
+def _video_span(path: Path) -> float:
+    """Seconds from the first video frame's start to the last one's end, from the packets."""
+    command = [ffmpeg_binary("ffprobe"), "-v", "error", "-select_streams", "v:0"]
+    command += ["-show_entries", "packet=pts_time,duration_time", "-of", "csv=p=0", str(path)]
+    result = subprocess.run(command, capture_output=True, text=True)
+    rows = [line.split(",") for line in result.stdout.split() if line.strip()]
+    try:
+        starts = [float(row[0]) for row in rows]
+        return max(starts) + float(rows[starts.index(max(starts))][1]) - min(starts)
+    except (ValueError, IndexError):
+        last = (result.stderr.strip().splitlines() or ["no video packets"])[-1]
+        raise MediaError(f"the stream's segments in {path.name} cannot be read: {last}") from None
+
+
 def join_segments(
     runs: list[tuple[Path, list[Path]]],
     target: Path,
@@ -414,7 +478,10 @@ def join_segments(
                         out.write(Path(part).read_bytes())
                     except OSError as exc:
                         raise MediaError(f"segment {part} cannot be read ({exc.strerror}); was it deleted?") from exc
-            listing_lines.append(f"file '{joined.name}'")
+            # The concat demuxer starts each run where the previous one ended, by its duration; a
+            # fragmented file's own duration counts from media time 0 (it would add the timeline
+            # offset), so each run's duration is measured from its video packets and given here.
+            listing_lines += [f"file '{joined.name}'", f"duration {_video_span(joined):.6f}"]
         listing = Path(scratch) / "runs.txt"
         listing.write_text("\n".join(listing_lines) + "\n", encoding="utf-8")
         command = [ffmpeg_binary(), "-hide_banner", "-loglevel", "error", "-y"]
