@@ -88,7 +88,8 @@ def test_the_vendored_player_is_the_pinned_one_and_a_missing_one_says_run_setup(
 
 def test_chromium_plays_a_streamed_answer_while_it_renders(dhf_home, tmp_path):
     key = _key(dhf_home)
-    server = ApiServer(dhf_home, tmp_path).start()
+    # the test polls the stream's state a few times a second: above a production key's rate limit
+    server = ApiServer(dhf_home, tmp_path, config="api:\n  rate_per_minute: 6000\n").start()
     local = urlparse(server.url).netloc
     try:
         # warm: the pool's models and engines, the stream code's imports (not measured)
