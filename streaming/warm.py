@@ -13,6 +13,7 @@ Thread-safe: streams run on threads of their own; each holds its engine exclusiv
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -130,10 +131,11 @@ class WarmPool:
         with self._lock:
             self._voices.add(voice.name)
 
-    def prepare(self, avatar_ids: list[str], voices: list[str] = ()) -> None:
-        """Warm up front (`dhf api` start): each avatar's analysis, monitors and normal-mode engine on
-        the stream canvas, and the voices' models (names in config/voices.yaml; none given: the
-        English default voice)."""
+    def prepare(self, avatar_ids: list[str], voices: list[str] = (), engines: int = 1) -> None:
+        """Warm up front (`dhf api` start): each avatar's analysis, monitors and `engines` normal-mode
+        engines on the stream canvas (one per stream of that avatar expected at once: a stream that
+        finds none idle builds its own, ~1-5 s on this machine), and the voices' models (names in
+        config/voices.yaml; none given: the English default voice)."""
         settings = stream_settings(self.settings)
         templates, defaults = load_voices(self.settings)
         for name in voices or [defaults[lang] for lang in ("en",) if lang in defaults]:
@@ -142,8 +144,9 @@ class WarmPool:
         for avatar_id in avatar_ids:
             avatar = library.get(avatar_id)
             self.avatar(avatar, settings)
-            with self.engine(avatar, settings, "normal", 0):
-                pass
+            with contextlib.ExitStack() as held:  # held at once, so each is a separate engine
+                for _ in range(max(1, min(engines, MAX_IDLE_ENGINES))):
+                    held.enter_context(self.engine(avatar, settings, "normal", 0))
 
     def close(self) -> None:
         with self._lock:
