@@ -110,7 +110,10 @@ def _encoder_command(folder: Path, options: HlsOptions, prefix: str, first_frame
         command += ["-metadata", f"{key}={value}"]
     offset = TIMELINE_OFFSET_S + first_frame / options.fps
     command += ["-output_ts_offset", f"{offset:.6f}"]
-    command += ["-f", "hls", "-hls_time", f"{seg / options.fps:.6f}", "-hls_list_size", "0"]
+    # ffmpeg cuts at the first keyframe at or after hls_time: rounded up, 7 frames at 30 fps
+    # (0.2333333 s) written as 0.233334 would miss the keyframe and cut a segment later. Rounded down.
+    hls_time = math.floor(seg * 1_000_000 / options.fps) / 1_000_000
+    command += ["-f", "hls", "-hls_time", f"{hls_time:.6f}", "-hls_list_size", "0"]
     command += ["-hls_playlist_type", "event", "-hls_segment_type", "fmp4"]
     command += ["-hls_fmp4_init_filename", f"{prefix}_init.mp4"]
     command += ["-hls_segment_filename", str(folder / f"{prefix}_%05d.m4s")]
@@ -172,6 +175,8 @@ class HlsEncoder:
         self.init_name = f"{prefix}_init.mp4"
         self.playlist = self.folder / f"{prefix}.m3u8"
         self.frames = 0  # written so far
+        self._parsed_key: tuple[int, int, int] | None = None
+        self._parsed: list[EncodedSegment] = []
         self.audio_samples = 0  # written so far
         self._fifo = self.folder / f".{prefix}.audio.fifo"
         self._fifo.unlink(missing_ok=True)
@@ -268,11 +273,20 @@ class HlsEncoder:
             self.audio_samples += samples.size
 
     def segments(self) -> list[EncodedSegment]:
-        """The segments closed so far, in order, from ffmpeg's own playlist (each file complete)."""
+        """The segments closed so far, in order, from ffmpeg's own playlist (each file complete).
+        Cheap enough to call after every frame: the playlist is parsed again only when it changed."""
         try:
+            stat = self.playlist.stat()
+            if (stat.st_mtime_ns, stat.st_size, stat.st_ino) == self._parsed_key:
+                return list(self._parsed)
             text = self.playlist.read_text(encoding="utf-8")
         except (FileNotFoundError, UnicodeDecodeError):
             return []
+        self._parsed_key = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        self._parsed = self._parse(text)
+        return list(self._parsed)
+
+    def _parse(self, text: str) -> list[EncodedSegment]:
         closed: list[EncodedSegment] = []
         start = self.first_frame
         for name, duration in parse_private_playlist(text):

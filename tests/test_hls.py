@@ -352,3 +352,15 @@ def test_an_ffmpeg_failure_is_a_one_line_media_error(tmp_path):
     assert "\n" not in str(caught.value) and "bad" in str(caught.value)
     with pytest.raises(MediaError, match="must be even"):
         HlsEncoder(tmp_path, HlsOptions(width=161, height=96), prefix="odd")
+
+
+def test_segments_cut_on_whole_frames_whatever_the_rate(tmp_path):
+    """5 frames at 30 fps is 0.1666… s (0.166667 if rounded: past the 5th frame): ffmpeg must cut at
+    each 5th frame, not at the keyframe after it."""
+    options = HlsOptions(fps=30, width=W, height=H, segment_frames=5)
+    with HlsEncoder(tmp_path, options, prefix="thirty", first_frame=5) as encoder:
+        encoder.write_audio(tone(22 / 30, 300.0))
+        for index in range(22):
+            encoder.write(make_frame(index))
+    segments = encoder.segments()
+    assert [(s.start_frame, s.frames) for s in segments] == [(5, 5), (10, 5), (15, 5), (20, 5), (25, 2)]
