@@ -224,6 +224,7 @@ def test_review_required_cannot_stream(settings, pool, tmp_path):
     assert not folder.exists()
 
 
+@pytest.mark.slow  # ~15 s on the shared 2 cores (a fresh engine build); the default suite verifies warm streams' marks
 def test_a_warm_engine_renders_like_a_fresh_one(settings, pool):
     """The pool hands one engine to stream after stream with a new watermark payload: its frames and its
     still must be the ones a freshly built engine makes (no state of the previous stream left)."""
