@@ -5,8 +5,11 @@ share one timeline; the joined answer decodes to the segments' frames; the playl
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import http.server
 import json
+import shutil
 import statistics
 import struct
 import subprocess
@@ -223,9 +226,9 @@ def released(encoders: list[HlsEncoder], suffix: str = ".m4s") -> list[ReleasedS
     return out
 
 
-def test_the_public_playlists_play_through_the_discontinuity_with_captions(runs):
-    folder, encoders, _ = runs
-    cues = [(0.1, 0.9, "Hello <there> & welcome"), (0.9, 1.7, "to the bank"), (1.7, 2.05, "rates")]
+def write_public_playlists(folder: Path, encoders: list[HlsEncoder], cues: list[tuple[float, float, str]]) -> None:
+    """master.m3u8, video.m3u8 and subs.m3u8 (+ one .vtt per segment in subs/) naming every segment
+    of the runs, as the renderer writes them once the stream ended."""
     video = released(encoders)
     subtitles = released(encoders, ".vtt")
     (folder / "subs").mkdir(exist_ok=True)
@@ -239,6 +242,12 @@ def test_the_public_playlists_play_through_the_discontinuity_with_captions(runs)
     codecs = codecs_of(encoders[0].init_path())
     assert codecs.startswith("avc1.42") and codecs.endswith(",mp4a.40.2")  # constrained baseline + AAC-LC
     (folder / "master.m3u8").write_text(master_playlist(500_000, (W, H), codecs, subtitles=True, frame_rate=FPS))
+
+
+def test_the_public_playlists_play_through_the_discontinuity_with_captions(runs):
+    folder, encoders, _ = runs
+    cues = [(0.1, 0.9, "Hello <there> & welcome"), (0.9, 1.7, "to the bank"), (1.7, 2.05, "rates")]
+    write_public_playlists(folder, encoders, cues)
 
     decoded = decode(folder / "master.m3u8")  # ffmpeg's HLS client: master -> video.m3u8 -> both runs
     assert [frame_index(f) for f in decoded] == list(range(RUN0_FRAMES + RUN1_FRAMES))
@@ -364,3 +373,72 @@ def test_segments_cut_on_whole_frames_whatever_the_rate(tmp_path):
             encoder.write(make_frame(index))
     segments = encoder.segments()
     assert [(s.start_frame, s.frames) for s in segments] == [(5, 5), (10, 5), (15, 5), (20, 5), (25, 2)]
+
+
+PAGE = """<!doctype html><meta charset="utf-8"><video id="v" muted playsinline></video>
+<script src="hls.min.js"></script><script>
+const v = document.getElementById("v"), runStarts = [];
+window.result = {errors: [], frames: [], ended: false};
+const hls = new Hls({subtitleDisplay: true, renderTextTracksNatively: true});
+hls.on(Hls.Events.ERROR, (e, d) => result.errors.push(d.details + (d.fatal ? " (fatal)" : "")));
+// hls.js 1.7 switches the subtitle track off again when the level loads: select it once it has
+hls.on(Hls.Events.LEVEL_LOADED, () => { if (hls.subtitleTrack < 0) hls.subtitleTrack = 0; });
+hls.on(Hls.Events.FRAG_BUFFERED, (e, d) => { if (d.frag.type === "main") runStarts[d.frag.cc] ??= d.frag.start; });
+hls.on(Hls.Events.MANIFEST_PARSED, () => v.play());
+hls.loadSource("master.m3u8"); hls.attachMedia(v);
+v.requestVideoFrameCallback(function seen(now, meta) {
+  result.frames.push(meta.mediaTime); v.requestVideoFrameCallback(seen); });
+v.addEventListener("ended", () => Object.assign(result, {ended: true, runStarts,
+  decoded: v.getVideoPlaybackQuality().totalVideoFrames,
+  cues: Array.from(v.textTracks).flatMap(t => Array.from(t.cues || []).map(c => [c.startTime, c.text]))}));
+</script>"""
+
+
+def test_hls_js_plays_the_runs_with_captions_on_the_frames_they_belong_to(runs, tmp_path):
+    """In Chromium with the vendored hls.js (the viewer's player), through the discontinuity: every
+    frame decoded, and each cue shown at the playback time of the video frame at its answer time,
+    on both sides of it. This is what the timeline (fragments' own decode times, frame f at
+    TIMELINE_OFFSET_S + f/fps) and X-TIMESTAMP-MAP=MPEGTS:MPEGTS_OFFSET buy: measured within 1 ms."""
+    from reliability.chromium import Chromium
+
+    from api.player import VENDOR
+
+    assert (VENDOR / "hls.min.js").is_file(), "hls.js is not vendored: run scripts/setup (scripts/vendor_js)"
+    folder, encoders, _ = runs
+    site = tmp_path / "site"
+    shutil.copytree(folder / "enc", site / "enc")
+    shutil.copy(VENDOR / "hls.min.js", site / "hls.min.js")
+    (site / "index.html").write_text(PAGE)
+    cues = [(0.1, 0.5, "before"), (0.6, 1.2, "still before"), (1.4, 1.8, "after"), (1.9, 2.0, "end")]
+    write_public_playlists(site, encoders, cues)  # run1 begins at 32 / 25 = 1.28 s: no cue spans it
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
+    handler.log_message = lambda *args: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with Chromium() as page:
+            page.open(f"http://127.0.0.1:{server.server_address[1]}/index.html")
+            page.wait_for("window.result && result.ended", timeout=40)
+            result = page.evaluate("JSON.stringify(result)")
+    finally:
+        server.shutdown()
+    result = json.loads(result)
+    assert result["errors"] == [] and result["decoded"] == RUN0_FRAMES + RUN1_FRAMES, result
+    starts = result["runStarts"]  # playback time where each run's first fragment (audio priming first) begins
+    assert len(starts) == 2
+    firsts = [0, RUN0_FRAMES]
+
+    def frame_zero(run: int) -> float:
+        """Playback time of the run's first frame, from any frame of it shown (frames lie on a
+        1/fps grid that starts within one frame of the run's fragment start)."""
+        end = starts[run + 1] if run + 1 < len(starts) else float("inf")
+        shown = [t for t in result["frames"] if starts[run] - 1e-6 <= t < end]
+        assert shown, f"no frame of run {run} was shown"
+        return starts[run] + (shown[0] - starts[run]) % (1 / FPS)
+
+    shown_cues = dict((text, at) for at, text in result["cues"])
+    assert set(shown_cues) == {text for _, _, text in cues}
+    for start, _, text in cues:
+        run = 0 if start < RUN0_FRAMES / FPS else 1
+        expected = frame_zero(run) + start - firsts[run] / FPS
+        assert shown_cues[text] == pytest.approx(expected, abs=0.005), (text, shown_cues[text], expected)
