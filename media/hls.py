@@ -2,22 +2,35 @@
 
 Why one ffmpeg per encoder run, fed through two pipes:
 - video frames (BGR, converted here to yuv420p like `media.video.VideoWriter`) go to ffmpeg's stdin
-  from a writer thread; audio (mono int16 PCM) goes through a FIFO from its own thread. Either pipe
-  may block (ffmpeg reads the stream that is behind), and because each has its own thread the caller
-  never blocks on one while ffmpeg waits on the other: no deadlock between the two pipes.
+  from a writer thread; audio (mono int16 PCM) goes through a FIFO from its own thread, and
+  `write_audio` never blocks. ffmpeg reads whichever input is behind, so each pipe has its own thread.
+  ffmpeg's input probing is off (it would read seconds of one pipe at start-up while the caller
+  feeds the other: a deadlock, seen before it was off); it still starts only once it has 1024
+  samples of audio. So: write each part's audio before its frames. A caller that does not gets a
+  one-line MediaError after `stall_timeout_s`, and an ffmpeg that failed is noticed while frames
+  wait (it logs, then waits for its input threads): never a hung stream.
 - x264 runs with `-tune zerolatency` (no lookahead, no B-frames) and a keyframe forced at every
   segment start (scene cuts off, GOP = one segment), so ffmpeg's HLS muxer cuts exactly every
-  `segment_frames` frames and every segment starts with an IDR frame: independently decodable,
+  `segment_frames` frames and every segment starts with an IDR frame: decodable on its own,
   releasable on its own, and joinable by stream copy (`join_segments`).
-- ffmpeg only knows a segment is complete when the next segment's first frame reaches its muxer, so
-  segment k appears in `segments()` shortly after the first frame of segment k+1 was written (or at
-  `close()`): measured on the 2-core dev machine, 2-15 ms after that frame at 540x960 (tests/test_hls.py
-  asserts < 0.5 s). Its audio must already be there: the muxer interleaves by time and holds video
-  back until audio of the same time arrived, so write a part's audio before (or with) its frames.
-- Every run puts frame f at media time TIMELINE_OFFSET_S + f / fps exactly (`-output_ts_offset`):
-  runs that restart the encoder at a later frame continue the same timeline, AAC's priming samples
-  stay at positive times, and WebVTT segments map cues onto video with one constant
-  (X-TIMESTAMP-MAP=MPEGTS:MPEGTS_OFFSET,LOCAL:00:00:00.000).
+- ffmpeg only knows a segment is complete when the next segment's first frame reaches its muxer, and
+  the muxer interleaves by time, holding video back until audio of the same time was encoded. So
+  segment k appears in `segments()` once (a) the first frame of segment k+1 was written and (b) the
+  audio written reaches about 0.12 s past segment k's end (1024-sample PCM reads, resampling, AAC's
+  lookahead; measured: 0.10 s of lead was not enough, 0.12 s was), or at `close()`, which lists the
+  rest. The segment that ends a part therefore closes when the next part's audio and first frame
+  are written. Measured on the shared 2-core machine (load average 3-7): at the stream canvas
+  (540x960, ultrafast, zerolatency, 12-frame segments) with frames arriving at 25 fps, a median of
+  11 ms and at most 18 ms after that frame (18 segments in 3 runs); frames pushed as fast as
+  possible, 36-46 ms (the encoder's backlog); the first segment of a run is listed 0.18-0.29 s after
+  the encoder is created when its 13 frames are written at once (ffmpeg's start-up included).
+- Every run puts frame f at media time TIMELINE_OFFSET_S + f / fps exactly, in the fragments' own
+  decode times (tfdt, `frag_discont`): runs that restart the encoder at a later frame continue the
+  same clock, AAC's priming stays at positive times, and one X-TIMESTAMP-MAP
+  (MPEGTS:MPEGTS_OFFSET,LOCAL:00:00:00.000) maps the answer's cue times onto the video in every
+  WebVTT segment. hls.js in Chromium shows each cue within 1 ms of its frame on both sides of a
+  discontinuity (tests/test_hls.py). ffmpeg's default puts the offset in an edit list instead,
+  which MSE players ignore.
 """
 
 from __future__ import annotations
@@ -110,8 +123,8 @@ def _encoder_command(folder: Path, options: HlsOptions, prefix: str, first_frame
         command += ["-metadata", f"{key}={value}"]
     offset = TIMELINE_OFFSET_S + first_frame / options.fps
     command += ["-output_ts_offset", f"{offset:.6f}"]
-    # ffmpeg cuts at the first keyframe at or after hls_time: rounded up, 7 frames at 30 fps
-    # (0.2333333 s) written as 0.233334 would miss the keyframe and cut a segment later. Rounded down.
+    # ffmpeg cuts at the first keyframe at or after hls_time: rounded up, 5 frames at 30 fps
+    # (0.1666667 s) written as 0.166667 would miss the keyframe and cut a segment later. Rounded down.
     hls_time = math.floor(seg * 1_000_000 / options.fps) / 1_000_000
     command += ["-f", "hls", "-hls_time", f"{hls_time:.6f}", "-hls_list_size", "0"]
     command += ["-hls_playlist_type", "event", "-hls_segment_type", "fmp4"]
@@ -174,9 +187,9 @@ class HlsEncoder:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.init_name = f"{prefix}_init.mp4"
         self.playlist = self.folder / f"{prefix}.m3u8"
+        self.playlist.unlink(missing_ok=True)  # a stale one of an earlier run would list its segments
         self.frames = 0  # written so far
-        self._parsed_key: tuple[int, int, int] | None = None
-        self._parsed: list[EncodedSegment] = []
+        self._cache: tuple[tuple[int, int, int] | None, list[EncodedSegment]] = (None, [])
         self.audio_samples = 0  # written so far
         self._fifo = self.folder / f".{prefix}.audio.fifo"
         self._fifo.unlink(missing_ok=True)
@@ -277,14 +290,16 @@ class HlsEncoder:
         Cheap enough to call after every frame: the playlist is parsed again only when it changed."""
         try:
             stat = self.playlist.stat()
-            if (stat.st_mtime_ns, stat.st_size, stat.st_ino) == self._parsed_key:
-                return list(self._parsed)
+            key = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+            cached_key, cached = self._cache  # one tuple: a reader on another thread sees a matching pair
+            if key == cached_key:
+                return list(cached)
             text = self.playlist.read_text(encoding="utf-8")
         except (FileNotFoundError, UnicodeDecodeError):
             return []
-        self._parsed_key = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
-        self._parsed = self._parse(text)
-        return list(self._parsed)
+        parsed = self._parse(text)
+        self._cache = (key, parsed)
+        return list(parsed)
 
     def _parse(self, text: str) -> list[EncodedSegment]:
         closed: list[EncodedSegment] = []
