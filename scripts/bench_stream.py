@@ -202,6 +202,7 @@ def main() -> None:
     parser.add_argument("--file-runs", type=int, default=3, help="file renders per text and voice")
     parser.add_argument("--voices", nargs="+", default=list(VOICES), choices=list(VOICES))
     parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
+    parser.add_argument("--resume", action="store_true", help="keep the groups bench-out/bench_stream.json has")
     args = parser.parse_args()
 
     models = load_settings().paths.models
@@ -210,22 +211,27 @@ def main() -> None:
     server = Server(home)
     results: dict = {}
     started = time.time()
+    if args.resume and (REPO / "bench-out" / "bench_stream.json").is_file():
+        results = json.loads((REPO / "bench-out" / "bench_stream.json").read_text())
     try:
         for voice in args.voices:
             server.stream("Hello.", VOICES[voice])  # warm: this voice's session, the stream code
-        with Chromium() as page:
-            for voice in args.voices:
-                results[voice] = {}
-                for length, text in TEXTS.items():
-                    runs = args.runs if length == 1 else args.other_runs
-                    streams = []
+        for voice in args.voices:
+            results.setdefault(voice, {})
+            for length, text in TEXTS.items():
+                if str(length) in results[voice]:
+                    continue  # --resume: measured by the run that stopped
+                runs = args.runs if length == 1 else args.other_runs
+                streams = []
+                # a browser per group: its DevTools socket must not sit idle through the file renders
+                with Chromium() as page:
                     for index in range(runs):
                         streams.append(browser_stream(page, server, text, VOICES[voice]))
                         print(f"{voice} {length} sentence(s) #{index + 1}: {json.dumps(streams[-1])}", file=sys.stderr)
-                    files = [server.file_render(text, VOICES[voice]) for _ in range(args.file_runs)]
-                    print(f"{voice} {length} sentence(s) file renders: {files}", file=sys.stderr)
-                    results[voice][length] = {"streams": streams, "file_renders": files}
-                    save(results)
+                files = [server.file_render(text, VOICES[voice]) for _ in range(args.file_runs)]
+                print(f"{voice} {length} sentence(s) file renders: {files}", file=sys.stderr)
+                results[voice][str(length)] = {"streams": streams, "file_renders": files}
+                save(results)
     finally:
         server.stop()
     load = os.getloadavg()
