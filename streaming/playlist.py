@@ -44,10 +44,17 @@ def _format_duration(seconds: float) -> str:
     return f"{seconds:.6f}"
 
 
-def media_playlist(segments: Sequence[ReleasedSegment], target_duration: float, ended: bool) -> str:
+def media_playlist(
+    segments: Sequence[ReleasedSegment], target_duration: float, ended: bool, *, start_at_beginning: bool = True
+) -> str:
     """A media playlist of the released segments: EVENT while the stream renders (players poll it
     and append), VOD with EXT-X-ENDLIST once it ended (a complete, seekable playlist). EXT-X-MAP is
-    repeated whenever the init segment changes (each encoder run), after the run's discontinuity."""
+    repeated whenever the init segment changes (each encoder run), after the run's discontinuity.
+
+    `start_at_beginning` writes EXT-X-START:TIME-OFFSET=0: a player opening a playlist without
+    ENDLIST treats it as live and joins near its end (hls.js three target durations back; AVPlayer
+    and ExoPlayer likewise), which would cut the first words of an answer; with the tag they start
+    at its first frame without any setting in the app (hls.js: tests/test_hls.py)."""
     lines = [
         "#EXTM3U",
         "#EXT-X-VERSION:7",
@@ -57,6 +64,8 @@ def media_playlist(segments: Sequence[ReleasedSegment], target_duration: float, 
         f"#EXT-X-PLAYLIST-TYPE:{'VOD' if ended else 'EVENT'}",
         "#EXT-X-INDEPENDENT-SEGMENTS",
     ]
+    if start_at_beginning:
+        lines.append("#EXT-X-START:TIME-OFFSET=0,PRECISE=YES")
     current_init: str | None = None
     for index, segment in enumerate(segments):
         if segment.duration <= 0:

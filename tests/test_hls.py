@@ -301,6 +301,7 @@ def test_playlists_grow_as_events_and_end_as_vod():
     at = lines.index("#EXT-X-DISCONTINUITY")
     assert lines[at + 1] == '#EXT-X-MAP:URI="enc/run1_init.mp4"' and lines[at + 3] == "enc/run1_00000.m4s"
     assert "#EXT-X-INDEPENDENT-SEGMENTS" in lines and "#EXT-X-VERSION:7" in lines
+    assert "#EXT-X-START:TIME-OFFSET=0,PRECISE=YES" in lines  # players start at the first frame
     assert target_duration_for([0.48, 1.49], 0.5) == 2  # RFC 8216: rounded EXTINF <= target duration
     empty = media_playlist([], 0.5, ended=False)
     assert "#EXTINF" not in empty and "#EXT-X-MAP" not in empty
@@ -442,3 +443,48 @@ def test_hls_js_plays_the_runs_with_captions_on_the_frames_they_belong_to(runs, 
         run = 0 if start < RUN0_FRAMES / FPS else 1
         expected = frame_zero(run) + start - firsts[run] / FPS
         assert shown_cues[text] == pytest.approx(expected, abs=0.005), (text, shown_cues[text], expected)
+
+
+LIVE_PAGE = """<!doctype html><meta charset="utf-8"><video id="v" muted playsinline></video>
+<script src="hls.min.js"></script><script>
+const v = document.getElementById("v");
+window.first = null;
+const hls = new Hls();  // no startPosition: where it starts is the playlist's say
+hls.loadSource(location.search.slice(1)); hls.attachMedia(v);
+hls.on(Hls.Events.MANIFEST_PARSED, () => v.play());
+v.requestVideoFrameCallback((now, meta) => { window.first = meta.mediaTime; });
+</script>"""
+
+
+def test_a_player_joining_a_growing_playlist_starts_at_the_first_frame(tmp_path):
+    """A stream's playlist has no ENDLIST while it renders, so players treat it as live and join near
+    its end; EXT-X-START:TIME-OFFSET=0 makes them start at the answer's first frame (the viewer hears
+    the first word). hls.js with its defaults, with and without the tag."""
+    from reliability.chromium import Chromium
+
+    from api.player import VENDOR
+
+    assert (VENDOR / "hls.min.js").is_file(), "hls.js is not vendored: run scripts/setup (scripts/vendor_js)"
+    with HlsEncoder(tmp_path / "enc", OPTIONS) as encoder:
+        encoder.write_audio(tone(150 / FPS, 440.0))
+        for index in range(150):  # 6 s in 25 segments
+            encoder.write(make_frame(index % 50))
+    segments = [ReleasedSegment(f"enc/{s.name}", s.duration, f"enc/{encoder.init_name}") for s in encoder.segments()]
+    (tmp_path / "start.m3u8").write_text(media_playlist(segments, 1, ended=False))
+    (tmp_path / "live.m3u8").write_text(media_playlist(segments, 1, ended=False, start_at_beginning=False))
+    shutil.copy(VENDOR / "hls.min.js", tmp_path / "hls.min.js")
+    (tmp_path / "index.html").write_text(LIVE_PAGE)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *args: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    first = {}
+    try:
+        with Chromium() as page:
+            for name in ("start", "live"):
+                page.open(f"http://127.0.0.1:{server.server_address[1]}/index.html?{name}.m3u8")
+                first[name] = page.wait_for("window.first", timeout=30)
+    finally:
+        server.shutdown()
+    assert first["start"] < 0.1, first  # the first frame (0.02 s: AAC priming comes first)
+    assert first["live"] > 2.0, first  # without the tag: near the live edge, the first words lost
