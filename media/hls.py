@@ -273,7 +273,8 @@ class HlsEncoder:
 
     def write_audio(self, samples: np.ndarray) -> None:
         """Queue mono PCM at `options.audio_rate` (int16, or float in -1..1); never blocks. Write a
-        part's audio before its frames: the muxer holds video until audio of the same time is in."""
+        part's audio before its frames: the muxer holds video until audio of the same time is in.
+        Audio past the run's last frame ends up in its last segment (pad parts to whole frames)."""
         samples = np.asarray(samples)
         if samples.ndim != 1:
             raise MediaError(f"audio must be mono (one dimension), got shape {samples.shape}")
