@@ -33,7 +33,7 @@ from config.errors import DhfError
 from config.files import write_text_atomic
 from fusion.watermark import payload_of
 from governance.audit import AuditLog, AuditRecord
-from governance.provenance import new_content_id, provenance_tags
+from governance.provenance import new_content_id, provenance_tags, seal_init
 from media.hls import EncodedSegment, HlsEncoder, HlsOptions, bandwidth_of
 from phoneme.captions import build_cues
 from pipeline.request import ValidatedRequest
@@ -231,6 +231,8 @@ class StreamRender:
         if len(released.runs) <= run:
             released.runs.append((encoder.init_name, []))
         first_of_run = not released.runs[run][1]
+        if first_of_run:  # ffmpeg wrote the run's init segment with its first segment; sign it before naming it
+            seal_init(encoder.init_path(), self.generation, self.settings, self.content_id)
         released.runs[run][1].append(segment)
         released.playlist.append(
             playlist.ReleasedSegment(

@@ -22,6 +22,7 @@ from avatars.library import AvatarLibrary
 from config.loader import load_voices
 from fusion.engine import FusionEngine, RenderOptions
 from governance.audit import AuditLog
+from governance.c2pa_signing import read_manifest
 from governance.verify import verify_video
 from media.video import probe
 from pipeline.request import RenderRequest, validate_request
@@ -141,6 +142,10 @@ def test_one_sentence_stream_publishes_the_released_frames(one, settings, tmp_pa
     captions = (folder / "captions.vtt").read_text()
     for word in ONE.replace(",", "").replace("?", "").split():
         assert word in captions
+    # the init segment a viewer receives is signed with the stream's content id (the fragments cannot be)
+    init = read_manifest(folder / named[0][0], settings)
+    assert init.status == "valid" and init.generation["content_id"] == state.content_id
+    assert init.generation["stream_init"]["binding"] and "audio_sha256" not in init.generation
     # the published answer carries every mark and its report the stream's figures
     assert verify_video(mp4, settings).passed
     report = json.loads(Path(state.outputs["report"]).read_text())
