@@ -91,12 +91,14 @@ class Server:
             os.killpg(self.process.pid, signal.SIGTERM)
             self.process.wait(timeout=20)
 
-    def ended(self, stream_id: str, timeout: float = 180) -> dict:
+    def ended(self, stream_id: str, timeout: float = 180, page: Chromium | None = None) -> dict:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             state = httpx.get(f"{self.url}/v1/streams/{stream_id}", headers=self.headers, timeout=10).json()
             if state.get("ended"):
                 return state
+            if page is not None:
+                page.evaluate("1")  # reads the browser's queued events: a full queue starves its keepalive
             time.sleep(0.2)
         raise SystemExit(f"stream {stream_id} did not end in {timeout:.0f} s")
 
@@ -138,7 +140,7 @@ def browser_stream(page: Chromium, server: Server, text: str, voice: str) -> dic
     metrics = json.loads(raw or "{}")
     if metrics.get("firstFrameMs") is None:
         raise SystemExit(f"no frame played: {metrics}")
-    state = server.ended(metrics["streamId"])
+    state = server.ended(metrics["streamId"], page=page)
     return {
         "first_frame_s": metrics["firstFrameMs"] / 1000,
         "post_answered_s": metrics["postedMs"] / 1000,
