@@ -454,6 +454,7 @@ class StreamingSettings(Section):
 
     scene: str | None = "app"  # the canvas of a streamed answer (a chat window); None: the classic layout
     canvas_scale: float = Field(0.5, gt=0.0, le=1.0)  # of the scene's canvas: streams are watched small
+    work_px: int = Field(448, ge=128, le=1024)  # the reenactor's work image for streams (files: 640)
     segment_seconds: float = Field(0.5, ge=0.2, le=6.0)  # HLS segment length (whole frames)
     first_part_max_words: int = Field(8, ge=1)  # the first part spoken is at most this long (first clause)
     preset: str = "ultrafast"  # x264 preset of the stream's encoder (it must keep up with playback)

@@ -29,7 +29,7 @@ from phoneme.g2p import shared_g2p
 from pipeline import stages
 from pipeline.request import model_hashes
 from quality.inline import MonitorSetup, monitor_setup
-from streaming.canvas import stream_settings
+from streaming.canvas import at_work_size, stream_settings
 from vision.avatar_analysis import AvatarAnalysis
 from vision.models import ModelRegistry
 
@@ -109,7 +109,8 @@ class WarmPool:
     def _build(self, avatar: Avatar, settings: Settings, mode: str, payload: int) -> FusionEngine:
         warmed = self.avatar(avatar, settings)
         render = RenderOptions(payload, "reduced_motion" if mode == "reduced_motion" else "normal")
-        engine = FusionEngine.for_avatar(stages.avatar_look(avatar, warmed.analysis), settings, render)
+        look = at_work_size(stages.avatar_look(avatar, warmed.analysis), settings.streaming.work_px)
+        engine = FusionEngine.for_avatar(look, settings, render)
         with self._lock:
             self.engines_built += 1
         return engine
