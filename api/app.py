@@ -11,6 +11,8 @@ key's id (api.access_log).
 
 from __future__ import annotations
 
+import logging
+import threading
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -21,18 +23,42 @@ from api.context import ApiContext
 from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
-from api.routers import avatars, batches, compat, operations, reviews, videos
+from api.player import router as player_router
+from api.routers import avatars, batches, compat, operations, reviews, streams, videos
 from config import Settings
 
+logger = logging.getLogger("dhf.api")
 
-def create_app(settings: Settings) -> FastAPI:
-    context = ApiContext.create(settings)
+
+def prewarm(context: ApiContext) -> None:
+    """Warm the streams' models and engines for the configured avatars, off the start-up path (the
+    server answers at once; a stream that starts meanwhile warms what it needs itself)."""
+    avatars = context.settings.streaming.prewarm_avatars
+    if context.warm is None or not avatars:
+        return
+
+    def run() -> None:
+        try:
+            context.warm.prepare(avatars)
+        except Exception as exc:  # a missing avatar must not stop the server: its streams will say why
+            logger.warning("stream prewarm of %s failed: %s", ", ".join(avatars), str(exc).splitlines()[0][:300])
+
+    threading.Thread(target=run, name="dhf-stream-prewarm", daemon=True).start()
+
+
+def create_app(settings: Settings, context: ApiContext | None = None) -> FastAPI:
+    context = context or ApiContext.create(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         context.runner.resume()
+        context.streams.recover()
+        prewarm(context)
         yield
+        context.streams.shutdown()
         context.runner.shutdown()
+        if context.warm is not None:
+            context.warm.close()
 
     # /docs and /redoc with Swagger UI and ReDoc served from the package, not a CDN: they work offline.
     app = FastAPIOffline(
@@ -53,7 +79,10 @@ def create_app(settings: Settings) -> FastAPI:
 
     install_docs(app)
 
-    for router in (videos.router, batches.router, reviews.router, avatars.router, compat.router, operations.router):
+    # the player's routes before the streams router: its `/v1/streams/<id>/<token>/<file>` would match
+    # `/v1/streams/<id>/<token>/player` and `…/state.json` first (api/player.py)
+    routers = (videos.router, player_router, streams.router, batches.router, reviews.router, avatars.router)
+    for router in (*routers, compat.router, operations.router):
         app.include_router(router)
     app.add_middleware(BodySizeLimit, limit=settings.api.max_body_bytes)
     app.add_middleware(AccessLog)  # added last: outermost, so the body limit's 413 is logged too

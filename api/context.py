@@ -1,4 +1,4 @@
-"""What every route needs (settings, stores, runner, limits) and the dependencies built on it:
+"""What every route needs (settings, stores, runner, limits, streams) and the dependencies built on it:
 authentication by scope, job ownership, admission limits, and request checks up front.
 
 Why a context object on `app.state` rather than closures in `create_app`: routes live in their own
@@ -7,6 +7,7 @@ router modules and get what they need through FastAPI dependencies, testable one
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,10 +23,12 @@ from api.limits import RateLimiter
 from api.metrics import Metrics
 from api.runner import JobRunner
 from api.schemas import GenerateDigitalHuman, VideoCreate
+from api.streams import Producer, StreamService
 from config import Settings
 from config.errors import DhfError
 from pipeline.auditing import audit_refusal
-from pipeline.request import RenderRequest, validate_request
+from pipeline.request import RenderRequest, ValidatedRequest, validate_request
+from streaming.state import StreamState
 
 bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer dhf_<id>_<secret>")
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="or X-API-Key: dhf_<id>_<secret>")
@@ -39,15 +42,24 @@ class ApiContext:
     runner: JobRunner
     limiter: RateLimiter
     metrics: Metrics
+    streams: StreamService
+    warm: Any = (
+        None  # a streaming.warm.WarmPool: analyses, TTS sessions and engines kept ready for streams (this process's)
+    )
 
     @property
     def home(self) -> Path:
         return self.settings.paths.home / "api"
 
     @classmethod
-    def create(cls, settings: Settings) -> ApiContext:
+    def create(cls, settings: Settings, producer: Producer | None = None) -> ApiContext:
+        """`producer` renders streams (default: `run_stream` in this process with one warm pool, or its
+        flow run on the work pool with `api.executor: pool`)."""
         home = settings.paths.home / "api"
         jobs, metrics = JobStore(home / "jobs.sqlite"), Metrics()
+        warm = None
+        if producer is None:
+            producer, warm = stream_producer(settings)
         return cls(
             settings=settings,
             keys=KeyStore(home / "keys.sqlite"),
@@ -55,7 +67,27 @@ class ApiContext:
             runner=JobRunner(jobs, settings, metrics),
             limiter=RateLimiter(settings.api.rate_per_minute),
             metrics=metrics,
+            streams=StreamService(settings, producer),
+            warm=warm,
         )
+
+
+def stream_producer(settings: Settings) -> tuple[Producer, Any]:
+    """What renders this server's streams, and the warm pool it keeps (None on the work pool, whose
+    workers load their own). Imported here: a pool imports Prefect, the renderer its encoder and gate."""
+    if settings.api.executor == "pool":
+        from flows.stream_flow import PoolStreamProducer
+
+        return PoolStreamProducer(settings), None
+    from streaming.render import run_stream
+    from streaming.warm import WarmPool
+
+    warm = WarmPool(settings)
+
+    def produce(folder: Path, validated: ValidatedRequest, on_progress: Callable[[StreamState], None]) -> StreamState:
+        return run_stream(folder, validated, settings, warm, on_progress)
+
+    return produce, warm
 
 
 def get_context(request: Request) -> ApiContext:

@@ -103,3 +103,38 @@ class AvatarInfo(BaseModel):
 class Health(BaseModel):
     status: str
     active_jobs: int
+
+
+class StreamPlayback(BaseModel):
+    master: str = Field(description="the HLS playlist: signed path, no API key needed (a <video> or hls.js fetches it)")
+    player: str = Field(description="a page that plays the stream (hls.js or native HLS), same signed path")
+
+
+class StreamAccepted(BaseModel):
+    stream_id: str
+    status: str
+    playback: StreamPlayback
+    links: dict[str, str]
+
+
+class StreamStatus(BaseModel):
+    stream_id: str
+    status: Literal["starting", "streaming", "finished", "fallback", "failed"]
+    message: str = Field(description="one line whenever the status is fallback or failed")
+    created: float = Field(description="unix time the request arrived")
+    first_release_s: float | None = Field(description="seconds from the request to the first released segment")
+    released_segments: int
+    released_seconds: float
+    rendered_frames: int
+    total_frames: int | None
+    mode: str = Field(description="normal | reduced_motion | still: the mode of the segments released now")
+    content_id: str
+    failure: dict[str, Any] | None = Field(description="the quality gate's finding when a segment failed")
+    outputs: list[str] = Field(description="the published files once ended: mp4, srt, vtt, report")
+    ended: bool
+    ended_at: float | None
+    playback: StreamPlayback
+    links: dict[str, str]
+
+
+StreamId = Annotated[str, PathParameter(pattern=r"^[0-9a-f]{32}$", description="stream id returned by POST")]

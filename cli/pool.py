@@ -31,6 +31,7 @@ def run_pool(args: argparse.Namespace, settings: Settings) -> int:
         apply_client_bounds()  # before Prefect is imported: a dead or hung server is one line in seconds
         require_reachable(configured)
     from flows.chunk_flow import deploy_chunk_flow  # imports Prefect: only here
+    from flows.stream_flow import deploy_stream_flow
     from flows.pool import flow_run_env, require_server, setup_pool, worker_command
 
     factory = settings.factory.with_changes(pool=args.pool) if args.pool else settings.factory
@@ -38,9 +39,10 @@ def run_pool(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "setup":
         done = setup_pool(factory)
         deploy_chunk_flow(factory)  # long renders' chunks (chunking.executor: pool) run on the same workers
+        deploy_stream_flow(factory)  # streamed answers (api.executor: pool) too
         print(
             f"work pool '{done.pool}' ready on {url}: deployments render-variant/{done.pool} ({done.deployment_id}) "
-            f"and render-chunk/{done.pool}, "
+            f"render-chunk/{done.pool} and render-stream/{done.pool}, "
             f"automation '{done.automation}' (renders silent for {factory.crashed_after_seconds} s are resubmitted). "
             f"Next: `dhf pool worker --pool {done.pool}` on each render machine."
         )

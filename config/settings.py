@@ -442,6 +442,10 @@ class StreamAdmissionSettings(Section):
     realtime_margin: float = Field(1.15, ge=1.0, le=4.0)  # a stream needs fps x this frames/s to never stall
     start_budget_s: Positive = 2.0  # a stream must be able to release its first segment within this
     min_retry_after_s: int = Field(1, ge=1)
+    # Until a stream has been measured (a cold server): the throughput and first-release time assumed.
+    # Conservative on purpose: 40 frames/s admits one 25 fps stream at a time until measurements say more.
+    cold_throughput_fps: Positive = 40.0
+    cold_first_release_s: Positive = 1.0
 
 
 class StreamingSettings(Section):
@@ -450,6 +454,7 @@ class StreamingSettings(Section):
 
     scene: str | None = "app"  # the canvas of a streamed answer (a chat window); None: the classic layout
     canvas_scale: float = Field(0.5, gt=0.0, le=1.0)  # of the scene's canvas: streams are watched small
+    work_px: int = Field(448, ge=128, le=1024)  # the reenactor's work image for streams (files: 640)
     segment_seconds: float = Field(0.5, ge=0.2, le=6.0)  # HLS segment length (whole frames)
     first_part_max_words: int = Field(8, ge=1)  # the first part spoken is at most this long (first clause)
     preset: str = "ultrafast"  # x264 preset of the stream's encoder (it must keep up with playback)

@@ -260,3 +260,64 @@ def read_manifest(video: Path, settings: Settings) -> ManifestReading:
     test_signer = TEST_MARK in json.dumps(active.get("signature_info") or {})
     generation = assertions.get(GENERATION_ASSERTION) or {}
     return ManifestReading(status, state, problems, signer, test_signer, generation, source_type)
+
+
+# --- Streamed answers (HLS with fragmented-MP4 segments) -----------------------------------------------
+#
+# c2pa-python 0.38.1 (c2pa-rs 0.91.3) signs a fragmented stream only as far as its init segment: the
+# Rust SDK's `Builder::sign_fragmented_files` (Merkle tree over all fragments, a proof box written into
+# each one) is not exported by the C library these bindings load, so the Python Builder cannot bind the
+# fragments; its Reader can read them (`Reader.with_fragment`). And even that Rust call needs every
+# fragment before it signs, which a live stream releases one by one. So a stream's init segment carries
+# a manifest whose hash covers the init segment; the frames are marked by the watermark in every frame and
+# bound by the final MP4's manifest (`seal`). docs/decisions.md, "C2PA on a streamed answer", has the
+# measurements.
+
+C2PA_UUID = bytes.fromhex("d8fec3d61b0e483c92975828877ec481")  # the extended type of the C2PA `uuid` box
+INIT_BINDING = (
+    "init segment only: c2pa-python cannot bind fMP4 fragments; every frame carries the watermark and the "
+    "published MP4's manifest binds all frames"
+)
+
+
+def top_level_boxes(path: Path) -> list[tuple[str, bytes]]:
+    """(box type, extended type for `uuid` boxes) of each top-level ISO BMFF box; [] past a truncated box."""
+    data, boxes, offset = path.read_bytes(), [], 0
+    while offset + 8 <= len(data):
+        size, kind = int.from_bytes(data[offset : offset + 4], "big"), data[offset + 4 : offset + 8]
+        header = 8
+        if size == 1 and offset + 16 <= len(data):  # 64-bit size
+            size, header = int.from_bytes(data[offset + 8 : offset + 16], "big"), 16
+        if size < header or offset + size > len(data):
+            return []
+        extended = data[offset + header : offset + header + 16] if kind == b"uuid" else b""
+        boxes.append((kind.decode("latin-1"), extended))
+        offset += size
+    return boxes if offset == len(data) else []
+
+
+def sign_init_segment(
+    init: Path, definition: dict[str, Any], identity: SigningIdentity, ingredients: list[Path] | None = None
+) -> None:
+    """Embed the signed manifest in a stream's fMP4 init segment, in place (temp file + rename).
+
+    Call it once per encoder run, after the run's first segment is listed (ffmpeg's HLS muxer writes
+    the init segment when it closes the first segment, and never rewrites it) and before the init
+    segment is named in a released playlist. The manifest gets `stream_init.binding` in its generation
+    assertion so a reader sees what its hash covers. Players skip the C2PA box (measured: ffmpeg and
+    Chromium MSE decode the same frames with and without it).
+    """
+    boxes = top_level_boxes(init) if init.is_file() else []
+    kinds = [kind for kind, _ in boxes]
+    if "moov" not in kinds or "moof" in kinds or "mdat" in kinds:
+        raise ProvenanceError(
+            f"{init} is not a complete fMP4 init segment (top-level boxes: {' '.join(kinds) or 'none'}); "
+            "sign the encoder's init file after its first segment is written"
+        )
+    if any(extended == C2PA_UUID for _, extended in boxes):
+        raise ProvenanceError(f"{init} already carries a C2PA manifest; sign each encoder run's init segment once")
+    stream_definition = json.loads(json.dumps(definition))  # the caller's definition stays as it was
+    for assertion in stream_definition.get("assertions", []):
+        if assertion.get("label") == GENERATION_ASSERTION:
+            assertion["data"] = {**assertion.get("data", {}), "stream_init": {"binding": INIT_BINDING}}
+    sign_mp4(init, stream_definition, identity, ingredients or [])

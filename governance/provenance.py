@@ -22,7 +22,7 @@ from config import Settings
 from config.files import content_hash, file_sha256
 from fusion.watermark import VERSION as WATERMARK_VERSION
 from fusion.watermark import payload_of
-from governance.c2pa_signing import manifest_definition, sign_mp4, signing_identity
+from governance.c2pa_signing import manifest_definition, sign_init_segment, sign_mp4, signing_identity
 
 
 @dataclass(frozen=True)
@@ -87,11 +87,10 @@ def provenance_tags(generation: Generation, settings: Settings, content_id: str)
     }
 
 
-def seal(
-    video: Path, generation: Generation, settings: Settings, content_id: str, driver: Path, audio: Path
-) -> dict[str, object]:
-    """Sign the encoded video's C2PA manifest in place; returns what the report records about the marks."""
-    start = time.perf_counter()
+def _claims(
+    generation: Generation, settings: Settings, content_id: str, driver: Path | None, audio: Path | None
+) -> tuple[dict[str, object], dict[str, str], dict[str, object] | None]:
+    """What a manifest claims about a generation (the final MP4's and a stream's init segments')."""
     avatar = generation.avatar
     watermark = {"scheme": WATERMARK_VERSION, "payload": f"{payload_of(content_id):08x}"}
     claims = {
@@ -102,8 +101,8 @@ def seal(
         "avatar_version": avatar.version,
         "avatar_photo_sha256": avatar.photo_sha256(),
         "license_id": generation.license_id,
-        "driver_sha256": file_sha256(driver) if driver.is_file() else None,
-        "audio_sha256": file_sha256(audio) if audio.is_file() else None,
+        "driver_sha256": file_sha256(driver) if driver is not None and driver.is_file() else None,
+        "audio_sha256": file_sha256(audio) if audio is not None and audio.is_file() else None,
         "visible_label": settings.label.text,
         "watermark": watermark,
     }
@@ -113,6 +112,16 @@ def seal(
     if generation.audit_anchor is not None and generation.audit_anchor[0] > 0:
         anchor = {"entry": generation.audit_anchor[0], "hash": generation.audit_anchor[1]}
         claims["audit_anchor"] = anchor
+    return claims, watermark, anchor
+
+
+def seal(
+    video: Path, generation: Generation, settings: Settings, content_id: str, driver: Path, audio: Path
+) -> dict[str, object]:
+    """Sign the encoded video's C2PA manifest in place; returns what the report records about the marks."""
+    start = time.perf_counter()
+    claims, watermark, anchor = _claims(generation, settings, content_id, driver, audio)
+    avatar = generation.avatar
     identity = signing_identity(settings)
     definition = manifest_definition(generation.title, claims, settings)
     sign_mp4(video, definition, identity, [avatar.photo, driver.with_suffix(".mp4")])
@@ -123,3 +132,15 @@ def seal(
         "sign_seconds": round(time.perf_counter() - start, 3),
         "audit_anchor": anchor,
     }
+
+
+def seal_init(init: Path, generation: Generation, settings: Settings, content_id: str) -> None:
+    """Sign a streamed answer's fMP4 init segment (one per encoder run) with the claims `seal` makes,
+    less the driver and audio hashes, which do not exist until the answer ends. The library cannot bind
+    the fragments themselves (docs/decisions.md "C2PA on a streamed answer"): the published MP4 is
+    sealed whole by `seal`."""
+    claims, _, _ = _claims(generation, settings, content_id, None, None)
+    for unknown in ("driver_sha256", "audio_sha256"):
+        claims.pop(unknown)
+    definition = manifest_definition(generation.title, claims, settings)
+    sign_init_segment(init, definition, signing_identity(settings), [generation.avatar.photo])

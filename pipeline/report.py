@@ -9,7 +9,7 @@ the API can serve the report without them.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -179,6 +179,18 @@ class ReviewPart(ReportPart):
     audit_entry: int | None = None
 
 
+class StreamPart(ReportPart):
+    """A streamed answer (streaming/): how it was released to the viewer."""
+
+    stream_id: str
+    first_release_s: float | None  # from the request to the first released segment
+    segments: int  # released, exactly the ones this video is joined from
+    mode: str  # normal, or the fallback the last released segments were rendered in
+    parts: int  # spoken parts (first clause, then sentences)
+    part_starts: list[int] = Field(default_factory=list)  # the first frame of each part
+    failure: dict[str, Any] | None = None  # the gate's finding on the segment that was not released
+
+
 class RenderReport(ReportPart):
     """Everything about one render. `published` says whether the video under `output` is this one."""
 
@@ -213,6 +225,7 @@ class RenderReport(ReportPart):
     chunks: ChunksPart | None = None  # a long render made in parallel chunks
     review: ReviewPart | None = None  # held for a person's approval (governance.review)
     scene: ScenePart | None = None  # the branded scene (README: Scenes); None: the classic layout
+    stream: StreamPart | None = None  # a streamed answer's release figures (streaming/)
 
     def save(self, path: Path) -> Path:
         write_text_atomic(path, self.model_dump_json(indent=2))
