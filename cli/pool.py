@@ -31,8 +31,8 @@ def run_pool(args: argparse.Namespace, settings: Settings) -> int:
         apply_client_bounds()  # before Prefect is imported: a dead or hung server is one line in seconds
         require_reachable(configured)
     from flows.chunk_flow import deploy_chunk_flow  # imports Prefect: only here
-    from flows.stream_flow import deploy_stream_flow
     from flows.pool import flow_run_env, require_server, setup_pool, worker_command
+    from flows.stream_flow import deploy_stream_flow
 
     factory = settings.factory.with_changes(pool=args.pool) if args.pool else settings.factory
     url = require_server()
