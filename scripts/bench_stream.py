@@ -55,8 +55,11 @@ NAMES = ["Anna", "Ben", "Clara", "David", "Emma", "Farid", "Grace", "Hugo", "Ine
 
 
 def variant(text: str, index: int) -> str:
-    """The text addressed to a different customer: a new text for every run of a group."""
-    return f"{NAMES[index % len(NAMES)]}, {text[0].lower()}{text[1:]}"
+    """The text addressed to a different customer, by name at the end of its first sentence: a new text
+    for every run of a group. Not at the start: "Anna, ..." would make the first part spoken a single
+    word (streaming/parts.py cuts the first clause), flattering the time to the first frame."""
+    end = min(text.index(mark) for mark in ".?!" if mark in text)
+    return f"{text[:end]}, {NAMES[index % len(NAMES)]}{text[end:]}"
 
 
 VOICES = {"espeak": "en-us-female", "neural": "en-us-neural-female"}
