@@ -369,6 +369,7 @@ def test_with_a_server_the_render_is_a_flow_run_with_tasks_and_artifacts(prefect
     assert any(str(output) in a["data"] for a in artifacts), artifacts
 
 
+@pytest.mark.slow  # a long render SIGTERMed on the real server; SIGTERM mid-render and the served render stay default
 def test_sigterm_with_a_server_marks_the_run_crashed(prefect_server, home, tmp_path):
     output = tmp_path / "out" / "term.mp4"
     env = environment(home, tmp_path, PREFECT_API_URL=prefect_server)
