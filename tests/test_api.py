@@ -192,6 +192,7 @@ def test_a_batch_runs_through_the_api(api, keys):
     assert [(v["item"], v["language"], v["status"]) for v in status["result"]["videos"]] == [("q1", "en", "rendered")]
 
 
+@pytest.mark.slow  # five renders under 50 polls; the default run keeps one submit/poll/download and the batch
 def test_load_50_polls_and_5_renders_lose_nothing_and_metrics_count_them(api, keys, finished_job):
     job_id, _ = finished_job
     headers = _auth(keys["cms"][1])

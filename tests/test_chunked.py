@@ -386,6 +386,7 @@ def test_stale_chunk_folders_are_removed_and_a_running_renders_stays(tmp_path):
     assert remove_stale_work(output) == [live] and other.is_dir()
 
 
+@pytest.mark.slow  # a second chunked render (through the CLI); the default run keeps the chunked render of `both`
 def test_dhf_render_chunks_a_long_text_and_gates_the_joined_video(dhf_home, tmp_path):
     """`dhf render` (in process) with a low `chunking.min_seconds`: the report shows the chunks, the
     quality gate judged the joined file (every frame of it observed), the captions cover the speech,

@@ -48,6 +48,7 @@ def _healthy(url: str, process: subprocess.Popen, log: Path, timeout: float = 12
     raise AssertionError(f"no server at {url}: {log.read_text(errors='replace')[-3000:]}")
 
 
+@pytest.mark.slow  # a server of its own; the default run keeps the cluster server below and the offline defaults
 def test_flows_server_on_another_port_tells_its_ui_where_the_api_is_and_sends_no_telemetry(tmp_path):
     """`python -m flows.server --port P`: the UI's settings name port P (a bare `prefect server start
     --port P` names 4200), and the server's own settings say analytics off."""
@@ -118,6 +119,7 @@ def test_batch_task_runs_have_stable_names_and_log_stage_seconds_in_words(cluste
     assert "quality passed" in line and not re.search(r"True|False|None|[{}']", line), line
 
 
+@pytest.mark.slow  # a temporary server again: tests/test_readme.py's serverless batch (default) reads the same records
 def test_a_serverless_batch_says_where_its_records_go_and_they_are_there(cluster, tmp_path):
     """The temporary server's records outlive the process in PREFECT_HOME's database, as `dhf batch`
     says (the batch of the test above: unchanged, nothing is rendered again when run after it)."""
@@ -199,6 +201,7 @@ def test_wait_review_holds_the_run_with_a_required_choice_and_reports_what_exist
     assert cluster.get(f"flow_runs/{run['id']}")["state_name"] == "Completed"
 
 
+@pytest.mark.slow  # a second held render; approval stays default, rejection is also tests/reliability/test_review.py's
 def test_a_rejected_review_ends_the_run_rejected_and_the_command_non_zero(cluster, tmp_path):
     output = tmp_path / "rejected.mp4"
     process, stdout, stderr = _render(cluster, output)

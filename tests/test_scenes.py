@@ -43,7 +43,8 @@ def small_settings(dhf_home, tmp_path_factory):
     return load_settings(small_config(tmp_path_factory.mktemp("scene-config")), home=dhf_home)
 
 
-@pytest.fixture(scope="module", params=sorted(SMALL))
+# "social" (a third layout, square) runs with -m slow: web (16:9) and app (9:16, cut-out) stay in the default run
+@pytest.fixture(scope="module", params=["app", pytest.param("social", marks=pytest.mark.slow), "web"])
 def scene_render(request, small_settings, tmp_path_factory):
     name = request.param
     out = tmp_path_factory.mktemp(f"scene-{name}") / f"{name}.mp4"
