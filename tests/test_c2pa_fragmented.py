@@ -223,7 +223,7 @@ window.result = null;
 
 def test_chromium_plays_the_segments_with_the_signed_init(signed):
     """Media Source Extensions (what hls.js feeds) accept the init segment with its C2PA box."""
-    from reliability.chromium import Chromium
+    from tests.reliability.chromium import Chromium
 
     init, fragments = signed
     names = [init.name] + [f.name for f in fragments]
