@@ -400,9 +400,8 @@ def test_hls_js_plays_the_runs_with_captions_on_the_frames_they_belong_to(runs, 
     cue shown at the playback time of the video frame at its answer time,
     on both sides of it. This is what the timeline (fragments' own decode times, frame f at
     TIMELINE_OFFSET_S + f/fps) and X-TIMESTAMP-MAP=MPEGTS:MPEGTS_OFFSET buy: measured within 1 ms."""
-    from tests.reliability.chromium import Chromium
-
     from api.player import VENDOR
+    from tests.reliability.chromium import Chromium
 
     assert (VENDOR / "hls.min.js").is_file(), "hls.js is not vendored: run scripts/setup (scripts/vendor_js)"
     folder, encoders, _ = runs
@@ -460,9 +459,8 @@ def test_a_player_joining_a_growing_playlist_starts_at_the_first_frame(tmp_path)
     """A stream's playlist has no ENDLIST while it renders, so players treat it as live and join near
     its end; EXT-X-START:TIME-OFFSET=0 makes them start at the answer's first frame (the viewer hears
     the first word). hls.js with its defaults, with and without the tag."""
-    from tests.reliability.chromium import Chromium
-
     from api.player import VENDOR
+    from tests.reliability.chromium import Chromium
 
     assert (VENDOR / "hls.min.js").is_file(), "hls.js is not vendored: run scripts/setup (scripts/vendor_js)"
     with HlsEncoder(tmp_path / "enc", OPTIONS) as encoder:
