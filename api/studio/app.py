@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.errors import ApiError
 from api.studio.pages import PREFIX, STATIC, error_page, templates
-from api.studio.session import SignInRequiredError, StudioForbiddenError, StudioUser, current_user
+from api.studio.session import SignInRequired, StudioForbidden, StudioUser, current_user
 from config.errors import DhfError
 
 STUDIO_CSP = (
@@ -59,13 +59,13 @@ def page_routers() -> list:
 def _user_or_none(request: Request) -> StudioUser | None:
     try:
         return current_user(request)
-    except (SignInRequiredError, DhfError):
+    except (SignInRequired, DhfError):
         return None
 
 
 def _message(exc: Exception) -> tuple[int, str]:
     """(status, one line) for an error raised under /studio."""
-    if isinstance(exc, StudioForbiddenError):
+    if isinstance(exc, StudioForbidden):
         return exc.status, exc.message
     if isinstance(exc, ApiError):
         return exc.status, exc.message
@@ -95,14 +95,14 @@ def _install_error_pages(app: FastAPI) -> None:
 
         app.add_exception_handler(kind, handler)
 
-    @app.exception_handler(SignInRequiredError)
-    async def sign_in(request: Request, exc: SignInRequiredError) -> Response:
+    @app.exception_handler(SignInRequired)
+    async def sign_in(request: Request, exc: SignInRequired) -> Response:
         if request.method == "GET":
             return RedirectResponse(f"{PREFIX}/sign-in", status_code=303)
         return error_page(request, 401, "your session has ended; sign in again and resend the form")
 
-    @app.exception_handler(StudioForbiddenError)
-    async def forbidden(request: Request, exc: StudioForbiddenError) -> Response:
+    @app.exception_handler(StudioForbidden)
+    async def forbidden(request: Request, exc: StudioForbidden) -> Response:
         return error_page(request, exc.status, exc.message, _user_or_none(request))
 
 

@@ -55,11 +55,11 @@ class SessionPolicy:
     sign_in_form_ttl_s: int = 3600
 
 
-class SignInRequiredError(Exception):
+class SignInRequired(Exception):  # noqa: N818 - a signal (redirect to sign-in), named for what it asks
     """No valid session: the page redirects to the sign-in form."""
 
 
-class StudioForbiddenError(Exception):
+class StudioForbidden(Exception):  # noqa: N818 - it is the refusal page itself, not an error of the code
     """A refusal shown as a one-line 403 page (missing scope, bad or missing CSRF token)."""
 
     def __init__(self, message: str, status: int = 403) -> None:
@@ -172,20 +172,18 @@ def set_sign_in_cookie(
 def check_sign_in_token(request: Request, submitted: str) -> None:
     expected = request.cookies.get(PRE_COOKIE, "")
     if not expected or not hmac.compare_digest(expected.encode(), (submitted or "").encode()):
-        raise StudioForbiddenError(
-            "the sign-in form expired or was not sent from this site; reload the page and sign in"
-        )
+        raise StudioForbidden("the sign-in form expired or was not sent from this site; reload the page and sign in")
 
 
 def current_user(request: Request) -> StudioUser:
-    """The signed-in user, or SignInRequiredError (expired, signed out, unknown or revoked key)."""
+    """The signed-in user, or SignInRequired (expired, signed out, unknown or revoked key)."""
     context: ApiContext = get_context(request)
     session = SessionStore.of(context).get(request.cookies.get(COOKIE, ""))
     if session is None:
-        raise SignInRequiredError()
+        raise SignInRequired()
     key = next((k for k in context.keys.list() if k.id == session.key_id), None)
     if key is None or key.revoked:
-        raise SignInRequiredError()
+        raise SignInRequired()
     setattr(request.state, KEY_ID_STATE, key.id)  # the access log names who asked, never the secret
     return StudioUser(key, session)
 
@@ -197,7 +195,7 @@ def require(scope: str | None = None):
         user = current_user(request)
         if scope is not None and not user.can(scope):
             message = f"your key '{user.key.name}' lacks the '{scope}' scope; ask an admin for a key with it"
-            raise StudioForbiddenError(message)
+            raise StudioForbidden(message)
         return user
 
     return dependency
@@ -213,7 +211,7 @@ async def check_csrf(request: Request, user: StudioUser) -> None:
         value = form.get(CSRF_FIELD, "")
         submitted = value if isinstance(value, str) else ""
     if not submitted or not hmac.compare_digest(submitted.encode(), user.csrf.encode()):
-        raise StudioForbiddenError("the form's security token is missing or wrong; reload the page and try again")
+        raise StudioForbidden("the form's security token is missing or wrong; reload the page and try again")
 
 
 def posting(scope: str | None = None):

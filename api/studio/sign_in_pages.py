@@ -21,7 +21,7 @@ from api.studio.session import (
     PRE_COOKIE,
     SessionStore,
     Signed,
-    SignInRequiredError,
+    SignInRequired,
     check_csrf,
     check_sign_in_token,
     clear_session_cookie,
@@ -46,7 +46,7 @@ def sign_in_page(request: Request) -> Response:
     try:
         current_user(request)
         return RedirectResponse(PREFIX, status_code=303)  # already signed in
-    except SignInRequiredError:
+    except SignInRequired:
         return _sign_in_form(request)
 
 
@@ -73,7 +73,7 @@ async def sign_out(request: Request) -> Response:
     """Delete the session server-side (the cookie alone would still open it until it expires)."""
     try:
         user = current_user(request)
-    except SignInRequiredError:
+    except SignInRequired:
         return RedirectResponse(f"{PREFIX}/sign-in", status_code=303)
     await check_csrf(request, user)
     SessionStore.of(get_context(request)).delete(request.cookies.get(COOKIE, ""))
