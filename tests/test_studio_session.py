@@ -1,0 +1,137 @@
+"""Studio sessions over HTTP against a real `dhf api` server: sign-in with an API key, the session
+cookie's flags, CSRF refusals (form without token, wrong token), scope refusals (403 page, nav items
+hidden), sign-out deleting the session server-side, a revoked key ending its sessions, and the
+studio's CSP (no inline scripts or styles allowed)."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+from conftest import ApiServer
+
+from api.keys import KeyStore
+
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+@pytest.fixture(scope="module")
+def studio(dhf_home, tmp_path_factory):
+    server = ApiServer(dhf_home, tmp_path_factory.mktemp("studio-session")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def tokens(dhf_home) -> dict[str, str]:
+    store = KeyStore(dhf_home / "api" / "keys.sqlite")  # what `dhf api-key create` writes
+    made = {name: store.create(name, scopes)[1] for name, scopes in
+            [("editor", ["render", "read"]), ("checker", ["review"]), ("gone", ["read"])]}  # fmt: skip
+    return made
+
+
+def _csrf(html: str) -> str:
+    match = CSRF.search(html)
+    assert match, html[:2000]
+    return match.group(1)
+
+
+def sign_in(studio: ApiServer, token: str) -> httpx.Client:
+    client = httpx.Client(base_url=studio.url, timeout=20)
+    form = client.get("/studio/sign-in")
+    assert form.status_code == 200, form.text[:500]
+    response = client.post("/studio/sign-in", data={"api_key": token, "csrf": _csrf(form.text)})
+    assert response.status_code == 303 and response.headers["location"] == "/studio", response.text[:500]
+    return client
+
+
+def test_root_redirects_and_pages_need_a_session(studio):
+    root = httpx.get(f"{studio.url}/", timeout=10)
+    assert root.status_code == 303 and root.headers["location"] == "/studio"
+    home = httpx.get(f"{studio.url}/studio", timeout=10)
+    assert home.status_code == 303 and home.headers["location"] == "/studio/sign-in"
+    page = httpx.get(f"{studio.url}/studio/sign-in", timeout=10)
+    csp = page.headers["content-security-policy"]
+    assert "default-src 'self'" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
+    assert page.headers["cache-control"] == "no-store"
+    html = page.text
+    assert '<label for="api-key">' in html and 'id="api-key"' in html  # every input has a label
+    assert 'href="#main"' in html and '<main id="main"' in html and "AI-generated content is labeled" in html
+    assert "<script>" not in html and "style=" not in html  # nothing inline: the CSP would block it
+    css = httpx.get(f"{studio.url}/studio/static/studio.css", timeout=10)
+    assert css.status_code == 200 and ":focus-visible" in css.text
+
+
+def test_sign_in_sets_a_strict_cookie_and_shows_the_key(studio, tokens):
+    client = httpx.Client(base_url=studio.url, timeout=20)
+    form = client.get("/studio/sign-in")
+    refused = client.post("/studio/sign-in", data={"api_key": tokens["editor"]})  # no CSRF token
+    assert refused.status_code == 403 and "reload the page" in refused.text
+    wrong = client.post("/studio/sign-in", data={"api_key": "dhf_nope_nope", "csrf": _csrf(form.text)})
+    assert wrong.status_code == 401 and "unknown or revoked" in wrong.text and "dhf_studio=" not in str(wrong.headers)
+    response = client.post("/studio/sign-in", data={"api_key": tokens["editor"], "csrf": _csrf(wrong.text)})
+    assert response.status_code == 303
+    cookie = next(c for c in response.headers.get_list("set-cookie") if c.startswith("dhf_studio="))
+    flags = [part.strip().lower() for part in cookie.split(";")]
+    assert "httponly" in flags and "samesite=strict" in flags and "path=/studio" in flags
+    assert "secure" not in flags  # plain http here; see the https test
+    assert tokens["editor"] not in cookie  # the key never goes to the browser
+    home = client.get("/studio")
+    assert home.status_code == 200
+    assert "editor" in home.text and "render, read" in home.text
+    assert 'href="/studio/videos/new"' in home.text and 'href="/studio/reviews"' not in home.text  # no review scope
+
+
+def test_cookie_is_secure_over_https(studio, tokens):
+    client = httpx.Client(base_url=studio.url, timeout=20, headers={"X-Forwarded-Proto": "https"})
+    form = client.get("/studio/sign-in")
+    assert "secure" in form.headers["set-cookie"].lower()
+    csrf = re.search(r"dhf_studio_signin=([^;]+)", form.headers["set-cookie"]).group(1)
+    client.cookies.set("dhf_studio_signin", csrf)  # httpx keeps no Secure cookie over http: the browser's part
+    response = client.post("/studio/sign-in", data={"api_key": tokens["editor"], "csrf": csrf})
+    assert response.status_code == 303
+    cookie = next(c for c in response.headers.get_list("set-cookie") if c.startswith("dhf_studio="))
+    assert "secure" in [part.strip().lower() for part in cookie.split(";")]
+
+
+def test_scope_refusals_are_one_line_pages(studio, tokens):
+    checker = sign_in(studio, tokens["checker"])
+    home = checker.get("/studio")
+    assert 'href="/studio/reviews"' in home.text and 'href="/studio/videos/new"' not in home.text
+    queue = checker.get("/studio/reviews")
+    assert queue.status_code == 200 and "Waiting for a decision" in queue.text
+    library = checker.get("/studio/library")  # needs read
+    assert library.status_code == 403
+    assert "lacks the &#39;read&#39; scope" in library.text or "lacks the 'read' scope" in library.text
+    editor = sign_in(studio, tokens["editor"])
+    reviews = editor.get("/studio/reviews")
+    assert reviews.status_code == 403 and "review" in reviews.text
+    library = editor.get("/studio/library")
+    assert library.status_code == 200 and "<code>sample</code>" in library.text and "Consent" in library.text
+    assert "No Prefect server is configured" in library.text
+    missing = editor.get("/studio/no-such-page")
+    assert missing.status_code == 404 and "no such page" in missing.text
+    api = httpx.get(f"{studio.url}/v1/jobs-nope", timeout=10)  # the REST API's errors stay JSON
+    assert api.headers["content-type"].startswith("application/json")
+
+
+def test_sign_out_needs_csrf_and_deletes_the_session(studio, tokens):
+    client = sign_in(studio, tokens["editor"])
+    session = client.cookies.get("dhf_studio")
+    page = client.get("/studio")
+    assert client.post("/studio/sign-out", data={}).status_code == 403  # no token: refused, still signed in
+    assert client.post("/studio/sign-out", data={"csrf": "x" * 43}).status_code == 403
+    assert client.get("/studio").status_code == 200
+    out = client.post("/studio/sign-out", data={"csrf": _csrf(page.text)})
+    assert out.status_code == 303 and out.headers["location"] == "/studio/sign-in"
+    replay = httpx.get(f"{studio.url}/studio", cookies={"dhf_studio": session}, timeout=10)
+    assert replay.status_code == 303 and replay.headers["location"] == "/studio/sign-in"  # gone server-side
+
+
+def test_revoking_the_key_ends_its_sessions(studio, tokens, dhf_home):
+    client = sign_in(studio, tokens["gone"])
+    assert client.get("/studio").status_code == 200
+    store = KeyStore(dhf_home / "api" / "keys.sqlite")
+    store.revoke(tokens["gone"].split("_")[1])
+    assert client.get("/studio").status_code == 303
