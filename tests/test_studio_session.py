@@ -6,6 +6,7 @@ studio's CSP (no inline scripts or styles allowed)."""
 from __future__ import annotations
 
 import re
+import time
 
 import httpx
 import pytest
@@ -14,11 +15,13 @@ from conftest import ApiServer
 from api.keys import KeyStore
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+# Every video of this server waits for a reviewer (as a `review: required` licence makes it); small frames: quick
+SERVER_CONFIG = "video: {width: 640, height: 360}\ngovernance: {review: required}\n"
 
 
 @pytest.fixture(scope="module")
 def studio(dhf_home, tmp_path_factory):
-    server = ApiServer(dhf_home, tmp_path_factory.mktemp("studio-session")).start()
+    server = ApiServer(dhf_home, tmp_path_factory.mktemp("studio-session"), SERVER_CONFIG).start()
     yield server
     server.stop()
 
@@ -27,8 +30,15 @@ def studio(dhf_home, tmp_path_factory):
 def tokens(dhf_home) -> dict[str, str]:
     store = KeyStore(dhf_home / "api" / "keys.sqlite")  # what `dhf api-key create` writes
     made = {name: store.create(name, scopes)[1] for name, scopes in
-            [("editor", ["render", "read"]), ("checker", ["review"]), ("gone", ["read"])]}  # fmt: skip
+            [("editor", ["render", "read"]), ("checker", ["review"]), ("gone", ["read"]),
+             ("desk", ["render", "read", "review"])]}  # fmt: skip
     return made
+
+
+def _alert(html: str) -> str:
+    """The page's one-line message (for failure messages)."""
+    match = re.search(r'role="alert"[^>]*>([^<]*)<', html)
+    return match.group(1) if match else html[-1500:]
 
 
 def _csrf(html: str) -> str:
@@ -135,3 +145,52 @@ def test_revoking_the_key_ends_its_sessions(studio, tokens, dhf_home):
     store = KeyStore(dhf_home / "api" / "keys.sqlite")
     store.revoke(tokens["gone"].split("_")[1])
     assert client.get("/studio").status_code == 303
+
+
+def _held_review(studio: ApiServer, token: str) -> str:
+    """A one-word video ordered through the REST API by `token`'s key, held for review; its review id."""
+    auth = {"Authorization": f"Bearer {token}"}
+    body = {"text": "Hello.", "language": "en", "avatar_id": "sample", "channel": "demo", "purpose": "demo"}
+    job = httpx.post(f"{studio.url}/v1/videos", json=body, headers=auth, timeout=30).json()["job_id"]
+    deadline = time.monotonic() + 180
+    while (status := httpx.get(f"{studio.url}/v1/videos/{job}", headers=auth, timeout=10).json())["status"] in (
+        "queued", "running"
+    ) and time.monotonic() < deadline:  # fmt: skip
+        time.sleep(0.3)
+    assert status["status"] == "succeeded", status
+    return status["result"]["review"]["id"]
+
+
+@pytest.mark.slow  # a real render (16-35 s on two busy cores); the default suite's browser test also decides reviews
+def test_review_decisions_go_through_the_gate(studio, tokens):
+    review_id = _held_review(studio, tokens["desk"])
+    desk = sign_in(studio, tokens["desk"])
+    page = desk.get(f"/studio/reviews/{review_id}")
+    assert page.status_code == 200 and "you cannot also approve it" in page.text
+    assert re.search(r'id="decision-approve"[^>]*disabled', page.text)  # separation of duties shown up front
+    assert not re.search(r'type="radio"[^>]*checked', page.text)  # no decision chosen for the reviewer
+    assert "Lip-sync correlation" in page.text and "≥" in page.text  # scores beside their thresholds
+    video = re.search(r'<video[^>]* src="([^"]+)"', page.text).group(1)
+    assert re.fullmatch(rf"/studio/reviews/{review_id}/[0-9]+-[0-9a-f]{{32}}/video\.mp4", video), video
+    held = httpx.get(f"{studio.url}{video}", timeout=10)  # the signed path alone opens it (a <video> sends no form)
+    assert held.status_code == 200 and held.content[4:8] == b"ftyp"
+    forged = video.replace(video.split("/")[-2], video.split("/")[-2][:-1] + ("0" if video[-12] != "0" else "1"))
+    assert httpx.get(f"{studio.url}{forged}", timeout=10).status_code == 403
+    csrf = _csrf(page.text)
+    unchosen = desk.post(f"/studio/reviews/{review_id}", data={"csrf": csrf, "reviewer": "dana"})
+    assert unchosen.status_code == 422 and "choose Approve or Reject" in unchosen.text, _alert(unchosen.text)
+    own = desk.post(f"/studio/reviews/{review_id}", data={"csrf": csrf, "decision": "approve", "reviewer": "dana"})
+    assert own.status_code == 403 and "separation of duties" in own.text  # decide() itself refuses it
+    no_token = desk.post(f"/studio/reviews/{review_id}", data={"decision": "reject", "reviewer": "dana"})
+    assert no_token.status_code == 403 and "security token" in no_token.text
+    checker = sign_in(studio, tokens["checker"])
+    form = checker.get(f"/studio/reviews/{review_id}")
+    decision = {"csrf": _csrf(form.text), "decision": "reject", "reviewer": "Rita", "comment": "wrong greeting"}
+    done = checker.post(f"/studio/reviews/{review_id}", data=decision)
+    assert done.status_code == 303
+    after = checker.get(f"/studio/reviews/{review_id}")
+    assert "rejected" in after.text and "Rita" in after.text and "wrong greeting" in after.text
+    assert httpx.get(f"{studio.url}{video}", timeout=10).status_code == 404  # removed with the rejection
+    queue = checker.get("/studio/reviews")
+    decided = queue.text.split('id="decided-heading"')[1]
+    assert f"Review {review_id}" in decided and "Rita" in decided

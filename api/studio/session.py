@@ -217,7 +217,11 @@ async def check_csrf(request: Request, user: StudioUser) -> None:
 def posting(scope: str | None = None):
     """A dependency for POST routes: the signed-in user holding `scope`, with a valid CSRF token."""
 
-    async def dependency(request: Request, user: Annotated[StudioUser, Depends(require(scope))]) -> StudioUser:
+    signed_in = require(scope)
+
+    # `Depends` as the default, not inside `Annotated`: with postponed annotations FastAPI evaluates an
+    # annotation in the module's globals, where this closure's `scope` does not exist
+    async def dependency(request: Request, user: StudioUser = Depends(signed_in)) -> StudioUser:  # noqa: B008
         await check_csrf(request, user)
         return user
 
