@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Awaitable, Callable
 
+import python_multipart  # noqa: F401 - parses the studio's forms (FastAPI's Form/File); a missing install fails here, by name
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response

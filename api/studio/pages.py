@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jinja2
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
@@ -40,8 +41,10 @@ NAV = (
 
 
 def templates() -> Jinja2Templates:
-    """The studio's templates (autoescaped HTML); built once per app by install_studio."""
-    return Jinja2Templates(directory=str(TEMPLATES))
+    """The studio's templates, every one autoescaped (text from keys, scripts and reviews is shown
+    as text, never markup); built once per app by install_studio."""
+    loader = jinja2.FileSystemLoader(TEMPLATES)
+    return Jinja2Templates(env=jinja2.Environment(loader=loader, autoescape=True, auto_reload=False))
 
 
 def nav_for(user: StudioUser | None) -> list[NavItem]:
