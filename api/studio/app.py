@@ -13,7 +13,6 @@ a page with one line, for a person rather than a program.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Awaitable, Callable
 
 import python_multipart  # noqa: F401 - parses the studio's forms (FastAPI's Form/File); a missing install fails here, by name
@@ -24,6 +23,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.errors import ApiError
+from api.studio import library_pages, review_pages, sign_in_pages, video_pages
 from api.studio.pages import PREFIX, STATIC, error_page, templates
 from api.studio.session import SignInRequired, StudioForbidden, StudioUser, current_user
 from config.errors import DhfError
@@ -33,28 +33,6 @@ STUDIO_CSP = (
     "connect-src 'self'; font-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; "
     "object-src 'none'"
 )
-# The page routers, each a module with `router` (an APIRouter under /studio).
-PAGE_MODULES = (
-    "api.studio.sign_in_pages",
-    "api.studio.video_pages",
-    "api.studio.review_pages",
-    "api.studio.library_pages",
-)
-
-
-def page_routers() -> list:
-    """The routers of PAGE_MODULES that exist (a page module still being written is skipped, not an
-    import error that stops the API)."""
-    found = []
-    for name in PAGE_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        found.append(module.router)
-    return found
 
 
 def _user_or_none(request: Request) -> StudioUser | None:
@@ -117,8 +95,8 @@ def install_studio(app: FastAPI) -> None:
         return RedirectResponse(PREFIX, status_code=303)
 
     app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC), name="studio-static")
-    for router in page_routers():
-        app.include_router(router)
+    for pages in (sign_in_pages, video_pages, review_pages, library_pages):
+        app.include_router(pages.router)
 
     @app.middleware("http")
     async def studio_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
