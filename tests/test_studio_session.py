@@ -13,6 +13,7 @@ import pytest
 from conftest import ApiServer
 
 from api.keys import KeyStore
+from api.studio.session import SessionPolicy, SessionStore
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 # Every video of this server waits for a reviewer (as a `review: required` licence makes it); small frames: quick
@@ -137,6 +138,23 @@ def test_sign_out_needs_csrf_and_deletes_the_session(studio, tokens):
     assert out.status_code == 303 and out.headers["location"] == "/studio/sign-in"
     replay = httpx.get(f"{studio.url}/studio", cookies={"dhf_studio": session}, timeout=10)
     assert replay.status_code == 303 and replay.headers["location"] == "/studio/sign-in"  # gone server-side
+
+
+def test_fetch_posts_carry_the_token_in_a_header(studio, tokens):
+    client = sign_in(studio, tokens["editor"])
+    token = _csrf(client.get("/studio").text)
+    assert client.post("/studio/sign-out", headers={"X-CSRF-Token": token[::-1]}).status_code == 403
+    assert client.post("/studio/sign-out", headers={"X-CSRF-Token": token}).status_code == 303
+
+
+def test_sessions_expire_and_only_their_hash_is_stored(tmp_path):
+    store = SessionStore(tmp_path / "studio.sqlite", SessionPolicy(ttl_s=60))
+    session_id, session = store.create("k1", now=1000.0)
+    assert store.get(session_id, now=1059.0) == session
+    assert store.get(session_id, now=1061.0) is None  # expired: signed out, whatever the cookie says
+    stored = b"".join(path.read_bytes() for path in tmp_path.glob("studio.sqlite*"))  # the WAL too
+    assert session.csrf.encode() in stored and session_id.encode() not in stored
+    assert store.get(session_id[:-1] + "x", now=1000.0) is None
 
 
 def test_revoking_the_key_ends_its_sessions(studio, tokens, dhf_home):
