@@ -35,7 +35,9 @@ WORD = "Hello."
 @pytest.fixture(scope="module")
 def studio(dhf_home, tmp_path_factory):
     folder = tmp_path_factory.mktemp("studio-pages")
-    server = ApiServer(dhf_home, folder, config="api:\n  concurrent_renders: 1\n").start()
+    server = ApiServer(
+        dhf_home, folder, config="api:\n  concurrent_renders: 1\nvideo:\n  width: 640\n  height: 360\n"
+    ).start()
     yield server
     server.stop()
 
