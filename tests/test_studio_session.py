@@ -5,6 +5,8 @@ studio's CSP (no inline scripts or styles allowed)."""
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import re
 import time
 
@@ -13,7 +15,9 @@ import pytest
 from conftest import ApiServer
 
 from api.keys import KeyStore
+from api.studio.library_pages import avatar_row
 from api.studio.session import SessionPolicy, SessionStore
+from avatars.library import AvatarLibrary, Revocation
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 # Every video of this server waits for a reviewer (as a `review: required` licence makes it); small frames: quick
@@ -155,6 +159,24 @@ def test_sessions_expire_and_only_their_hash_is_stored(tmp_path):
     stored = b"".join(path.read_bytes() for path in tmp_path.glob("studio.sqlite*"))  # the WAL too
     assert session.csrf.encode() in stored and session_id.encode() not in stored
     assert store.get(session_id[:-1] + "x", now=1000.0) is None
+
+
+def test_the_library_says_why_an_avatar_cannot_be_used(settings):
+    library = AvatarLibrary.from_settings(settings.paths)
+    sample = library.get("sample")
+    lic = sample.license()
+    usable = avatar_row(library, sample, lic.valid_from)
+    assert (usable.state, usable.problem, usable.review_required) == ("usable", "", False)
+    assert usable.consent.startswith(lic.consent_document.name) and usable.channels == lic.channels
+    expired = avatar_row(library, sample, lic.valid_until + dt.timedelta(days=1))
+    assert expired.state == "expired" and f"expired on {lic.valid_until.isoformat()}" in expired.problem
+    early = avatar_row(library, sample, lic.valid_from - dt.timedelta(days=1))
+    assert early.state == "not yet valid"
+    gone = dataclasses.replace(
+        sample, revocation=Revocation(sample.version, "2026-01-02T03:04:05Z", "ops", "consent withdrawn")
+    )
+    revoked = avatar_row(library, gone, lic.valid_from)
+    assert revoked.state == "revoked" and "consent withdrawn" in revoked.problem and "by ops" in revoked.problem
 
 
 def test_revoking_the_key_ends_its_sessions(studio, tokens, dhf_home):
