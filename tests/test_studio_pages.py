@@ -104,6 +104,13 @@ def test_inline_check_says_what_the_render_would_say(editor, settings, dhf_home)
     good = {**body, "text": "The rate is 3.5%.", "languages": ["en"]}
     ok = client.post("/studio/videos/check", json=good, headers={"X-CSRF-Token": csrf}).json()
     assert ok["valid"] is True and ok["languages"][0]["spoken_characters"] > len(good["text"])  # "three point five"
+    wrong_voice = {**good, "voice": "es-female"}
+    mismatch = client.post("/studio/videos/check", json=wrong_voice, headers={"X-CSRF-Token": csrf}).json()
+    assert mismatch["valid"] is False and "speaks 'es'" in mismatch["problems"][0]
+    script = {"script": ("script.txt", "Caf\xe9".encode("latin-1"), "text/plain")}
+    form = {"csrf": csrf, "avatar_id": "sample", "language": "en", "channel": "demo", "purpose": "demo"}
+    latin = client.post("/studio/videos", data=form, files=script)  # a script file, as without JavaScript
+    assert latin.status_code == 422 and "is not UTF-8 (byte 3)" in latin.text
 
 
 def test_scene_preview_is_the_labelled_still_and_the_voice_sample_speaks(editor, settings):

@@ -82,13 +82,24 @@ def check_language(draft: Draft, language: str, settings: Settings, probe: Path,
     )
 
 
-def check_draft(draft: Draft, settings: Settings, probe: Path, actor: str) -> dict:
-    """The JSON the page shows inline: the character count against the limit, and each language's check."""
+def draft_problems(draft: Draft) -> list[str]:
+    """What is wrong with the form as a whole (each language's own checks are `check_language`'s)."""
     problems = []
     if not draft.languages:
         problems.append("choose at least one language")
     if len(draft.languages) > MAX_LANGUAGES:
         problems.append(f"{len(draft.languages)} languages: at most {MAX_LANGUAGES} in one submit")
+    if draft.voice and draft.voice_language and draft.voice_language not in draft.languages:
+        problems.append(
+            f"voice '{draft.voice}' speaks '{draft.voice_language}', which is not among the chosen languages; "
+            "tick that language or pick another voice"
+        )
+    return problems
+
+
+def check_draft(draft: Draft, settings: Settings, probe: Path, actor: str) -> dict:
+    """The JSON the page shows inline: the character count against the limit, and each language's check."""
+    problems = draft_problems(draft)
     results = [check_language(draft, lang, settings, probe, actor) for lang in draft.languages[:MAX_LANGUAGES]]
     return {
         "valid": not problems and all(result.valid for result in results),

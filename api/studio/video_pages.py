@@ -27,7 +27,7 @@ from api.ranges import video_response
 from api.routers.videos import finished_file, live_review
 from api.schemas import ID_PATTERN, VideoCreate
 from api.studio import previews
-from api.studio.checks import MAX_LANGUAGES, Draft, check_draft
+from api.studio.checks import MAX_LANGUAGES, Draft, check_draft, draft_problems
 from api.studio.pages import PREFIX, page
 from api.studio.scores import score_rows
 from api.studio.session import StudioForbidden, StudioUser, check_csrf, require
@@ -42,7 +42,7 @@ Reader = Annotated[StudioUser, Depends(require("read"))]
 Renderer = Annotated[StudioUser, Depends(require("render"))]
 EVENT_POLL_S = 0.5  # the job store is re-read this often while a job is active
 EVENT_MAX_S = 600.0  # one stream's longest life; the browser's EventSource reconnects by itself
-MAX_SCRIPT_BYTES = 64 * 1024  # a script file: the text limit is 10 000 characters, UTF-8 at most 4 bytes each
+MAX_SCRIPT_BYTES = 40_000  # a script file: 10 000 characters (the API's limit), UTF-8 at most 4 bytes each
 ACTIVE = ("queued", "running")
 
 
@@ -203,7 +203,7 @@ async def _script_text(text: str, script: UploadFile | None) -> str:
         return text
     data = await script.read(MAX_SCRIPT_BYTES + 1)
     if len(data) > MAX_SCRIPT_BYTES:
-        raise StudioForbidden(f"the script file is over {MAX_SCRIPT_BYTES // 1024} KiB; shorten it", 413)
+        raise StudioForbidden(f"the script file is over {MAX_SCRIPT_BYTES // 1000} kB; shorten it", 413)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -232,10 +232,9 @@ async def submit(
     body = DraftBody(text=await _script_text(text, script), avatar_id=avatar_id, languages=languages, voice=voice,
                      scene=scene, channel=channel, purpose=purpose)  # fmt: skip
     draft = draft_of(body, context.settings)
-    if not draft.languages:
-        raise StudioForbidden("choose at least one language", 422)
-    if len(draft.languages) > MAX_LANGUAGES:
-        raise StudioForbidden(f"at most {MAX_LANGUAGES} languages in one submit", 422)
+    problems = draft_problems(draft)
+    if problems:
+        raise StudioForbidden(f"{problems[0]}; correct the form and send it again", 422)
     jobs = await asyncio.to_thread(_create_jobs, context, user, draft)
     return RedirectResponse(f"{PREFIX}/jobs?new={','.join(job.id for job in jobs)}", status_code=303)
 
@@ -252,9 +251,14 @@ def _create_jobs(context: ApiContext, user: StudioUser, draft: Draft) -> list[Jo
             fields = ", ".join(sorted({str(error["loc"][-1]) for error in exc.errors()}))
             raise StudioForbidden(f"{language}: invalid {fields}; correct the form and send it again", 422) from exc
         bodies.append(checked_video(context, body, user.key))
-    jobs = []
+    jobs: list[Job] = []
     for checked in bodies:
-        job = admit(context, user.key, "video", checked)
+        try:
+            job = admit(context, user.key, "video", checked)
+        except ApiError as exc:  # an active-job limit reached part-way: say what was queued
+            queued = ", ".join(f"{job.request['language']} (job {job.id[:8]})" for job in jobs)
+            done = f"queued {queued}; " if jobs else ""
+            raise StudioForbidden(f"{done}{checked['language']} refused: {exc.message}", exc.status) from exc
         context.runner.submit(job)
         jobs.append(job)
     return jobs

@@ -160,6 +160,7 @@
       if (!chosen) return;
       chosen.text().then((content) => {
         text.value = content.replace(/^\uFEFF/, "");
+        file.value = ""; // the text now holds it: sent once, not twice (the server's body limit)
         updateCount();
         checkSoon();
       });
