@@ -348,7 +348,7 @@ def job_state(context: ApiContext, job: Job) -> dict[str, Any]:
         "frames_total": total,
         "error": cli_words(job.error),
         "language": job.request.get("language"),
-        "video": f"{PREFIX}/videos/{job.id}" if job.status == "succeeded" else None,
+        "video": f"{PREFIX}/videos/{job.id}" if stage == "published" else None,  # held or rejected: nothing to play
     }
 
 
