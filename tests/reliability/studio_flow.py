@@ -276,7 +276,7 @@ class Studio:
         """On the review page: choose the decision (no default is chosen), comment, send; the page's state."""
         self.go(f"/studio/reviews/{review_id}")
         form = f"form[action='/studio/reviews/{review_id}']"
-        chosen = self.page.evaluate(f"!!document.querySelector(\"{form} input[name=decision]:checked\")")
+        chosen = self.page.evaluate(f'!!document.querySelector("{form} input[name=decision]:checked")')
         if chosen:
             raise AssertionError(f"review {review_id}: a decision is chosen before the reviewer chose one")
         self.fill_form(form, {"decision": decision, "comment": comment})
