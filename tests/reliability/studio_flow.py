@@ -12,6 +12,7 @@ pages; DevTools evaluation is not subject to the page's CSP, so the page is chec
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import shutil
@@ -31,6 +32,7 @@ SAMPLE = REPO / "avatars" / "sample"
 REVIEWED_AVATAR = "reviewed"  # a copy of the sample person whose licence says `review: required`
 # the two checks the issue names; every other axe rule's violations are reported, not failed on
 REQUIRED_RULES = ("label", "color-contrast")
+MAX_SHOT_PX = 2400  # the tallest screenshot (px): a long page is cut there
 
 
 def axe_source() -> str:
@@ -167,7 +169,14 @@ class Studio:
         if self.shots is None:
             return None
         self.shots.mkdir(parents=True, exist_ok=True)
-        return self.page.screenshot(self.shots / f"studio-{name}.png")
+        # the whole page, not only the window (scores and downloads sit below the fold), up to MAX_SHOT_PX
+        size = "JSON.stringify([document.documentElement.clientWidth, document.documentElement.scrollHeight])"
+        width, height = json.loads(self.page.evaluate(size))
+        clip = {"x": 0, "y": 0, "width": width, "height": min(height, MAX_SHOT_PX), "scale": 1}
+        data = self.page.send("Page.captureScreenshot", format="png", clip=clip, captureBeyondViewport=True)["data"]
+        path = self.shots / f"studio-{name}.png"
+        path.write_bytes(base64.b64decode(data))
+        return path
 
     def axe(self) -> list[dict]:
         """axe-core's violations on the page as it is now: [{id, impact, help, nodes: [selector, ...]}]."""
@@ -311,7 +320,8 @@ class Studio:
         answer = self.page.evaluate(
             "(function(label){const a = Array.from(document.querySelectorAll('main a[download]'))"
             ".find(a => a.textContent.trim().startsWith(label)); if (!a) return JSON.stringify({status: 0});"
-            " return fetch(a.href, {credentials: 'same-origin'}).then(async r => { const b = new Uint8Array("
+            " return fetch(a.href, {credentials: 'same-origin', cache: 'no-store'})"
+            ".then(async r => { const b = new Uint8Array("
             "await r.arrayBuffer()); return JSON.stringify({status: r.status, type: r.headers.get('content-type'),"
             " bytes: b.length, head: Array.from(b.slice(0, 12)).map(x => x.toString(16).padStart(2, '0')).join('')});"
             f" }}); }})({json.dumps(label)})"
