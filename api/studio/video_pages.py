@@ -375,7 +375,7 @@ def job_page(request: Request, job_id: str, user: Reader) -> Response:
     return page(request, "job.html", title, user, active="jobs", job=job, state=state)
 
 
-async def job_events(request: Request, context: ApiContext, user: StudioUser, ids: list[str]) -> AsyncIterator[str]:
+async def job_events(request: Request, context: ApiContext, ids: list[str]) -> AsyncIterator[str]:
     """`event: job` with the job's state whenever it changes; `event: end` once none is active."""
     sent: dict[str, str] = {}
     loop = asyncio.get_running_loop()
@@ -415,7 +415,7 @@ def events(request: Request, user: Reader, ids: Annotated[str, Query(max_length=
     else:
         mine = [job.id for job in visible_jobs(context, user) if job.status in ACTIVE]
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-    return StreamingResponse(job_events(request, context, user, mine), media_type="text/event-stream", headers=headers)
+    return StreamingResponse(job_events(request, context, mine), media_type="text/event-stream", headers=headers)
 
 
 @router.post("/jobs/{job_id}/cancel")
