@@ -140,18 +140,21 @@ def test_scene_preview_is_the_labelled_still_and_the_voice_sample_speaks(editor,
 
 
 def _events(client: httpx.Client, ids: list[str], timeout: float = 120) -> list[dict]:
-    """Every `job` event of the SSE stream until its `end` event."""
-    events, kind = [], ""
-    with client.stream("GET", "/studio/jobs-events", params={"ids": ",".join(ids)}, timeout=timeout) as stream:
-        assert stream.headers["content-type"].startswith("text/event-stream")
-        for line in stream.iter_lines():
-            if line.startswith("event: "):
-                kind = line[7:]
-            elif line.startswith("data: ") and kind == "job":
-                events.append(json.loads(line[6:]))
-            elif line.startswith("data: ") and kind == "end":
-                return events
-    raise AssertionError(f"the stream ended without an end event after {len(events)} events")
+    """Every `job` event until the `end` event, reconnecting as an EventSource does when a stream
+    reaches its time limit (video_pages.EVENT_MAX_S) first."""
+    events, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        kind = ""
+        with client.stream("GET", "/studio/jobs-events", params={"ids": ",".join(ids)}, timeout=timeout) as stream:
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            for line in stream.iter_lines():
+                if line.startswith("event: "):
+                    kind = line[7:]
+                elif line.startswith("data: ") and kind == "job":
+                    events.append(json.loads(line[6:]))
+                elif line.startswith("data: ") and kind == "end":
+                    return events
+    raise AssertionError(f"no end event within {timeout:.0f} s after {len(events)} events")
 
 
 @pytest.fixture(scope="module")

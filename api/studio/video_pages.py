@@ -41,7 +41,7 @@ router = APIRouter(prefix=PREFIX, include_in_schema=False)
 Reader = Annotated[StudioUser, Depends(require("read"))]
 Renderer = Annotated[StudioUser, Depends(require("render"))]
 EVENT_POLL_S = 0.5  # the job store is re-read this often while a job is active
-EVENT_MAX_S = 600.0  # one stream's longest life; the browser's EventSource reconnects by itself
+EVENT_MAX_S = 30.0  # a stream's longest life (EventSource reconnects): a stopping server waits at most this
 MAX_SCRIPT_BYTES = 40_000  # a script file: 10 000 characters (the API's limit), UTF-8 at most 4 bytes each
 ACTIVE = ("queued", "running")
 
