@@ -34,6 +34,7 @@ from api.studio.session import StudioForbidden, StudioUser, check_csrf, require
 from avatars.library import Avatar, AvatarLibrary
 from config import Settings, load_voices
 from config.errors import DhfError
+from config.files import atomic_path
 from pipeline.report import RenderReport
 from pipeline.run import quality_scores
 
@@ -451,8 +452,8 @@ def provenance_facts(context: ApiContext, video: Path, report: RenderReport) -> 
         "review": verified.review,
         "verdict": verified.verdict,
     }
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    cache.write_text(json.dumps(facts, ensure_ascii=False), encoding="utf-8")
+    with atomic_path(cache) as temporary:  # two first views at once: each writes whole, one wins
+        temporary.write_text(json.dumps(facts, ensure_ascii=False), encoding="utf-8")
     return facts
 
 
