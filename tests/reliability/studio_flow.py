@@ -99,6 +99,7 @@ class Studio:
     shots: Path | None = None  # screenshots go here (None: none taken)
     requested: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    seen: set[str] = field(default_factory=set)  # job states the jobs page showed while it was open
 
     # -- navigation ---------------------------------------------------------------------------------
     def _collect(self) -> None:
@@ -262,11 +263,13 @@ class Studio:
         return json.loads(self.page.evaluate(self.JOB_STATES) or "{}")
 
     def wait_for_jobs(self, ids: list[str], timeout: float = 120) -> dict[str, str]:
-        """Watch the jobs page (updated live by the server's events, no reload) until the jobs ended."""
+        """Watch the jobs page (updated live by the server's events, no reload) until the jobs ended; every
+        state the page showed on the way is kept in `seen`."""
         deadline = time.monotonic() + timeout
         states: dict[str, str] = {}
         while time.monotonic() < deadline:
             states = {job: state for job, state in self.job_states().items() if job in ids}
+            self.seen.update(states.values())
             if len(states) == len(ids) and all(s in ("succeeded", "failed", "cancelled") for s in states.values()):
                 return states
             time.sleep(0.3)

@@ -102,8 +102,11 @@ def test_sign_in_then_an_editor_renders_and_a_reviewer_decides(site):
     accessible(site, "jobs")
     states = studio.wait_for_jobs(first + second)
     assert set(states.values()) == {"succeeded"}, states
+    assert "running" in studio.seen, studio.seen  # the page followed the render live, without a reload
     studio.timed("render two (held for review)", started)
     accessible(site, "jobs-done")
+    studio.go(f"/studio/jobs/{first[0]}")
+    accessible(site, "job")
 
     # a key without the render scope: the New video link is not shown, and the page is refused
     studio.sign_out()
