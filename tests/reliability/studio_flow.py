@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -84,7 +85,8 @@ def enroll_reviewed_avatar(home: Path, folder: Path) -> None:
     (folder / "license.yaml").write_text(licence + "review: required\n", encoding="utf-8")
     command = [sys.executable, "-m", "cli.main", "avatar", "add", str(photo), "--id", REVIEWED_AVATAR,
                "--license", str(folder / "license.yaml"), "--name", "Sample (review required)"]  # fmt: skip
-    env = {"DHF_HOME": str(home), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "DHF_HOME": str(home), "PYTHONPATH": str(REPO)}
+    env.pop("PREFECT_API_URL", None)
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     if result.returncode != 0:
         raise RuntimeError(f"dhf avatar add {REVIEWED_AVATAR} failed: {result.stderr.strip()[-500:]}")
