@@ -63,9 +63,17 @@ def steps(studio: Studio, keys, text: str) -> dict[str, float]:
     studio.shot("new-video")
     job = studio.new_video(text, REVIEWED_AVATAR)[0]
     studio.timed("write and submit", step)
-    studio.shot("jobs")
 
     step = time.monotonic()
+    # the jobs page's picture mid-render: once the live progress shows frame counts (or the job ended)
+    studio.page.wait_for(
+        "(function(){const r = document.querySelector('tr[data-job-id]'); if (!r) return false;"
+        " const s = r.querySelector('[data-field=status]').textContent.trim();"
+        " return r.querySelector('[data-field=frames]').textContent.trim() !== ''"
+        " || !['queued', 'running'].includes(s);})()",
+        timeout=300,
+    )
+    studio.shot("jobs")
     states = studio.wait_for_jobs([job], timeout=600)
     if states[job] != "succeeded":
         raise SystemExit(f"the render did not succeed: {states}")
