@@ -22,6 +22,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from urllib.parse import urlparse
 
 from chromium import Chromium
@@ -33,6 +34,7 @@ SAMPLE = REPO / "avatars" / "sample"
 REVIEWED_AVATAR = "reviewed"  # a copy of the sample person whose licence says `review: required`
 # the two checks the issue names; every other axe rule's violations are reported, not failed on
 REQUIRED_RULES = ("label", "color-contrast")
+KEYS = MappingProxyType({"Tab": ("Tab", 9), "Enter": ("Enter", 13)})  # key → (code, Windows key code)
 MAX_SHOT_PX = 2400  # the tallest screenshot (px): a long page is cut there
 
 
@@ -332,3 +334,34 @@ class Studio:
             f" }}); }})({json.dumps(label)})"
         )
         return json.loads(answer)
+
+    # -- the keyboard -----------------------------------------------------------------------------------
+    def press(self, key: str) -> None:
+        """One key press (Tab or Enter) as the keyboard sends it, to the focused element."""
+        code, number = KEYS[key]
+        text = {"text": "\r"} if key == "Enter" else {}
+        for kind in ("keyDown", "keyUp"):
+            self.page.send("Input.dispatchKeyEvent", type=kind, key=key, code=code, windowsVirtualKeyCode=number,
+                           **(text if kind == "keyDown" else {}))  # fmt: skip
+
+    def focused(self) -> dict:
+        """The focused element: {tag, id, cls, text, outline} (outline: its computed outline style, to see
+        that focus is visible)."""
+        return json.loads(self.page.evaluate(
+            "(function(){const e = document.activeElement || document.body; const s = getComputedStyle(e);"
+            " return JSON.stringify({tag: e.tagName.toLowerCase(), id: e.id, cls: e.className,"
+            " text: (e.textContent || '').trim().slice(0, 60), outline: s.outlineStyle + ' ' + s.outlineWidth});})()"
+        ))  # fmt: skip
+
+    def tab_to(self, selector: str, most: int = 15) -> list[dict]:
+        """Press Tab until `selector` has the focus; the elements focused on the way (it included)."""
+        path = []
+        for _ in range(most):
+            self.press("Tab")
+            path.append(self.focused())
+            if self.page.evaluate(f"document.activeElement === document.querySelector({json.dumps(selector)})"):
+                return path
+        raise AssertionError(f"{most} Tabs did not reach {selector}: {path}")
+
+    def type_text(self, text: str) -> None:
+        self.page.send("Input.insertText", text=text)

@@ -89,8 +89,15 @@ def test_sign_in_then_an_editor_renders_and_a_reviewer_decides(site):
     studio.click("form[action='/studio/sign-in'] button[type=submit]")
     assert studio.document_status() == 401 and "unknown or revoked" in studio.text(), studio.text()
 
+    # with the keyboard alone: the first Tab reaches the skip link (its focus drawn), then the key field
+    studio.go("/studio/sign-in")
+    path = studio.tab_to("#api-key")
+    assert "skip-link" in path[0]["cls"] and not path[0]["outline"].startswith("none"), path
     started = time.monotonic()
-    studio.sign_in(keys.editor)
+    studio.type_text(keys.editor)
+    studio.page.evaluate("window.__studioLeaving = true")
+    studio.press("Enter")
+    studio.loaded()
     assert studio.location() == "/studio" and "anna-editor" in studio.text("header"), studio.text("header")
     accessible(site, "home")
     first = studio.new_video(WORD, REVIEWED_AVATAR)
