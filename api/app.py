@@ -25,6 +25,7 @@ from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
 from api.player import router as player_router
 from api.routers import avatars, batches, compat, operations, reviews, streams, videos
+from api.studio.app import install_studio
 from config import Settings
 
 logger = logging.getLogger("dhf.api")
@@ -78,6 +79,7 @@ def create_app(settings: Settings, context: ApiContext | None = None) -> FastAPI
         return response
 
     install_docs(app)
+    install_studio(app)  # the browser studio under /studio (after the error handlers it dispatches to)
 
     # the player's routes before the streams router: its `/v1/streams/<id>/<token>/<file>` would match
     # `/v1/streams/<id>/<token>/player` and `…/state.json` first (api/player.py)

@@ -121,6 +121,16 @@ class JobStore:
             row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return _job(row) if row else None
 
+    def recent(self, key_id: str | None, kinds: tuple[str, ...] = ("video", "batch"), limit: int = 50) -> list[Job]:
+        """The newest jobs of one key (or of every key with `None`, for admin views), newest first."""
+        marks = ",".join("?" * len(kinds))
+        where, params = f"kind IN ({marks})", [*kinds]
+        if key_id is not None:
+            where, params = f"{where} AND key_id = ?", [*params, key_id]
+        with connect(self.path, _SCHEMA) as db:
+            rows = db.execute(f"SELECT * FROM jobs WHERE {where} ORDER BY created DESC LIMIT ?", (*params, limit))
+            return [_job(row) for row in rows]
+
     def start(self, job_id: str) -> None:
         with connect(self.path, _SCHEMA) as db:
             db.execute(

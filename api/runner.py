@@ -29,6 +29,11 @@ from pipeline.request import RenderRequest, output_paths
 PROGRESS_EVERY_S = 0.5
 
 
+class JobCancelledError(Exception):
+    """The job's owner cancelled it (the studio's Cancel): raised from the frame hook, so a running
+    render stops at its next frame, through the same failure path (audit, cleanup) as any error."""
+
+
 def job_folder(settings: Settings, job_id: str) -> Path:
     return settings.paths.home / "api" / "jobs" / job_id
 
@@ -55,6 +60,19 @@ class JobRunner:
         self.pool = ThreadPoolExecutor(max_workers=settings.api.concurrent_renders, thread_name_prefix="dhf-job")
         self.futures: dict[str, Future] = {}
         self.lock = threading.Lock()
+        self.frames: dict[str, tuple[int, int]] = {}  # running job → (frames done, total): the studio's live view
+        self.cancelled: dict[str, str] = {}  # job → who cancelled it
+
+    def cancel(self, job_id: str, who: str) -> None:
+        """A queued job never starts; a running one stops at its next frame (JobCancelledError)."""
+        with self.lock:
+            self.cancelled[job_id] = who
+            future = self.futures.get(job_id)
+        job = self.store.get(job_id)
+        if job is not None and job.status == "queued":
+            if future is not None:
+                future.cancel()
+            self.store.fail(job_id, f"JobCancelledError: cancelled by {who} before it started")
 
     def resume(self) -> list[Job]:
         """Queue again the jobs a previous server process left unfinished."""
@@ -85,7 +103,7 @@ class JobRunner:
 
     def _run(self, job_id: str) -> None:
         job = self.store.get(job_id)
-        if job is None or job.status not in ("queued",):
+        if job is None or job.status not in ("queued",) or job_id in self.cancelled:
             return
         self.store.start(job_id)
         started = time.perf_counter()
@@ -98,6 +116,7 @@ class JobRunner:
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             self.store.fail(job_id, f"{type(exc).__name__}: {message}", _failure_result(exc))
         finally:
+            self.frames.pop(job_id, None)
             self.metrics.observe(job.kind, time.perf_counter() - started)
 
     def _run_video(self, job: Job) -> None:
@@ -106,6 +125,9 @@ class JobRunner:
         last = [0.0]
 
         def on_frame(done: int, total: int) -> None:
+            if job.id in self.cancelled:
+                raise JobCancelledError(f"cancelled by {self.cancelled[job.id]} at frame {done} of {total}")
+            self.frames[job.id] = (done, total)
             now = time.monotonic()
             if now - last[0] >= PROGRESS_EVERY_S:
                 last[0] = now
