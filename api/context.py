@@ -7,7 +7,6 @@ router modules and get what they need through FastAPI dependencies, testable one
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -26,9 +25,9 @@ from api.schemas import GenerateDigitalHuman, VideoCreate
 from api.streams import Producer, StreamService
 from config import Settings
 from config.errors import DhfError
+from flows.executors import stream_producer_for
 from pipeline.auditing import audit_refusal
-from pipeline.request import RenderRequest, ValidatedRequest, validate_request
-from streaming.state import StreamState
+from pipeline.request import RenderRequest, validate_request
 
 bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer dhf_<id>_<secret>")
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="or X-API-Key: dhf_<id>_<secret>")
@@ -59,7 +58,7 @@ class ApiContext:
         jobs, metrics = JobStore(home / "jobs.sqlite"), Metrics()
         warm = None
         if producer is None:
-            producer, warm = stream_producer(settings)
+            producer, warm = stream_producer_for(settings)
         return cls(
             settings=settings,
             keys=KeyStore(home / "keys.sqlite"),
@@ -70,24 +69,6 @@ class ApiContext:
             streams=StreamService(settings, producer),
             warm=warm,
         )
-
-
-def stream_producer(settings: Settings) -> tuple[Producer, Any]:
-    """What renders this server's streams, and the warm pool it keeps (None on the work pool, whose
-    workers load their own). Imported here: a pool imports Prefect, the renderer its encoder and gate."""
-    if settings.api.executor == "pool":
-        from flows.stream_flow import PoolStreamProducer
-
-        return PoolStreamProducer(settings), None
-    from streaming.render import run_stream
-    from streaming.warm import WarmPool
-
-    warm = WarmPool(settings)
-
-    def produce(folder: Path, validated: ValidatedRequest, on_progress: Callable[[StreamState], None]) -> StreamState:
-        return run_stream(folder, validated, settings, warm, on_progress)
-
-    return produce, warm
 
 
 def get_context(request: Request) -> ApiContext:

@@ -25,8 +25,7 @@ from prefect.client.schemas.objects import State
 
 from config import FactorySettings
 from config.files import write_text_atomic
-from flows.pool_runs import PoolClient, PoolRequest, PoolRuns, state_message
-from flows.prefect_env import OFFLINE_DEFAULTS
+from flows.pool_runs import PoolClient, PoolRequest, PoolRuns, deploy_from_source, state_message
 from pipeline.chunk_runners import ChunkJob, ChunkResult, job_from_json, job_to_json
 from pipeline.chunked import render_chunk
 from pipeline.chunks import ChunkingError
@@ -54,20 +53,14 @@ def chunk_deployment_name(factory: FactorySettings) -> str:
 
 def deploy_chunk_flow(factory: FactorySettings, project_root: Path = PROJECT_ROOT) -> UUID:
     """Create (or update) the chunk deployment on the work pool; idempotent like `setup_pool`."""
-    heartbeat = factory.heartbeat_seconds  # like render runs: the crash automation can watch chunks too
-    source = render_chunk_run.from_source(source=str(project_root), entrypoint="flows/chunk_flow.py:render_chunk_run")
-    deployment_id = source.deploy(
-        name=factory.pool,
-        work_pool_name=factory.pool,
-        job_variables={"env": {**OFFLINE_DEFAULTS, "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(heartbeat)}},
-        tags=["dhf", "dhf-chunk"],
-        description="One chunk of a long dhf render (submitted by the render itself).",
-        print_next_steps=False,
-        ignore_warnings=True,
-        build=False,
-        push=False,
+    return deploy_from_source(
+        render_chunk_run,
+        "flows/chunk_flow.py:render_chunk_run",
+        factory,
+        "dhf-chunk",
+        "One chunk of a long dhf render (submitted by the render itself).",
+        str(project_root),
     )
-    return UUID(str(deployment_id))
 
 
 NO_SERVER = (

@@ -48,6 +48,8 @@ from pipeline.executor import Executor, InProcessExecutor
 from pipeline.report import RenderReport
 from pipeline.request import RenderRequest, ValidatedRequest, output_paths, validate_request
 from pipeline.run import FrameHook, RenderResult, StageHook
+from streaming.state import StreamState
+from streaming.warm import WarmPool
 
 Entry = Literal["render", "batch", "api"]
 JobDone = Callable[[BatchJob, JobResult], None]
@@ -211,3 +213,24 @@ class PoolExecutor:
 
         pool_settings = settings.with_section("factory", pool=self.settings.factory.pool)
         PoolRun(script, pool_settings, out_root, user).run(jobs, finished)
+
+
+StreamProducer = Callable[[Path, ValidatedRequest, Callable[[StreamState], None]], StreamState]
+
+
+def stream_producer_for(settings: Settings) -> tuple[StreamProducer, WarmPool | None]:
+    """What renders the API's streamed answers (`api.executor`), and the warm pool it keeps: `run_stream`
+    in this process with one `WarmPool`, or a `render-stream` flow run on the work pool (None: its
+    workers load their own). Imported here: a pool imports Prefect, the renderer its encoder and gate."""
+    if settings.api.executor == "pool":
+        from flows.stream_flow import PoolStreamProducer  # imports Prefect: only on the pool
+
+        return PoolStreamProducer(settings), None
+    from streaming.render import run_stream
+
+    warm = WarmPool(settings)
+
+    def produce(folder: Path, validated: ValidatedRequest, on_progress: Callable[[StreamState], None]) -> StreamState:
+        return run_stream(folder, validated, settings, warm, on_progress)
+
+    return produce, warm

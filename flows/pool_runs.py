@@ -34,6 +34,7 @@ from prefect.states import Cancelled, Crashed
 
 from config import FactorySettings
 from config.errors import DhfError
+from flows.prefect_env import OFFLINE_DEFAULTS
 
 Item = TypeVar("Item")
 
@@ -215,3 +216,24 @@ def state_message(state: State) -> str:
     for prefix in ("Flow run encountered an exception: ", "Flow run encountered an exception. "):
         message = message.removeprefix(prefix)
     return message.splitlines()[0] if message else str(state.name)
+
+
+def deploy_from_source(
+    flow: Any, entrypoint: str, factory: FactorySettings, tag: str, description: str, root: str
+) -> UUID:
+    """Create (or update) a deployment of `flow` (a flow of this repository, `entrypoint` relative to `root`)
+    on the work pool, named after the pool; idempotent like `setup_pool`. Its runs get the offline defaults
+    and the render runs' heartbeat, so the crash automation watches them too."""
+    heartbeat = factory.heartbeat_seconds
+    deployment_id = flow.from_source(source=root, entrypoint=entrypoint).deploy(
+        name=factory.pool,
+        work_pool_name=factory.pool,
+        job_variables={"env": {**OFFLINE_DEFAULTS, "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(heartbeat)}},
+        tags=["dhf", tag],
+        description=description,
+        print_next_steps=False,
+        ignore_warnings=True,
+        build=False,
+        push=False,
+    )
+    return UUID(str(deployment_id))

@@ -28,8 +28,7 @@ from prefect.client.schemas.objects import State
 
 from config import FactorySettings, Settings
 from flows.errors import PoolError
-from flows.pool_runs import PoolClient, PoolRequest, PoolRuns, state_message
-from flows.prefect_env import OFFLINE_DEFAULTS
+from flows.pool_runs import PoolClient, PoolRequest, PoolRuns, deploy_from_source, state_message
 from pipeline.request import RenderRequest, ValidatedRequest, validate_request
 from streaming.state import StreamState, read_state
 
@@ -65,22 +64,14 @@ def stream_deployment_name(factory: FactorySettings) -> str:
 
 def deploy_stream_flow(factory: FactorySettings, project_root: Path = PROJECT_ROOT) -> UUID:
     """Create (or update) the stream deployment on the work pool; idempotent like `setup_pool`."""
-    heartbeat = factory.heartbeat_seconds
-    source = render_stream_run.from_source(
-        source=str(project_root), entrypoint="flows/stream_flow.py:render_stream_run"
+    return deploy_from_source(
+        render_stream_run,
+        "flows/stream_flow.py:render_stream_run",
+        factory,
+        "dhf-stream",
+        "One streamed answer of the dhf API (submitted by POST /v1/streams with api.executor: pool).",
+        str(project_root),
     )
-    deployment_id = source.deploy(
-        name=factory.pool,
-        work_pool_name=factory.pool,
-        job_variables={"env": {**OFFLINE_DEFAULTS, "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(heartbeat)}},
-        tags=["dhf", "dhf-stream"],
-        description="One streamed answer of the dhf API (submitted by POST /v1/streams with api.executor: pool).",
-        print_next_steps=False,
-        ignore_warnings=True,
-        build=False,
-        push=False,
-    )
-    return UUID(str(deployment_id))
 
 
 class StateWatcher:

@@ -13,8 +13,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from config import Settings
 from config.files import write_text_atomic
 from config.settings import MotionSettings, PostSettings, SceneTemplate, VideoSettings
+from pipeline.request import ValidatedRequest, model_hashes
 from quality.scores import QualityReport
 
 
@@ -248,3 +250,22 @@ class RenderReport(ReportPart):
                 "batch": self.batch.model_copy(update={"script": ""}) if self.batch else None,
             }
         )
+
+
+def request_parts(validated: ValidatedRequest, settings: Settings) -> dict[str, Any]:
+    """The report's `request`, `avatar`, `license` and `models` parts: what was asked, by which avatar
+    and licence, with which model files (a file render's report and a stream's answer say the same)."""
+    request, avatar = validated.request, validated.avatar
+    return {
+        "request": RequestPart(
+            text=request.text,
+            spoken_text=validated.spoken_text,
+            language=request.language,
+            voice=validated.voice.name,
+            channel=request.channel,
+            purpose=request.purpose,
+        ),
+        "avatar": AvatarPart(id=avatar.avatar_id, version=avatar.version, photo_sha256=avatar.photo_sha256()),
+        "license": LicensePart.model_validate(validated.license.as_report()),
+        "models": model_hashes(settings, voice_models=validated.voice_models),
+    }

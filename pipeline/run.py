@@ -24,19 +24,17 @@ from pipeline.chunk_runners import ChunkRunner
 from pipeline.context import FrameHook, RenderContext, StageHook, StageLog, StageRunner, TimedStages
 from pipeline.gate import Verdict, fallback_staging_path, quality_gate, rejected_path, staging_path
 from pipeline.report import (
-    AvatarPart,
     DriverPart,
-    LicensePart,
     RenderReport,
-    RequestPart,
     ScenePart,
     SettingsPart,
     SpeechPart,
     SyncPart,
     VideoPart,
     VoicePart,
+    request_parts,
 )
-from pipeline.request import RenderRequest, ValidatedRequest, model_hashes, output_paths, validate_request
+from pipeline.request import RenderRequest, ValidatedRequest, output_paths, validate_request
 from pipeline.review_store import hold_for_review, review_required
 from pipeline.stages import RenderInputs
 from quality.errors import QualityGateError
@@ -157,22 +155,11 @@ def build_report(
     request = validated.request
     output = Path(request.output)
     published = verdict.published
-    lic, avatar = validated.license, validated.avatar
     return RenderReport(
         output=str(output) if published else None,
         published=published,
         sha256=sha256 if published else None,
-        request=RequestPart(
-            text=request.text,
-            spoken_text=validated.spoken_text,
-            language=request.language,
-            voice=validated.voice.name,
-            channel=request.channel,
-            purpose=request.purpose,
-        ),
-        avatar=AvatarPart(id=avatar.avatar_id, version=avatar.version, photo_sha256=avatar.photo_sha256()),
-        license=LicensePart.model_validate(lic.as_report()),
-        models=model_hashes(settings, voice_models=validated.voice_models),
+        **request_parts(validated, settings),
         stage_seconds=log.timings,
         cache_hits=log.cache,
         settings=SettingsPart(video=settings.video, motion=settings.motion, post=settings.post),

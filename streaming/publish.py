@@ -21,12 +21,9 @@ from media.hls import join_segments
 from phoneme.captions import write_captions
 from phoneme.tts import write_wav
 from pipeline.report import (
-    AvatarPart,
     DriverPart,
     FallbackPart,
-    LicensePart,
     RenderReport,
-    RequestPart,
     ScenePart,
     SettingsPart,
     SpeechPart,
@@ -34,8 +31,8 @@ from pipeline.report import (
     SyncPart,
     VideoPart,
     VoicePart,
+    request_parts,
 )
-from pipeline.request import model_hashes
 from quality.measure import correlation_at_best_lag, rms_envelope
 from streaming.parts import SpokenPart
 from streaming.state import ANSWER_STEM
@@ -78,24 +75,12 @@ def publish_answer(render: Any, parts: list[SpokenPart]) -> dict[str, str]:
     if len(render.runs) > 1:
         fallback = FallbackPart(kind=last.mode, quality=last.quality, published=True)
     timings = [p.speech.timings() for p in parts]
-    request = validated.request
-    avatar, lic = validated.avatar, validated.license
     state = render.state
     report = RenderReport(
         output=str(mp4),
         published=True,
         sha256=file_sha256(mp4),
-        request=RequestPart(
-            text=request.text,
-            spoken_text=validated.spoken_text,
-            language=request.language,
-            voice=validated.voice.name,
-            channel=request.channel,
-            purpose=request.purpose,
-        ),
-        avatar=AvatarPart(id=avatar.avatar_id, version=avatar.version, photo_sha256=avatar.photo_sha256()),
-        license=LicensePart.model_validate(lic.as_report()),
-        models=model_hashes(render.base_settings, voice_models=validated.voice_models),
+        **request_parts(validated, render.base_settings),
         stage_seconds={"gate": round(gate_seconds, 3)},
         cache_hits={"speech": all(p.speech.cache_hit for p in parts)},
         settings=SettingsPart(video=settings.video, motion=settings.motion, post=settings.post),
