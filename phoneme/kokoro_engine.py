@@ -66,6 +66,7 @@ AUDIO_LEAD_S = 0.05
 # (a pause there closed the lips early: "Good morning." measured a 120 ms mouth lag; the driver's
 # mouth/audio correlation on scripts/bench_render.py's sentences: 0.75 as pauses, 0.79 split).
 SPACE_TO_NEXT = 0.5
+WARM_UP_TEXT = "Hello, how can I help you today?"
 
 
 @dataclass(frozen=True)
@@ -195,6 +196,17 @@ class KokoroEngine:
         if self._model is None:
             self._model = loaded_model(self.files, self._threads)
         return self._model
+
+    def warm_up(self, voice: VoiceTemplate) -> None:
+        """Run the model once on a short phrase, past the sentence cache. Why: onnxruntime's first inference
+        in a process is slow (a server's first neural stream measured 2.4 s to its first segment, the next
+        ones 0.6-0.8 s), so a server that keeps voices warm pays it at start-up, not in an answer."""
+        _, events = espeak_session(ipa=True).synthesize(
+            WARM_UP_TEXT, voice.espeak_voice, voice.rate, voice.pitch, template=voice.name
+        )
+        items = spoken_items(WARM_UP_TEXT, events, self.phonemes(voice.language))
+        symbols = "".join(item.symbols for piece in sentences(items) for item in piece)
+        self.model.run(self.phonemes(voice.language).tokens(symbols), voice.style, voice.speed)
 
     def sentence_counts(self) -> tuple[int, int]:
         """(sentences the model ran, sentences taken from the cache) since this engine was made."""

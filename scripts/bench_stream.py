@@ -51,15 +51,18 @@ TEXTS = {1: " ".join(SENTENCES[:1]), 2: " ".join(SENTENCES[:2]), 5: " ".join(SEN
 # Every run says something new: the speech, timing and motion caches (per text) would otherwise make every
 # repeat of a text faster than a customer's new question (a first run measured 1.4 s to the first segment,
 # its repeats 1.0 s).
-NAMES = ["Anna", "Ben", "Clara", "David", "Emma", "Farid", "Grace", "Hugo", "Ines", "Jonas", "Kira", "Liam"]
+DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+RATES = [f"{DIGITS[whole]} point {DIGITS[tenth]}" for whole in range(1, 10) for tenth in range(10)]  # 90 rates
+GROUP_OFFSET = {1: 0, 2: 30, 5: 60}  # each group's runs and file renders use rates no other group uses
 
 
 def variant(text: str, index: int) -> str:
-    """The text addressed to a different customer, by name at the end of its first sentence: a new text
-    for every run of a group. Not at the start: "Anna, ..." would make the first part spoken a single
-    word (streaming/parts.py cuts the first clause), flattering the time to the first frame."""
-    end = min(text.index(mark) for mark in ".?!" if mark in text)
-    return f"{text[:end]}, {NAMES[index % len(NAMES)]}{text[end:]}"
+    """The text with another rate in its first clause: a new first part for every run of a group. Why
+    there: the first part spoken is the first clause (streaming/parts.py), and the speech and Kokoro's
+    sentence cache are keyed by text, so a run whose first clause repeats an earlier run's skips the
+    synthesis that decides its first frame (a leading "Anna," made that part one word; a name after
+    the clause left the clause itself repeated). The groups share a server, hence GROUP_OFFSET."""
+    return text.replace("three point five", RATES[index % len(RATES)], 1)
 
 
 VOICES = {"espeak": "en-us-female", "neural": "en-us-neural-female"}
@@ -242,9 +245,13 @@ def main() -> None:
                 # a browser per group: its DevTools socket must not sit idle through the file renders
                 with Chromium() as page:
                     for index in range(runs):
-                        streams.append(browser_stream(page, server, variant(text, index), VOICES[voice]))
+                        said = variant(text, GROUP_OFFSET[length] + index)
+                        streams.append(browser_stream(page, server, said, VOICES[voice]))
                         print(f"{voice} {length} sentence(s) #{index + 1}: {json.dumps(streams[-1])}", file=sys.stderr)
-                files = [server.file_render(variant(text, runs + i), VOICES[voice]) for i in range(args.file_runs)]
+                files = [
+                    server.file_render(variant(text, GROUP_OFFSET[length] + runs + i), VOICES[voice])
+                    for i in range(args.file_runs)
+                ]
                 print(f"{voice} {length} sentence(s) file renders: {files}", file=sys.stderr)
                 results[voice][str(length)] = {"streams": streams, "file_renders": files}
                 save(results)

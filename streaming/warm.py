@@ -126,7 +126,9 @@ class WarmPool:
         models = {name: registry.path(name) for name in names}
         resources = VoiceResources(models, hashes, settings.paths.cache / "sentences", settings.tts.threads)
         engine = make_engine(voice, resources)
-        getattr(engine, "model", None)  # Kokoro: loads its session (process-wide), espeak-ng: nothing to load
+        warm_up = getattr(engine, "warm_up", None)  # Kokoro: loads its session and runs it once; espeak-ng: none
+        if warm_up is not None:
+            warm_up(voice)
         if voice.g2p == "arpabet":  # the CMUdict timings refine the phones (~1 s to load, once per process)
             shared_g2p(settings.paths.nltk_data)
         with self._lock:

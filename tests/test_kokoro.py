@@ -147,6 +147,20 @@ def test_sentences_are_cached_and_a_rerun_synthesizes_nothing(settings, voices, 
     assert shared and np.array_equal(one.samples[:24000], changed.samples[:24000])
 
 
+def test_warming_up_runs_the_model_past_the_sentence_cache(settings, voices, tmp_path):
+    """A server warms a neural voice at start-up (streaming.warm): the model is loaded and run once, and
+    nothing enters the cache, so the warm-up phrase is not a cache hit that skips the run next start."""
+    from phoneme.kokoro_engine import WARM_UP_TEXT
+
+    voice = voices["en-us-neural-female"]
+    engine = kokoro_engine(settings, tmp_path)
+    engine.warm_up(voice)
+    assert engine._model is not None and engine.sentence_counts() == (0, 0)
+    assert not [path for path in tmp_path.rglob("*") if path.is_file()]
+    engine.synthesize(WARM_UP_TEXT, voice)
+    assert engine.sentence_counts() == (1, 0)  # a miss: the warm-up left no sentence behind
+
+
 def test_a_blend_of_styles_is_its_own_voice(settings, voices):
     """{a: 0.5, b: 0.5} speaks with neither style's audio; the style must exist."""
     engine = kokoro_engine(settings, None)
